@@ -1,0 +1,92 @@
+#include "core/bundle_builder.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/bundle.h"
+
+namespace recsys::core {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& options,
+                                                const ProgressFn& progress) {
+  if (options.input.empty()) return absl::InvalidArgumentError("input: required");
+  if (options.out_root.empty()) return absl::InvalidArgumentError("out_root: required");
+  if (options.version.empty() || options.version[0] == '.' ||
+      options.version.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("version: '", options.version, "' is not a directory name"));
+  }
+  const fs::path final_dir = fs::path(options.out_root) / options.version;
+  const fs::path tmp_dir = fs::path(options.out_root) / (".tmp-" + options.version);
+  std::error_code ec;
+  if (fs::exists(final_dir, ec)) {
+    return absl::AlreadyExistsError(absl::StrCat(final_dir.string(), ": already exists"));
+  }
+
+  RetailReadOptions read_options;
+  read_options.cutoff_time = options.cutoff_time;
+  absl::StatusOr<RetailData> data = ReadRetailCsv(options.input, read_options, progress);
+  if (!data.ok()) return data.status();
+  if (data->catalog.size() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.input, ": no purchase rows left after the filter and cut-off"));
+  }
+
+  std::vector<std::vector<ItemIndex>> baskets;
+  baskets.reserve(data->customers.size());
+  for (const CustomerHistory& c : data->customers) {
+    baskets.emplace_back();
+    for (const Purchase& p : c.purchases) baskets.back().push_back(p.item);
+  }
+  CfIndex index = CfIndex::Build(data->catalog.size(), baskets, options.cf, progress);
+
+  fs::remove_all(tmp_dir, ec);
+  if (!fs::create_directories(tmp_dir, ec)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(tmp_dir.string(), ": cannot create: ", ec.message()));
+  }
+  BundleManifest manifest;
+  manifest.version = options.version;
+  manifest.created_unix = options.created_unix;
+  manifest.data_source = absl::StrCat(
+      fs::path(options.input).filename().string(),
+      "; filter: CustomerID present, Invoice numeric, Quantity > 0, Price > 0, products only",
+      options.cutoff_time == INT64_MAX ? ""
+                                       : absl::StrCat("; cutoff_unix: ", options.cutoff_time));
+  manifest.recency_decay = options.recency_decay;
+  manifest.exclude_history_default = options.exclude_history_default;
+  manifest.sources.push_back(SourceSpec{"cf", 1.0, 1.0, 0.0});
+
+  if (absl::Status s = data->catalog.WriteTsv((tmp_dir / manifest.items_file).string()); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = index.Save((tmp_dir / manifest.cf_index_file).string()); !s.ok()) return s;
+  {
+    std::ofstream out(tmp_dir / "manifest.json");
+    out << SerializeManifest(manifest);
+    if (!out.flush()) return absl::DataLossError("manifest.json: write failed");
+  }
+  // Check that what was written loads, before it becomes visible.
+  if (absl::StatusOr<std::shared_ptr<const Bundle>> check = Bundle::Load(tmp_dir.string());
+      !check.ok()) {
+    return check.status();
+  }
+  fs::rename(tmp_dir, final_dir, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("rename ", tmp_dir.string(), ": ", ec.message()));
+  }
+
+  BundleBuildResult result;
+  result.dir = final_dir.string();
+  result.stats = data->stats;
+  result.items = data->catalog.size();
+  result.customers = static_cast<int32_t>(data->customers.size());
+  result.neighbors = index.num_neighbors();
+  return result;
+}
+
+}  // namespace recsys::core

@@ -1,0 +1,78 @@
+#include "core/catalog.h"
+
+#include <cmath>
+#include <fstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace recsys::core {
+
+namespace {
+constexpr absl::string_view kHeader = "id\tdescription\tprice\tcategory\tpopularity";
+}  // namespace
+
+Catalog::Catalog(std::vector<ItemInfo> items) : items_(std::move(items)) {
+  index_.reserve(items_.size());
+  for (size_t i = 0; i < items_.size(); ++i) {
+    index_.emplace(items_[i].id, static_cast<ItemIndex>(i));
+  }
+}
+
+std::optional<ItemIndex> Catalog::Find(absl::string_view id) const {
+  auto it = index_.find(id);
+  if (it == index_.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::StatusOr<Catalog> Catalog::LoadTsv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string line;
+  if (!std::getline(in, line) || line != kHeader) {
+    return absl::DataLossError(absl::StrCat(path, ":1: expected header '", kHeader, "'"));
+  }
+  std::vector<ItemInfo> items;
+  absl::flat_hash_map<std::string, int> seen;
+  for (int line_no = 2; std::getline(in, line); ++line_no) {
+    std::vector<absl::string_view> cols = absl::StrSplit(line, '\t');
+    auto where = [&] { return absl::StrCat(path, ":", line_no, ": "); };
+    if (cols.size() != 5) {
+      return absl::DataLossError(absl::StrCat(where(), "expected 5 columns, got ", cols.size()));
+    }
+    ItemInfo item;
+    item.id = std::string(cols[0]);
+    item.description = std::string(cols[1]);
+    item.category = std::string(cols[3]);
+    if (item.id.empty()) return absl::DataLossError(absl::StrCat(where(), "empty id"));
+    if (!absl::SimpleAtod(cols[2], &item.price) || !std::isfinite(item.price)) {
+      return absl::DataLossError(absl::StrCat(where(), "bad price '", cols[2], "'"));
+    }
+    if (!absl::SimpleAtoi(cols[4], &item.popularity) || item.popularity < 0) {
+      return absl::DataLossError(absl::StrCat(where(), "bad popularity '", cols[4], "'"));
+    }
+    if (!seen.emplace(item.id, line_no).second) {
+      return absl::DataLossError(absl::StrCat(where(), "duplicate id '", item.id, "'"));
+    }
+    items.push_back(std::move(item));
+  }
+  return Catalog(std::move(items));
+}
+
+absl::Status Catalog::WriteTsv(const std::string& path) const {
+  std::ofstream out(path);
+  if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot write"));
+  out << kHeader << '\n';
+  for (const ItemInfo& item : items_) {
+    out << item.id << '\t' << item.description << '\t' << item.price << '\t' << item.category
+        << '\t' << item.popularity << '\n';
+  }
+  out.close();
+  if (!out) return absl::DataLossError(absl::StrCat(path, ": write failed"));
+  return absl::OkStatus();
+}
+
+}  // namespace recsys::core

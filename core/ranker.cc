@@ -1,0 +1,202 @@
+#include "core/ranker.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace recsys::core {
+
+namespace {
+
+// Appends `id` to `out` unless it is already there (the lists are short).
+void AddUnique(const std::string& id, std::vector<std::string>* out) {
+  if (std::find(out->begin(), out->end(), id) == out->end()) out->push_back(id);
+}
+
+bool HasCategories(const Catalog& catalog) {
+  for (ItemIndex i = 0; i < catalog.size(); ++i) {
+    if (!catalog.item(i).category.empty()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<double> RecencyWeights(size_t n, double decay) {
+  std::vector<double> weights(n);
+  double w = 1.0, total = 0.0;
+  for (size_t i = n; i-- > 0;) {
+    weights[i] = w;
+    total += w;
+    w *= decay;
+  }
+  for (double& x : weights) x /= total;
+  return weights;
+}
+
+absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
+                          RankedList* out) {
+  const Catalog& catalog = bundle.catalog();
+  const BundleManifest& manifest = bundle.manifest();
+  ResponseMetadata& meta = out->metadata;
+
+  // Options this version cannot honour are refused rather than silently ignored.
+  if (request.mmr_lambda != 0.0) {
+    return absl::UnimplementedError("diversity.mmr_lambda: not supported by this server version");
+  }
+  if (request.max_per_category > 0 || !request.allow_categories.empty() ||
+      !request.deny_categories.empty()) {
+    if (!HasCategories(catalog)) {
+      const char* field = request.max_per_category > 0 ? "diversity.max_per_category"
+                          : !request.allow_categories.empty() ? "filters.allow_categories"
+                                                              : "filters.deny_categories";
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": bundle ", manifest.version, " has no item categories"));
+    }
+    if (request.max_per_category > 0) {
+      return absl::UnimplementedError(
+          "diversity.max_per_category: not supported by this server version");
+    }
+  }
+
+  // Sources and the weights in effect.
+  out->sources = manifest.sources;
+  for (const auto& [name, weight] : request.fusion_weights) {
+    auto it = std::find_if(out->sources.begin(), out->sources.end(),
+                           [&](const SourceSpec& s) { return s.name == name; });
+    if (it == out->sources.end()) {
+      std::vector<std::string> names;
+      for (const SourceSpec& s : manifest.sources) names.push_back(s.name);
+      return absl::InvalidArgumentError(absl::StrCat("fusion.weights[\"", name,
+                                                     "\"]: unknown source; this bundle has ",
+                                                     absl::StrJoin(names, ", ")));
+    }
+    it->weight = weight;
+  }
+  const SourceSpec& cf = *std::find_if(out->sources.begin(), out->sources.end(),
+                                       [](const SourceSpec& s) { return s.name == "cf"; });
+
+  // History -> catalogue indices.
+  ResolvedHistory& history = out->history;
+  for (size_t t = 0; t < request.history.size(); ++t) {
+    std::optional<ItemIndex> index = catalog.Find(request.history[t].item_id);
+    if (!index) {
+      AddUnique(request.history[t].item_id, &meta.ignored_history_item_ids);
+      continue;
+    }
+    history.items.push_back(*index);
+    history.positions.push_back(static_cast<int32_t>(t));
+  }
+  history.weights = RecencyWeights(history.items.size(), manifest.recency_decay);
+
+  // Candidates with their CF raw scores, accumulated in history order.
+  absl::flat_hash_map<ItemIndex, double> cf_raw;
+  if (!request.candidates_only) {
+    for (size_t t = 0; t < history.items.size(); ++t) {
+      for (const Neighbor& n : bundle.cf_index().neighbors(history.items[t])) {
+        cf_raw[n.item] += history.weights[t] * n.similarity;
+      }
+    }
+  }
+  int known_candidates = 0;
+  for (const std::string& id : request.candidate_item_ids) {
+    std::optional<ItemIndex> index = catalog.Find(id);
+    if (!index) {
+      AddUnique(id, &meta.ignored_candidate_item_ids);
+      continue;
+    }
+    ++known_candidates;
+    if (cf_raw.contains(*index)) continue;
+    double raw = 0.0;
+    for (size_t t = 0; t < history.items.size(); ++t) {
+      raw += history.weights[t] * bundle.cf_index().Similarity(history.items[t], *index);
+    }
+    cf_raw.emplace(*index, raw);
+  }
+  if (request.candidates_only && known_candidates == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "candidate_item_ids: candidates_only is set but none of the ",
+        request.candidate_item_ids.size(), " candidates is in the catalogue"));
+  }
+
+  // Filters, each counted.
+  absl::flat_hash_set<ItemIndex> excluded;
+  for (const std::string& id : request.exclude_item_ids) {
+    std::optional<ItemIndex> index = catalog.Find(id);
+    if (index) {
+      excluded.insert(*index);
+    } else {
+      AddUnique(id, &meta.ignored_candidate_item_ids);
+    }
+  }
+  const bool exclude_history = request.exclude_history.value_or(manifest.exclude_history_default);
+  const absl::flat_hash_set<ItemIndex> history_set(history.items.begin(), history.items.end());
+  const absl::flat_hash_set<std::string> allow(request.allow_categories.begin(),
+                                               request.allow_categories.end());
+  const absl::flat_hash_set<std::string> deny(request.deny_categories.begin(),
+                                              request.deny_categories.end());
+  auto filter_of = [&](ItemIndex i) -> const char* {
+    const ItemInfo& info = catalog.item(i);
+    if (excluded.contains(i)) return "exclude";
+    if (exclude_history && history_set.contains(i)) return "history";
+    if ((!allow.empty() && !allow.contains(info.category)) || deny.contains(info.category)) {
+      return "category";
+    }
+    if ((request.min_price && info.price < *request.min_price) ||
+        (request.max_price && info.price > *request.max_price)) {
+      return "price";
+    }
+    return nullptr;
+  };
+
+  struct Scored {
+    ItemIndex item;
+    double raw;
+    double score;
+  };
+  std::vector<Scored> scored;
+  scored.reserve(cf_raw.size());
+  for (const auto& [item, raw] : cf_raw) {
+    if (const char* filter = filter_of(item)) {
+      ++meta.filtered_counts[filter];
+      continue;
+    }
+    double score = cf.weight * (cf.slope * raw + cf.intercept);
+    if (request.popularity_penalty > 0) {
+      score -= request.popularity_penalty * std::log1p(catalog.item(item).popularity);
+    }
+    scored.push_back({item, raw, score});
+  }
+  meta.candidates_scored = static_cast<int32_t>(cf_raw.size());
+
+  const size_t keep = std::min<size_t>(top_k, scored.size());
+  std::partial_sort(scored.begin(), scored.begin() + keep, scored.end(),
+                    [](const Scored& a, const Scored& b) {
+                      return a.score != b.score ? a.score > b.score : a.item < b.item;
+                    });
+  out->items.clear();
+  for (size_t r = 0; r < keep; ++r) {
+    RecommendedItem item;
+    item.index = scored[r].item;
+    item.item_id = catalog.item(item.index).id;
+    item.info = catalog.item(item.index);
+    item.rank = static_cast<int32_t>(r + 1);
+    item.score = scored[r].score;
+    SourceScore source;
+    source.source = cf.name;
+    source.raw_score = scored[r].raw;
+    source.normalized_score = cf.slope * scored[r].raw + cf.intercept;
+    source.weight = cf.weight;
+    source.contribution = cf.weight * source.normalized_score;
+    item.sources.push_back(std::move(source));
+    item.baseline_score = cf.weight * cf.intercept;
+    out->items.push_back(std::move(item));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace recsys::core

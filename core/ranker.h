@@ -1,0 +1,50 @@
+#ifndef RECSYS_CORE_RANKER_H_
+#define RECSYS_CORE_RANKER_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/bundle.h"
+#include "core/types.h"
+
+namespace recsys::core {
+
+// The known events of a request's history, with their CF recency weights.
+struct ResolvedHistory {
+  std::vector<ItemIndex> items;      // Catalogue index of each known event, oldest first.
+  std::vector<int32_t> positions;    // Index of each known event in RecommendRequest.history.
+  std::vector<double> weights;       // CF weight of each known event; they sum to 1.
+};
+
+// The outcome of ranking: the top items with their per-source scores, before explanation.
+struct RankedList {
+  ResolvedHistory history;
+  std::vector<SourceSpec> sources;   // Sources with the weights in effect for this request.
+  std::vector<RecommendedItem> items;  // Best first; attributions still empty.
+  ResponseMetadata metadata;         // Ids ignored, filter counts, candidates scored.
+};
+
+// CF recency weights for `n` known events, oldest first: proportional to decay^(n-1-i), summing
+// to 1, so that scores are comparable across history lengths.
+std::vector<double> RecencyWeights(size_t n, double decay);
+
+// Candidate generation, scoring, fusion, filters and top-k selection over one bundle.
+//
+// CF raw score of item c: sum over known history events t of weights[t] * sim(item_t, c).
+// Fused score: sum over sources of weight * (slope * raw + intercept), minus
+// popularity_penalty * log(1 + popularity). Ties break by catalogue index, so results are
+// deterministic. Stateless and thread-safe.
+class Ranker {
+ public:
+  // REQUIRES: `request` passed validation (server/request_validator) and top_k >= 1.
+  // Errors: INVALID_ARGUMENT for fusion weights naming an unknown source, or a candidates_only
+  // request none of whose candidates is known; FAILED_PRECONDITION for category options on a
+  // bundle without categories; UNIMPLEMENTED for options this version does not support.
+  static absl::Status Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
+                           RankedList* out);
+};
+
+}  // namespace recsys::core
+
+#endif  // RECSYS_CORE_RANKER_H_

@@ -1,0 +1,87 @@
+// recsys_server: serves recsys.v1.Recommender, grpc.health.v1 and reflection over gRPC, and
+// Prometheus metrics over HTTP, for one model bundle.
+//
+//   recsys_server --bundle=bundles --address=127.0.0.1:50051 --metrics_port=9464
+//
+// SIGTERM or SIGINT: health goes NOT_SERVING, calls in flight get --shutdown_grace to finish,
+// then the process exits 0. Start-up errors print one line and exit 1.
+#include <pthread.h>
+#include <signal.h>
+
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/time/time.h"
+#include "server/server.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:50051", "gRPC listen address (host:port)");
+ABSL_FLAG(std::string, metrics_host, "127.0.0.1", "Host of the Prometheus /metrics endpoint");
+ABSL_FLAG(int, metrics_port, 9464, "Port of the /metrics endpoint (0: any free port; -1: off)");
+ABSL_FLAG(std::string, bundle, "bundles",
+          "Bundle version directory, or a root of version directories (the greatest is served)");
+ABSL_FLAG(int, workers, 2, "Worker threads for Recommend");
+ABSL_FLAG(int, queue_capacity, 64, "Requests that may wait for a worker before RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_history, 500, "Most history events a request may carry");
+ABSL_FLAG(int, max_top_k, 100, "Largest top_k a request may ask for");
+ABSL_FLAG(int, max_candidates, 1000, "Most candidate_item_ids a request may carry");
+ABSL_FLAG(int, max_exclude, 1000, "Most exclude_item_ids a request may carry");
+ABSL_FLAG(int, max_id_bytes, 64, "Longest item id, feature name or value, in bytes");
+ABSL_FLAG(int, default_top_k, 10, "top_k when a request leaves it 0");
+ABSL_FLAG(int, default_max_attributions, 10, "Attributions per item when a request leaves it 0");
+ABSL_FLAG(int, max_receive_message_bytes, 4 << 20, "Largest request message, in bytes");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "Time calls in flight get to finish after SIGTERM");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("Explainable recommendation gRPC server.");
+  absl::ParseCommandLine(argc, argv);
+
+  // Block the shutdown signals in every thread; this one waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  recsys::server::ServerOptions options;
+  options.address = absl::GetFlag(FLAGS_address);
+  options.metrics_host = absl::GetFlag(FLAGS_metrics_host);
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.bundle_path = absl::GetFlag(FLAGS_bundle);
+  options.workers = absl::GetFlag(FLAGS_workers);
+  options.queue_capacity = absl::GetFlag(FLAGS_queue_capacity);
+  options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
+  recsys::server::PipelineOptions& pipeline = options.pipeline;
+  pipeline.limits.max_history = absl::GetFlag(FLAGS_max_history);
+  pipeline.limits.max_top_k = absl::GetFlag(FLAGS_max_top_k);
+  pipeline.limits.max_candidates = absl::GetFlag(FLAGS_max_candidates);
+  pipeline.limits.max_exclude = absl::GetFlag(FLAGS_max_exclude);
+  pipeline.limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
+  pipeline.default_top_k = absl::GetFlag(FLAGS_default_top_k);
+  pipeline.default_max_attributions = absl::GetFlag(FLAGS_default_max_attributions);
+  if (options.workers < 1 || options.queue_capacity < 0 || pipeline.default_top_k < 1 ||
+      pipeline.default_top_k > pipeline.limits.max_top_k || pipeline.default_max_attributions < 1) {
+    std::cerr << "error: need --workers >= 1, --queue_capacity >= 0, "
+                 "1 <= --default_top_k <= --max_top_k, --default_max_attributions >= 1\n";
+    return 1;
+  }
+
+  absl::StatusOr<std::unique_ptr<recsys::server::RecsysServer>> server =
+      recsys::server::RecsysServer::Start(options);
+  if (!server.ok()) {
+    std::cerr << "error: " << server.status().ToString() << "\n";
+    return 1;
+  }
+  std::cerr << "recsys_server: serving bundle " << (*server)->bundle_version() << " on port "
+            << (*server)->port() << ", metrics on port " << (*server)->metrics_port() << "\n";
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  std::cerr << "recsys_server: signal " << signal_number << ", shutting down\n";
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  (*server)->Wait();
+  return 0;
+}

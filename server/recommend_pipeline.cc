@@ -1,0 +1,81 @@
+#include "server/recommend_pipeline.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/ranker.h"
+#include "explain/explainer.h"
+
+namespace recsys::server {
+
+namespace {
+
+using core::AttributionMethod;
+
+// Stopwatch that appends one StageTiming per stage.
+class StageClock {
+ public:
+  explicit StageClock(std::vector<core::StageTiming>* timings)
+      : timings_(timings), last_(absl::Now()) {}
+  void Lap(const char* stage) {
+    const absl::Time now = absl::Now();
+    timings_->push_back({stage, absl::ToDoubleSeconds(now - last_)});
+    last_ = now;
+  }
+
+ private:
+  std::vector<core::StageTiming>* timings_;
+  absl::Time last_;
+};
+
+absl::Status CheckDeadline(absl::Time deadline, const char* next_stage) {
+  if (absl::Now() >= deadline) {
+    return absl::DeadlineExceededError(absl::StrCat("deadline passed before ", next_stage));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<core::RecommendResponse> RecommendPipeline::Run(
+    const core::RecommendRequest& request, const core::Bundle& bundle,
+    absl::Time deadline) const {
+  core::RankedList ranked;
+  StageClock clock(&ranked.metadata.stage_timings);
+  if (absl::Status s = ValidateRequest(request, options_.limits); !s.ok()) return s;
+  clock.Lap("validate");
+
+  if (absl::Status s = CheckDeadline(deadline, "ranking"); !s.ok()) return s;
+  const int32_t top_k = request.top_k > 0 ? request.top_k : options_.default_top_k;
+  if (absl::Status s = core::Ranker::Rank(bundle, request, top_k, &ranked); !s.ok()) return s;
+  clock.Lap("rank");
+
+  // Explanations never fail a recommendation: a method this bundle cannot run degrades to the
+  // exact CF contributions, and the response says so.
+  if (absl::Status s = CheckDeadline(deadline, "explaining"); !s.ok()) return s;
+  explain::ExplainSettings settings;
+  settings.method = request.explain.method == AttributionMethod::kDefault
+                        ? options_.default_method
+                        : request.explain.method;
+  if (settings.method != AttributionMethod::kNone && settings.method != AttributionMethod::kCfExact) {
+    ranked.metadata.explanation_note =
+        "the requested method needs model sources, which this bundle does not have; "
+        "exact item-CF contributions were returned instead";
+    settings.method = AttributionMethod::kCfExact;
+  }
+  settings.max_attributions = request.explain.max_attributions > 0
+                                  ? request.explain.max_attributions
+                                  : options_.default_max_attributions;
+  settings.include_source_attributions = request.explain.include_source_attributions;
+  explain::ExplainItems(bundle, request, settings, &ranked);
+  clock.Lap("explain");
+
+  core::RecommendResponse response;
+  response.request_id = request.request_id;
+  response.items = std::move(ranked.items);
+  response.metadata = std::move(ranked.metadata);
+  response.metadata.bundle_version = bundle.manifest().version;
+  response.metadata.attribution_method = settings.method;
+  return response;
+}
+
+}  // namespace recsys::server

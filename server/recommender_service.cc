@@ -1,0 +1,84 @@
+#include "server/recommender_service.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/proto_convert.h"
+
+namespace recsys::server {
+
+namespace {
+
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerContext* context,
+                                                        const v1::RecommendRequest* request,
+                                                        v1::RecommendResponse* response) {
+  const absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto finish = [this, reactor, start](const grpc::Status& status) {
+    metrics_->RecordRpc(Rpc::kRecommend, status.error_code(),
+                        absl::ToDoubleSeconds(absl::Now() - start));
+    reactor->Finish(status);
+  };
+  std::shared_ptr<const core::Bundle> bundle = bundles_->Get();
+  if (bundle == nullptr) {
+    finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no model bundle loaded yet"));
+    return reactor;
+  }
+  const bool accepted = pool_->TrySubmit([this, context, request, response, bundle, finish] {
+    metrics_->queue_depth.Set(pool_->queue_depth());
+    const absl::Time deadline = DeadlineOf(*context);
+    if (context->IsCancelled()) {
+      metrics_->dropped_total.Increment();
+      finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled before work started"));
+      return;
+    }
+    if (absl::Now() >= deadline) {
+      metrics_->dropped_total.Increment();
+      finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                          "deadline passed while the request was queued"));
+      return;
+    }
+    absl::StatusOr<core::RecommendResponse> result =
+        pipeline_->Run(ToDomain(*request), *bundle, deadline);
+    if (result.ok()) {
+      metrics_->RecordStages(result->metadata.stage_timings);
+      ToProto(*result, response);
+    }
+    finish(ToGrpcStatus(result.status()));
+  });
+  metrics_->queue_depth.Set(pool_->queue_depth());
+  if (!accepted) {
+    metrics_->rejected_total.Increment();
+    finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "server overloaded: the request queue is full, retry with backoff"));
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RecommenderService::GetModelInfo(grpc::CallbackServerContext* context,
+                                                           const v1::GetModelInfoRequest*,
+                                                           v1::GetModelInfoResponse* response) {
+  const absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status status;
+  if (std::shared_ptr<const core::Bundle> bundle = bundles_->Get()) {
+    ToModelInfo(*bundle, pipeline_->options(), response);
+  } else {
+    status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "no model bundle loaded yet");
+  }
+  metrics_->RecordRpc(Rpc::kGetModelInfo, status.error_code(),
+                      absl::ToDoubleSeconds(absl::Now() - start));
+  reactor->Finish(status);
+  return reactor;
+}
+
+}  // namespace recsys::server

@@ -1,0 +1,114 @@
+#include "server/server.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/bundle.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "prometheus/registry.h"
+#include "server/health_service.h"
+#include "server/metrics.h"
+#include "server/recommender_service.h"
+#include "server/worker_pool.h"
+
+namespace recsys::server {
+
+namespace {
+
+constexpr char kServiceName[] = "recsys.v1.Recommender";
+
+// Runs one real request through the pipeline so that first-call costs (allocations, page
+// faults on the index) are paid before the server says SERVING.
+absl::Status WarmUp(const RecommendPipeline& pipeline, const core::Bundle& bundle) {
+  core::RecommendRequest request;
+  request.request_id = "warm-up";
+  for (core::ItemIndex i = 0; i < std::min<core::ItemIndex>(3, bundle.catalog().size()); ++i) {
+    request.history.emplace_back().item_id = bundle.catalog().item(i).id;
+  }
+  absl::StatusOr<core::RecommendResponse> response =
+      pipeline.Run(request, bundle, absl::InfiniteFuture());
+  if (!response.ok()) {
+    return absl::InternalError(absl::StrCat("warm-up request failed: ", response.status().ToString()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+RecsysServer::RecsysServer() = default;
+
+RecsysServer::~RecsysServer() { Shutdown(absl::ZeroDuration()); }
+
+absl::StatusOr<std::unique_ptr<RecsysServer>> RecsysServer::Start(const ServerOptions& options) {
+  absl::StatusOr<std::string> dir = core::ResolveBundleDir(options.bundle_path);
+  if (!dir.ok()) return dir.status();
+  absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle = core::Bundle::Load(*dir);
+  if (!bundle.ok()) return bundle.status();
+
+  std::unique_ptr<RecsysServer> s(new RecsysServer());
+  s->pipeline_ = std::make_unique<RecommendPipeline>(options.pipeline);
+  if (absl::Status warm = WarmUp(*s->pipeline_, **bundle); !warm.ok()) return warm;
+
+  s->registry_ = std::make_shared<prometheus::Registry>();
+  s->metrics_ = std::make_unique<ServiceMetrics>(*s->registry_);
+  s->metrics_->bundle_items.Set((*bundle)->catalog().size());
+  s->bundles_ = std::make_unique<BundleHolder>();
+  s->bundles_->Set(*std::move(bundle));
+  s->pool_ = std::make_unique<WorkerPool>(options.workers, options.queue_capacity);
+  s->health_ = std::make_unique<HealthService>();
+  s->health_->SetStatus("", grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  s->health_->SetStatus(kServiceName, grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  s->service_ = std::make_unique<RecommenderService>(s->pipeline_.get(), s->bundles_.get(),
+                                                     s->pool_.get(), s->metrics_.get());
+
+  if (options.metrics_port >= 0) {
+    absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
+        MetricsEndpoint::Start(options.metrics_host, options.metrics_port, s->registry_);
+    if (!endpoint.ok()) return endpoint.status();
+    s->metrics_endpoint_ = *std::move(endpoint);
+  }
+
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  builder.RegisterService(s->health_.get());
+  builder.RegisterService(s->service_.get());
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.address));
+  }
+  s->health_->SetStatus("", grpc::health::v1::HealthCheckResponse::SERVING);
+  s->health_->SetStatus(kServiceName, grpc::health::v1::HealthCheckResponse::SERVING);
+  return s;
+}
+
+void RecsysServer::Shutdown(absl::Duration grace) {
+  absl::MutexLock lock(&shutdown_mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (health_ != nullptr) health_->Shutdown();
+  if (server_ != nullptr) {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  }
+  // Accepted requests still run (and finish their calls) before the workers exit.
+  if (pool_ != nullptr) pool_->Shutdown();
+  metrics_endpoint_.reset();
+}
+
+void RecsysServer::Wait() {
+  if (server_ != nullptr) server_->Wait();
+}
+
+int RecsysServer::metrics_port() const {
+  return metrics_endpoint_ == nullptr ? -1 : metrics_endpoint_->port();
+}
+
+std::string RecsysServer::bundle_version() const {
+  std::shared_ptr<const core::Bundle> bundle = bundles_->Get();
+  return bundle == nullptr ? "" : bundle->manifest().version;
+}
+
+}  // namespace recsys::server

@@ -1,0 +1,87 @@
+#ifndef RECSYS_SERVER_SERVER_H_
+#define RECSYS_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/recommend_pipeline.h"
+
+namespace grpc {
+class Server;
+}
+namespace prometheus {
+class Registry;
+}
+
+namespace recsys::server {
+
+class BundleHolder;
+class HealthService;
+class MetricsEndpoint;
+class RecommenderService;
+class ServiceMetrics;
+class WorkerPool;
+
+struct ServerOptions {
+  // gRPC listen address; port 0 picks a free port. Default: 127.0.0.1:50051.
+  std::string address = "127.0.0.1:50051";
+  // Host of the Prometheus /metrics endpoint. Default: 127.0.0.1.
+  std::string metrics_host = "127.0.0.1";
+  // Port of the /metrics endpoint; 0 picks a free port, -1 disables it. Default: 9464.
+  int metrics_port = 9464;
+  // A bundle version directory, or a root holding version directories (the greatest name is
+  // served). Required.
+  std::string bundle_path;
+  // Worker threads for Recommend. Default: 2.
+  int workers = 2;
+  // Requests that may wait for a worker; beyond that RESOURCE_EXHAUSTED. Default: 64.
+  int queue_capacity = 64;
+  // Largest request message accepted. Default: 4 MiB.
+  int max_receive_message_bytes = 4 << 20;
+  PipelineOptions pipeline;
+};
+
+// The whole service in one process: gRPC server (Recommender, grpc.health.v1, reflection),
+// worker pool and Prometheus endpoint, around one loaded bundle.
+//
+// Start returns only when the bundle is loaded and warmed up and health says SERVING.
+// Thread-safe; Shutdown may be called from any thread, once or more.
+class RecsysServer {
+ public:
+  // Errors: the bundle does not load (NOT_FOUND, DATA_LOSS, ...), or a port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<RecsysServer>> Start(const ServerOptions& options);
+  ~RecsysServer();
+
+  // Health goes NOT_SERVING, new calls are refused, calls in flight get `grace` to finish.
+  void Shutdown(absl::Duration grace);
+  // Blocks until the gRPC server has shut down.
+  void Wait();
+
+  int port() const { return port_; }
+  int metrics_port() const;
+  std::string bundle_version() const;
+
+ private:
+  RecsysServer();
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<ServiceMetrics> metrics_;
+  std::unique_ptr<BundleHolder> bundles_;
+  std::unique_ptr<RecommendPipeline> pipeline_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<HealthService> health_;
+  std::unique_ptr<RecommenderService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
+  int port_ = 0;
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+}  // namespace recsys::server
+
+#endif  // RECSYS_SERVER_SERVER_H_

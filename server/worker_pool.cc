@@ -1,0 +1,56 @@
+#include "server/worker_pool.h"
+
+namespace recsys::server {
+
+WorkerPool::WorkerPool(int threads, int queue_capacity) : queue_capacity_(queue_capacity) {
+  threads_.reserve(threads);
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+}
+
+WorkerPool::~WorkerPool() { Shutdown(); }
+
+bool WorkerPool::TrySubmit(std::function<void()> task) {
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) return false;
+  // Tasks beyond the idle threads wait in the queue, which holds at most queue_capacity_.
+  const int waiting = static_cast<int>(queue_.size()) + 1 - idle_;
+  if (waiting > queue_capacity_) return false;
+  queue_.push_back(std::move(task));
+  return true;
+}
+
+int WorkerPool::queue_depth() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(queue_.size());
+}
+
+void WorkerPool::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutdown_) return;
+    shutdown_ = true;
+  }
+  for (std::thread& t : threads_) t.join();
+}
+
+void WorkerPool::Loop() {
+  while (true) {
+    std::function<void()> task;
+    {
+      absl::MutexLock lock(&mu_);
+      ++idle_;
+      mu_.Await(absl::Condition(
+          +[](WorkerPool* pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool->mu_) {
+            return pool->shutdown_ || !pool->queue_.empty();
+          },
+          this));
+      --idle_;
+      if (queue_.empty()) return;  // Shut down and drained.
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    task();
+  }
+}
+
+}  // namespace recsys::server

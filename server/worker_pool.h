@@ -1,0 +1,53 @@
+#ifndef RECSYS_SERVER_WORKER_POOL_H_
+#define RECSYS_SERVER_WORKER_POOL_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace recsys::server {
+
+// A fixed set of threads that run CPU-heavy request work, fed by a bounded FIFO queue, so that
+// gRPC's library threads never block and overload is refused at once instead of queueing
+// without bound.
+//
+// Thread-safe. The destructor calls Shutdown().
+class WorkerPool {
+ public:
+  // REQUIRES: threads >= 1, queue_capacity >= 0 (0: a task is accepted only when a thread is
+  // idle).
+  WorkerPool(int threads, int queue_capacity);
+  ~WorkerPool();
+
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Queues `task` and returns true, or returns false without running it when the queue is full
+  // or the pool is shutting down.
+  bool TrySubmit(std::function<void()> task);
+
+  // Tasks waiting (not yet running).
+  int queue_depth() const;
+
+  // Refuses new tasks, runs every task already accepted, and joins the threads. Idempotent.
+  void Shutdown();
+
+ private:
+  void Loop();
+
+  const int queue_capacity_;
+  mutable absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  int idle_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace recsys::server
+
+#endif  // RECSYS_SERVER_WORKER_POOL_H_

@@ -1,0 +1,113 @@
+#include "core/bundle.h"
+
+#include <filesystem>
+
+#include "core/bundle_builder.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testutil/fixtures.h"
+
+namespace recsys::core {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+TEST(ManifestTest, RoundTripsThroughJson) {
+  BundleManifest m;
+  m.version = "v7";
+  m.created_unix = 123;
+  m.recency_decay = 0.8;
+  m.exclude_history_default = true;
+  m.sources = {{"cf", 0.5, 2.0, -1.0}, {"rnn", 1.0, 0.1, 0.0}};
+  m.event_features = {{"quantity", "numeric", "units bought"}};
+  m.models = {{"rnn", "rnn", "rnn.pt", 32, 20}};
+  absl::StatusOr<BundleManifest> parsed = ParseManifest(SerializeManifest(m));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->version, "v7");
+  EXPECT_EQ(parsed->created_unix, 123);
+  EXPECT_DOUBLE_EQ(parsed->recency_decay, 0.8);
+  EXPECT_TRUE(parsed->exclude_history_default);
+  ASSERT_EQ(parsed->sources.size(), 2u);
+  EXPECT_DOUBLE_EQ(parsed->FindSource("cf")->slope, 2.0);
+  EXPECT_DOUBLE_EQ(parsed->FindSource("cf")->intercept, -1.0);
+  EXPECT_EQ(parsed->event_features[0].name, "quantity");
+  EXPECT_EQ(parsed->models[0].max_history, 20);
+}
+
+TEST(ManifestTest, RejectsBadManifestsWithAReason) {
+  EXPECT_THAT(ParseManifest("{").status().message(), HasSubstr("malformed manifest"));
+  EXPECT_THAT(ParseManifest(R"({"format_version": 2, "version": "x", "sources": []})")
+                  .status()
+                  .message(),
+              HasSubstr("format_version 2"));
+  EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x", "sources": []})")
+                  .status()
+                  .message(),
+              HasSubstr("no \"cf\""));
+  EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x", "cf": {"recency_decay": 0},
+                                "sources": [{"name": "cf"}]})")
+                  .status()
+                  .message(),
+              HasSubstr("recency_decay"));
+}
+
+TEST(BundleTest, BuildsAndLoadsAVersionDirectory) {
+  std::shared_ptr<const Bundle> bundle = testing::TinyBundle();
+  ASSERT_NE(bundle, nullptr);
+  EXPECT_EQ(bundle->manifest().version, "v1");
+  EXPECT_EQ(bundle->catalog().size(), 4);
+  EXPECT_EQ(bundle->catalog().Find("21C"), 2);
+  EXPECT_FALSE(bundle->catalog().Find("21E").has_value());  // Bought after the cut-off.
+  EXPECT_EQ(bundle->catalog().item(0).description, "ITEM A");
+  EXPECT_EQ(bundle->cf_index().num_items(), 4);
+  EXPECT_THAT(bundle->manifest().data_source, HasSubstr("cutoff_unix"));
+}
+
+TEST(BundleTest, RefusesToOverwriteAVersion) {
+  const std::string root = testing::MakeTempDir("bundle_twice");
+  testing::WriteFile(root + "/tiny.csv", testing::TinyRetailCsv());
+  BundleBuildOptions options;
+  options.input = root + "/tiny.csv";
+  options.out_root = root;
+  options.version = "v1";
+  ASSERT_TRUE(BuildCfBundle(options).ok());
+  EXPECT_EQ(BuildCfBundle(options).status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(BundleTest, LoadNamesTheBrokenFile) {
+  const std::string root = testing::MakeTempDir("bundle_broken");
+  testing::WriteFile(root + "/tiny.csv", testing::TinyRetailCsv());
+  BundleBuildOptions options;
+  options.input = root + "/tiny.csv";
+  options.out_root = root;
+  options.version = "v1";
+  absl::StatusOr<BundleBuildResult> built = BuildCfBundle(options);
+  ASSERT_TRUE(built.ok());
+
+  testing::WriteFile(built->dir + "/items.tsv", "id\tdescription\tprice\tcategory\tpopularity\n"
+                                               "A\tx\tcheap\t\t1\n");
+  absl::Status s = Bundle::Load(built->dir).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("items.tsv:2: bad price 'cheap'"));
+
+  testing::WriteFile(built->dir + "/items.tsv",
+                     "id\tdescription\tprice\tcategory\tpopularity\nA\tx\t1\t\t1\n");
+  EXPECT_THAT(Bundle::Load(built->dir).status().message(),
+              HasSubstr("covers 5 items, the catalogue has 1"));
+}
+
+TEST(ResolveBundleDirTest, PicksTheGreatestCompleteVersion) {
+  const std::string root = testing::MakeTempDir("resolve");
+  for (const char* v : {"20240101T000000Z", "20250101T000000Z", ".tmp-20990101T000000Z"}) {
+    fs::create_directories(fs::path(root) / v);
+    testing::WriteFile((fs::path(root) / v / "manifest.json").string(), "{}");
+  }
+  fs::create_directories(fs::path(root) / "20260101T000000Z");  // No manifest: incomplete.
+  EXPECT_EQ(*ResolveBundleDir(root), root + "/20250101T000000Z");
+  EXPECT_EQ(*ResolveBundleDir(root + "/20240101T000000Z"), root + "/20240101T000000Z");
+  EXPECT_EQ(ResolveBundleDir(root + "/nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace recsys::core

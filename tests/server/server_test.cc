@@ -1,0 +1,406 @@
+// Integration tests: the real server, started in-process on loopback port 0, over real
+// channels; a bundle built from the vendored Online Retail II sample; the real /metrics
+// endpoint scraped over HTTP.
+#include "server/server.h"
+
+#include <memory>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "core/bundle_builder.h"
+#include "core/retail_data.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/dynamic_message.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "recsys/v1/recommender.grpc.pb.h"
+#include "tests/testutil/fixtures.h"
+
+namespace recsys::server {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+constexpr int kMaxHistory = 50;
+
+// The bundle and the real customers' histories, made once for the whole binary.
+struct SharedData {
+  std::string bundle_root;
+  std::shared_ptr<const core::Bundle> bundle;
+  core::RetailData data;
+};
+
+const SharedData& Shared() {
+  static const SharedData* shared = [] {
+    auto* s = new SharedData();
+    s->bundle_root = testing::MakeTempDir("server_bundles");
+    core::BundleBuildOptions options;
+    options.input = testing::SmallRetailCsvPath();
+    options.out_root = s->bundle_root;
+    options.version = "20240101T000000Z";
+    absl::StatusOr<core::BundleBuildResult> built = core::BuildCfBundle(options);
+    EXPECT_TRUE(built.ok()) << built.status();
+    s->bundle = *core::Bundle::Load(built->dir);
+    s->data = *core::ReadRetailCsv(options.input, {});
+    return s;
+  }();
+  return *shared;
+}
+
+std::unique_ptr<RecsysServer> StartServer() {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_port = 0;
+  options.bundle_path = Shared().bundle_root;
+  options.pipeline.limits.max_history = kMaxHistory;
+  absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+// The last `n` purchases of the first customer with at least that many.
+v1::RecommendRequest RealCustomerRequest(size_t n) {
+  for (const core::CustomerHistory& c : Shared().data.customers) {
+    if (c.purchases.size() < n) continue;
+    v1::RecommendRequest request;
+    request.set_request_id("customer-" + c.customer_id);
+    for (size_t i = c.purchases.size() - n; i < c.purchases.size(); ++i) {
+      const core::Purchase& p = c.purchases[i];
+      v1::HistoryEvent* e = request.add_history();
+      e->set_item_id(Shared().bundle->catalog().item(p.item).id);
+      e->mutable_timestamp()->set_seconds(p.time);
+      e->set_quantity(p.quantity);
+      e->set_price(p.price);
+    }
+    request.mutable_context()->set_country(c.country);
+    return request;
+  }
+  ADD_FAILURE() << "no customer with " << n << " purchases";
+  return {};
+}
+
+// Value of the sample `name{...}` whose labels include all of `labels`, or -1.
+double Sample(const std::string& exposition, const std::string& name,
+              const std::vector<std::string>& labels) {
+  for (absl::string_view line : absl::StrSplit(exposition, '\n')) {
+    if (!absl::StartsWith(line, name + "{")) continue;
+    bool all = true;
+    for (const std::string& label : labels) all = all && absl::StrContains(line, label);
+    double value;
+    if (all && absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) return value;
+  }
+  return -1;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = StartServer().release();
+    ASSERT_NE(server_, nullptr);
+    channel_ = new std::shared_ptr<grpc::Channel>(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+  }
+  static void TearDownTestSuite() {
+    delete channel_;
+    delete server_;
+  }
+
+  grpc::Status Recommend(const v1::RecommendRequest& request, v1::RecommendResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return v1::Recommender::NewStub(*channel_)->Recommend(&context, request, response);
+  }
+
+  std::string ScrapeMetrics() {
+    httplib::Client client("127.0.0.1", server_->metrics_port());
+    httplib::Result result = client.Get("/metrics");
+    EXPECT_TRUE(result) << "scrape failed";
+    if (!result) return "";
+    EXPECT_EQ(result->status, 200);
+    return result->body;
+  }
+
+  static inline RecsysServer* server_ = nullptr;
+  static inline std::shared_ptr<grpc::Channel>* channel_ = nullptr;
+};
+
+TEST_F(ServerTest, RecommendsRealProductsWithCfContributionsThatSumToTheScore) {
+  v1::RecommendRequest request = RealCustomerRequest(20);
+  request.mutable_explain()->set_include_source_attributions(true);
+  request.mutable_explain()->set_max_attributions(50);  // All 20 events: the sums are complete.
+  v1::RecommendResponse response;
+  grpc::Status status = Recommend(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  EXPECT_EQ(response.request_id(), request.request_id());
+  EXPECT_EQ(response.metadata().bundle_version(), "20240101T000000Z");
+  EXPECT_EQ(response.metadata().attribution_method(), v1::ATTRIBUTION_METHOD_CF_EXACT);
+  ASSERT_EQ(response.items_size(), 10);
+  std::vector<std::string> history_ids;
+  for (const v1::HistoryEvent& e : request.history()) history_ids.push_back(e.item_id());
+  double previous = 1e300;
+  for (const v1::RecommendedItem& item : response.items()) {
+    SCOPED_TRACE(item.item_id());
+    // A real product of the catalogue, with its real description.
+    std::optional<core::ItemIndex> index = Shared().bundle->catalog().Find(item.item_id());
+    ASSERT_TRUE(index.has_value());
+    EXPECT_EQ(item.info().description(), Shared().bundle->catalog().item(*index).description);
+    EXPECT_LE(item.score(), previous);
+    previous = item.score();
+
+    ASSERT_EQ(item.sources_size(), 1);
+    const v1::SourceScore& cf = item.sources(0);
+    EXPECT_EQ(cf.source(), "cf");
+    EXPECT_GT(cf.raw_score(), 0.0);
+    double sum = 0.0;
+    for (const v1::Attribution& a : cf.attributions()) {
+      EXPECT_EQ(a.kind(), v1::FEATURE_KIND_HISTORY_EVENT);
+      ASSERT_GE(a.history_index(), 0);
+      ASSERT_LT(a.history_index(), request.history_size());
+      EXPECT_EQ(a.item_id(), request.history(a.history_index()).item_id());
+      sum += a.attribution();
+    }
+    EXPECT_NEAR(sum, cf.raw_score(), 1e-12);
+    double fused = 0.0;
+    for (const v1::Attribution& a : item.attributions()) fused += a.attribution();
+    EXPECT_NEAR(fused, item.score() - item.baseline_score(), 1e-12);
+    EXPECT_THAT(item.reason(), HasSubstr("because you bought"));
+  }
+}
+
+TEST_F(ServerTest, BadRequestsAreInvalidArgumentNamingTheField) {
+  struct Case {
+    const char* name;
+    std::function<void(v1::RecommendRequest*)> mutate;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {"empty item id", [](v1::RecommendRequest* r) { r->mutable_history(2)->set_item_id(""); },
+       "history[2].item_id: empty"},
+      {"negative top_k", [](v1::RecommendRequest* r) { r->set_top_k(-3); },
+       "top_k: -3 is negative"},
+      {"absurd top_k", [](v1::RecommendRequest* r) { r->set_top_k(1000000); },
+       "top_k: 1000000 exceeds the limit of 100"},
+      {"history over the cap",
+       [](v1::RecommendRequest* r) {
+         while (r->history_size() <= kMaxHistory) r->add_history()->set_item_id("85123A");
+       },
+       "history: 51 entries exceed the limit of 50"},
+      {"unknown fusion source",
+       [](v1::RecommendRequest* r) { (*r->mutable_fusion()->mutable_weights())["gnn"] = 1; },
+       "fusion.weights[\"gnn\"]: unknown source"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::RecommendRequest request = RealCustomerRequest(5);
+    c.mutate(&request);
+    v1::RecommendResponse response;
+    grpc::Status status = Recommend(request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message));
+  }
+  // The server is still fine afterwards.
+  v1::RecommendResponse response;
+  EXPECT_TRUE(Recommend(RealCustomerRequest(5), &response).ok());
+}
+
+TEST_F(ServerTest, UnknownHistoryIdsAreReportedNotFatal) {
+  v1::RecommendRequest request = RealCustomerRequest(5);
+  request.add_history()->set_item_id("NO-SUCH-ITEM");
+  v1::RecommendResponse response;
+  ASSERT_TRUE(Recommend(request, &response).ok());
+  EXPECT_THAT(response.metadata().ignored_history_item_ids(), Contains("NO-SUCH-ITEM"));
+  EXPECT_GT(response.items_size(), 0);
+}
+
+TEST_F(ServerTest, GetModelInfoDescribesTheServedBundle) {
+  grpc::ClientContext context;
+  v1::GetModelInfoResponse info;
+  ASSERT_TRUE(
+      v1::Recommender::NewStub(*channel_)->GetModelInfo(&context, {}, &info).ok());
+  EXPECT_EQ(info.bundle_version(), "20240101T000000Z");
+  EXPECT_EQ(info.catalog_size(), 3755);
+  EXPECT_EQ(info.limits().max_history(), kMaxHistory);
+  EXPECT_EQ(info.cf_index().neighbors_per_item(), 100);
+  ASSERT_EQ(info.sources_size(), 1);
+  EXPECT_EQ(info.sources(0).name(), "cf");
+}
+
+TEST_F(ServerTest, HealthCheckSaysServingForTheServerAndTheService) {
+  auto stub = grpc::health::v1::Health::NewStub(*channel_);
+  for (const char* service : {"", "recsys.v1.Recommender"}) {
+    SCOPED_TRACE(service);
+    grpc::ClientContext context;
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    ASSERT_TRUE(stub->Check(&context, request, &response).ok());
+    EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+  }
+  grpc::ClientContext context;
+  HealthCheckRequest request;
+  request.set_service("no.such.Service");
+  HealthCheckResponse response;
+  EXPECT_EQ(stub->Check(&context, request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// A reflection client as grpcurl uses it: grpc.reflection.v1alpha over a bidi stream. The
+// message types come from the descriptors that the reflection library registers.
+class ReflectionClient {
+ public:
+  explicit ReflectionClient(std::shared_ptr<grpc::Channel> channel) : stub_(channel) {
+    const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+    request_type_ = pool->FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionRequest");
+    response_type_ =
+        pool->FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionResponse");
+  }
+
+  // Sends one request with `field` set to `value`; returns the response, or nullptr.
+  std::unique_ptr<google::protobuf::Message> Ask(const std::string& field,
+                                                 const std::string& value) {
+    if (request_type_ == nullptr || response_type_ == nullptr) return nullptr;
+    std::unique_ptr<google::protobuf::Message> request(factory_.GetPrototype(request_type_)->New());
+    request->GetReflection()->SetString(request.get(), request_type_->FindFieldByName(field),
+                                        value);
+    grpc::ClientContext context;
+    grpc::CompletionQueue cq;
+    auto call = stub_.PrepareCall(
+        &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+    auto step = [&cq](intptr_t expected) {
+      void* tag;
+      bool ok;
+      return cq.Next(&tag, &ok) && ok && reinterpret_cast<intptr_t>(tag) == expected;
+    };
+    call->StartCall(reinterpret_cast<void*>(1));
+    if (!step(1)) return nullptr;
+    grpc::Slice slice(request->SerializeAsString());
+    call->Write(grpc::ByteBuffer(&slice, 1), reinterpret_cast<void*>(2));
+    if (!step(2)) return nullptr;
+    grpc::ByteBuffer reply;
+    call->Read(&reply, reinterpret_cast<void*>(3));
+    if (!step(3)) return nullptr;
+    call->WritesDone(reinterpret_cast<void*>(4));
+    step(4);
+    grpc::Status status;
+    call->Finish(&status, reinterpret_cast<void*>(5));
+    step(5);
+    std::vector<grpc::Slice> slices;
+    reply.Dump(&slices);
+    std::string bytes;
+    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    std::unique_ptr<google::protobuf::Message> response(
+        factory_.GetPrototype(response_type_)->New());
+    if (!response->ParseFromString(bytes)) return nullptr;
+    return response;
+  }
+
+ private:
+  grpc::GenericStub stub_;
+  google::protobuf::DynamicMessageFactory factory_;
+  const google::protobuf::Descriptor* request_type_ = nullptr;
+  const google::protobuf::Descriptor* response_type_ = nullptr;
+};
+
+TEST_F(ServerTest, ReflectionListsAndDescribesTheServices) {
+  ReflectionClient client(*channel_);
+  std::unique_ptr<google::protobuf::Message> listed = client.Ask("list_services", "*");
+  ASSERT_NE(listed, nullptr);
+  std::vector<std::string> names;
+  const auto* list_field = listed->GetDescriptor()->FindFieldByName("list_services_response");
+  const google::protobuf::Message& list = listed->GetReflection()->GetMessage(*listed, list_field);
+  const auto* service_field = list.GetDescriptor()->FindFieldByName("service");
+  for (int i = 0; i < list.GetReflection()->FieldSize(list, service_field); ++i) {
+    const google::protobuf::Message& s = list.GetReflection()->GetRepeatedMessage(list, service_field, i);
+    names.push_back(s.GetReflection()->GetString(s, s.GetDescriptor()->FindFieldByName("name")));
+  }
+  EXPECT_THAT(names, Contains("recsys.v1.Recommender"));
+  EXPECT_THAT(names, Contains("grpc.health.v1.Health"));
+  EXPECT_THAT(names, Contains("grpc.reflection.v1alpha.ServerReflection"));
+
+  // grpcurl can describe Health only if its descriptor is registered: ask for the file.
+  for (const char* symbol : {"grpc.health.v1.Health", "recsys.v1.RecommendRequest"}) {
+    SCOPED_TRACE(symbol);
+    std::unique_ptr<google::protobuf::Message> file =
+        client.Ask("file_containing_symbol", symbol);
+    ASSERT_NE(file, nullptr);
+    const auto* fd_field = file->GetDescriptor()->FindFieldByName("file_descriptor_response");
+    EXPECT_TRUE(file->GetReflection()->HasField(*file, fd_field)) << file->DebugString();
+  }
+}
+
+TEST_F(ServerTest, MetricsCountEachRequestByMethodAndCode) {
+  const std::vector<std::string> ok_labels = {"method=\"Recommend\"", "code=\"OK\""};
+  const std::vector<std::string> bad_labels = {"method=\"Recommend\"",
+                                               "code=\"INVALID_ARGUMENT\""};
+  const std::string before = ScrapeMetrics();
+  const double ok_before = Sample(before, "recsys_requests_total", ok_labels);
+  const double bad_before = Sample(before, "recsys_requests_total", bad_labels);
+  const double count_before =
+      Sample(before, "recsys_request_duration_seconds_count", {"method=\"Recommend\""});
+  ASSERT_GE(ok_before, 0);
+
+  v1::RecommendResponse response;
+  ASSERT_TRUE(Recommend(RealCustomerRequest(10), &response).ok());
+  v1::RecommendRequest bad = RealCustomerRequest(10);
+  bad.set_top_k(-1);
+  ASSERT_FALSE(Recommend(bad, &response).ok());
+
+  const std::string after = ScrapeMetrics();
+  EXPECT_EQ(Sample(after, "recsys_requests_total", ok_labels), ok_before + 1);
+  EXPECT_EQ(Sample(after, "recsys_requests_total", bad_labels), bad_before + 1);
+  EXPECT_EQ(Sample(after, "recsys_request_duration_seconds_count", {"method=\"Recommend\""}),
+            count_before + 2);
+  EXPECT_GT(Sample(after, "recsys_stage_duration_seconds_count", {"stage=\"rank\""}), 0);
+  EXPECT_THAT(after, HasSubstr("# TYPE recsys_request_duration_seconds histogram"));
+  EXPECT_EQ(Sample(after, "recsys_bundle_items", {}), -1);  // Unlabelled: no braces.
+  EXPECT_THAT(after, HasSubstr("recsys_bundle_items 3755"));
+}
+
+TEST(ServerShutdownTest, HealthWatchSeesNotServingThenTheStreamEnds) {
+  std::unique_ptr<RecsysServer> server = StartServer();
+  ASSERT_NE(server, nullptr);
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext context;
+  HealthCheckRequest request;
+  request.set_service("recsys.v1.Recommender");
+  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> reader = stub->Watch(&context, request);
+  HealthCheckResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+
+  std::thread stopper([&] { server->Shutdown(absl::Seconds(5)); });
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(reader->Read(&response));
+  EXPECT_TRUE(reader->Finish().ok());
+  stopper.join();
+
+  // New calls are refused once the server is down.
+  v1::RecommendResponse out;
+  grpc::ClientContext late;
+  late.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  EXPECT_FALSE(v1::Recommender::NewStub(channel)->Recommend(&late, RealCustomerRequest(5), &out).ok());
+}
+
+TEST(ServerStartTest, AMissingBundleIsAClearStartUpError) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_port = -1;
+  options.bundle_path = testing::MakeTempDir("empty_root");
+  absl::Status s = RecsysServer::Start(options).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(s.message(), HasSubstr("no manifest.json"));
+}
+
+}  // namespace
+}  // namespace recsys::server
