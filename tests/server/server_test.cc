@@ -3,6 +3,8 @@
 // endpoint scraped over HTTP.
 #include "server/server.h"
 
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <thread>
 
@@ -13,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -219,6 +222,23 @@ TEST_F(ServerTest, UnknownHistoryIdsAreReportedNotFatal) {
   ASSERT_TRUE(Recommend(request, &response).ok());
   EXPECT_THAT(response.metadata().ignored_history_item_ids(), Contains("NO-SUCH-ITEM"));
   EXPECT_GT(response.items_size(), 0);
+}
+
+// The README's grpcurl example sends this file: it must parse and get a real answer.
+TEST_F(ServerTest, TheDocumentedExampleRequestWorks) {
+  std::ifstream in(testing::SourcePath("docs/examples/recommend_request.json"));
+  ASSERT_TRUE(in) << "docs/examples/recommend_request.json missing";
+  const std::string json((std::istreambuf_iterator<char>(in)), {});
+  v1::RecommendRequest request;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &request).ok());
+  v1::RecommendResponse response;
+  grpc::Status status = Recommend(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.items_size(), request.top_k());
+  EXPECT_TRUE(response.metadata().ignored_history_item_ids().empty());
+  for (const v1::RecommendedItem& item : response.items()) {
+    EXPECT_FALSE(item.attributions().empty()) << item.item_id();
+  }
 }
 
 TEST_F(ServerTest, GetModelInfoDescribesTheServedBundle) {

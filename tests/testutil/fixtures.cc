@@ -74,8 +74,12 @@ std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay, int neighbo
   return *bundle;
 }
 
+std::string SourcePath(const std::string& relative) {
+  return std::string(RECSYS_SOURCE_DIR) + "/" + relative;
+}
+
 std::string SmallRetailCsvPath() {
-  return std::string(RECSYS_SOURCE_DIR) + "/data/online-retail-ii/online_retail_ii_small.csv.gz";
+  return SourcePath("data/online-retail-ii/online_retail_ii_small.csv.gz");
 }
 
 }  // namespace recsys::testing

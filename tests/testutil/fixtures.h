@@ -25,6 +25,9 @@ std::string TinyRetailCsv();
 std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay = 0.5,
                                                int neighbors_per_item = 100);
 
+// A file of the source tree, by its path relative to the repository root.
+std::string SourcePath(const std::string& relative);
+
 // The vendored sample of Online Retail II (495 customers, whole period).
 std::string SmallRetailCsvPath();
 

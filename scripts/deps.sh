@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages this project needs to build, test and run: only those that
+# are missing, so a second run does nothing. Used by the README commands, by CI and by
+# docker/. Run as root (or with sudo available).
+set -euo pipefail
+
+packages=(
+  # Build tools.
+  cmake ninja-build g++ pkg-config
+  # Libraries.
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  libabsl-dev prometheus-cpp-dev libcpp-httplib-dev nlohmann-json3-dev zlib1g-dev
+  # LibTorch, on OpenBLAS: without it LibTorch calls the reference BLAS, about 4x slower.
+  libtorch-dev libopenblas0-pthread
+  # Tests and benchmarks.
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # Offline training and export (tools/), matching libtorch-dev 1.13.
+  python3-torch
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "deps: installing ${missing[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
