@@ -19,6 +19,7 @@ Catalog::Catalog(std::vector<ItemInfo> items) : items_(std::move(items)) {
   index_.reserve(items_.size());
   for (size_t i = 0; i < items_.size(); ++i) {
     index_.emplace(items_[i].id, static_cast<ItemIndex>(i));
+    has_categories_ = has_categories_ || !items_[i].category.empty();
   }
 }
 

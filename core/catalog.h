@@ -42,9 +42,12 @@ class Catalog {
   // REQUIRES: 0 <= index < size().
   const ItemInfo& item(ItemIndex index) const { return items_[index]; }
   int32_t size() const { return static_cast<int32_t>(items_.size()); }
+  // Whether any item has a category.
+  bool has_categories() const { return has_categories_; }
 
  private:
   std::vector<ItemInfo> items_;
+  bool has_categories_ = false;
   absl::flat_hash_map<std::string, ItemIndex> index_;
 };
 

@@ -17,13 +17,6 @@ void AddUnique(const std::string& id, std::vector<std::string>* out) {
   if (std::find(out->begin(), out->end(), id) == out->end()) out->push_back(id);
 }
 
-bool HasCategories(const Catalog& catalog) {
-  for (ItemIndex i = 0; i < catalog.size(); ++i) {
-    if (!catalog.item(i).category.empty()) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 std::vector<double> RecencyWeights(size_t n, double decay) {
@@ -50,7 +43,7 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   }
   if (request.max_per_category > 0 || !request.allow_categories.empty() ||
       !request.deny_categories.empty()) {
-    if (!HasCategories(catalog)) {
+    if (!catalog.has_categories()) {
       const char* field = request.max_per_category > 0 ? "diversity.max_per_category"
                           : !request.allow_categories.empty() ? "filters.allow_categories"
                                                               : "filters.deny_categories";

@@ -68,15 +68,15 @@ void ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& requ
   for (core::RecommendedItem& item : ranked->items) {
     std::vector<Attribution> fused;
     for (core::SourceScore& source : item.sources) {
-      const core::SourceSpec* spec = nullptr;
-      for (const core::SourceSpec& s : ranked->sources) {
-        if (s.name == source.source) spec = &s;
-      }
-      if (spec == nullptr || source.source != "cf") continue;
+      if (source.source != "cf") continue;  // The only source so far.
       std::vector<Attribution> own = CfAttributions(bundle, request, ranked->history, item.index);
       double sum = 0.0;
       for (const Attribution& a : own) sum += a.attribution;
       source.completeness_error = sum - source.raw_score;
+      const core::SourceSpec* spec = nullptr;
+      for (const core::SourceSpec& s : ranked->sources) {
+        if (s.name == source.source) spec = &s;
+      }
       const double scale = spec->weight * spec->slope;
       for (const Attribution& a : own) {
         fused.push_back(a);
