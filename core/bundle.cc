@@ -58,7 +58,11 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
     m.data_source = j.value("data_source", "");
     m.items_file = j.value("items_file", m.items_file);
     m.cf_index_file = j.value("cf_index_file", m.cf_index_file);
-    if (j.contains("cf")) m.recency_decay = j["cf"].value("recency_decay", m.recency_decay);
+    if (j.contains("cf")) {
+      m.recency_decay = j["cf"].value("recency_decay", m.recency_decay);
+      m.self_similarity = j["cf"].value("self_similarity", m.self_similarity);
+    }
+    m.train_cutoff_unix = j.value("train_cutoff_unix", int64_t{0});
     if (j.contains("defaults")) {
       m.exclude_history_default = j["defaults"].value("exclude_history", false);
     }
@@ -84,6 +88,9 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
   if (m.version.empty()) return absl::InvalidArgumentError("manifest: empty version");
   if (!(m.recency_decay > 0 && m.recency_decay <= 1)) {
     return absl::InvalidArgumentError("manifest: cf.recency_decay must be in (0, 1]");
+  }
+  if (!std::isfinite(m.self_similarity) || m.self_similarity < 0) {
+    return absl::InvalidArgumentError("manifest: cf.self_similarity must be finite and >= 0");
   }
   if (m.FindSource("cf") == nullptr) {
     return absl::InvalidArgumentError("manifest: sources has no \"cf\" entry");
@@ -116,7 +123,8 @@ std::string SerializeManifest(const BundleManifest& m) {
       {"data_source", m.data_source},
       {"items_file", m.items_file},
       {"cf_index_file", m.cf_index_file},
-      {"cf", {{"recency_decay", m.recency_decay}}},
+      {"train_cutoff_unix", m.train_cutoff_unix},
+      {"cf", {{"recency_decay", m.recency_decay}, {"self_similarity", m.self_similarity}}},
       {"defaults", {{"exclude_history", m.exclude_history_default}}},
       {"sources", sources},
       {"feature_schema",

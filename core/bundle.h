@@ -44,6 +44,12 @@ struct BundleManifest {
   std::string cf_index_file = "cf_index.bin";
   // Weight of the i-th most recent history event in CF scoring is recency_decay^i.
   double recency_decay = 0.9;
+  // sim(i, i) in CF scoring: how much a past purchase of an item recommends the item itself.
+  // In re-buy catalogues this is the strongest signal; 0 turns repeats off.
+  double self_similarity = 0.0;
+  // Purchases at or after this time were not used to build the bundle (seconds since the
+  // epoch; 0: no cut-off). Evaluation checks it against its split.
+  int64_t train_cutoff_unix = 0;
   bool exclude_history_default = false;
   std::vector<SourceSpec> sources;
   std::vector<FeatureSpec> event_features;
@@ -70,6 +76,12 @@ class Bundle {
   const BundleManifest& manifest() const { return manifest_; }
   const Catalog& catalog() const { return catalog_; }
   const CfIndex& cf_index() const { return cf_index_; }
+
+  // The similarity CF scoring uses: manifest().self_similarity when from == to, else the
+  // index's neighbour similarity (0 for non-neighbours).
+  double CfSimilarity(ItemIndex from, ItemIndex to) const {
+    return from == to ? manifest_.self_similarity : cf_index_.Similarity(from, to);
+  }
 
  private:
   Bundle(std::string dir, BundleManifest manifest, Catalog catalog, CfIndex cf_index)

@@ -22,6 +22,8 @@ struct BundleBuildOptions {
   CfBuildOptions cf;
   // See BundleManifest::recency_decay. Default: 0.9.
   double recency_decay = 0.9;
+  // See BundleManifest::self_similarity. Default: 0 (off).
+  double self_similarity = 0.0;
   // Default of the request option filters.exclude_history. Default: false, because in this
   // re-buy catalogue a customer's own items are among the best predictions.
   bool exclude_history_default = false;

@@ -89,7 +89,10 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   // Candidates with their CF raw scores, accumulated in history order.
   absl::flat_hash_map<ItemIndex, double> cf_raw;
   if (!request.candidates_only) {
+    const double self = manifest.self_similarity;
     for (size_t t = 0; t < history.items.size(); ++t) {
+      // Neighbour lists never hold the item itself, so each (event, item) pair adds one term.
+      if (self > 0) cf_raw[history.items[t]] += history.weights[t] * self;
       for (const Neighbor& n : bundle.cf_index().neighbors(history.items[t])) {
         cf_raw[n.item] += history.weights[t] * n.similarity;
       }
@@ -106,7 +109,7 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     if (cf_raw.contains(*index)) continue;
     double raw = 0.0;
     for (size_t t = 0; t < history.items.size(); ++t) {
-      raw += history.weights[t] * bundle.cf_index().Similarity(history.items[t], *index);
+      raw += history.weights[t] * bundle.CfSimilarity(history.items[t], *index);
     }
     cf_raw.emplace(*index, raw);
   }

@@ -31,7 +31,8 @@ std::vector<double> RecencyWeights(size_t n, double decay);
 
 // Candidate generation, scoring, fusion, filters and top-k selection over one bundle.
 //
-// CF raw score of item c: sum over known history events t of weights[t] * sim(item_t, c).
+// CF raw score of item c: sum over known history events t of weights[t] * sim(item_t, c), with
+// sim from Bundle::CfSimilarity (so a bought item recommends itself by self_similarity).
 // Fused score: sum over sources of weight * (slope * raw + intercept), minus
 // popularity_penalty * log(1 + popularity). Ties break by catalogue index, so results are
 // deterministic. Stateless and thread-safe.

@@ -28,13 +28,15 @@ bool LargerMagnitude(const Attribution& a, const Attribution& b) {
   return ma != mb ? ma > mb : a.history_index < b.history_index;
 }
 
-std::string Reason(const core::RecommendRequest& request, const std::vector<Attribution>& sorted) {
+std::string Reason(const core::RecommendRequest& request, const std::string& item_id,
+                   const std::vector<Attribution>& sorted) {
   for (const Attribution& a : sorted) {
     if (a.attribution <= 0) break;  // Only a positive reason is a reason.
     if (a.kind == FeatureKind::kHistoryEvent) {
+      const char* verb = Verb(request.history[a.history_index].event_type);
+      if (a.item_id == item_id) return absl::StrCat("you ", verb, " it before");
       const std::string& name = a.display_value.empty() ? a.item_id : a.display_value;
-      return absl::StrCat("because you ", Verb(request.history[a.history_index].event_type), " ",
-                          name);
+      return absl::StrCat("because you ", verb, " ", name);
     }
   }
   return "";
@@ -56,7 +58,7 @@ std::vector<Attribution> CfAttributions(const core::Bundle& bundle,
     a.history_index = history.positions[t];
     a.item_id = info.id;
     a.display_value = info.description;
-    a.attribution = history.weights[t] * bundle.cf_index().Similarity(history.items[t], item);
+    a.attribution = history.weights[t] * bundle.CfSimilarity(history.items[t], item);
     out.push_back(std::move(a));
   }
   return out;
@@ -106,7 +108,7 @@ void ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& requ
                                [](const Attribution& a) { return a.attribution == 0.0; }),
                 fused.end());
     std::sort(fused.begin(), fused.end(), LargerMagnitude);
-    item.reason = Reason(request, fused);
+    item.reason = Reason(request, item.item_id, fused);
     if (fused.size() > static_cast<size_t>(settings.max_attributions)) {
       fused.resize(settings.max_attributions);
     }

@@ -235,6 +235,7 @@ void ToModelInfo(const core::Bundle& bundle, const PipelineOptions& options,
   pc->set_total_neighbors(bundle.cf_index().num_neighbors());
   pc->set_shrinkage(bundle.cf_index().shrinkage());
   pc->set_recency_decay(m.recency_decay);
+  pc->set_self_similarity(m.self_similarity);
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

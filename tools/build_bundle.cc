@@ -31,6 +31,8 @@ ABSL_FLAG(std::string, cutoff, "",
 ABSL_FLAG(int, neighbors, 100, "Neighbours kept per item");
 ABSL_FLAG(double, shrinkage, 10.0, "Cosine shrinkage: c_ij / (sqrt(c_i c_j) + shrinkage)");
 ABSL_FLAG(double, recency_decay, 0.9, "CF weight of the i-th most recent event is decay^i");
+ABSL_FLAG(double, self_similarity, 0.0,
+          "CF similarity of an item to itself: weight of repeat purchases (0: off)");
 ABSL_FLAG(bool, exclude_history_default, false,
           "Default of the request option filters.exclude_history");
 ABSL_FLAG(int, threads, 2, "Threads for the similarity computation");
@@ -60,6 +62,7 @@ int main(int argc, char** argv) {
   options.cf.shrinkage = absl::GetFlag(FLAGS_shrinkage);
   options.cf.threads = absl::GetFlag(FLAGS_threads);
   options.recency_decay = absl::GetFlag(FLAGS_recency_decay);
+  options.self_similarity = absl::GetFlag(FLAGS_self_similarity);
   options.exclude_history_default = absl::GetFlag(FLAGS_exclude_history_default);
 
   const bool tty = isatty(STDERR_FILENO);

@@ -57,6 +57,18 @@ TEST(RankerScoresTest, ScoresAreRecencyWeightedSimilaritiesComputedByHand) {
   EXPECT_EQ(out.items[0].info.description, "ITEM C");
 }
 
+TEST(RankerScoresTest, SelfSimilarityMakesBoughtItemsRecommendThemselves) {
+  std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5, 100, /*self_similarity=*/2.0);
+  RankedList out;
+  ASSERT_TRUE(Ranker::Rank(*bundle, History({"21A", "21B"}), 10, &out).ok());
+  // 21B: 2/3 * 2 (itself) + 1/3 * sim(A,B); 21A: 1/3 * 2 + 2/3 * sim(B,A); 21C as before.
+  EXPECT_THAT(Ids(out), ElementsAre("21B", "21A", "21C"));
+  EXPECT_NEAR(out.items[0].score, 2.0 / 3 * 2.0 + 1.0 / 3 * kSimAB, 1e-6);
+  EXPECT_NEAR(out.items[1].score, 1.0 / 3 * 2.0 + 2.0 / 3 * kSimAB, 1e-6);
+  EXPECT_NEAR(out.items[2].score, 1.0 / 3 * kSimAC + 2.0 / 3 * kSimBC, 1e-6);
+  EXPECT_EQ(bundle->CfSimilarity(1, 1), 2.0);
+}
+
 TEST(RankerScoresTest, FiltersRemoveAndCount) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
   RecommendRequest r = History({"21A", "21B", "unknown-1", "unknown-1"});

@@ -102,6 +102,20 @@ TEST(ExplainItemsTest, SortsByMagnitudeTruncatesAndGivesAReason) {
   EXPECT_TRUE(c.sources[0].attributions.empty());  // Not asked for.
 }
 
+TEST(ExplainItemsTest, ARepeatPurchaseIsExplainedAsSuch) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0);
+  core::RecommendRequest request = History({"21A", "21B"});
+  core::RankedList ranked;
+  ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
+  ExplainItems(*bundle, request, ExplainSettings(), &ranked);
+  const core::RecommendedItem& b = ranked.items[0];
+  ASSERT_EQ(b.item_id, "21B");
+  EXPECT_EQ(b.attributions[0].item_id, "21B");
+  EXPECT_NEAR(b.attributions[0].attribution, 2.0 / 3 * 2.0, 1e-12);
+  EXPECT_EQ(b.reason, "you bought it before");
+  EXPECT_NEAR(b.completeness_error, 0.0, 1e-12);
+}
+
 TEST(ExplainItemsTest, MethodNoneLeavesOnlyTheScoreBreakdown) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
   core::RecommendRequest request = History({"21A"});

@@ -55,7 +55,8 @@ std::string TinyRetailCsv() {
          "110,21E,ITEM E,1,2010-03-01 10:00:00,5.0,3,Germany\n";
 }
 
-std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay, int neighbors_per_item) {
+std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay, int neighbors_per_item,
+                                               double self_similarity) {
   const std::string root = MakeTempDir("tiny_bundle");
   const std::string csv = root + "/tiny.csv";
   WriteFile(csv, TinyRetailCsv());
@@ -67,6 +68,7 @@ std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay, int neighbo
   options.cf.shrinkage = 1.0;
   options.cf.neighbors_per_item = neighbors_per_item;
   options.recency_decay = recency_decay;
+  options.self_similarity = self_similarity;
   absl::StatusOr<core::BundleBuildResult> built = core::BuildCfBundle(options);
   EXPECT_TRUE(built.ok()) << built.status();
   absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle = core::Bundle::Load(built->dir);

@@ -23,7 +23,8 @@ std::string TinyRetailCsv();
 // Builds a bundle from TinyRetailCsv() with shrinkage 1 and the given recency decay; returns
 // the loaded bundle. Items are indexed 21A=0, 21B=1, 21C=2, 21D=3.
 std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay = 0.5,
-                                               int neighbors_per_item = 100);
+                                               int neighbors_per_item = 100,
+                                               double self_similarity = 0.0);
 
 // A file of the source tree, by its path relative to the repository root.
 std::string SourcePath(const std::string& relative);
