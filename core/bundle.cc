@@ -61,6 +61,7 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
     if (j.contains("cf")) {
       m.recency_decay = j["cf"].value("recency_decay", m.recency_decay);
       m.self_similarity = j["cf"].value("self_similarity", m.self_similarity);
+      m.self_recency_decay = j["cf"].value("self_recency_decay", m.recency_decay);
     }
     m.train_cutoff_unix = j.value("train_cutoff_unix", int64_t{0});
     if (j.contains("defaults")) {
@@ -86,8 +87,10 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
     return absl::InvalidArgumentError(absl::StrCat("malformed manifest: ", e.what()));
   }
   if (m.version.empty()) return absl::InvalidArgumentError("manifest: empty version");
-  if (!(m.recency_decay > 0 && m.recency_decay <= 1)) {
-    return absl::InvalidArgumentError("manifest: cf.recency_decay must be in (0, 1]");
+  if (!(m.recency_decay > 0 && m.recency_decay <= 1) ||
+      !(m.self_recency_decay > 0 && m.self_recency_decay <= 1)) {
+    return absl::InvalidArgumentError(
+        "manifest: cf.recency_decay and cf.self_recency_decay must be in (0, 1]");
   }
   if (!std::isfinite(m.self_similarity) || m.self_similarity < 0) {
     return absl::InvalidArgumentError("manifest: cf.self_similarity must be finite and >= 0");
@@ -124,7 +127,10 @@ std::string SerializeManifest(const BundleManifest& m) {
       {"items_file", m.items_file},
       {"cf_index_file", m.cf_index_file},
       {"train_cutoff_unix", m.train_cutoff_unix},
-      {"cf", {{"recency_decay", m.recency_decay}, {"self_similarity", m.self_similarity}}},
+      {"cf",
+       {{"recency_decay", m.recency_decay},
+        {"self_recency_decay", m.self_recency_decay},
+        {"self_similarity", m.self_similarity}}},
       {"defaults", {{"exclude_history", m.exclude_history_default}}},
       {"sources", sources},
       {"feature_schema",

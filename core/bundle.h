@@ -42,8 +42,11 @@ struct BundleManifest {
   std::string data_source;
   std::string items_file = "items.tsv";
   std::string cf_index_file = "cf_index.bin";
-  // Weight of the i-th most recent history event in CF scoring is recency_decay^i.
+  // Weight of the i-th most recent history event in CF scoring is recency_decay^i
+  // (normalised to sum to 1) for its neighbours, self_recency_decay^i for the item itself:
+  // interest in similar items fades fast, re-buying habits slowly.
   double recency_decay = 0.9;
+  double self_recency_decay = 0.9;
   // sim(i, i) in CF scoring: how much a past purchase of an item recommends the item itself.
   // In re-buy catalogues this is the strongest signal; 0 turns repeats off.
   double self_similarity = 0.0;
@@ -76,12 +79,6 @@ class Bundle {
   const BundleManifest& manifest() const { return manifest_; }
   const Catalog& catalog() const { return catalog_; }
   const CfIndex& cf_index() const { return cf_index_; }
-
-  // The similarity CF scoring uses: manifest().self_similarity when from == to, else the
-  // index's neighbour similarity (0 for non-neighbours).
-  double CfSimilarity(ItemIndex from, ItemIndex to) const {
-    return from == to ? manifest_.self_similarity : cf_index_.Similarity(from, to);
-  }
 
  private:
   Bundle(std::string dir, BundleManifest manifest, Catalog catalog, CfIndex cf_index)

@@ -59,6 +59,7 @@ absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& option
                                        : absl::StrCat("; cutoff_unix: ", options.cutoff_time));
   manifest.recency_decay = options.recency_decay;
   manifest.self_similarity = options.self_similarity;
+  manifest.self_recency_decay = options.self_recency_decay;
   if (options.cutoff_time != INT64_MAX) manifest.train_cutoff_unix = options.cutoff_time;
   manifest.exclude_history_default = options.exclude_history_default;
   manifest.sources.push_back(SourceSpec{"cf", 1.0, 1.0, 0.0});

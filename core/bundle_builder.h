@@ -20,10 +20,11 @@ struct BundleBuildOptions {
   // Train only on purchases strictly before this time. Default: all.
   int64_t cutoff_time = INT64_MAX;
   CfBuildOptions cf;
-  // See BundleManifest::recency_decay. Default: 0.9.
-  double recency_decay = 0.9;
-  // See BundleManifest::self_similarity. Default: 0 (off).
-  double self_similarity = 0.0;
+  // See BundleManifest. Defaults: the settings tools/evaluate.sh chose on the validation month
+  // of Online Retail II (docs/evaluation.md).
+  double recency_decay = 0.8;
+  double self_recency_decay = 1.0;
+  double self_similarity = 64.0;
   // Default of the request option filters.exclude_history. Default: false, because in this
   // re-buy catalogue a customer's own items are among the best predictions.
   bool exclude_history_default = false;

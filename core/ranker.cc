@@ -31,6 +31,13 @@ std::vector<double> RecencyWeights(size_t n, double decay) {
   return weights;
 }
 
+double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size_t t,
+                      ItemIndex item) {
+  const ItemIndex from = history.items[t];
+  if (from == item) return history.self_weights[t] * bundle.manifest().self_similarity;
+  return history.weights[t] * bundle.cf_index().Similarity(from, item);
+}
+
 absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
                           RankedList* out) {
   const Catalog& catalog = bundle.catalog();
@@ -85,14 +92,16 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     history.positions.push_back(static_cast<int32_t>(t));
   }
   history.weights = RecencyWeights(history.items.size(), manifest.recency_decay);
+  history.self_weights = RecencyWeights(history.items.size(), manifest.self_recency_decay);
 
   // Candidates with their CF raw scores, accumulated in history order.
   absl::flat_hash_map<ItemIndex, double> cf_raw;
   if (!request.candidates_only) {
     const double self = manifest.self_similarity;
     for (size_t t = 0; t < history.items.size(); ++t) {
-      // Neighbour lists never hold the item itself, so each (event, item) pair adds one term.
-      if (self > 0) cf_raw[history.items[t]] += history.weights[t] * self;
+      // Neighbour lists never hold the item itself, so each (event, item) pair adds one term,
+      // the same product CfContribution computes.
+      if (self > 0) cf_raw[history.items[t]] += history.self_weights[t] * self;
       for (const Neighbor& n : bundle.cf_index().neighbors(history.items[t])) {
         cf_raw[n.item] += history.weights[t] * n.similarity;
       }
@@ -109,7 +118,7 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     if (cf_raw.contains(*index)) continue;
     double raw = 0.0;
     for (size_t t = 0; t < history.items.size(); ++t) {
-      raw += history.weights[t] * bundle.CfSimilarity(history.items[t], *index);
+      raw += CfContribution(bundle, history, t, *index);
     }
     cf_raw.emplace(*index, raw);
   }

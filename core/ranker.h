@@ -15,6 +15,7 @@ struct ResolvedHistory {
   std::vector<ItemIndex> items;      // Catalogue index of each known event, oldest first.
   std::vector<int32_t> positions;    // Index of each known event in RecommendRequest.history.
   std::vector<double> weights;       // CF weight of each known event; they sum to 1.
+  std::vector<double> self_weights;  // The same with self_recency_decay, for repeat terms.
 };
 
 // The outcome of ranking: the top items with their per-source scores, before explanation.
@@ -29,10 +30,14 @@ struct RankedList {
 // to 1, so that scores are comparable across history lengths.
 std::vector<double> RecencyWeights(size_t n, double decay);
 
+// Known event t's exact share of `item`'s CF raw score: self_weights[t] * self_similarity when
+// the event is the item itself, else weights[t] * sim(item_t, item).
+double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size_t t,
+                      ItemIndex item);
+
 // Candidate generation, scoring, fusion, filters and top-k selection over one bundle.
 //
-// CF raw score of item c: sum over known history events t of weights[t] * sim(item_t, c), with
-// sim from Bundle::CfSimilarity (so a bought item recommends itself by self_similarity).
+// CF raw score of item c: sum over known history events t of CfContribution(t, c).
 // Fused score: sum over sources of weight * (slope * raw + intercept), minus
 // popularity_penalty * log(1 + popularity). Ties break by catalogue index, so results are
 // deterministic. Stateless and thread-safe.

@@ -58,7 +58,7 @@ std::vector<Attribution> CfAttributions(const core::Bundle& bundle,
     a.history_index = history.positions[t];
     a.item_id = info.id;
     a.display_value = info.description;
-    a.attribution = history.weights[t] * bundle.CfSimilarity(history.items[t], item);
+    a.attribution = core::CfContribution(bundle, history, t, item);
     out.push_back(std::move(a));
   }
   return out;

@@ -10,7 +10,7 @@
 namespace recsys::explain {
 
 // Exact attributions of an item's CF raw score to the history events: event t contributes
-// weights[t] * Bundle::CfSimilarity(item_t, item). They sum to the CF raw score; the baseline (empty history)
+// core::CfContribution(t, item). They sum to the CF raw score; the baseline (empty history)
 // scores 0. One entry per known event, in history order, zero contributions included.
 std::vector<core::Attribution> CfAttributions(const core::Bundle& bundle,
                                               const core::RecommendRequest& request,

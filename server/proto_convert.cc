@@ -236,6 +236,7 @@ void ToModelInfo(const core::Bundle& bundle, const PipelineOptions& options,
   pc->set_shrinkage(bundle.cf_index().shrinkage());
   pc->set_recency_decay(m.recency_decay);
   pc->set_self_similarity(m.self_similarity);
+  pc->set_self_recency_decay(m.self_recency_decay);
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

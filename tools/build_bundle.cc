@@ -2,7 +2,8 @@
 //
 //   recsys_build_bundle --input=data/online-retail-ii/online_retail_ii.csv.gz --out_root=bundles
 //
-// Prints progress on a terminal and one summary line at the end; exits non-zero with one clear
+// The CF defaults are the settings tools/evaluate.sh chose on the validation month
+// (docs/evaluation.md). Prints progress on a terminal and one summary line at the end; exits non-zero with one clear
 // line on error.
 #include <unistd.h>
 
@@ -30,8 +31,10 @@ ABSL_FLAG(std::string, cutoff, "",
           "'YYYY-MM-DD HH:MM:SS'). Default: all purchases");
 ABSL_FLAG(int, neighbors, 100, "Neighbours kept per item");
 ABSL_FLAG(double, shrinkage, 10.0, "Cosine shrinkage: c_ij / (sqrt(c_i c_j) + shrinkage)");
-ABSL_FLAG(double, recency_decay, 0.9, "CF weight of the i-th most recent event is decay^i");
-ABSL_FLAG(double, self_similarity, 0.0,
+ABSL_FLAG(double, recency_decay, 0.8, "CF weight of the i-th most recent event is decay^i");
+ABSL_FLAG(double, self_recency_decay, 1.0,
+          "Like --recency_decay, for an item's contribution to itself (repeat purchases)");
+ABSL_FLAG(double, self_similarity, 64.0,
           "CF similarity of an item to itself: weight of repeat purchases (0: off)");
 ABSL_FLAG(bool, exclude_history_default, false,
           "Default of the request option filters.exclude_history");
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
   options.cf.threads = absl::GetFlag(FLAGS_threads);
   options.recency_decay = absl::GetFlag(FLAGS_recency_decay);
   options.self_similarity = absl::GetFlag(FLAGS_self_similarity);
+  options.self_recency_decay = absl::GetFlag(FLAGS_self_recency_decay);
   options.exclude_history_default = absl::GetFlag(FLAGS_exclude_history_default);
 
   const bool tty = isatty(STDERR_FILENO);

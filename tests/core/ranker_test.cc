@@ -66,7 +66,9 @@ TEST(RankerScoresTest, SelfSimilarityMakesBoughtItemsRecommendThemselves) {
   EXPECT_NEAR(out.items[0].score, 2.0 / 3 * 2.0 + 1.0 / 3 * kSimAB, 1e-6);
   EXPECT_NEAR(out.items[1].score, 1.0 / 3 * 2.0 + 2.0 / 3 * kSimAB, 1e-6);
   EXPECT_NEAR(out.items[2].score, 1.0 / 3 * kSimAC + 2.0 / 3 * kSimBC, 1e-6);
-  EXPECT_EQ(bundle->CfSimilarity(1, 1), 2.0);
+  RankedList history_only;
+  ASSERT_TRUE(Ranker::Rank(*bundle, History({"21B"}), 10, &history_only).ok());
+  EXPECT_EQ(CfContribution(*bundle, history_only.history, 0, 1), 2.0);
 }
 
 TEST(RankerScoresTest, FiltersRemoveAndCount) {

@@ -69,6 +69,7 @@ std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay, int neighbo
   options.cf.neighbors_per_item = neighbors_per_item;
   options.recency_decay = recency_decay;
   options.self_similarity = self_similarity;
+  options.self_recency_decay = recency_decay;
   absl::StatusOr<core::BundleBuildResult> built = core::BuildCfBundle(options);
   EXPECT_TRUE(built.ok()) << built.status();
   absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle = core::Bundle::Load(built->dir);
