@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/featurizer.h"
 
 namespace recsys::core {
 
@@ -39,7 +40,7 @@ double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size
 }
 
 absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
-                          RankedList* out) {
+                          RankedList* out, int64_t now_unix) {
   const Catalog& catalog = bundle.catalog();
   const BundleManifest& manifest = bundle.manifest();
   ResponseMetadata& meta = out->metadata;
@@ -77,8 +78,14 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     }
     it->weight = weight;
   }
-  const SourceSpec& cf = *std::find_if(out->sources.begin(), out->sources.end(),
-                                       [](const SourceSpec& s) { return s.name == "cf"; });
+  // Index into out->sources of each model, and of the CF source.
+  auto source_index = [&](const std::string& name) {
+    return static_cast<size_t>(
+        std::find_if(out->sources.begin(), out->sources.end(),
+                     [&](const SourceSpec& s) { return s.name == name; }) -
+        out->sources.begin());
+  };
+  const size_t cf_source = source_index("cf");
 
   // History -> catalogue indices.
   ResolvedHistory& history = out->history;
@@ -107,6 +114,31 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
       }
     }
   }
+  // Models: score the whole catalogue once; their best items join the candidates.
+  const int64_t request_time = request.context.time.value_or(now_unix);
+  std::vector<size_t> model_source;
+  for (const auto& model : bundle.models()) {
+    ModelInput input = Featurize(manifest, model->shape(), request, history.positions,
+                                 history.items, request_time);
+    std::vector<float> scores;
+    if (absl::Status s = model->ScoreAll(input, &scores); !s.ok()) return s;
+    if (!request.candidates_only) {
+      std::vector<ItemIndex> order(scores.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<ItemIndex>(i);
+      const size_t m = std::min<size_t>(kModelCandidates, order.size());
+      std::nth_element(order.begin(), order.begin() + m, order.end(),
+                       [&](ItemIndex a, ItemIndex b) {
+                         return scores[a] != scores[b] ? scores[a] > scores[b] : a < b;
+                       });
+      // An item that no history event links to has a CF raw score of exactly 0.
+      for (size_t i = 0; i < m; ++i) cf_raw.try_emplace(order[i], 0.0);
+    }
+    out->model_inputs.push_back(std::move(input));
+    out->model_scores.push_back(std::move(scores));
+    model_source.push_back(source_index(model->name()));
+  }
+  if (!bundle.models().empty()) meta.device = bundle.models().front()->device();
+
   int known_candidates = 0;
   for (const std::string& id : request.candidate_item_ids) {
     std::optional<ItemIndex> index = catalog.Find(id);
@@ -158,9 +190,17 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     return nullptr;
   };
 
+  // Raw score of `item` from source number `s` of out->sources.
+  auto raw_of = [&](size_t s, ItemIndex item, double cf_value) -> double {
+    if (s == cf_source) return cf_value;
+    for (size_t m = 0; m < model_source.size(); ++m) {
+      if (model_source[m] == s) return out->model_scores[m][item];
+    }
+    return 0.0;  // A source without a model (rejected at load) contributes nothing.
+  };
   struct Scored {
     ItemIndex item;
-    double raw;
+    double cf_raw;
     double score;
   };
   std::vector<Scored> scored;
@@ -170,7 +210,11 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
       ++meta.filtered_counts[filter];
       continue;
     }
-    double score = cf.weight * (cf.slope * raw + cf.intercept);
+    double score = 0.0;
+    for (size_t s = 0; s < out->sources.size(); ++s) {
+      const SourceSpec& spec = out->sources[s];
+      score += spec.weight * (spec.slope * raw_of(s, item, raw) + spec.intercept);
+    }
     if (request.popularity_penalty > 0) {
       score -= request.popularity_penalty * std::log1p(catalog.item(item).popularity);
     }
@@ -191,14 +235,21 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     item.info = catalog.item(item.index);
     item.rank = static_cast<int32_t>(r + 1);
     item.score = scored[r].score;
-    SourceScore source;
-    source.source = cf.name;
-    source.raw_score = scored[r].raw;
-    source.normalized_score = cf.slope * scored[r].raw + cf.intercept;
-    source.weight = cf.weight;
-    source.contribution = cf.weight * source.normalized_score;
-    item.sources.push_back(std::move(source));
-    item.baseline_score = cf.weight * cf.intercept;
+    for (size_t s = 0; s < out->sources.size(); ++s) {
+      const SourceSpec& spec = out->sources[s];
+      SourceScore& source = item.sources.emplace_back();
+      source.source = spec.name;
+      source.raw_score = raw_of(s, item.index, scored[r].cf_raw);
+      source.normalized_score = spec.slope * source.raw_score + spec.intercept;
+      source.weight = spec.weight;
+      source.contribution = spec.weight * source.normalized_score;
+      // Baseline: CF scores 0 on an empty history; a model scores its baseline input.
+      double baseline_raw = 0.0;
+      for (size_t m = 0; m < model_source.size(); ++m) {
+        if (model_source[m] == s) baseline_raw = bundle.models()[m]->baseline_scores()[item.index];
+      }
+      item.baseline_score += spec.weight * (spec.slope * baseline_raw + spec.intercept);
+    }
     out->items.push_back(std::move(item));
   }
   return absl::OkStatus();

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "core/bundle.h"
+#include "core/model_runner.h"
 #include "core/types.h"
 
 namespace recsys::core {
@@ -21,6 +22,9 @@ struct ResolvedHistory {
 // The outcome of ranking: the top items with their per-source scores, before explanation.
 struct RankedList {
   ResolvedHistory history;
+  // Per model of the bundle, in order: its input and its scores of every catalogue item.
+  std::vector<ModelInput> model_inputs;
+  std::vector<std::vector<float>> model_scores;
   std::vector<SourceSpec> sources;   // Sources with the weights in effect for this request.
   std::vector<RecommendedItem> items;  // Best first; attributions still empty.
   ResponseMetadata metadata;         // Ids ignored, filter counts, candidates scored.
@@ -37,18 +41,24 @@ double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size
 
 // Candidate generation, scoring, fusion, filters and top-k selection over one bundle.
 //
-// CF raw score of item c: sum over known history events t of CfContribution(t, c).
-// Fused score: sum over sources of weight * (slope * raw + intercept), minus
-// popularity_penalty * log(1 + popularity). Ties break by catalogue index, so results are
-// deterministic. Stateless and thread-safe.
+// Candidates: CF neighbours (and, with self_similarity, the items) of the history, each model's
+// top kModelCandidates over the whole catalogue, and the caller's candidates (only those with
+// candidates_only). CF raw score of item c: sum over known history events t of
+// CfContribution(t, c); a model's raw score: its logit for c. Fused score: sum over sources of
+// weight * (slope * raw + intercept), minus popularity_penalty * log(1 + popularity); it depends
+// only on the request and the item, never on the other candidates. Ties break by catalogue
+// index, so results are deterministic. Stateless and thread-safe.
 class Ranker {
  public:
+  static constexpr int kModelCandidates = 100;
+
+  // `now_unix` is the request time when the request's context has none.
   // REQUIRES: `request` passed validation (server/request_validator) and top_k >= 1.
   // Errors: INVALID_ARGUMENT for fusion weights naming an unknown source, or a candidates_only
   // request none of whose candidates is known; FAILED_PRECONDITION for category options on a
   // bundle without categories; UNIMPLEMENTED for options this version does not support.
   static absl::Status Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
-                           RankedList* out);
+                           RankedList* out, int64_t now_unix = 0);
 };
 
 }  // namespace recsys::core

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <iostream>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "core/torch_model_runner.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "gRPC listen address (host:port)");
@@ -22,7 +24,11 @@ ABSL_FLAG(std::string, metrics_host, "127.0.0.1", "Host of the Prometheus /metri
 ABSL_FLAG(int, metrics_port, 9464, "Port of the /metrics endpoint (0: any free port; -1: off)");
 ABSL_FLAG(std::string, bundle, "bundles",
           "Bundle version directory, or a root of version directories (the greatest is served)");
+ABSL_FLAG(std::string, device, "cpu", "Device of the models: cpu or cuda:N (never a fallback)");
 ABSL_FLAG(int, workers, 2, "Worker threads for Recommend");
+ABSL_FLAG(int, torch_threads, 1,
+          "LibTorch intra-op threads per worker; workers x torch_threads should not exceed the "
+          "CPU quota");
 ABSL_FLAG(int, queue_capacity, 64, "Requests that may wait for a worker before RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_history, 500, "Most history events a request may carry");
 ABSL_FLAG(int, max_top_k, 100, "Largest top_k a request may ask for");
@@ -52,6 +58,7 @@ int main(int argc, char** argv) {
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.bundle_path = absl::GetFlag(FLAGS_bundle);
   options.workers = absl::GetFlag(FLAGS_workers);
+  options.device = absl::GetFlag(FLAGS_device);
   options.queue_capacity = absl::GetFlag(FLAGS_queue_capacity);
   options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
   recsys::server::PipelineOptions& pipeline = options.pipeline;
@@ -62,6 +69,10 @@ int main(int argc, char** argv) {
   pipeline.limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
   pipeline.default_top_k = absl::GetFlag(FLAGS_default_top_k);
   pipeline.default_max_attributions = absl::GetFlag(FLAGS_default_max_attributions);
+  if (absl::Status device = recsys::core::CheckTorchDevice(options.device); !device.ok()) {
+    std::cerr << "error: --device: " << device.message() << "\n";
+    return 1;
+  }
   if (options.workers < 1 || options.queue_capacity < 0 || pipeline.default_top_k < 1 ||
       pipeline.default_top_k > pipeline.limits.max_top_k || pipeline.default_max_attributions < 1) {
     std::cerr << "error: need --workers >= 1, --queue_capacity >= 0, "
@@ -69,6 +80,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Thread counts are set once, before any model loads.
+  recsys::core::SetTorchThreads(std::max(1, absl::GetFlag(FLAGS_torch_threads)), 1);
   absl::StatusOr<std::unique_ptr<recsys::server::RecsysServer>> server =
       recsys::server::RecsysServer::Start(options);
   if (!server.ok()) {

@@ -199,6 +199,9 @@ void ToModelInfo(const core::Bundle& bundle, const PipelineOptions& options,
     pm->set_file(model.file);
     pm->set_embedding_dim(model.embedding_dim);
     pm->set_max_history(model.max_history);
+    for (const auto& runner : bundle.models()) {
+      if (runner->name() == model.name) pm->set_device(runner->device());
+    }
   }
   for (const core::SourceSpec& s : m.sources) {
     v1::SourceInfo* ps = p->add_sources();

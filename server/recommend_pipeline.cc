@@ -46,7 +46,11 @@ absl::StatusOr<core::RecommendResponse> RecommendPipeline::Run(
 
   if (absl::Status s = CheckDeadline(deadline, "ranking"); !s.ok()) return s;
   const int32_t top_k = request.top_k > 0 ? request.top_k : options_.default_top_k;
-  if (absl::Status s = core::Ranker::Rank(bundle, request, top_k, &ranked); !s.ok()) return s;
+  if (absl::Status s =
+          core::Ranker::Rank(bundle, request, top_k, &ranked, absl::ToUnixSeconds(absl::Now()));
+      !s.ok()) {
+    return s;
+  }
   clock.Lap("rank");
 
   // Explanations never fail a recommendation: a method this bundle cannot run degrades to the
@@ -58,9 +62,15 @@ absl::StatusOr<core::RecommendResponse> RecommendPipeline::Run(
                         : request.explain.method;
   if (settings.method != AttributionMethod::kNone && settings.method != AttributionMethod::kCfExact) {
     ranked.metadata.explanation_note =
-        "the requested method needs model sources, which this bundle does not have; "
-        "exact item-CF contributions were returned instead";
+        "this server version has no model attribution methods yet; exact item-CF "
+        "contributions were returned instead";
     settings.method = AttributionMethod::kCfExact;
+  }
+  if (settings.method != AttributionMethod::kNone && !bundle.models().empty()) {
+    absl::StrAppend(&ranked.metadata.explanation_note,
+                    ranked.metadata.explanation_note.empty() ? "" : "; ",
+                    "model sources are not attributed yet: each item's completeness_error "
+                    "holds their share of score - baseline_score");
   }
   settings.max_attributions = request.explain.max_attributions > 0
                                   ? request.explain.max_attributions

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/bundle.h"
+#include "core/torch_model_runner.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "prometheus/registry.h"
@@ -44,7 +45,8 @@ RecsysServer::~RecsysServer() { Shutdown(absl::ZeroDuration()); }
 absl::StatusOr<std::unique_ptr<RecsysServer>> RecsysServer::Start(const ServerOptions& options) {
   absl::StatusOr<std::string> dir = core::ResolveBundleDir(options.bundle_path);
   if (!dir.ok()) return dir.status();
-  absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle = core::Bundle::Load(*dir);
+  absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle =
+      core::Bundle::Load(*dir, core::TorchScriptLoader(options.device));
   if (!bundle.ok()) return bundle.status();
 
   std::unique_ptr<RecsysServer> s(new RecsysServer());

@@ -40,6 +40,8 @@ struct ServerOptions {
   int workers = 2;
   // Requests that may wait for a worker; beyond that RESOURCE_EXHAUSTED. Default: 64.
   int queue_capacity = 64;
+  // Device the bundle's models run on: "cpu" or "cuda:N". Default: cpu.
+  std::string device = "cpu";
   // Largest request message accepted. Default: 4 MiB.
   int max_receive_message_bytes = 4 << 20;
   PipelineOptions pipeline;

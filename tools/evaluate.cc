@@ -21,19 +21,25 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/bundle.h"
 #include "core/evaluation.h"
 #include "core/ranker.h"
 #include "core/retail_data.h"
+#include "core/torch_model_runner.h"
+#include "absl/strings/numbers.h"
 
 ABSL_FLAG(std::string, input, "data/online-retail-ii/online_retail_ii.csv.gz",
           "Purchase data in the Online Retail II layout (uncut)");
 ABSL_FLAG(std::string, bundle, "", "Bundle version directory built with --cutoff");
 ABSL_FLAG(std::string, end, "", "End of the held-out window (exclusive), 'YYYY-MM-DD'");
 ABSL_FLAG(int, max_history, 200, "Most recent purchases sent as the history");
-ABSL_FLAG(std::string, methods, "popular,recent_popular,repeat,cf", "Methods to evaluate");
+ABSL_FLAG(std::string, methods, "popular,recent_popular,repeat,cf,cnn,rnn,blend",
+          "Methods: popular, recent_popular, repeat, a source name alone (cf, cnn, rnn), blend");
+ABSL_FLAG(std::string, weights, "",
+          "Fusion weights of 'blend' as source=weight,... (default: the bundle's)");
 ABSL_FLAG(std::string, variants, "all,new", "Variants to evaluate");
 ABSL_FLAG(int, recent_days, 28, "Window of recent_popular, in days before the cut-off");
 ABSL_FLAG(std::string, metric, "",
@@ -90,9 +96,11 @@ std::vector<std::string> Repeat(const EvalCase& c) {
   return out;
 }
 
-std::vector<std::string> RankWithBundle(const recsys::core::Bundle& bundle, const EvalCase& c,
-                                        bool exclude_bought) {
+std::vector<std::string> RankWithBundle(
+    const recsys::core::Bundle& bundle, const EvalCase& c, bool exclude_bought,
+    const std::vector<std::pair<std::string, double>>& weights) {
   recsys::core::RecommendRequest request;
+  request.fusion_weights = weights;
   request.history = c.history;
   request.context.country = c.country;
   request.context.time = c.time;
@@ -120,7 +128,8 @@ int main(int argc, char** argv) {
     return 1;
   };
   absl::StatusOr<std::shared_ptr<const recsys::core::Bundle>> bundle =
-      recsys::core::Bundle::Load(absl::GetFlag(FLAGS_bundle));
+      recsys::core::Bundle::Load(absl::GetFlag(FLAGS_bundle),
+                                 recsys::core::TorchScriptLoader("cpu"));
   if (!bundle.ok()) return fail(bundle.status().ToString());
   const int64_t cutoff = (*bundle)->manifest().train_cutoff_unix;
   if (cutoff == 0) return fail("the bundle was built without --cutoff: nothing is held out");
@@ -148,14 +157,29 @@ int main(int argc, char** argv) {
   const std::vector<std::string> popular = RankByCount(catalog, popularity);
   const std::vector<std::string> recent_popular = RankByCount(catalog, recent);
 
+  std::vector<std::pair<std::string, double>> blend_weights;
+  if (!absl::GetFlag(FLAGS_weights).empty()) {
+    for (absl::string_view kv : absl::StrSplit(absl::GetFlag(FLAGS_weights), ',')) {
+      std::pair<std::string, std::string> parts = absl::StrSplit(kv, '=');
+      double w;
+      if (!absl::SimpleAtod(parts.second, &w)) return fail("--weights: bad entry " + std::string(kv));
+      blend_weights.emplace_back(parts.first, w);
+    }
+  }
   const std::vector<std::string> methods = absl::StrSplit(absl::GetFlag(FLAGS_methods), ',');
   const std::vector<std::string> variants = absl::StrSplit(absl::GetFlag(FLAGS_variants), ',');
   const std::string metric = absl::GetFlag(FLAGS_metric);
   const bool tty = isatty(STDERR_FILENO);
   if (metric.empty()) {
+    std::string sources;
+    for (const auto& s : (*bundle)->manifest().sources) {
+      absl::StrAppend(&sources, sources.empty() ? "" : ", ", s.name, " ", s.weight);
+    }
     std::cout << absl::StrFormat(
-        "Bundle %s, %d cases (customers with a basket in the window), catalogue %d items.\n\n",
-        (*bundle)->manifest().version, cases.size(), catalog.size());
+        "Bundle %s, %d cases (customers with a basket in the window), catalogue %d items; "
+        "blend weights: %s.\n\n",
+        (*bundle)->manifest().version, cases.size(), catalog.size(),
+        absl::GetFlag(FLAGS_weights).empty() ? sources : absl::GetFlag(FLAGS_weights));
   }
   for (const std::string& variant : variants) {
     const bool only_new = variant == "new";
@@ -181,8 +205,17 @@ int main(int argc, char** argv) {
           ranked = TopAllowed(recent_popular, c, only_new);
         } else if (method == "repeat") {
           ranked = only_new ? std::vector<std::string>() : Repeat(c);
-        } else if (method == "cf") {
-          ranked = RankWithBundle(**bundle, c, only_new);
+        } else if (method == "blend") {
+          ranked = RankWithBundle(**bundle, c, only_new, blend_weights);
+        } else if ((*bundle)->manifest().FindSource(method) != nullptr) {
+          // One source alone: every other source weighs 0.
+          std::vector<std::pair<std::string, double>> alone;
+          for (const auto& s : (*bundle)->manifest().sources) {
+            alone.emplace_back(s.name, s.name == method ? 1.0 : 0.0);
+          }
+          ranked = RankWithBundle(**bundle, c, only_new, alone);
+        } else if (method == "cnn" || method == "rnn") {
+          continue;  // Not in this bundle.
         } else {
           return fail("--methods: unknown method " + method);
         }
@@ -194,6 +227,7 @@ int main(int argc, char** argv) {
       }
       if (tty) std::fprintf(stderr, "\r%40s\r", "");
       const recsys::core::RankingMetrics m = metrics.Result();
+      if (m.cases == 0) continue;
       if (!metric.empty()) {
         const double value = metric == "ndcg10"     ? m.ndcg_at_10
                              : metric == "recall10" ? m.recall_at_10

@@ -23,6 +23,7 @@
 #include "httplib.h"
 #include "recsys/v1/recommender.grpc.pb.h"
 #include "tests/testutil/fixtures.h"
+#include "tests/testutil/model_fixtures.h"
 
 namespace recsys::server {
 namespace {
@@ -103,17 +104,23 @@ double Sample(const std::string& exposition, const std::string& name,
   return -1;
 }
 
+// One server per process, started in the first test's SetUp (not SetUpTestSuite, whose
+// failures CTest would report as skipped tests rather than failed ones).
 class ServerTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    server_ = StartServer().release();
-    ASSERT_NE(server_, nullptr);
-    channel_ = new std::shared_ptr<grpc::Channel>(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+  void SetUp() override {
+    if (server_ == nullptr) {
+      server_ = StartServer().release();
+      ASSERT_NE(server_, nullptr) << "the server did not start";
+      channel_ = new std::shared_ptr<grpc::Channel>(grpc::CreateChannel(
+          "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+    }
   }
   static void TearDownTestSuite() {
     delete channel_;
     delete server_;
+    channel_ = nullptr;
+    server_ = nullptr;
   }
 
   grpc::Status Recommend(const v1::RecommendRequest& request, v1::RecommendResponse* response) {
@@ -410,6 +417,45 @@ TEST(ServerShutdownTest, HealthWatchSeesNotServingThenTheStreamEnds) {
   grpc::ClientContext late;
   late.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   EXPECT_FALSE(v1::Recommender::NewStub(channel)->Recommend(&late, RealCustomerRequest(5), &out).ok());
+}
+
+TEST(ServerModelsTest, EveryResponseShowsCfCnnAndRnn) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_port = -1;
+  options.bundle_path = testing::MakeTinyModelBundleDir();
+  absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Recommender::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+  v1::RecommendRequest request;
+  request.add_history()->set_item_id("21A");
+  request.add_history()->set_item_id("21D");
+  request.mutable_context()->set_country("France");
+  grpc::ClientContext context;
+  v1::RecommendResponse response;
+  ASSERT_TRUE(stub->Recommend(&context, request, &response).ok());
+  ASSERT_EQ(response.items_size(), 4);
+  EXPECT_EQ(response.metadata().device(), "cpu");
+  for (const v1::RecommendedItem& item : response.items()) {
+    ASSERT_EQ(item.sources_size(), 3) << item.item_id();
+    EXPECT_EQ(item.sources(0).source(), "cf");
+    EXPECT_EQ(item.sources(1).source(), "cnn");
+    EXPECT_EQ(item.sources(2).source(), "rnn");
+    double sum = 0.0;
+    for (const v1::SourceScore& s : item.sources()) sum += s.contribution();
+    EXPECT_NEAR(item.score(), sum, 1e-9);
+  }
+
+  grpc::ClientContext info_context;
+  v1::GetModelInfoResponse info;
+  ASSERT_TRUE(stub->GetModelInfo(&info_context, {}, &info).ok());
+  ASSERT_EQ(info.models_size(), 2);
+  EXPECT_EQ(info.models(0).kind(), "cnn");
+  EXPECT_EQ(info.models(0).max_history(), 5);
+  EXPECT_EQ(info.models(0).device(), "cpu");
+  EXPECT_EQ(info.feature_schema().event_features_size(), 3);
+  EXPECT_EQ(info.feature_schema().context_features(0).name(), "hour_sin");
 }
 
 TEST(ServerStartTest, AMissingBundleIsAClearStartUpError) {

@@ -1,0 +1,106 @@
+#include "core/featurizer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/match.h"
+
+namespace recsys::core {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// The value of `name` in a sorted-or-not list of (name, value) pairs, or 0.
+double Lookup(const std::vector<std::pair<std::string, double>>& values, const std::string& name) {
+  for (const auto& [key, value] : values) {
+    if (key == name) return value;
+  }
+  return 0.0;
+}
+
+bool KnownCountry(const BundleManifest& manifest, const std::string& country) {
+  for (const FeatureSpec& f : manifest.context_features) {
+    if (f.name == "country=" + country) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+ModelInput Featurize(const BundleManifest& manifest, const ModelShape& shape,
+                     const RecommendRequest& request, const std::vector<int32_t>& known,
+                     const std::vector<ItemIndex>& item_indices, int64_t request_time) {
+  const int L = shape.max_history;
+  const int E = static_cast<int>(manifest.event_features.size());
+  ModelInput input;
+  input.items.assign(L, shape.num_items);
+  input.event_features.assign(static_cast<size_t>(L) * E, 0.0f);
+  input.mask.assign(L, 0.0f);
+
+  const int n = static_cast<int>(known.size());
+  const int first = std::max(0, n - L);
+  for (int k = first; k < n; ++k) {
+    const int pos = L - (n - k);
+    const HistoryEvent& event = request.history[known[k]];
+    input.items[pos] = item_indices[k];
+    input.mask[pos] = 1.0f;
+    double gap_days = 0.0;
+    if (k > 0) {
+      const HistoryEvent& previous = request.history[known[k - 1]];
+      if (event.timestamp && previous.timestamp) {
+        gap_days = std::max<double>(0, *event.timestamp - *previous.timestamp) / 86400.0;
+      }
+    }
+    for (int e = 0; e < E; ++e) {
+      const std::string& name = manifest.event_features[e].name;
+      double value;
+      if (name == "log_quantity") {
+        value = std::log1p(std::max(0.0, event.quantity.value_or(0.0)));
+      } else if (name == "log_price") {
+        value = std::log1p(std::max(0.0, event.price.value_or(0.0)));
+      } else if (name == "log_gap_days") {
+        value = std::log1p(gap_days);
+      } else {
+        value = Lookup(event.features, name);
+      }
+      input.event_features[static_cast<size_t>(pos) * E + e] = static_cast<float>(value);
+    }
+  }
+
+  // Time of day and week of the request, reading the clock as UTC like the training data.
+  const int64_t day_seconds = ((request_time % 86400) + 86400) % 86400;
+  const double hour = static_cast<double>(day_seconds) / 3600.0;
+  const int64_t days = (request_time - day_seconds) / 86400;
+  const int weekday = static_cast<int>(((days % 7) + 7 + 3) % 7);  // 1970-01-01 was a Thursday.
+  double recency_days = 0.0;
+  if (n > 0 && request.history[known[n - 1]].timestamp) {
+    recency_days = std::max<double>(0, request_time - *request.history[known[n - 1]].timestamp) /
+                   86400.0;
+  }
+  const bool known_country = KnownCountry(manifest, request.context.country);
+  for (const FeatureSpec& f : manifest.context_features) {
+    double value;
+    if (f.name == "hour_sin") {
+      value = std::sin(2 * kPi * hour / 24);
+    } else if (f.name == "hour_cos") {
+      value = std::cos(2 * kPi * hour / 24);
+    } else if (f.name == "dow_sin") {
+      value = std::sin(2 * kPi * weekday / 7);
+    } else if (f.name == "dow_cos") {
+      value = std::cos(2 * kPi * weekday / 7);
+    } else if (f.name == "log_recency_days") {
+      value = std::log1p(recency_days);
+    } else if (f.name == "country=other") {
+      value = known_country ? 0.0 : 1.0;
+    } else if (absl::StartsWith(f.name, "country=")) {
+      value = f.name == "country=" + request.context.country ? 1.0 : 0.0;
+    } else {
+      value = Lookup(request.context.numeric_features, f.name);
+    }
+    input.context.push_back(static_cast<float>(value));
+  }
+  return input;
+}
+
+}  // namespace recsys::core

@@ -1,0 +1,31 @@
+#ifndef RECSYS_CORE_FEATURIZER_H_
+#define RECSYS_CORE_FEATURIZER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "core/manifest.h"
+#include "core/model_runner.h"
+#include "core/types.h"
+
+namespace recsys::core {
+
+// Turns a request into model inputs by the bundle's feature schema, computing each feature the
+// way tools/recsys_models.py does in training:
+// - event features: log_quantity, log_price, log_gap_days (days since the previous known
+//   event; 0 for the first or without timestamps); any other name is read from the event's
+//   `features` map;
+// - context: hour_sin, hour_cos, dow_sin, dow_cos of the request time, log_recency_days (from
+//   the last known event to the request time), "country=X" one-hots (and "country=other"),
+//   any other name from the context's numeric_features map.
+// A missing value is 0. `known` lists, oldest first, the request.history indices of the events
+// whose item is in the catalogue, with `item_indices` their catalogue indices; only the last
+// shape.max_history are used, left-padded with shape.num_items. `request_time` is the request's
+// time in seconds since the epoch (the caller resolves the default). Thread-safe.
+ModelInput Featurize(const BundleManifest& manifest, const ModelShape& shape,
+                     const RecommendRequest& request, const std::vector<int32_t>& known,
+                     const std::vector<ItemIndex>& item_indices, int64_t request_time);
+
+}  // namespace recsys::core
+
+#endif  // RECSYS_CORE_FEATURIZER_H_

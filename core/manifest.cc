@@ -1,0 +1,140 @@
+#include "core/manifest.h"
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace recsys::core {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int32_t kFormatVersion = 1;
+
+std::vector<FeatureSpec> ParseFeatures(const json& array) {
+  std::vector<FeatureSpec> features;
+  for (const json& f : array) {
+    features.push_back({f.at("name").get<std::string>(), f.value("type", "numeric"),
+                        f.value("description", "")});
+  }
+  return features;
+}
+
+json FeaturesToJson(const std::vector<FeatureSpec>& features) {
+  json array = json::array();
+  for (const FeatureSpec& f : features) {
+    array.push_back({{"name", f.name}, {"type", f.type}, {"description", f.description}});
+  }
+  return array;
+}
+
+}  // namespace
+
+const SourceSpec* BundleManifest::FindSource(absl::string_view name) const {
+  for (const SourceSpec& s : sources) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
+  BundleManifest m;
+  try {
+    const json j = json::parse(json_text);
+    m.format_version = j.at("format_version").get<int32_t>();
+    if (m.format_version != kFormatVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "format_version ", m.format_version, ", this server reads ", kFormatVersion));
+    }
+    m.version = j.at("version").get<std::string>();
+    m.created_unix = j.value("created_unix", int64_t{0});
+    m.data_source = j.value("data_source", "");
+    m.items_file = j.value("items_file", m.items_file);
+    m.cf_index_file = j.value("cf_index_file", m.cf_index_file);
+    if (j.contains("cf")) {
+      m.recency_decay = j["cf"].value("recency_decay", m.recency_decay);
+      m.self_similarity = j["cf"].value("self_similarity", m.self_similarity);
+      m.self_recency_decay = j["cf"].value("self_recency_decay", m.recency_decay);
+    }
+    m.train_cutoff_unix = j.value("train_cutoff_unix", int64_t{0});
+    if (j.contains("defaults")) {
+      m.exclude_history_default = j["defaults"].value("exclude_history", false);
+    }
+    for (const json& s : j.at("sources")) {
+      m.sources.push_back({s.at("name").get<std::string>(), s.value("weight", 1.0),
+                           s.value("slope", 1.0), s.value("intercept", 0.0)});
+    }
+    if (j.contains("feature_schema")) {
+      const json& fs = j["feature_schema"];
+      if (fs.contains("event_features")) m.event_features = ParseFeatures(fs["event_features"]);
+      if (fs.contains("context_features")) {
+        m.context_features = ParseFeatures(fs["context_features"]);
+      }
+    }
+    for (const json& model : j.value("models", json::array())) {
+      m.models.push_back({model.at("name").get<std::string>(), model.at("kind").get<std::string>(),
+                          model.at("file").get<std::string>(), model.value("embedding_dim", 0),
+                          model.value("max_history", 0)});
+    }
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed manifest: ", e.what()));
+  }
+  if (m.version.empty()) return absl::InvalidArgumentError("manifest: empty version");
+  if (!(m.recency_decay > 0 && m.recency_decay <= 1) ||
+      !(m.self_recency_decay > 0 && m.self_recency_decay <= 1)) {
+    return absl::InvalidArgumentError(
+        "manifest: cf.recency_decay and cf.self_recency_decay must be in (0, 1]");
+  }
+  if (!std::isfinite(m.self_similarity) || m.self_similarity < 0) {
+    return absl::InvalidArgumentError("manifest: cf.self_similarity must be finite and >= 0");
+  }
+  if (m.FindSource("cf") == nullptr) {
+    return absl::InvalidArgumentError("manifest: sources has no \"cf\" entry");
+  }
+  for (const SourceSpec& s : m.sources) {
+    if (!std::isfinite(s.weight) || s.weight < 0 || !std::isfinite(s.slope) ||
+        !std::isfinite(s.intercept)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("manifest: source \"", s.name, "\" needs finite slope, intercept, weight >= 0"));
+    }
+  }
+  return m;
+}
+
+std::string SerializeManifest(const BundleManifest& m) {
+  json sources = json::array();
+  for (const SourceSpec& s : m.sources) {
+    sources.push_back(
+        {{"name", s.name}, {"weight", s.weight}, {"slope", s.slope}, {"intercept", s.intercept}});
+  }
+  json models = json::array();
+  for (const ModelSpec& model : m.models) {
+    models.push_back({{"name", model.name}, {"kind", model.kind}, {"file", model.file},
+                      {"embedding_dim", model.embedding_dim}, {"max_history", model.max_history}});
+  }
+  json j = {
+      {"format_version", m.format_version},
+      {"version", m.version},
+      {"created_unix", m.created_unix},
+      {"data_source", m.data_source},
+      {"items_file", m.items_file},
+      {"cf_index_file", m.cf_index_file},
+      {"train_cutoff_unix", m.train_cutoff_unix},
+      {"cf",
+       {{"recency_decay", m.recency_decay},
+        {"self_recency_decay", m.self_recency_decay},
+        {"self_similarity", m.self_similarity}}},
+      {"defaults", {{"exclude_history", m.exclude_history_default}}},
+      {"sources", sources},
+      {"feature_schema",
+       {{"event_features", FeaturesToJson(m.event_features)},
+        {"context_features", FeaturesToJson(m.context_features)}}},
+      {"models", models},
+  };
+  return j.dump(2) + "\n";
+}
+
+}  // namespace recsys::core

@@ -1,0 +1,69 @@
+#ifndef RECSYS_CORE_MANIFEST_H_
+#define RECSYS_CORE_MANIFEST_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace recsys::core {
+
+// A score source and its fixed affine normalisation: normalized = slope * raw + intercept.
+struct SourceSpec {
+  std::string name;  // "cf", "cnn", "rnn".
+  double weight = 1.0;
+  double slope = 1.0;
+  double intercept = 0.0;
+};
+
+struct FeatureSpec {
+  std::string name;
+  std::string type;  // "numeric" or "categorical".
+  std::string description;
+};
+
+struct ModelSpec {
+  std::string name;  // Source name.
+  std::string kind;  // "cnn" or "rnn".
+  std::string file;  // Relative to the bundle directory.
+  int32_t embedding_dim = 0;
+  int32_t max_history = 0;
+};
+
+// The parsed manifest.json of a bundle.
+struct BundleManifest {
+  int32_t format_version = 1;
+  std::string version;
+  int64_t created_unix = 0;
+  std::string data_source;
+  std::string items_file = "items.tsv";
+  std::string cf_index_file = "cf_index.bin";
+  // Weight of the i-th most recent history event in CF scoring is recency_decay^i
+  // (normalised to sum to 1) for its neighbours, self_recency_decay^i for the item itself:
+  // interest in similar items fades fast, re-buying habits slowly.
+  double recency_decay = 0.9;
+  double self_recency_decay = 0.9;
+  // sim(i, i) in CF scoring: how much a past purchase of an item recommends the item itself.
+  // In re-buy catalogues this is the strongest signal; 0 turns repeats off.
+  double self_similarity = 0.0;
+  // Purchases at or after this time were not used to build the bundle (seconds since the
+  // epoch; 0: no cut-off). Evaluation checks it against its split.
+  int64_t train_cutoff_unix = 0;
+  bool exclude_history_default = false;
+  std::vector<SourceSpec> sources;
+  std::vector<FeatureSpec> event_features;
+  std::vector<FeatureSpec> context_features;
+  std::vector<ModelSpec> models;
+
+  // The source named `name`, or nullptr.
+  const SourceSpec* FindSource(absl::string_view name) const;
+};
+
+absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text);
+std::string SerializeManifest(const BundleManifest& manifest);
+
+}  // namespace recsys::core
+
+#endif  // RECSYS_CORE_MANIFEST_H_

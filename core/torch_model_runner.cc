@@ -1,0 +1,176 @@
+// The only translation unit of core/ that includes LibTorch.
+#include "core/torch_model_runner.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+
+#include <regex>
+
+#include "absl/strings/str_cat.h"
+
+namespace recsys::core {
+
+namespace {
+
+class TorchModelRunner final : public ModelRunner {
+ public:
+  TorchModelRunner(std::string name, ModelShape shape, std::string device,
+                   torch::jit::Module module, torch::Tensor table_t, torch::Tensor bias)
+      : name_(std::move(name)),
+        shape_(shape),
+        device_name_(std::move(device)),
+        device_(device_name_),
+        module_(std::move(module)),
+        table_t_(std::move(table_t)),
+        bias_(std::move(bias)) {}
+
+  const std::string& name() const override { return name_; }
+  const ModelShape& shape() const override { return shape_; }
+  const std::string& device() const override { return device_name_; }
+  const std::vector<float>& baseline_scores() const override { return baseline_scores_; }
+  void set_baseline_scores(std::vector<float> scores) { baseline_scores_ = std::move(scores); }
+
+  absl::Status ScoreAll(const ModelInput& input, std::vector<float>* scores) const override {
+    const int64_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
+    if (static_cast<int64_t>(input.items.size()) != L ||
+        static_cast<int64_t>(input.event_features.size()) != L * E ||
+        static_cast<int64_t>(input.mask.size()) != L ||
+        static_cast<int64_t>(input.context.size()) != C) {
+      return absl::InvalidArgumentError(absl::StrCat(name_, ": model input has the wrong size"));
+    }
+    try {
+      c10::InferenceMode guard;
+      torch::Tensor user = Encode(input);
+      torch::Tensor logits = torch::addmm(bias_, user, table_t_).squeeze(0).to(torch::kCPU)
+                                 .contiguous();
+      scores->assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+      return absl::OkStatus();
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat(name_, ": ", e.what_without_backtrace()));
+    }
+  }
+
+  // encode(embed(items, features), mask, context) for one request: [1, H].
+  torch::Tensor Encode(const ModelInput& input) const {
+    const int64_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
+    auto cpu_long = torch::TensorOptions().dtype(torch::kLong);
+    auto cpu_float = torch::TensorOptions().dtype(torch::kFloat);
+    // from_blob does not copy; .to(device) copies only when the device is not the CPU.
+    torch::Tensor items =
+        torch::from_blob(const_cast<int64_t*>(input.items.data()), {1, L}, cpu_long).to(device_);
+    torch::Tensor features = torch::from_blob(const_cast<float*>(input.event_features.data()),
+                                              {1, L, E}, cpu_float)
+                                 .to(device_);
+    torch::Tensor mask =
+        torch::from_blob(const_cast<float*>(input.mask.data()), {1, L}, cpu_float).to(device_);
+    torch::Tensor context =
+        torch::from_blob(const_cast<float*>(input.context.data()), {1, C}, cpu_float)
+            .to(device_);
+    // TorchScript modules are safe to run from several threads; get_method is const-safe.
+    torch::jit::Module& module = const_cast<torch::jit::Module&>(module_);
+    torch::Tensor embedded = module.get_method("embed")({items, features}).toTensor();
+    return module.get_method("encode")({embedded, mask, context}).toTensor();
+  }
+
+ private:
+  const std::string name_;
+  const ModelShape shape_;
+  const std::string device_name_;
+  const torch::Device device_;
+  const torch::jit::Module module_;
+  const torch::Tensor table_t_;  // item_table()^T, [H, N], computed once.
+  const torch::Tensor bias_;     // [N]
+  std::vector<float> baseline_scores_;
+};
+
+std::string Shape(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) absl::StrAppend(&s, i ? "," : "", t.size(i));
+  return s + "]";
+}
+
+}  // namespace
+
+absl::Status CheckTorchDevice(const std::string& device) {
+  static const std::regex kPattern("cpu|cuda:[0-9]+");
+  if (!std::regex_match(device, kPattern)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device '", device, "': expected cpu or cuda:N"));
+  }
+  if (device == "cpu") return absl::OkStatus();
+  const int index = std::stoi(device.substr(5));
+  if (!torch::cuda::is_available()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device '", device, "': CUDA is not available to this LibTorch build or machine"));
+  }
+  if (index >= static_cast<int>(torch::cuda::device_count())) {
+    return absl::FailedPreconditionError(absl::StrCat("device '", device, "': only ",
+                                                      torch::cuda::device_count(),
+                                                      " CUDA devices"));
+  }
+  return absl::OkStatus();
+}
+
+void SetTorchThreads(int intra_op, int inter_op) {
+  at::set_num_threads(intra_op);
+  at::set_num_interop_threads(inter_op);
+}
+
+ModelLoader TorchScriptLoader(const std::string& device) {
+  return [device](const std::string& path, const ModelSpec& spec,
+                  const ModelShape& shape) -> absl::StatusOr<std::unique_ptr<ModelRunner>> {
+    if (absl::Status s = CheckTorchDevice(device); !s.ok()) return s;
+    auto wrong = [&](const std::string& what) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, ": not a model of this bundle: ", what));
+    };
+    try {
+      torch::jit::Module module = torch::jit::load(path, torch::Device(device));
+      module.eval();
+      for (const char* method : {"embed", "encode", "item_table", "item_bias"}) {
+        if (!module.find_method(method)) {
+          return wrong(absl::StrCat("no method ", method,
+                                    "() (the contract is embed / encode / item_table / "
+                                    "item_bias)"));
+        }
+      }
+      c10::InferenceMode guard;
+      torch::Tensor table = module.get_method("item_table")({}).toTensor();
+      torch::Tensor bias = module.get_method("item_bias")({}).toTensor();
+      if (table.dim() != 2 || table.size(0) != shape.num_items) {
+        return wrong(absl::StrCat("item_table() is ", Shape(table), ", the catalogue has ",
+                                  shape.num_items, " items"));
+      }
+      if (bias.dim() != 1 || bias.size(0) != shape.num_items) {
+        return wrong(absl::StrCat("item_bias() is ", Shape(bias), ", expected [",
+                                  shape.num_items, "]"));
+      }
+      auto runner = std::make_unique<TorchModelRunner>(
+          spec.name, shape, device, module, table.t().contiguous().to(torch::kFloat),
+          bias.contiguous().to(torch::kFloat));
+      // Warm-up: an empty history with a neutral context exercises every method and shape.
+      ModelInput input;
+      input.items.assign(shape.max_history, shape.num_items);
+      input.event_features.assign(static_cast<size_t>(shape.max_history) *
+                                      shape.num_event_features, 0.0f);
+      input.mask.assign(shape.max_history, 0.0f);
+      input.context.assign(shape.num_context, 0.0f);
+      torch::Tensor user = runner->Encode(input);
+      if (user.dim() != 2 || user.size(0) != 1 || user.size(1) != table.size(1)) {
+        return wrong(absl::StrCat("encode() gives ", Shape(user), ", item_table() has width ",
+                                  table.size(1)));
+      }
+      std::vector<float> scores;
+      if (absl::Status s = runner->ScoreAll(input, &scores); !s.ok()) return wrong(s.ToString());
+      runner->set_baseline_scores(std::move(scores));
+      return std::unique_ptr<ModelRunner>(std::move(runner));
+    } catch (const c10::Error& e) {
+      return wrong(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      return wrong(e.what());
+    }
+  };
+}
+
+}  // namespace recsys::core

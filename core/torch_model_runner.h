@@ -1,0 +1,28 @@
+#ifndef RECSYS_CORE_TORCH_MODEL_RUNNER_H_
+#define RECSYS_CORE_TORCH_MODEL_RUNNER_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "core/model_runner.h"
+
+namespace recsys::core {
+
+// Checks that `device` ("cpu" or "cuda:N") can run models in this process: a malformed name is
+// INVALID_ARGUMENT, CUDA where it is unavailable (a CPU-only LibTorch, no GPU, N out of range)
+// is FAILED_PRECONDITION. Never falls back to another device.
+absl::Status CheckTorchDevice(const std::string& device);
+
+// Sets LibTorch's intra-op and inter-op thread counts. Call once, before any model loads.
+void SetTorchThreads(int intra_op, int inter_op);
+
+// A ModelLoader for TorchScript files on `device`: loads the module, checks that it has
+// embed / encode / item_table / item_bias, and runs a warm-up request to check every shape
+// against the bundle (items [1,L], event features [1,L,E], mask [1,L], context [1,C] ->
+// item_table [N,H], item_bias [N], encode [1,H]). A wrong model is an error naming the file
+// and the mismatch.
+ModelLoader TorchScriptLoader(const std::string& device);
+
+}  // namespace recsys::core
+
+#endif  // RECSYS_CORE_TORCH_MODEL_RUNNER_H_
