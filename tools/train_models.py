@@ -5,8 +5,9 @@
 
 DIR is a bundle version directory written by recsys_build_bundle (items.tsv fixes the item
 indices; the manifest's train_cutoff_unix, if set, keeps held-out purchases out of training).
-The script trains on next-basket prediction (every item of a customer's basket is a target given
-the events of their earlier baskets) with full-softmax cross-entropy, writes cnn.pt and rnn.pt
+The script trains on next-basket prediction (the items of a customer's basket are the target
+given the events of their earlier baskets) with full-softmax cross-entropy averaged over the
+basket's items, writes cnn.pt and rnn.pt
 (TorchScript, the contract of tools/recsys_models.py) into DIR, and adds the models, their
 sources and the feature schema to DIR/manifest.json. Each source's affine normalisation is a
 z-score of its scores over the whole catalogue, fixed from a sample of training requests.
@@ -39,8 +40,9 @@ def load_items(bundle):
 
 
 def build_examples(customers, item_index, countries, max_history):
-    """Arrays of training examples: left-padded item indices [M, L], event features [M, L, E],
-    mask [M, L], context [M, C], target item [M]."""
+    """One training example per basket after a customer's first: left-padded item indices
+    [M, L], event features [M, L, E], mask [M, L], context [M, C], and the basket's distinct
+    items (a list of M lists)."""
     n = len(item_index)
     items, features, masks, contexts, targets = [], [], [], [], []
     for _, events in sorted(customers.items()):
@@ -66,16 +68,24 @@ def build_examples(customers, item_index, countries, max_history):
                 row_mask = [0.0] * pad + [1.0] * (start - lo)
                 context = rm.context_features(known[start][0], known[start - 1][0],
                                               known[start][5], countries)
-                for target in dict.fromkeys(seq_items[start:end]):
-                    items.append(row_items)
-                    features.append(row_features)
-                    masks.append(row_mask)
-                    contexts.append(context)
-                    targets.append(target)
+                items.append(row_items)
+                features.append(row_features)
+                masks.append(row_mask)
+                contexts.append(context)
+                targets.append(list(dict.fromkeys(seq_items[start:end])))
             start = end
     return (torch.tensor(items, dtype=torch.long), torch.tensor(features, dtype=torch.float32),
             torch.tensor(masks, dtype=torch.float32),
-            torch.tensor(contexts, dtype=torch.float32), torch.tensor(targets, dtype=torch.long))
+            torch.tensor(contexts, dtype=torch.float32), targets)
+
+
+def soft_targets(baskets, num_items):
+    """[B, N]: each basket's items share probability 1, so the loss is the mean cross-entropy
+    over the basket's items (one softmax per basket instead of one per item)."""
+    dense = torch.zeros(len(baskets), num_items)
+    for row, basket in enumerate(baskets):
+        dense[row, basket] = 1.0 / len(basket)
+    return dense
 
 
 def train(model, data, epochs, batch_size, lr, name):
@@ -83,6 +93,7 @@ def train(model, data, epochs, batch_size, lr, name):
     m = len(targets)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
+    num_items = model.num_items
     steps = (m + batch_size - 1) // batch_size
     started = time.time()
     for epoch in range(epochs):
@@ -92,7 +103,7 @@ def train(model, data, epochs, batch_size, lr, name):
         for step in range(steps):
             idx = order[step * batch_size:(step + 1) * batch_size]
             logits = model(items[idx], features[idx], masks[idx], contexts[idx])
-            loss = loss_fn(logits, targets[idx])
+            loss = loss_fn(logits, soft_targets([targets[i] for i in idx.tolist()], num_items))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -119,12 +130,10 @@ def calibrate(model, data, sample):
     return float(logits.mean()), float(logits.std())
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", required=True, help="bundle version directory")
-    parser.add_argument("--input", default="data/online-retail-ii/online_retail_ii.csv.gz")
+def add_training_flags(parser):
+    """The training options, shared with make_bundle.py."""
     parser.add_argument("--models", default="cnn,rnn")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--max_history", type=int, default=20)
     parser.add_argument("--batch_size", type=int, default=256)
@@ -135,8 +144,10 @@ def main():
                         help="fusion weights of the model sources")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
 
+
+def train_bundle(args):
+    """Trains args.models on args.input and adds them to the bundle directory args.bundle."""
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -154,8 +165,8 @@ def main():
         by_country[events[-1][5]] = by_country.get(events[-1][5], 0) + 1
     countries = sorted(by_country, key=lambda c: (-by_country[c], c))[:args.countries]
     data = build_examples(customers, item_index, countries, args.max_history)
-    log(f"{len(data[4])} training examples from {len(customers)} customers, "
-        f"{len(item_index)} items")
+    log(f"{len(data[4])} baskets to predict ({sum(len(t) for t in data[4])} items) from "
+        f"{len(customers)} customers, {len(item_index)} items")
 
     weights = dict(kv.split("=") for kv in args.weights.split(","))
     sources = [s for s in manifest["sources"] if s["name"] not in ("cnn", "rnn")]
@@ -192,6 +203,14 @@ def main():
         f.write("\n")
     os.replace(manifest_path + ".tmp", manifest_path)
     log(f"updated {manifest_path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", required=True, help="bundle version directory")
+    parser.add_argument("--input", default="data/online-retail-ii/online_retail_ii.csv.gz")
+    add_training_flags(parser)
+    train_bundle(parser.parse_args())
 
 
 if __name__ == "__main__":
