@@ -40,7 +40,7 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
     const bool has_model =
         std::any_of(manifest->models.begin(), manifest->models.end(),
                     [&](const ModelSpec& m) { return m.name == source.name; });
-    if (source.name != "cf" && !has_model) {
+    if (source.name != "cf" && source.name != "pop" && !has_model) {
       return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": source \"", source.name,
                                                      "\" has no model"));
     }
@@ -68,6 +68,13 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
   std::shared_ptr<Bundle> bundle(
       new Bundle(dir, *std::move(manifest), *std::move(catalog), *std::move(cf)));
   bundle->models_ = std::move(models);
+  const Catalog& items = bundle->catalog_;
+  bundle->recent_popular_.resize(items.size());
+  for (ItemIndex i = 0; i < items.size(); ++i) bundle->recent_popular_[i] = i;
+  std::stable_sort(bundle->recent_popular_.begin(), bundle->recent_popular_.end(),
+                   [&](ItemIndex a, ItemIndex b) {
+                     return items.item(a).recent_popularity > items.item(b).recent_popularity;
+                   });
   return std::shared_ptr<const Bundle>(std::move(bundle));
 }
 

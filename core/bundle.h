@@ -29,6 +29,8 @@ class Bundle {
   const BundleManifest& manifest() const { return manifest_; }
   const Catalog& catalog() const { return catalog_; }
   const CfIndex& cf_index() const { return cf_index_; }
+  // Items by descending recent_popularity (ties by index): the "pop" source's candidates.
+  const std::vector<ItemIndex>& recent_popular_items() const { return recent_popular_; }
   // The models, in manifest order.
   const std::vector<std::unique_ptr<ModelRunner>>& models() const { return models_; }
 
@@ -44,6 +46,7 @@ class Bundle {
   Catalog catalog_;
   CfIndex cf_index_;
   std::vector<std::unique_ptr<ModelRunner>> models_;
+  std::vector<ItemIndex> recent_popular_;
 };
 
 // `path` itself when it holds a manifest.json; otherwise the subdirectory of `path` with the

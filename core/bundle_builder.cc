@@ -63,6 +63,7 @@ absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& option
   if (options.cutoff_time != INT64_MAX) manifest.train_cutoff_unix = options.cutoff_time;
   manifest.exclude_history_default = options.exclude_history_default;
   manifest.sources.push_back(SourceSpec{"cf", 1.0, 1.0, 0.0});
+  manifest.sources.push_back(SourceSpec{"pop", options.popularity_weight, 1.0, 0.0});
 
   if (absl::Status s = data->catalog.WriteTsv((tmp_dir / manifest.items_file).string()); !s.ok()) {
     return s;

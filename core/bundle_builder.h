@@ -25,6 +25,8 @@ struct BundleBuildOptions {
   double recency_decay = 0.8;
   double self_recency_decay = 1.0;
   double self_similarity = 64.0;
+  // Fusion weight of the "pop" source (log(1 + recent purchase lines)). Default: 0 (off).
+  double popularity_weight = 0.0;
   // Default of the request option filters.exclude_history. Default: false, because in this
   // re-buy catalogue a customer's own items are among the best predictions.
   bool exclude_history_default = false;

@@ -12,7 +12,8 @@
 namespace recsys::core {
 
 namespace {
-constexpr absl::string_view kHeader = "id\tdescription\tprice\tcategory\tpopularity";
+constexpr absl::string_view kHeader =
+    "id\tdescription\tprice\tcategory\tpopularity\trecent_popularity";
 }  // namespace
 
 Catalog::Catalog(std::vector<ItemInfo> items) : items_(std::move(items)) {
@@ -41,8 +42,8 @@ absl::StatusOr<Catalog> Catalog::LoadTsv(const std::string& path) {
   for (int line_no = 2; std::getline(in, line); ++line_no) {
     std::vector<absl::string_view> cols = absl::StrSplit(line, '\t');
     auto where = [&] { return absl::StrCat(path, ":", line_no, ": "); };
-    if (cols.size() != 5) {
-      return absl::DataLossError(absl::StrCat(where(), "expected 5 columns, got ", cols.size()));
+    if (cols.size() != 6) {
+      return absl::DataLossError(absl::StrCat(where(), "expected 6 columns, got ", cols.size()));
     }
     ItemInfo item;
     item.id = std::string(cols[0]);
@@ -54,6 +55,10 @@ absl::StatusOr<Catalog> Catalog::LoadTsv(const std::string& path) {
     }
     if (!absl::SimpleAtoi(cols[4], &item.popularity) || item.popularity < 0) {
       return absl::DataLossError(absl::StrCat(where(), "bad popularity '", cols[4], "'"));
+    }
+    if (!absl::SimpleAtoi(cols[5], &item.recent_popularity) || item.recent_popularity < 0) {
+      return absl::DataLossError(
+          absl::StrCat(where(), "bad recent_popularity '", cols[5], "'"));
     }
     if (!seen.emplace(item.id, line_no).second) {
       return absl::DataLossError(absl::StrCat(where(), "duplicate id '", item.id, "'"));
@@ -69,7 +74,7 @@ absl::Status Catalog::WriteTsv(const std::string& path) const {
   out << kHeader << '\n';
   for (const ItemInfo& item : items_) {
     out << item.id << '\t' << item.description << '\t' << item.price << '\t' << item.category
-        << '\t' << item.popularity << '\n';
+        << '\t' << item.popularity << '\t' << item.recent_popularity << '\n';
   }
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat(path, ": write failed"));

@@ -22,6 +22,7 @@ struct ItemInfo {
   double price = 0.0;       // Reference unit price (median over purchase lines).
   std::string category;     // Empty where the data has none.
   int64_t popularity = 0;   // Purchase lines in the training data.
+  int64_t recent_popularity = 0;  // Purchase lines in its last RetailReadOptions::recent_days.
 };
 
 // The item vocabulary of a bundle: external id <-> internal index, plus metadata.
@@ -33,7 +34,8 @@ class Catalog {
   explicit Catalog(std::vector<ItemInfo> items);
 
   // Reads the bundle's items.tsv: a header line, then one line per item in index order with
-  // the columns id, description, price, category, popularity (tab-separated; tabs and newlines
+  // the columns id, description, price, category, popularity, recent_popularity (tab-separated;
+  // tabs and newlines
   // never occur in values). Errors name the line.
   static absl::StatusOr<Catalog> LoadTsv(const std::string& path);
   absl::Status WriteTsv(const std::string& path) const;

@@ -39,6 +39,10 @@ double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size
   return history.weights[t] * bundle.cf_index().Similarity(from, item);
 }
 
+double PopularityScore(const ItemInfo& item) {
+  return std::log1p(static_cast<double>(item.recent_popularity));
+}
+
 absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
                           RankedList* out, int64_t now_unix) {
   const Catalog& catalog = bundle.catalog();
@@ -138,6 +142,14 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     model_source.push_back(source_index(model->name()));
   }
   if (!bundle.models().empty()) meta.device = bundle.models().front()->device();
+  const size_t pop_source = source_index("pop");
+  if (!request.candidates_only && pop_source < out->sources.size() &&
+      out->sources[pop_source].weight > 0) {
+    const auto& popular = bundle.recent_popular_items();
+    for (size_t i = 0; i < popular.size() && i < kModelCandidates; ++i) {
+      cf_raw.try_emplace(popular[i], 0.0);
+    }
+  }
 
   int known_candidates = 0;
   for (const std::string& id : request.candidate_item_ids) {
@@ -193,6 +205,7 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   // Raw score of `item` from source number `s` of out->sources.
   auto raw_of = [&](size_t s, ItemIndex item, double cf_value) -> double {
     if (s == cf_source) return cf_value;
+    if (s == pop_source) return PopularityScore(catalog.item(item));
     for (size_t m = 0; m < model_source.size(); ++m) {
       if (model_source[m] == s) return out->model_scores[m][item];
     }

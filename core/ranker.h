@@ -39,12 +39,16 @@ std::vector<double> RecencyWeights(size_t n, double decay);
 double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size_t t,
                       ItemIndex item);
 
+// Raw score of the "pop" source: log(1 + the item's recent purchase lines).
+double PopularityScore(const ItemInfo& item);
+
 // Candidate generation, scoring, fusion, filters and top-k selection over one bundle.
 //
 // Candidates: CF neighbours (and, with self_similarity, the items) of the history, each model's
-// top kModelCandidates over the whole catalogue, and the caller's candidates (only those with
-// candidates_only). CF raw score of item c: sum over known history events t of
-// CfContribution(t, c); a model's raw score: its logit for c. Fused score: sum over sources of
+// top kModelCandidates over the whole catalogue, the kModelCandidates most recently popular
+// items when the "pop" source weighs > 0, and the caller's candidates (only those with
+// candidates_only). Raw scores: CF, sum over known history events t of CfContribution(t, c);
+// a model, its logit for c; "pop", PopularityScore(c). Fused score: sum over sources of
 // weight * (slope * raw + intercept), minus popularity_penalty * log(1 + popularity); it depends
 // only on the request and the item, never on the other candidates. Ties break by catalogue
 // index, so results are deterministic. Stateless and thread-safe.

@@ -229,6 +229,18 @@ absl::StatusOr<RetailData> ReadRetailCsv(const std::string& path, const RetailRe
     items[i].price = median;
     items[i].popularity = static_cast<int64_t>(is.prices.size());
   }
+  int64_t last_time = 0;
+  for (const CustomerHistory& c : customers) {
+    for (const Purchase& p : c.purchases) last_time = std::max(last_time, p.time);
+  }
+  const int64_t recent_end =
+      options.cutoff_time == INT64_MAX ? last_time + 1 : options.cutoff_time;
+  const int64_t recent_start = recent_end - int64_t{86400} * options.recent_days;
+  for (const CustomerHistory& c : customers) {
+    for (const Purchase& p : c.purchases) {
+      if (p.time >= recent_start && p.time < recent_end) ++items[p.item].recent_popularity;
+    }
+  }
   for (CustomerHistory& c : customers) {
     std::stable_sort(c.purchases.begin(), c.purchases.end(),
                      [](const Purchase& a, const Purchase& b) { return a.time < b.time; });

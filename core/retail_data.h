@@ -53,6 +53,9 @@ struct RetailReadOptions {
   // Keep only rows strictly before this time (seconds since the epoch, wall clock as UTC).
   // Default: keep everything.
   int64_t cutoff_time = INT64_MAX;
+  // ItemInfo::recent_popularity counts purchase lines in the last `recent_days` days of the
+  // kept data (before the cut-off, or up to the last purchase). Default: 28.
+  int recent_days = 28;
 };
 
 // Reads a CSV (optionally gzip-compressed) in the Online Retail II column layout

@@ -23,6 +23,12 @@ const char* Verb(core::EventType type) {
   }
 }
 
+// The spec, with the weight in effect, of a source of the ranked list.
+const core::SourceSpec& SpecOf(const core::RankedList& ranked, const std::string& name) {
+  return *std::find_if(ranked.sources.begin(), ranked.sources.end(),
+                       [&](const core::SourceSpec& s) { return s.name == name; });
+}
+
 bool LargerMagnitude(const Attribution& a, const Attribution& b) {
   const double ma = std::fabs(a.attribution), mb = std::fabs(b.attribution);
   return ma != mb ? ma > mb : a.history_index < b.history_index;
@@ -75,11 +81,8 @@ void ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& requ
       double sum = 0.0;
       for (const Attribution& a : own) sum += a.attribution;
       source.completeness_error = sum - source.raw_score;
-      const core::SourceSpec* spec = nullptr;
-      for (const core::SourceSpec& s : ranked->sources) {
-        if (s.name == source.source) spec = &s;
-      }
-      const double scale = spec->weight * spec->slope;
+      const core::SourceSpec& spec = SpecOf(*ranked, source.source);
+      const double scale = spec.weight * spec.slope;
       for (const Attribution& a : own) {
         fused.push_back(a);
         fused.back().attribution = scale * a.attribution;
@@ -91,6 +94,17 @@ void ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& requ
         }
         source.attributions = std::move(own);
       }
+    }
+    for (core::SourceScore& source : item.sources) {
+      if (source.source != "pop") continue;
+      Attribution a;
+      a.feature = "recent_popularity";
+      a.kind = FeatureKind::kPrior;
+      a.display_value = absl::StrCat(item.info.recent_popularity, " recent purchases");
+      a.attribution = source.raw_score;  // Exact: the baseline (no signal) scores 0.
+      if (settings.include_source_attributions) source.attributions = {a};
+      a.attribution *= source.weight * SpecOf(*ranked, source.source).slope;
+      fused.push_back(std::move(a));
     }
     if (request.popularity_penalty > 0) {
       Attribution prior;

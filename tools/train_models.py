@@ -141,7 +141,7 @@ def add_training_flags(parser):
     parser.add_argument("--countries", type=int, default=8,
                         help="countries with their own context feature (the rest: other)")
     parser.add_argument("--weights", default="cnn=0.5,rnn=0.5",
-                        help="fusion weights of the model sources")
+                        help="fusion weights, source=weight,... (cf, pop, cnn, rnn)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
 
@@ -185,6 +185,9 @@ def train_bundle(args):
                         "slope": 1.0 / std, "intercept": -mean / std})
         log(f"{kind}: wrote {kind}.pt; score mean {mean:.3f}, std {std:.3f}")
 
+    for source in sources:  # --weights may also set cf and pop.
+        if source["name"] in weights:
+            source["weight"] = float(weights[source["name"]])
     manifest["models"] = models
     manifest["sources"] = sources
     manifest["feature_schema"] = {

@@ -85,14 +85,15 @@ TEST(BundleTest, LoadNamesTheBrokenFile) {
   absl::StatusOr<BundleBuildResult> built = BuildCfBundle(options);
   ASSERT_TRUE(built.ok());
 
-  testing::WriteFile(built->dir + "/items.tsv", "id\tdescription\tprice\tcategory\tpopularity\n"
-                                               "A\tx\tcheap\t\t1\n");
+  testing::WriteFile(built->dir + "/items.tsv", "id\tdescription\tprice\tcategory\tpopularity\trecent_popularity\n"
+                                               "A\tx\tcheap\t\t1\t0\n");
   absl::Status s = Bundle::Load(built->dir).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(s.message(), HasSubstr("items.tsv:2: bad price 'cheap'"));
 
   testing::WriteFile(built->dir + "/items.tsv",
-                     "id\tdescription\tprice\tcategory\tpopularity\nA\tx\t1\t\t1\n");
+                     "id\tdescription\tprice\tcategory\tpopularity\trecent_popularity\n"
+                     "A\tx\t1\t\t1\t0\n");
   EXPECT_THAT(Bundle::Load(built->dir).status().message(),
               HasSubstr("covers 5 items, the catalogue has 1"));
 }

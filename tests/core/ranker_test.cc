@@ -50,9 +50,13 @@ TEST(RankerScoresTest, ScoresAreRecencyWeightedSimilaritiesComputedByHand) {
   EXPECT_NEAR(out.items[1].score, score_a, 1e-6);
   EXPECT_NEAR(out.items[2].score, score_b, 1e-6);
   EXPECT_EQ(out.items[0].rank, 1);
-  ASSERT_EQ(out.items[0].sources.size(), 1u);
+  // CF, and the recent-popularity source that this bundle weighs 0.
+  ASSERT_EQ(out.items[0].sources.size(), 2u);
   EXPECT_EQ(out.items[0].sources[0].source, "cf");
   EXPECT_DOUBLE_EQ(out.items[0].sources[0].contribution, out.items[0].score);
+  EXPECT_EQ(out.items[0].sources[1].source, "pop");
+  EXPECT_EQ(out.items[0].sources[1].weight, 0.0);
+  EXPECT_EQ(out.items[0].sources[1].contribution, 0.0);
   EXPECT_EQ(out.metadata.candidates_scored, 3);
   EXPECT_EQ(out.items[0].info.description, "ITEM C");
 }
@@ -69,6 +73,24 @@ TEST(RankerScoresTest, SelfSimilarityMakesBoughtItemsRecommendThemselves) {
   RankedList history_only;
   ASSERT_TRUE(Ranker::Rank(*bundle, History({"21B"}), 10, &history_only).ok());
   EXPECT_EQ(CfContribution(*bundle, history_only.history, 0, 1), 2.0);
+}
+
+TEST(RankerScoresTest, TheRecentPopularitySourceAddsCandidatesAndScores) {
+  std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
+  // Purchase lines in the 28 days before the cut-off (2010-02-01), from 2010-01-04 on: 21A's
+  // of 01-04 and 01-05, 21D's of 01-06.
+  EXPECT_EQ(bundle->catalog().item(0).recent_popularity, 2);
+  EXPECT_EQ(bundle->catalog().item(1).recent_popularity, 0);
+  EXPECT_EQ(bundle->catalog().item(3).recent_popularity, 1);
+  EXPECT_EQ(bundle->recent_popular_items().front(), 0);
+  RecommendRequest r = History({"21D"});  // No CF neighbours at all.
+  r.fusion_weights = {{"pop", 0.5}};
+  RankedList out;
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 10, &out).ok());
+  ASSERT_EQ(out.items.size(), 4u);
+  EXPECT_EQ(out.items[0].item_id, "21A");
+  EXPECT_NEAR(out.items[0].score, 0.5 * std::log1p(2.0), 1e-12);
+  EXPECT_NEAR(out.items[0].sources[1].raw_score, std::log1p(2.0), 1e-12);
 }
 
 TEST(RankerScoresTest, FiltersRemoveAndCount) {

@@ -116,6 +116,28 @@ TEST(ExplainItemsTest, ARepeatPurchaseIsExplainedAsSuch) {
   EXPECT_NEAR(b.completeness_error, 0.0, 1e-12);
 }
 
+TEST(ExplainItemsTest, RecentPopularityIsAnExactPriorAttribution) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
+  core::RecommendRequest request = History({"21A"});
+  request.fusion_weights = {{"pop", 0.25}};
+  core::RankedList ranked;
+  ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
+  ExplainItems(*bundle, request, ExplainSettings(), &ranked);
+  for (const core::RecommendedItem& item : ranked.items) {
+    SCOPED_TRACE(item.item_id);
+    EXPECT_NEAR(Sum(item.attributions), item.score - item.baseline_score, 1e-12);
+    const Attribution* prior = nullptr;
+    for (const Attribution& a : item.attributions) {
+      if (a.feature == "recent_popularity") prior = &a;
+    }
+    const double expected = 0.25 * std::log1p(item.info.recent_popularity);
+    if (expected == 0.0) continue;  // Zero attributions are left out.
+    ASSERT_NE(prior, nullptr);
+    EXPECT_EQ(prior->kind, FeatureKind::kPrior);
+    EXPECT_NEAR(prior->attribution, expected, 1e-12);
+  }
+}
+
 TEST(ExplainItemsTest, MethodNoneLeavesOnlyTheScoreBreakdown) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
   core::RecommendRequest request = History({"21A"});
@@ -127,7 +149,7 @@ TEST(ExplainItemsTest, MethodNoneLeavesOnlyTheScoreBreakdown) {
   ASSERT_FALSE(ranked.items.empty());
   EXPECT_TRUE(ranked.items[0].attributions.empty());
   EXPECT_EQ(ranked.items[0].reason, "");
-  EXPECT_EQ(ranked.items[0].sources.size(), 1u);
+  EXPECT_EQ(ranked.items[0].sources.size(), 2u);
 }
 
 }  // namespace

@@ -111,7 +111,7 @@ TEST(ProtoConvertTest, ModelInfoDescribesTheBundleAndTheLimits) {
   ToModelInfo(*bundle, options, &p);
   EXPECT_EQ(p.bundle_version(), "v1");
   EXPECT_EQ(p.catalog_size(), 4);
-  ASSERT_EQ(p.sources_size(), 1);
+  ASSERT_EQ(p.sources_size(), 2);
   EXPECT_EQ(p.sources(0).name(), "cf");
   EXPECT_EQ(p.limits().max_history(), 42);
   EXPECT_EQ(p.defaults().top_k(), 10);

@@ -166,7 +166,7 @@ TEST_F(ServerTest, RecommendsRealProductsWithCfContributionsThatSumToTheScore) {
     EXPECT_LE(item.score(), previous);
     previous = item.score();
 
-    ASSERT_EQ(item.sources_size(), 1);
+    ASSERT_EQ(item.sources_size(), 2);  // cf, and pop with weight 0.
     const v1::SourceScore& cf = item.sources(0);
     EXPECT_EQ(cf.source(), "cf");
     EXPECT_GT(cf.raw_score(), 0.0);
@@ -257,7 +257,7 @@ TEST_F(ServerTest, GetModelInfoDescribesTheServedBundle) {
   EXPECT_EQ(info.catalog_size(), 3755);
   EXPECT_EQ(info.limits().max_history(), kMaxHistory);
   EXPECT_EQ(info.cf_index().neighbors_per_item(), 100);
-  ASSERT_EQ(info.sources_size(), 1);
+  ASSERT_EQ(info.sources_size(), 2);
   EXPECT_EQ(info.sources(0).name(), "cf");
 }
 
