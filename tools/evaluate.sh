@@ -49,8 +49,9 @@ done
 chosen="--recency_decay=$best_rd --self_similarity=$best_ss --self_recency_decay=$best_srd"
 echo "chosen CF settings: $chosen" >&2
 
-# Stage 3: the model weights (CF keeps weight 1), by the sum over both variants of NDCG@10
-# relative to CF alone, so that neither variant is traded away for the other.
+# Stage 3: the weights of the recent-popularity and model sources (CF keeps weight 1), by the
+# sum over both variants of NDCG@10 relative to CF alone, so that neither variant is traded
+# away for the other.
 /usr/bin/python3 tools/make_bundle.py --input="$input" --out_root="$work" --version=val \
   --cutoff=2011-10-09 --cf_flags="$chosen" >&2
 cf_all=$("$evaluate" --input="$input" --bundle="$work/val" --end=2011-11-09 --methods=cf \
@@ -58,9 +59,10 @@ cf_all=$("$evaluate" --input="$input" --bundle="$work/val" --end=2011-11-09 --me
 cf_new=$("$evaluate" --input="$input" --bundle="$work/val" --end=2011-11-09 --methods=cf \
   --variants=new --metric=ndcg10)
 best_w=""; best=-1
-for wc in 0 0.1 0.3 1; do
-  for wr in 0 0.1 0.3 1; do
-    w="cf=1,cnn=$wc,rnn=$wr"
+for wp in 0 0.1 0.3; do
+for wc in 0 0.3; do
+  for wr in 0.1 0.3 1; do
+    w="cf=1,pop=$wp,cnn=$wc,rnn=$wr"
     a=$("$evaluate" --input="$input" --bundle="$work/val" --end=2011-11-09 --methods=blend \
       --variants=all --weights="$w" --metric=ndcg10)
     n=$("$evaluate" --input="$input" --bundle="$work/val" --end=2011-11-09 --methods=blend \
@@ -68,8 +70,9 @@ for wc in 0 0.1 0.3 1; do
     score=$(awk "BEGIN{printf \"%.4f\", $a / $cf_all + $n / $cf_new}")
     echo "weights $w: all $a, new $n, relative sum $score" >&2
     grid+="| 3 (both) | weights $w | all $a, new $n (relative sum $score) |\n"
-    if awk "BEGIN{exit !($score > $best)}"; then best=$score; best_w="cnn=$wc,rnn=$wr"; fi
+    if awk "BEGIN{exit !($score > $best)}"; then best=$score; best_w="pop=$wp,cnn=$wc,rnn=$wr"; fi
   done
+done
 done
 echo "chosen weights: cf=1,$best_w" >&2
 
@@ -89,14 +92,15 @@ echo "chosen weights: cf=1,$best_w" >&2
   echo "- \`popular\`: most purchase lines before the cut-off; \`recent_popular\`: the same over"
   echo "  the last 28 days; \`repeat\`: the customer's own items, most bought first (it has"
   echo "  nothing to offer in the new-items variant)."
-  echo "- \`cnn\`, \`rnn\`: one model alone; \`blend\`: all sources fused with the bundle's"
+  echo "- \`cf\`, \`pop\` (the recent-popularity source), \`cnn\`, \`rnn\`: one source of the"
+  echo "  bundle alone; \`blend\`: all sources fused with the bundle's"
   echo "  weights. Models are trained by \`tools/make_bundle.py\` with its defaults."
   echo "- Chosen on the validation month: CF \`$chosen\`; fusion weights cf=1, $best_w."
   echo
   echo "## Test month: train < 2011-11-09, held out 2011-11-09 .. 2011-12-09"
   echo
   "$evaluate" --input="$input" --bundle="$work/test" --end=2011-12-10 \
-    --methods=popular,recent_popular,repeat,cf,cnn,rnn,blend
+    --methods=popular,recent_popular,repeat,cf,pop,cnn,rnn,blend
   echo "## Tuning on the validation month: train < 2011-10-09, held out 2011-10-09 .. 2011-11-08"
   echo
   printf "%b" "$grid"

@@ -140,8 +140,9 @@ def add_training_flags(parser):
     parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--countries", type=int, default=8,
                         help="countries with their own context feature (the rest: other)")
-    parser.add_argument("--weights", default="cnn=0.5,rnn=0.5",
-                        help="fusion weights, source=weight,... (cf, pop, cnn, rnn)")
+    parser.add_argument("--weights", default="pop=0.3,cnn=0,rnn=0.1",
+                        help="fusion weights, source=weight,... (cf, pop, cnn, rnn); the "
+                             "default is what tools/evaluate.sh chose on the validation month")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
 
