@@ -44,6 +44,7 @@ std::string Reason(const core::RecommendRequest& request, const std::string& ite
       const std::string& name = a.display_value.empty() ? a.item_id : a.display_value;
       return absl::StrCat("because you ", verb, " ", name);
     }
+    if (a.feature == "recent_popularity") return "popular right now";
   }
   return "";
 }

@@ -135,6 +135,9 @@ TEST(ExplainItemsTest, RecentPopularityIsAnExactPriorAttribution) {
     ASSERT_NE(prior, nullptr);
     EXPECT_EQ(prior->kind, FeatureKind::kPrior);
     EXPECT_NEAR(prior->attribution, expected, 1e-12);
+    if (item.attributions.front().feature == "recent_popularity") {
+      EXPECT_EQ(item.reason, "popular right now");
+    }
   }
 }
 
