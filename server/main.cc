@@ -17,6 +17,7 @@
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
 #include "core/torch_model_runner.h"
+#include "server/cpu_quota.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "gRPC listen address (host:port)");
@@ -25,10 +26,11 @@ ABSL_FLAG(int, metrics_port, 9464, "Port of the /metrics endpoint (0: any free p
 ABSL_FLAG(std::string, bundle, "bundles",
           "Bundle version directory, or a root of version directories (the greatest is served)");
 ABSL_FLAG(std::string, device, "cpu", "Device of the models: cpu or cuda:N (never a fallback)");
-ABSL_FLAG(int, workers, 2, "Worker threads for Recommend");
+ABSL_FLAG(int, workers, 0,
+          "Worker threads for Recommend (0: one per CPU of the cgroup quota, see CpuQuota)");
 ABSL_FLAG(int, torch_threads, 1,
           "LibTorch intra-op threads per worker; workers x torch_threads should not exceed the "
-          "CPU quota");
+          "CPU quota (one thread per worker measured best for single requests)");
 ABSL_FLAG(int, queue_capacity, 64, "Requests that may wait for a worker before RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_history, 500, "Most history events a request may carry");
 ABSL_FLAG(int, max_top_k, 100, "Largest top_k a request may ask for");
@@ -57,7 +59,8 @@ int main(int argc, char** argv) {
   options.metrics_host = absl::GetFlag(FLAGS_metrics_host);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.bundle_path = absl::GetFlag(FLAGS_bundle);
-  options.workers = absl::GetFlag(FLAGS_workers);
+  const int cpus = recsys::server::CpuQuota();
+  options.workers = absl::GetFlag(FLAGS_workers) > 0 ? absl::GetFlag(FLAGS_workers) : cpus;
   options.device = absl::GetFlag(FLAGS_device);
   options.queue_capacity = absl::GetFlag(FLAGS_queue_capacity);
   options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
@@ -89,7 +92,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cerr << "recsys_server: serving bundle " << (*server)->bundle_version() << " on port "
-            << (*server)->port() << ", metrics on port " << (*server)->metrics_port() << "\n";
+            << (*server)->port() << ", metrics on port " << (*server)->metrics_port() << ", "
+            << options.workers << " workers (CPU quota " << cpus << ")\n";
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
