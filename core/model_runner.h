@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/catalog.h"
 #include "core/manifest.h"
 
 namespace recsys::core {
@@ -26,6 +27,21 @@ struct ModelShape {
   int32_t max_history = 0;         // L
   int32_t num_event_features = 0;  // E
   int32_t num_context = 0;         // C
+};
+
+// Integrated Gradients of one target item's score along a path from the baseline input (all
+// padding, zero event features, zero context) to the request's input, in the embedded space:
+// embedded(a) = embedded_b + a * (embedded_x - embedded_b), context(a) = a * context.
+// The embedding change of each event splits into its item part
+// embed(items, 0) - embed(pad, 0) and its side-feature part embed(items, f) - embed(items, 0),
+// the latter further by feature (embed(items, f_e only) - embed(items, 0)); the splits are exact
+// when embed is linear in the features, as in tools/recsys_models.py.
+struct PathAttribution {
+  std::vector<double> event;          // [L] item part per position (0 for padding).
+  std::vector<double> event_feature;  // [L * E]
+  std::vector<double> context;        // [C]
+  double score = 0.0;                 // f(x): the target's score for the input.
+  double baseline = 0.0;              // f(b): its score for the baseline.
 };
 
 // A sequential recommender of a bundle, behind the model contract of tools/recsys_models.py:
@@ -52,6 +68,15 @@ class ModelRunner {
   // Scores of all items for the attribution baseline: an empty history (all padding) and a
   // context of zeros. Computed once at load.
   virtual const std::vector<float>& baseline_scores() const = 0;
+
+  // Integrated Gradients for each of `targets` with the quadrature `alphas` / `weights` on
+  // [0, 1] (weights sum to 1), all steps and targets in one batched forward and backward pass.
+  // Appends one PathAttribution per target to `out`. Uses autograd, not inference mode.
+  virtual absl::Status IntegratedGradients(const ModelInput& input,
+                                           const std::vector<ItemIndex>& targets,
+                                           const std::vector<double>& alphas,
+                                           const std::vector<double>& weights,
+                                           std::vector<PathAttribution>* out) const = 0;
 };
 
 // Loads the model file `path` described by `spec`, checks the contract and the shapes with a

@@ -3,6 +3,7 @@
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/script.h>
 
 #include <regex>
@@ -51,26 +52,125 @@ class TorchModelRunner final : public ModelRunner {
     }
   }
 
-  // encode(embed(items, features), mask, context) for one request: [1, H].
-  torch::Tensor Encode(const ModelInput& input) const {
+  absl::Status IntegratedGradients(const ModelInput& input, const std::vector<ItemIndex>& targets,
+                                   const std::vector<double>& alphas,
+                                   const std::vector<double>& weights,
+                                   std::vector<PathAttribution>* out) const override {
+    const int64_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
+    const int64_t S = static_cast<int64_t>(alphas.size());
+    const int64_t K = static_cast<int64_t>(targets.size());
+    if (K == 0) return absl::OkStatus();
+    try {
+      torch::NoGradGuard no_grad;  // Only the path below records gradients.
+      torch::jit::Module& module = const_cast<torch::jit::Module&>(module_);
+      auto embed = [&](const torch::Tensor& items, const torch::Tensor& features) {
+        return module.get_method("embed")({items, features}).toTensor();
+      };
+      Inputs x = ToTensors(input);
+      torch::Tensor pad = torch::full({1, L}, shape_.num_items, x.items.options());
+      torch::Tensor zeros = torch::zeros({1, L, E}, x.features.options());
+      torch::Tensor e_base = embed(pad, zeros);              // [1, L, D]
+      torch::Tensor e_items = embed(x.items, zeros);         // item part only
+      torch::Tensor e_full = embed(x.items, x.features);     // [1, L, D]
+      torch::Tensor delta_item = e_items - e_base;
+      torch::Tensor delta_full = e_full - e_base;
+      std::vector<torch::Tensor> delta_feature;              // per side-feature
+      for (int64_t e = 0; e < E; ++e) {
+        torch::Tensor only = torch::zeros_like(x.features);
+        only.select(2, e).copy_(x.features.select(2, e));
+        delta_feature.push_back(embed(x.items, only) - e_items);
+      }
+
+      // Rows: step-major, target-minor: row s*K + k is step s of target k.
+      torch::Tensor alpha =
+          torch::tensor(std::vector<float>(alphas.begin(), alphas.end()), x.features.options())
+              .repeat_interleave(K);                                         // [S*K]
+      torch::Tensor path = (e_base + alpha.view({S * K, 1, 1}) * delta_full).detach();
+      torch::Tensor context = (alpha.view({S * K, 1}) * x.context).detach();
+      path.set_requires_grad(true);
+      context.set_requires_grad(true);
+      torch::Tensor mask = x.mask.expand({S * K, L});
+      torch::Tensor target_index = torch::tensor(std::vector<int64_t>(targets.begin(), targets.end()),
+                                                 torch::TensorOptions().dtype(torch::kLong))
+                                       .to(device_);
+      torch::Tensor rows = target_index.repeat({S});                          // [S*K]
+      {
+        torch::AutoGradMode enable(true);
+        torch::Tensor user = module.get_method("encode")({path, mask, context}).toTensor();
+        torch::Tensor logits = (user * table_t_.t().index_select(0, rows)).sum(1) +
+                               bias_.index_select(0, rows);                   // [S*K]
+        std::vector<torch::Tensor> grads =
+            torch::autograd::grad({logits.sum()}, {path, context});
+        torch::Tensor w = torch::tensor(std::vector<float>(weights.begin(), weights.end()),
+                                        x.features.options())
+                              .repeat_interleave(K);
+        // Quadrature-weighted mean gradient per target: [K, L, D] and [K, C].
+        torch::Tensor g_path =
+            (grads[0] * w.view({S * K, 1, 1})).view({S, K, L, -1}).sum(0).to(torch::kCPU);
+        torch::Tensor g_context =
+            (grads[1] * w.view({S * K, 1})).view({S, K, C}).sum(0).to(torch::kCPU);
+        torch::Tensor event = (g_path * delta_item.to(torch::kCPU)).sum(2);     // [K, L]
+        torch::Tensor context_attr = g_context * x.context.to(torch::kCPU);     // [K, C]
+        std::vector<torch::Tensor> feature;
+        for (int64_t e = 0; e < E; ++e) {
+          feature.push_back((g_path * delta_feature[e].to(torch::kCPU)).sum(2));  // [K, L]
+        }
+        for (int64_t k = 0; k < K; ++k) {
+          PathAttribution& a = out->emplace_back();
+          auto ev = event[k].contiguous();
+          a.event.assign(ev.data_ptr<float>(), ev.data_ptr<float>() + L);
+          a.event_feature.resize(L * E);
+          for (int64_t e = 0; e < E; ++e) {
+            auto f = feature[e][k].contiguous();
+            for (int64_t t = 0; t < L; ++t) a.event_feature[t * E + e] = f.data_ptr<float>()[t];
+          }
+          auto cv = context_attr[k].contiguous();
+          a.context.assign(cv.data_ptr<float>(), cv.data_ptr<float>() + C);
+        }
+      }
+      // f at the start of the path (the baseline embedding under the request's mask).
+      torch::Tensor start_user = module.get_method("encode")({e_base, x.mask,
+                                                             torch::zeros_like(x.context)})
+                                     .toTensor();
+      torch::Tensor start = torch::addmm(bias_, start_user, table_t_).squeeze(0).to(torch::kCPU);
+      for (int64_t k = 0; k < K; ++k) {
+        (*out)[out->size() - K + k].baseline = start[targets[k]].item<float>();
+      }
+      std::vector<float> scores;
+      if (absl::Status s = ScoreAll(input, &scores); !s.ok()) return s;
+      for (int64_t k = 0; k < K; ++k) (*out)[out->size() - K + k].score = scores[targets[k]];
+      return absl::OkStatus();
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat(name_, ": attribution: ", e.what_without_backtrace()));
+    }
+  }
+
+  struct Inputs {
+    torch::Tensor items, features, mask, context;
+  };
+  // The request's tensors on the model's device, shaped [1, ...].
+  Inputs ToTensors(const ModelInput& input) const {
     const int64_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
     auto cpu_long = torch::TensorOptions().dtype(torch::kLong);
     auto cpu_float = torch::TensorOptions().dtype(torch::kFloat);
-    // from_blob does not copy; .to(device) copies only when the device is not the CPU.
-    torch::Tensor items =
-        torch::from_blob(const_cast<int64_t*>(input.items.data()), {1, L}, cpu_long).to(device_);
-    torch::Tensor features = torch::from_blob(const_cast<float*>(input.event_features.data()),
-                                              {1, L, E}, cpu_float)
-                                 .to(device_);
-    torch::Tensor mask =
-        torch::from_blob(const_cast<float*>(input.mask.data()), {1, L}, cpu_float).to(device_);
-    torch::Tensor context =
-        torch::from_blob(const_cast<float*>(input.context.data()), {1, C}, cpu_float)
-            .to(device_);
+    // from_blob does not copy; clone() keeps the tensors valid beyond `input`.
+    return {torch::from_blob(const_cast<int64_t*>(input.items.data()), {1, L}, cpu_long)
+                .to(device_).clone(),
+            torch::from_blob(const_cast<float*>(input.event_features.data()), {1, L, E},
+                             cpu_float).to(device_).clone(),
+            torch::from_blob(const_cast<float*>(input.mask.data()), {1, L}, cpu_float)
+                .to(device_).clone(),
+            torch::from_blob(const_cast<float*>(input.context.data()), {1, C}, cpu_float)
+                .to(device_).clone()};
+  }
+
+  // encode(embed(items, features), mask, context) for one request: [1, H].
+  torch::Tensor Encode(const ModelInput& input) const {
+    Inputs x = ToTensors(input);
     // TorchScript modules are safe to run from several threads; get_method is const-safe.
     torch::jit::Module& module = const_cast<torch::jit::Module&>(module_);
-    torch::Tensor embedded = module.get_method("embed")({items, features}).toTensor();
-    return module.get_method("encode")({embedded, mask, context}).toTensor();
+    torch::Tensor embedded = module.get_method("embed")({x.items, x.features}).toTensor();
+    return module.get_method("encode")({embedded, x.mask, x.context}).toTensor();
   }
 
  private:

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace recsys::explain {
 
@@ -71,41 +72,161 @@ std::vector<Attribution> CfAttributions(const core::Bundle& bundle,
   return out;
 }
 
-void ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& request,
-                  const ExplainSettings& settings, core::RankedList* ranked) {
-  if (settings.method == core::AttributionMethod::kNone) return;
-  for (core::RecommendedItem& item : ranked->items) {
+std::vector<std::pair<double, double>> GaussLegendre(int n) {
+  std::vector<std::pair<double, double>> nodes;
+  for (int i = 0; i < n; ++i) {
+    // Newton's method on the Legendre polynomial P_n from the Chebyshev guess.
+    double x = std::cos(3.14159265358979323846 * (i + 0.75) / (n + 0.5));
+    double dp = 1.0;
+    for (int iter = 0; iter < 100; ++iter) {
+      double p0 = 1.0, p1 = x;
+      for (int k = 2; k <= n; ++k) {
+        const double p2 = ((2.0 * k - 1) * x * p1 - (k - 1.0) * p0) / k;
+        p0 = p1;
+        p1 = p2;
+      }
+      if (n == 1) p0 = 1.0;
+      dp = n * (x * p1 - p0) / (x * x - 1.0);
+      const double dx = p1 / dp;
+      x -= dx;
+      if (std::fabs(dx) < 1e-15) break;
+    }
+    const double w = 2.0 / ((1.0 - x * x) * dp * dp);
+    nodes.emplace_back((x + 1.0) / 2.0, w / 2.0);  // Mapped from [-1, 1] to [0, 1].
+  }
+  std::sort(nodes.begin(), nodes.end());
+  return nodes;
+}
+
+// A model's attributions of one item from its Integrated Gradients path, as entries.
+static std::vector<Attribution> ModelAttributions(const core::Bundle& bundle,
+                                           const core::ResolvedHistory& history,
+                                           const core::ModelInput& input,
+                                           const core::ModelShape& shape,
+                                           const core::PathAttribution& path) {
+  const core::BundleManifest& manifest = bundle.manifest();
+  const int L = shape.max_history, E = shape.num_event_features;
+  const int n = static_cast<int>(history.items.size());
+  std::vector<Attribution> out;
+  for (int p = 0; p < L; ++p) {
+    if (input.mask[p] == 0.0f) continue;
+    const int known = n - (L - p);  // The featurizer's left padding, undone.
+    const core::ItemInfo& info = bundle.catalog().item(history.items[known]);
+    Attribution a;
+    a.feature = "history_item";
+    a.kind = FeatureKind::kHistoryEvent;
+    a.history_index = history.positions[known];
+    a.item_id = info.id;
+    a.display_value = info.description;
+    a.attribution = path.event[p];
+    out.push_back(a);
+    for (int e = 0; e < E; ++e) {
+      a.feature = manifest.event_features[e].name;
+      a.kind = FeatureKind::kEventFeature;
+      a.display_value = absl::StrFormat("%.3g", input.event_features[p * E + e]);
+      a.attribution = path.event_feature[p * E + e];
+      out.push_back(a);
+    }
+  }
+  for (size_t c = 0; c < path.context.size(); ++c) {
+    Attribution a;
+    a.feature = manifest.context_features[c].name;
+    a.kind = FeatureKind::kContext;
+    a.display_value = absl::StrFormat("%.3g", input.context[c]);
+    a.attribution = path.context[c];
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+// Adds `a` scaled by `scale` to `fused`, merged with the entry of the same feature, kind and
+// history position (the sources' attributions of one event add up).
+static void AddScaled(const Attribution& a, double scale, std::vector<Attribution>* fused) {
+  for (Attribution& f : *fused) {
+    if (f.kind == a.kind && f.history_index == a.history_index && f.feature == a.feature) {
+      f.attribution += scale * a.attribution;
+      return;
+    }
+  }
+  fused->push_back(a);
+  fused->back().attribution = scale * a.attribution;
+}
+
+std::string ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& request,
+                         const ExplainSettings& settings, core::RankedList* ranked) {
+  if (settings.method == core::AttributionMethod::kNone) return "";
+  std::string note;
+
+  // Integrated Gradients: per model, every returned item in one batched pass. A model that
+  // weighs 0 contributes nothing and is skipped.
+  std::vector<std::vector<core::PathAttribution>> paths(bundle.models().size());
+  if (settings.method == core::AttributionMethod::kIntegratedGradients) {
+    std::vector<core::ItemIndex> targets;
+    for (const core::RecommendedItem& item : ranked->items) targets.push_back(item.index);
+    std::vector<double> alphas, weights;
+    for (const auto& [alpha, weight] : GaussLegendre(settings.steps)) {
+      alphas.push_back(alpha);
+      weights.push_back(weight);
+    }
+    for (size_t m = 0; m < bundle.models().size(); ++m) {
+      const core::ModelRunner& model = *bundle.models()[m];
+      if (SpecOf(*ranked, model.name()).weight == 0.0) continue;
+      if (absl::Status s = model.IntegratedGradients(ranked->model_inputs[m], targets, alphas,
+                                                     weights, &paths[m]);
+          !s.ok()) {
+        paths[m].clear();
+        absl::StrAppend(&note, note.empty() ? "" : "; ", model.name(),
+                        " could not be attributed: ", s.message());
+      }
+    }
+  }
+
+  for (size_t k = 0; k < ranked->items.size(); ++k) {
+    core::RecommendedItem& item = ranked->items[k];
     std::vector<Attribution> fused;
     for (core::SourceScore& source : item.sources) {
-      if (source.source != "cf") continue;  // The only source so far.
-      std::vector<Attribution> own = CfAttributions(bundle, request, ranked->history, item.index);
-      double sum = 0.0;
-      for (const Attribution& a : own) sum += a.attribution;
-      source.completeness_error = sum - source.raw_score;
       const core::SourceSpec& spec = SpecOf(*ranked, source.source);
       const double scale = spec.weight * spec.slope;
-      for (const Attribution& a : own) {
-        fused.push_back(a);
-        fused.back().attribution = scale * a.attribution;
+      std::vector<Attribution> own;
+      if (source.source == "cf") {
+        own = CfAttributions(bundle, request, ranked->history, item.index);
+        double sum = 0.0;
+        for (const Attribution& a : own) sum += a.attribution;
+        source.completeness_error = sum - source.raw_score;
+      } else if (source.source == "pop") {
+        Attribution a;
+        a.feature = "recent_popularity";
+        a.kind = FeatureKind::kPrior;
+        a.display_value = absl::StrCat(item.info.recent_popularity, " recent purchases");
+        a.attribution = source.raw_score;  // Exact: the baseline (no signal) scores 0.
+        own.push_back(std::move(a));
+      } else {
+        for (size_t m = 0; m < bundle.models().size(); ++m) {
+          if (bundle.models()[m]->name() != source.source || paths[m].empty()) continue;
+          const core::PathAttribution& path = paths[m][k];
+          own = ModelAttributions(bundle, ranked->history, ranked->model_inputs[m],
+                                  bundle.models()[m]->shape(), path);
+          double sum = 0.0;
+          for (const Attribution& a : own) sum += a.attribution;
+          source.completeness_error = sum - (path.score - path.baseline);
+          // The path starts from the baseline under the request's mask; the ranker's baseline
+          // (an empty history) is the same for models whose padding embeds to 0, as trained
+          // ones do. Use the path's, so that the fused attributions add up exactly.
+          item.baseline_score +=
+              scale * (path.baseline - bundle.models()[m]->baseline_scores()[item.index]);
+        }
       }
+      for (const Attribution& a : own) AddScaled(a, scale, &fused);
       if (settings.include_source_attributions) {
+        own.erase(std::remove_if(own.begin(), own.end(),
+                                 [](const Attribution& a) { return a.attribution == 0.0; }),
+                  own.end());
         std::sort(own.begin(), own.end(), LargerMagnitude);
         if (own.size() > static_cast<size_t>(settings.max_attributions)) {
           own.resize(settings.max_attributions);
         }
         source.attributions = std::move(own);
       }
-    }
-    for (core::SourceScore& source : item.sources) {
-      if (source.source != "pop") continue;
-      Attribution a;
-      a.feature = "recent_popularity";
-      a.kind = FeatureKind::kPrior;
-      a.display_value = absl::StrCat(item.info.recent_popularity, " recent purchases");
-      a.attribution = source.raw_score;  // Exact: the baseline (no signal) scores 0.
-      if (settings.include_source_attributions) source.attributions = {a};
-      a.attribution *= source.weight * SpecOf(*ranked, source.source).slope;
-      fused.push_back(std::move(a));
     }
     if (request.popularity_penalty > 0) {
       Attribution prior;
@@ -129,6 +250,7 @@ void ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& requ
     }
     item.attributions = std::move(fused);
   }
+  return note;
 }
 
 }  // namespace recsys::explain

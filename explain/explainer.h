@@ -1,6 +1,8 @@
 #ifndef RECSYS_EXPLAIN_EXPLAINER_H_
 #define RECSYS_EXPLAIN_EXPLAINER_H_
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/bundle.h"
@@ -19,20 +21,32 @@ std::vector<core::Attribution> CfAttributions(const core::Bundle& bundle,
 
 // What ExplainItems should do.
 struct ExplainSettings {
-  // The method to run (already resolved from the request and the server's default).
+  // The method to run (already resolved from the request and the server's default):
+  // kCfExact attributes the exact sources (cf, pop) only; kIntegratedGradients also the
+  // models; kNone nothing.
   core::AttributionMethod method = core::AttributionMethod::kCfExact;
+  // Integration steps (Gauss-Legendre nodes) of Integrated Gradients. REQUIRES: >= 1.
+  int steps = 16;
   // Attributions kept per item, largest |attribution| first. REQUIRES: >= 1.
   int max_attributions = 10;
   bool include_source_attributions = false;
 };
 
-// Explains the ranked items in place: per-source attributions, fused attributions
-// (sum over sources of weight * slope * source attribution, plus the popularity penalty as a
-// PRIOR entry), completeness error, and a human-readable reason. The fused attributions of an
-// item add up to score - baseline_score; completeness_error reports the floating-point rest.
-// With method kNone only the per-source score breakdown stays. Thread-compatible.
-void ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& request,
-                  const ExplainSettings& settings, core::RankedList* ranked);
+// Gauss-Legendre quadrature on [0, 1]: n (node, weight) pairs, nodes ascending, weights summing
+// to 1. Exact for polynomials of degree < 2n.
+std::vector<std::pair<double, double>> GaussLegendre(int n);
+
+// Explains the ranked items in place: per-source attributions, fused attributions (sum over
+// sources of weight * slope * source attribution, entries of the same feature merged, plus the
+// popularity penalty as a PRIOR entry), completeness errors and a human-readable reason. The
+// fused attributions of an item add up to score - baseline_score up to completeness_error:
+// floating-point rounding for the exact sources, the integration error of Integrated Gradients,
+// or the models' whole share when they were not attributed (kCfExact). Model attributions:
+// per history event (the item), per event side-feature and per context feature. Returns a note
+// for the response when a model could not be attributed (the recommendation still stands), else
+// "". Thread-compatible.
+std::string ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& request,
+                         const ExplainSettings& settings, core::RankedList* ranked);
 
 }  // namespace recsys::explain
 

@@ -60,23 +60,29 @@ absl::StatusOr<core::RecommendResponse> RecommendPipeline::Run(
   settings.method = request.explain.method == AttributionMethod::kDefault
                         ? options_.default_method
                         : request.explain.method;
-  if (settings.method != AttributionMethod::kNone && settings.method != AttributionMethod::kCfExact) {
-    ranked.metadata.explanation_note =
-        "this server version has no model attribution methods yet; exact item-CF "
-        "contributions were returned instead";
+  std::string& note = ranked.metadata.explanation_note;
+  const bool model_method = settings.method != AttributionMethod::kNone &&
+                            settings.method != AttributionMethod::kCfExact;
+  if (model_method && bundle.models().empty()) {
+    note = "this bundle has no models: the exact item-CF contributions are the explanation";
     settings.method = AttributionMethod::kCfExact;
+  } else if (model_method && settings.method != AttributionMethod::kIntegratedGradients) {
+    note = "only Integrated Gradients is available for the models in this version; it ran "
+           "instead";
+    settings.method = AttributionMethod::kIntegratedGradients;
   }
-  if (settings.method != AttributionMethod::kNone && !bundle.models().empty()) {
-    absl::StrAppend(&ranked.metadata.explanation_note,
-                    ranked.metadata.explanation_note.empty() ? "" : "; ",
-                    "model sources are not attributed yet: each item's completeness_error "
-                    "holds their share of score - baseline_score");
+  if (settings.method == AttributionMethod::kCfExact && !bundle.models().empty()) {
+    note = "model sources are not attributed by this method (ask for "
+           "ATTRIBUTION_METHOD_INTEGRATED_GRADIENTS): each item's completeness_error holds "
+           "their share of score - baseline_score";
   }
+  settings.steps = request.explain.steps > 0 ? request.explain.steps : options_.default_ig_steps;
   settings.max_attributions = request.explain.max_attributions > 0
                                   ? request.explain.max_attributions
                                   : options_.default_max_attributions;
   settings.include_source_attributions = request.explain.include_source_attributions;
-  explain::ExplainItems(bundle, request, settings, &ranked);
+  const std::string failed = explain::ExplainItems(bundle, request, settings, &ranked);
+  if (!failed.empty()) absl::StrAppend(&note, note.empty() ? "" : "; ", failed);
   clock.Lap("explain");
 
   core::RecommendResponse response;

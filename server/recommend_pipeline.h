@@ -15,6 +15,7 @@ struct PipelineOptions {
   RequestLimits limits;
   int32_t default_top_k = 10;             // Default: 10.
   int32_t default_max_attributions = 10;  // Default: 10.
+  int32_t default_ig_steps = 16;          // Integrated Gradients steps. Default: 16.
   // Method used when the request leaves it unspecified. Default: exact CF contributions.
   core::AttributionMethod default_method = core::AttributionMethod::kCfExact;
 };
