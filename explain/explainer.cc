@@ -160,13 +160,19 @@ std::string ExplainItems(const core::Bundle& bundle, const core::RecommendReques
   // Integrated Gradients: per model, every returned item in one batched pass. A model that
   // weighs 0 contributes nothing and is skipped.
   std::vector<std::vector<core::PathAttribution>> paths(bundle.models().size());
-  if (settings.method == core::AttributionMethod::kIntegratedGradients) {
+  if (settings.method == core::AttributionMethod::kIntegratedGradients ||
+      settings.method == core::AttributionMethod::kGradientXInput) {
     std::vector<core::ItemIndex> targets;
     for (const core::RecommendedItem& item : ranked->items) targets.push_back(item.index);
-    std::vector<double> alphas, weights;
-    for (const auto& [alpha, weight] : GaussLegendre(settings.steps)) {
-      alphas.push_back(alpha);
-      weights.push_back(weight);
+    // Gradient x input is the one-step path evaluated at the input itself.
+    std::vector<double> alphas = {1.0}, weights = {1.0};
+    if (settings.method == core::AttributionMethod::kIntegratedGradients) {
+      alphas.clear();
+      weights.clear();
+      for (const auto& [alpha, weight] : GaussLegendre(settings.steps)) {
+        alphas.push_back(alpha);
+        weights.push_back(weight);
+      }
     }
     for (size_t m = 0; m < bundle.models().size(); ++m) {
       const core::ModelRunner& model = *bundle.models()[m];

@@ -23,7 +23,8 @@ std::vector<core::Attribution> CfAttributions(const core::Bundle& bundle,
 struct ExplainSettings {
   // The method to run (already resolved from the request and the server's default):
   // kCfExact attributes the exact sources (cf, pop) only; kIntegratedGradients also the
-  // models; kNone nothing.
+  // models; kGradientXInput the models by gradient x (input - baseline) (one backward pass, no
+  // completeness guarantee); kNone nothing.
   core::AttributionMethod method = core::AttributionMethod::kCfExact;
   // Integration steps (Gauss-Legendre nodes) of Integrated Gradients. REQUIRES: >= 1.
   int steps = 16;
