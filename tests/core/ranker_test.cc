@@ -18,11 +18,6 @@ const double kSimAB = 0.5;
 const double kSimAC = 1.0 / (std::sqrt(6.0) + 1.0);
 const double kSimBC = 2.0 / (std::sqrt(6.0) + 1.0);
 
-RecommendRequest History(std::vector<std::string> ids) {
-  RecommendRequest r;
-  for (std::string& id : ids) r.history.emplace_back().item_id = std::move(id);
-  return r;
-}
 
 std::vector<std::string> Ids(const RankedList& list) {
   std::vector<std::string> ids;
@@ -41,7 +36,7 @@ TEST(RankerScoresTest, ScoresAreRecencyWeightedSimilaritiesComputedByHand) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
   // History A then B: weights 1/3 (A, older) and 2/3 (B, newest).
   RankedList out;
-  ASSERT_TRUE(Ranker::Rank(*bundle, History({"21A", "21B"}), 10, &out).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, testing::RequestWithHistory({"21A", "21B"}), 10, &out).ok());
   const double score_a = 2.0 / 3 * kSimAB;
   const double score_b = 1.0 / 3 * kSimAB;
   const double score_c = 1.0 / 3 * kSimAC + 2.0 / 3 * kSimBC;
@@ -64,14 +59,14 @@ TEST(RankerScoresTest, ScoresAreRecencyWeightedSimilaritiesComputedByHand) {
 TEST(RankerScoresTest, SelfSimilarityMakesBoughtItemsRecommendThemselves) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5, 100, /*self_similarity=*/2.0);
   RankedList out;
-  ASSERT_TRUE(Ranker::Rank(*bundle, History({"21A", "21B"}), 10, &out).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, testing::RequestWithHistory({"21A", "21B"}), 10, &out).ok());
   // 21B: 2/3 * 2 (itself) + 1/3 * sim(A,B); 21A: 1/3 * 2 + 2/3 * sim(B,A); 21C as before.
   EXPECT_THAT(Ids(out), ElementsAre("21B", "21A", "21C"));
   EXPECT_NEAR(out.items[0].score, 2.0 / 3 * 2.0 + 1.0 / 3 * kSimAB, 1e-6);
   EXPECT_NEAR(out.items[1].score, 1.0 / 3 * 2.0 + 2.0 / 3 * kSimAB, 1e-6);
   EXPECT_NEAR(out.items[2].score, 1.0 / 3 * kSimAC + 2.0 / 3 * kSimBC, 1e-6);
   RankedList history_only;
-  ASSERT_TRUE(Ranker::Rank(*bundle, History({"21B"}), 10, &history_only).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, testing::RequestWithHistory({"21B"}), 10, &history_only).ok());
   EXPECT_EQ(CfContribution(*bundle, history_only.history, 0, 1), 2.0);
 }
 
@@ -83,7 +78,7 @@ TEST(RankerScoresTest, TheRecentPopularitySourceAddsCandidatesAndScores) {
   EXPECT_EQ(bundle->catalog().item(1).recent_popularity, 0);
   EXPECT_EQ(bundle->catalog().item(3).recent_popularity, 1);
   EXPECT_EQ(bundle->recent_popular_items().front(), 0);
-  RecommendRequest r = History({"21D"});  // No CF neighbours at all.
+  RecommendRequest r = testing::RequestWithHistory({"21D"});  // No CF neighbours at all.
   r.fusion_weights = {{"pop", 0.5}};
   RankedList out;
   ASSERT_TRUE(Ranker::Rank(*bundle, r, 10, &out).ok());
@@ -95,7 +90,7 @@ TEST(RankerScoresTest, TheRecentPopularitySourceAddsCandidatesAndScores) {
 
 TEST(RankerScoresTest, FiltersRemoveAndCount) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
-  RecommendRequest r = History({"21A", "21B", "unknown-1", "unknown-1"});
+  RecommendRequest r = testing::RequestWithHistory({"21A", "21B", "unknown-1", "unknown-1"});
   r.exclude_history = true;
   r.exclude_item_ids = {"21C", "no-such-item"};
   RankedList out;
@@ -105,7 +100,7 @@ TEST(RankerScoresTest, FiltersRemoveAndCount) {
   EXPECT_THAT(out.metadata.ignored_history_item_ids, ElementsAre("unknown-1"));
   EXPECT_THAT(out.metadata.ignored_candidate_item_ids, ElementsAre("no-such-item"));
 
-  RecommendRequest priced = History({"21A", "21B"});
+  RecommendRequest priced = testing::RequestWithHistory({"21A", "21B"});
   priced.max_price = 2.5;  // C costs 3.
   out = {};
   ASSERT_TRUE(Ranker::Rank(*bundle, priced, 10, &out).ok());
@@ -116,13 +111,13 @@ TEST(RankerScoresTest, FiltersRemoveAndCount) {
 TEST(RankerScoresTest, TopKCutsTheList) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
   RankedList out;
-  ASSERT_TRUE(Ranker::Rank(*bundle, History({"21A", "21B"}), 1, &out).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, testing::RequestWithHistory({"21A", "21B"}), 1, &out).ok());
   EXPECT_THAT(Ids(out), ElementsAre("21C"));
 }
 
 TEST(RankerScoresTest, CandidatesOnlyRanksJustTheCampaign) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
-  RecommendRequest r = History({"21A"});
+  RecommendRequest r = testing::RequestWithHistory({"21A"});
   r.candidate_item_ids = {"21D", "21C", "ghost"};
   r.candidates_only = true;
   RankedList out;
@@ -141,7 +136,7 @@ TEST(RankerScoresTest, CandidatesOnlyRanksJustTheCampaign) {
 
 TEST(RankerScoresTest, FusionWeightScalesAndUnknownSourceIsRejected) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
-  RecommendRequest r = History({"21A"});
+  RecommendRequest r = testing::RequestWithHistory({"21A"});
   r.fusion_weights = {{"cf", 2.0}};
   RankedList out;
   ASSERT_TRUE(Ranker::Rank(*bundle, r, 10, &out).ok());
@@ -159,7 +154,7 @@ TEST(RankerScoresTest, PopularityPenaltyDemotesPopularItems) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
   // From history A: B (sim 0.5, 3 purchases) beats C (sim 0.29, 2 purchases) on similarity,
   // but a penalty of 1 * log(1 + purchases) turns the order.
-  RecommendRequest r = History({"21A"});
+  RecommendRequest r = testing::RequestWithHistory({"21A"});
   r.popularity_penalty = 1.0;
   RankedList out;
   ASSERT_TRUE(Ranker::Rank(*bundle, r, 10, &out).ok());
@@ -169,7 +164,7 @@ TEST(RankerScoresTest, PopularityPenaltyDemotesPopularItems) {
 
 TEST(RankerScoresTest, CategoryOptionsOnABundleWithoutCategoriesFailClearly) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
-  RecommendRequest r = History({"21A"});
+  RecommendRequest r = testing::RequestWithHistory({"21A"});
   r.allow_categories = {"lights"};
   RankedList out;
   absl::Status s = Ranker::Rank(*bundle, r, 10, &out);
@@ -180,7 +175,7 @@ TEST(RankerScoresTest, CategoryOptionsOnABundleWithoutCategoriesFailClearly) {
 TEST(RankerScoresTest, EmptyHistoryGivesAnEmptyListNotAnError) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
   RankedList out;
-  ASSERT_TRUE(Ranker::Rank(*bundle, History({}), 10, &out).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, testing::RequestWithHistory({}), 10, &out).ok());
   EXPECT_TRUE(out.items.empty());
 }
 

@@ -12,11 +12,6 @@ namespace {
 using core::Attribution;
 using core::FeatureKind;
 
-core::RecommendRequest History(std::vector<std::string> ids) {
-  core::RecommendRequest r;
-  for (std::string& id : ids) r.history.emplace_back().item_id = std::move(id);
-  return r;
-}
 
 double Sum(const std::vector<Attribution>& attributions) {
   double sum = 0.0;
@@ -27,7 +22,7 @@ double Sum(const std::vector<Attribution>& attributions) {
 TEST(CfAttributionsTest, AreTheExactPerEventContributions) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
   // History A, unknown, B: the unknown event is skipped but positions keep request indices.
-  core::RecommendRequest request = History({"21A", "zzz", "21B"});
+  core::RecommendRequest request = testing::RequestWithHistory({"21A", "zzz", "21B"});
   core::RankedList ranked;
   ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
   ASSERT_EQ(ranked.items[0].item_id, "21C");
@@ -47,7 +42,7 @@ TEST(CfAttributionsTest, AreTheExactPerEventContributions) {
 
 TEST(ExplainItemsTest, FusedAttributionsScaleByWeightAndAddUpToTheScore) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
-  core::RecommendRequest request = History({"21A", "21B"});
+  core::RecommendRequest request = testing::RequestWithHistory({"21A", "21B"});
   request.fusion_weights = {{"cf", 3.0}};
   request.popularity_penalty = 0.01;
   core::RankedList ranked;
@@ -84,7 +79,7 @@ TEST(ExplainItemsTest, FusedAttributionsScaleByWeightAndAddUpToTheScore) {
 
 TEST(ExplainItemsTest, SortsByMagnitudeTruncatesAndGivesAReason) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
-  core::RecommendRequest request = History({"21A", "21B"});
+  core::RecommendRequest request = testing::RequestWithHistory({"21A", "21B"});
   request.history[1].event_type = core::EventType::kView;
   core::RankedList ranked;
   ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
@@ -104,7 +99,7 @@ TEST(ExplainItemsTest, SortsByMagnitudeTruncatesAndGivesAReason) {
 
 TEST(ExplainItemsTest, ARepeatPurchaseIsExplainedAsSuch) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0);
-  core::RecommendRequest request = History({"21A", "21B"});
+  core::RecommendRequest request = testing::RequestWithHistory({"21A", "21B"});
   core::RankedList ranked;
   ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
   ExplainItems(*bundle, request, ExplainSettings(), &ranked);
@@ -118,7 +113,7 @@ TEST(ExplainItemsTest, ARepeatPurchaseIsExplainedAsSuch) {
 
 TEST(ExplainItemsTest, RecentPopularityIsAnExactPriorAttribution) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
-  core::RecommendRequest request = History({"21A"});
+  core::RecommendRequest request = testing::RequestWithHistory({"21A"});
   request.fusion_weights = {{"pop", 0.25}};
   core::RankedList ranked;
   ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
@@ -143,7 +138,7 @@ TEST(ExplainItemsTest, RecentPopularityIsAnExactPriorAttribution) {
 
 TEST(ExplainItemsTest, MethodNoneLeavesOnlyTheScoreBreakdown) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
-  core::RecommendRequest request = History({"21A"});
+  core::RecommendRequest request = testing::RequestWithHistory({"21A"});
   core::RankedList ranked;
   ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
   ExplainSettings settings;

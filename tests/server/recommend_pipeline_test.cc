@@ -11,18 +11,14 @@ namespace {
 
 using ::testing::HasSubstr;
 
-core::RecommendRequest History(std::vector<std::string> ids) {
-  core::RecommendRequest r;
-  r.request_id = "req-1";
-  for (std::string& id : ids) r.history.emplace_back().item_id = std::move(id);
-  return r;
-}
 
 TEST(RecommendPipelineTest, RanksExplainsAndTimesEachStage) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
   RecommendPipeline pipeline({});
+  core::RecommendRequest request = testing::RequestWithHistory({"21A", "21B"});
+  request.request_id = "req-1";
   absl::StatusOr<core::RecommendResponse> r =
-      pipeline.Run(History({"21A", "21B"}), *bundle, absl::InfiniteFuture());
+      pipeline.Run(request, *bundle, absl::InfiniteFuture());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->request_id, "req-1");
   EXPECT_EQ(r->metadata.bundle_version, "v1");
@@ -39,8 +35,8 @@ TEST(RecommendPipelineTest, UsesTheDefaultTopKAndRejectsBadRequests) {
   PipelineOptions options;
   options.default_top_k = 2;
   RecommendPipeline pipeline(options);
-  EXPECT_EQ(pipeline.Run(History({"21A", "21B"}), *bundle, absl::InfiniteFuture())->items.size(), 2u);
-  absl::Status s = pipeline.Run(History({""}), *bundle, absl::InfiniteFuture()).status();
+  EXPECT_EQ(pipeline.Run(testing::RequestWithHistory({"21A", "21B"}), *bundle, absl::InfiniteFuture())->items.size(), 2u);
+  absl::Status s = pipeline.Run(testing::RequestWithHistory({""}), *bundle, absl::InfiniteFuture()).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("history[0].item_id: empty"));
 }
@@ -48,14 +44,14 @@ TEST(RecommendPipelineTest, UsesTheDefaultTopKAndRejectsBadRequests) {
 TEST(RecommendPipelineTest, AnExpiredDeadlineStopsBeforeRanking) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
   RecommendPipeline pipeline({});
-  absl::Status s = pipeline.Run(History({"21A"}), *bundle, absl::Now() - absl::Seconds(1)).status();
+  absl::Status s = pipeline.Run(testing::RequestWithHistory({"21A"}), *bundle, absl::Now() - absl::Seconds(1)).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
 }
 
 TEST(RecommendPipelineTest, AModelMethodDegradesToCfAndSaysSo) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
   RecommendPipeline pipeline({});
-  core::RecommendRequest request = History({"21A"});
+  core::RecommendRequest request = testing::RequestWithHistory({"21A"});
   request.explain.method = core::AttributionMethod::kIntegratedGradients;
   absl::StatusOr<core::RecommendResponse> r =
       pipeline.Run(request, *bundle, absl::InfiniteFuture());

@@ -77,6 +77,12 @@ std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay, int neighbo
   return *bundle;
 }
 
+core::RecommendRequest RequestWithHistory(const std::vector<std::string>& ids) {
+  core::RecommendRequest r;
+  for (const std::string& id : ids) r.history.emplace_back().item_id = id;
+  return r;
+}
+
 std::string SourcePath(const std::string& relative) {
   return std::string(RECSYS_SOURCE_DIR) + "/" + relative;
 }

@@ -3,8 +3,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/bundle.h"
+#include "core/types.h"
 
 namespace recsys::testing {
 
@@ -25,6 +27,9 @@ std::string TinyRetailCsv();
 std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay = 0.5,
                                                int neighbors_per_item = 100,
                                                double self_similarity = 0.0);
+
+// A request whose history holds these item ids, oldest first, with nothing else set.
+core::RecommendRequest RequestWithHistory(const std::vector<std::string>& ids);
 
 // A file of the source tree, by its path relative to the repository root.
 std::string SourcePath(const std::string& relative);
