@@ -151,6 +151,18 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     }
   }
 
+  // A new shopper (no known event): what ranks is recent popularity and the models' reading of
+  // the context; the response says so.
+  if (history.items.empty() && !request.candidates_only) {
+    const bool pop_on = pop_source < out->sources.size() && out->sources[pop_source].weight > 0;
+    meta.fallback_used = true;
+    meta.fallback_reason = absl::StrCat(
+        request.history.empty() ? "empty history" : "no history item is in the catalogue",
+        pop_on || !bundle.models().empty()
+            ? ": ranked by recent popularity and the models' reading of the context"
+            : ": this bundle has no popularity or model source to rank by");
+  }
+
   int known_candidates = 0;
   for (const std::string& id : request.candidate_item_ids) {
     std::optional<ItemIndex> index = catalog.Find(id);

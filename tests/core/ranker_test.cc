@@ -172,11 +172,26 @@ TEST(RankerScoresTest, CategoryOptionsOnABundleWithoutCategoriesFailClearly) {
   EXPECT_THAT(s.message(), HasSubstr("filters.allow_categories: bundle v1 has no item categories"));
 }
 
-TEST(RankerScoresTest, EmptyHistoryGivesAnEmptyListNotAnError) {
+TEST(RankerScoresTest, ANewShopperGetsPopularItemsFlaggedAsFallback) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
+  RecommendRequest request = testing::RequestWithHistory({});
+  request.fusion_weights = {{"pop", 1.0}};
   RankedList out;
-  ASSERT_TRUE(Ranker::Rank(*bundle, testing::RequestWithHistory({}), 10, &out).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, request, 2, &out).ok());
+  ASSERT_EQ(out.items.size(), 2u);
+  EXPECT_EQ(out.items[0].item_id, "21A");  // Most recent purchase lines.
+  EXPECT_EQ(out.items[1].item_id, "21D");
+  EXPECT_TRUE(out.metadata.fallback_used);
+  EXPECT_THAT(out.metadata.fallback_reason, HasSubstr("empty history: ranked by recent"));
+
+  // All-unknown history, and a bundle weighing popularity 0 with no models: an empty list,
+  // not an error, and the reason says why.
+  out = {};
+  ASSERT_TRUE(Ranker::Rank(*bundle, testing::RequestWithHistory({"nope"}), 10, &out).ok());
   EXPECT_TRUE(out.items.empty());
+  EXPECT_TRUE(out.metadata.fallback_used);
+  EXPECT_THAT(out.metadata.fallback_reason,
+              HasSubstr("no history item is in the catalogue: this bundle has no popularity"));
 }
 
 }  // namespace
