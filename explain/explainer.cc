@@ -30,6 +30,19 @@ const core::SourceSpec& SpecOf(const core::RankedList& ranked, const std::string
                        [&](const core::SourceSpec& s) { return s.name == name; });
 }
 
+// The HISTORY_EVENT entry of known event t, without its attribution.
+Attribution HistoryEvent(const core::Bundle& bundle, const core::ResolvedHistory& history,
+                         size_t t) {
+  const core::ItemInfo& info = bundle.catalog().item(history.items[t]);
+  Attribution a;
+  a.feature = "history_item";
+  a.kind = FeatureKind::kHistoryEvent;
+  a.history_index = history.positions[t];
+  a.item_id = info.id;
+  a.display_value = info.description;
+  return a;
+}
+
 bool LargerMagnitude(const Attribution& a, const Attribution& b) {
   const double ma = std::fabs(a.attribution), mb = std::fabs(b.attribution);
   return ma != mb ? ma > mb : a.history_index < b.history_index;
@@ -59,13 +72,7 @@ std::vector<Attribution> CfAttributions(const core::Bundle& bundle,
   std::vector<Attribution> out;
   out.reserve(history.items.size());
   for (size_t t = 0; t < history.items.size(); ++t) {
-    const core::ItemInfo& info = bundle.catalog().item(history.items[t]);
-    Attribution a;
-    a.feature = "history_item";
-    a.kind = FeatureKind::kHistoryEvent;
-    a.history_index = history.positions[t];
-    a.item_id = info.id;
-    a.display_value = info.description;
+    Attribution a = HistoryEvent(bundle, history, t);
     a.attribution = core::CfContribution(bundle, history, t, item);
     out.push_back(std::move(a));
   }
@@ -111,13 +118,7 @@ static std::vector<Attribution> ModelAttributions(const core::Bundle& bundle,
   for (int p = 0; p < L; ++p) {
     if (input.mask[p] == 0.0f) continue;
     const int known = n - (L - p);  // The featurizer's left padding, undone.
-    const core::ItemInfo& info = bundle.catalog().item(history.items[known]);
-    Attribution a;
-    a.feature = "history_item";
-    a.kind = FeatureKind::kHistoryEvent;
-    a.history_index = history.positions[known];
-    a.item_id = info.id;
-    a.display_value = info.description;
+    Attribution a = HistoryEvent(bundle, history, known);
     a.attribution = path.event[p];
     out.push_back(a);
     for (int e = 0; e < E; ++e) {
