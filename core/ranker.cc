@@ -82,7 +82,7 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     }
     it->weight = weight;
   }
-  // Index into out->sources of each model, and of the CF source.
+  // Index of a source in out->sources (out->sources.size() when absent).
   auto source_index = [&](const std::string& name) {
     return static_cast<size_t>(
         std::find_if(out->sources.begin(), out->sources.end(),
@@ -119,9 +119,11 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     }
   }
   // Models: score the whole catalogue once; their best items join the candidates.
+  // model_of[s]: the model behind source s of out->sources, or -1.
   const int64_t request_time = request.context.time.value_or(now_unix);
-  std::vector<size_t> model_source;
-  for (const auto& model : bundle.models()) {
+  std::vector<int> model_of(out->sources.size(), -1);
+  for (size_t m = 0; m < bundle.models().size(); ++m) {
+    const ModelRunner* model = bundle.models()[m].get();
     ModelInput input = Featurize(manifest, model->shape(), request, history.positions,
                                  history.items, request_time);
     std::vector<float> scores;
@@ -139,12 +141,13 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     }
     out->model_inputs.push_back(std::move(input));
     out->model_scores.push_back(std::move(scores));
-    model_source.push_back(source_index(model->name()));
+    const size_t s = source_index(model->name());
+    if (s < model_of.size()) model_of[s] = static_cast<int>(m);
   }
   if (!bundle.models().empty()) meta.device = bundle.models().front()->device();
   const size_t pop_source = source_index("pop");
-  if (!request.candidates_only && pop_source < out->sources.size() &&
-      out->sources[pop_source].weight > 0) {
+  const bool pop_on = pop_source < out->sources.size() && out->sources[pop_source].weight > 0;
+  if (!request.candidates_only && pop_on) {
     const auto& popular = bundle.recent_popular_items();
     for (size_t i = 0; i < popular.size() && i < kModelCandidates; ++i) {
       cf_raw.try_emplace(popular[i], 0.0);
@@ -154,7 +157,6 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   // A new shopper (no known event): what ranks is recent popularity and the models' reading of
   // the context; the response says so.
   if (history.items.empty() && !request.candidates_only) {
-    const bool pop_on = pop_source < out->sources.size() && out->sources[pop_source].weight > 0;
     meta.fallback_used = true;
     meta.fallback_reason = absl::StrCat(
         request.history.empty() ? "empty history" : "no history item is in the catalogue",
@@ -218,10 +220,8 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   auto raw_of = [&](size_t s, ItemIndex item, double cf_value) -> double {
     if (s == cf_source) return cf_value;
     if (s == pop_source) return PopularityScore(catalog.item(item));
-    for (size_t m = 0; m < model_source.size(); ++m) {
-      if (model_source[m] == s) return out->model_scores[m][item];
-    }
-    return 0.0;  // A source without a model (rejected at load) contributes nothing.
+    // Every other source has a model (Bundle::Load checks it).
+    return static_cast<double>(out->model_scores[model_of[s]][item]);
   };
   struct Scored {
     ItemIndex item;
@@ -268,11 +268,10 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
       source.normalized_score = spec.slope * source.raw_score + spec.intercept;
       source.weight = spec.weight;
       source.contribution = spec.weight * source.normalized_score;
-      // Baseline: CF scores 0 on an empty history; a model scores its baseline input.
-      double baseline_raw = 0.0;
-      for (size_t m = 0; m < model_source.size(); ++m) {
-        if (model_source[m] == s) baseline_raw = bundle.models()[m]->baseline_scores()[item.index];
-      }
+      // Baseline: CF and pop score 0 without history or signal; a model scores its baseline
+      // input.
+      const double baseline_raw =
+          model_of[s] < 0 ? 0.0 : bundle.models()[model_of[s]]->baseline_scores()[item.index];
       item.baseline_score += spec.weight * (spec.slope * baseline_raw + spec.intercept);
     }
     out->items.push_back(std::move(item));

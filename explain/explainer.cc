@@ -66,7 +66,6 @@ std::string Reason(const core::RecommendRequest& request, const std::string& ite
 }  // namespace
 
 std::vector<Attribution> CfAttributions(const core::Bundle& bundle,
-                                        const core::RecommendRequest& request,
                                         const core::ResolvedHistory& history,
                                         core::ItemIndex item) {
   std::vector<Attribution> out;
@@ -196,7 +195,7 @@ std::string ExplainItems(const core::Bundle& bundle, const core::RecommendReques
       const double scale = spec.weight * spec.slope;
       std::vector<Attribution> own;
       if (source.source == "cf") {
-        own = CfAttributions(bundle, request, ranked->history, item.index);
+        own = CfAttributions(bundle, ranked->history, item.index);
         double sum = 0.0;
         for (const Attribution& a : own) sum += a.attribution;
         source.completeness_error = sum - source.raw_score;

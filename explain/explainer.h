@@ -15,7 +15,6 @@ namespace recsys::explain {
 // core::CfContribution(t, item). They sum to the CF raw score; the baseline (empty history)
 // scores 0. One entry per known event, in history order, zero contributions included.
 std::vector<core::Attribution> CfAttributions(const core::Bundle& bundle,
-                                              const core::RecommendRequest& request,
                                               const core::ResolvedHistory& history,
                                               core::ItemIndex item);
 

@@ -27,7 +27,7 @@ TEST(CfAttributionsTest, AreTheExactPerEventContributions) {
   ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
   ASSERT_EQ(ranked.items[0].item_id, "21C");
 
-  std::vector<Attribution> a = CfAttributions(*bundle, request, ranked.history, 2);
+  std::vector<Attribution> a = CfAttributions(*bundle, ranked.history, 2);
   ASSERT_EQ(a.size(), 2u);
   EXPECT_EQ(a[0].history_index, 0);
   EXPECT_EQ(a[0].item_id, "21A");

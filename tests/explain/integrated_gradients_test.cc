@@ -119,7 +119,7 @@ TEST(IntegratedGradientsTest, ModelAttributionsAreCompleteAndFuseWithTheExactOne
   }
 }
 
-TEST(IntegratedGradientsTest, AZeroWeightModelIsNotAttributedAndCostsNothing) {
+TEST(IntegratedGradientsTest, AZeroWeightModelIsNotAttributed) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
   ASSERT_NE(bundle, nullptr);
   core::RecommendRequest request = Request();
