@@ -65,6 +65,14 @@ class ModelRunner {
   // INTERNAL when the model fails.
   virtual absl::Status ScoreAll(const ModelInput& input, std::vector<float>* scores) const = 0;
 
+  // Scores of `targets` for each of `inputs`, all inputs in one batched pass: scores[b * K + k]
+  // is target k's score for input b (K = targets.size()). Used by the perturbation methods
+  // (occlusion, KernelSHAP). REQUIRES: each input has the sizes of shape(), targets < N.
+  // Errors: INVALID_ARGUMENT for wrong sizes, INTERNAL when the model fails.
+  virtual absl::Status ScoreTargets(const std::vector<ModelInput>& inputs,
+                                    const std::vector<ItemIndex>& targets,
+                                    std::vector<float>* scores) const = 0;
+
   // Scores of all items for the attribution baseline: an empty history (all padding) and a
   // context of zeros. Computed once at load.
   virtual const std::vector<float>& baseline_scores() const = 0;

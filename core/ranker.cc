@@ -121,6 +121,7 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   // Models: score the whole catalogue once; their best items join the candidates.
   // model_of[s]: the model behind source s of out->sources, or -1.
   const int64_t request_time = request.context.time.value_or(now_unix);
+  out->request_time = request_time;
   std::vector<int> model_of(out->sources.size(), -1);
   for (size_t m = 0; m < bundle.models().size(); ++m) {
     const ModelRunner* model = bundle.models()[m].get();

@@ -22,6 +22,7 @@ struct ResolvedHistory {
 // The outcome of ranking: the top items with their per-source scores, before explanation.
 struct RankedList {
   ResolvedHistory history;
+  int64_t request_time = 0;          // The context's time, or the server clock without one.
   // Per model of the bundle, in order: its input and its scores of every catalogue item.
   std::vector<ModelInput> model_inputs;
   std::vector<std::vector<float>> model_scores;

@@ -33,18 +33,61 @@ class TorchModelRunner final : public ModelRunner {
   void set_baseline_scores(std::vector<float> scores) { baseline_scores_ = std::move(scores); }
 
   absl::Status ScoreAll(const ModelInput& input, std::vector<float>* scores) const override {
-    const int64_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
-    if (static_cast<int64_t>(input.items.size()) != L ||
-        static_cast<int64_t>(input.event_features.size()) != L * E ||
-        static_cast<int64_t>(input.mask.size()) != L ||
-        static_cast<int64_t>(input.context.size()) != C) {
-      return absl::InvalidArgumentError(absl::StrCat(name_, ": model input has the wrong size"));
-    }
+    if (absl::Status s = CheckSizes(input); !s.ok()) return s;
     try {
       c10::InferenceMode guard;
       torch::Tensor user = Encode(input);
       torch::Tensor logits = torch::addmm(bias_, user, table_t_).squeeze(0).to(torch::kCPU)
                                  .contiguous();
+      scores->assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+      return absl::OkStatus();
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat(name_, ": ", e.what_without_backtrace()));
+    }
+  }
+
+  absl::Status ScoreTargets(const std::vector<ModelInput>& inputs,
+                            const std::vector<ItemIndex>& targets,
+                            std::vector<float>* scores) const override {
+    const int64_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
+    const int64_t B = static_cast<int64_t>(inputs.size());
+    const int64_t K = static_cast<int64_t>(targets.size());
+    scores->clear();
+    if (B == 0 || K == 0) return absl::OkStatus();
+    std::vector<int64_t> items;
+    std::vector<float> features, mask, context;
+    items.reserve(B * L);
+    features.reserve(B * L * E);
+    mask.reserve(B * L);
+    context.reserve(B * C);
+    for (const ModelInput& input : inputs) {
+      if (absl::Status s = CheckSizes(input); !s.ok()) return s;
+      items.insert(items.end(), input.items.begin(), input.items.end());
+      features.insert(features.end(), input.event_features.begin(), input.event_features.end());
+      mask.insert(mask.end(), input.mask.begin(), input.mask.end());
+      context.insert(context.end(), input.context.begin(), input.context.end());
+    }
+    try {
+      c10::InferenceMode guard;
+      auto cpu_long = torch::TensorOptions().dtype(torch::kLong);
+      auto cpu_float = torch::TensorOptions().dtype(torch::kFloat);
+      torch::jit::Module& module = const_cast<torch::jit::Module&>(module_);
+      torch::Tensor embedded =
+          module.get_method("embed")({torch::from_blob(items.data(), {B, L}, cpu_long).to(device_),
+                                      torch::from_blob(features.data(), {B, L, E}, cpu_float)
+                                          .to(device_)})
+              .toTensor();
+      torch::Tensor user =
+          module.get_method("encode")({embedded,
+                                       torch::from_blob(mask.data(), {B, L}, cpu_float).to(device_),
+                                       torch::from_blob(context.data(), {B, C}, cpu_float)
+                                           .to(device_)})
+              .toTensor();
+      torch::Tensor index = torch::tensor(std::vector<int64_t>(targets.begin(), targets.end()),
+                                          cpu_long).to(device_);
+      torch::Tensor logits = torch::addmm(bias_.index_select(0, index), user,
+                                          table_t_.index_select(1, index))
+                                 .to(torch::kCPU).contiguous();  // [B, K]
       scores->assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
       return absl::OkStatus();
     } catch (const c10::Error& e) {
@@ -143,6 +186,15 @@ class TorchModelRunner final : public ModelRunner {
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat(name_, ": attribution: ", e.what_without_backtrace()));
     }
+  }
+
+  absl::Status CheckSizes(const ModelInput& input) const {
+    const size_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
+    if (input.items.size() != L || input.event_features.size() != L * E ||
+        input.mask.size() != L || input.context.size() != C) {
+      return absl::InvalidArgumentError(absl::StrCat(name_, ": model input has the wrong size"));
+    }
+    return absl::OkStatus();
   }
 
   struct Inputs {

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "explain/perturbation.h"
 
 namespace recsys::explain {
 
@@ -154,19 +156,23 @@ static void AddScaled(const Attribution& a, double scale, std::vector<Attributio
 
 std::string ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& request,
                          const ExplainSettings& settings, core::RankedList* ranked) {
-  if (settings.method == core::AttributionMethod::kNone) return "";
+  using core::AttributionMethod;
+  if (settings.method == AttributionMethod::kNone) return "";
   std::string note;
+  auto add_note = [&note](const std::string& text) {
+    absl::StrAppend(&note, note.empty() ? "" : "; ", text);
+  };
 
-  // Integrated Gradients: per model, every returned item in one batched pass. A model that
-  // weighs 0 contributes nothing and is skipped.
+  // Gradient methods: per model, every returned item in one batched pass. A model that weighs 0
+  // contributes nothing and is skipped.
   std::vector<std::vector<core::PathAttribution>> paths(bundle.models().size());
-  if (settings.method == core::AttributionMethod::kIntegratedGradients ||
-      settings.method == core::AttributionMethod::kGradientXInput) {
+  if (settings.method == AttributionMethod::kIntegratedGradients ||
+      settings.method == AttributionMethod::kGradientXInput) {
     std::vector<core::ItemIndex> targets;
     for (const core::RecommendedItem& item : ranked->items) targets.push_back(item.index);
     // Gradient x input is the one-step path evaluated at the input itself.
     std::vector<double> alphas = {1.0}, weights = {1.0};
-    if (settings.method == core::AttributionMethod::kIntegratedGradients) {
+    if (settings.method == AttributionMethod::kIntegratedGradients) {
       alphas.clear();
       weights.clear();
       for (const auto& [alpha, weight] : GaussLegendre(settings.steps)) {
@@ -181,11 +187,28 @@ std::string ExplainItems(const core::Bundle& bundle, const core::RecommendReques
                                                      weights, &paths[m]);
           !s.ok()) {
         paths[m].clear();
-        absl::StrAppend(&note, note.empty() ? "" : "; ", model.name(),
-                        " could not be attributed: ", s.message());
+        add_note(absl::StrCat(model.name(), " could not be attributed: ", s.message()));
       }
     }
   }
+
+  // Perturbation methods: the fused score at once, for every item in one batch of coalitions.
+  PlayerAttributions players_phi;
+  std::optional<CoalitionScorer> scorer;
+  if (settings.method == AttributionMethod::kOcclusion ||
+      settings.method == AttributionMethod::kKernelShap) {
+    scorer.emplace(bundle, request, *ranked);
+    int evaluated = 0;
+    absl::Status s = settings.method == AttributionMethod::kOcclusion
+                         ? Occlusion(*scorer, &players_phi)
+                         : KernelShap(*scorer, settings.samples, settings.seed, &players_phi,
+                                      &evaluated);
+    if (!s.ok()) {
+      players_phi.clear();
+      add_note(absl::StrCat("the perturbation method failed, exact sources only: ", s.message()));
+    }
+  }
+  const bool by_players = !players_phi.empty();
 
   for (size_t k = 0; k < ranked->items.size(); ++k) {
     core::RecommendedItem& item = ranked->items[k];
@@ -194,6 +217,7 @@ std::string ExplainItems(const core::Bundle& bundle, const core::RecommendReques
       const core::SourceSpec& spec = SpecOf(*ranked, source.source);
       const double scale = spec.weight * spec.slope;
       std::vector<Attribution> own;
+      bool attributed = true;
       if (source.source == "cf") {
         own = CfAttributions(bundle, ranked->history, item.index);
         double sum = 0.0;
@@ -208,7 +232,13 @@ std::string ExplainItems(const core::Bundle& bundle, const core::RecommendReques
         own.push_back(std::move(a));
       } else {
         for (size_t m = 0; m < bundle.models().size(); ++m) {
-          if (bundle.models()[m]->name() != source.source || paths[m].empty()) continue;
+          if (bundle.models()[m]->name() != source.source) continue;
+          const double baseline_raw = bundle.models()[m]->baseline_scores()[item.index];
+          if (paths[m].empty()) {
+            attributed = false;
+            source.completeness_error = -(source.raw_score - baseline_raw);
+            continue;
+          }
           const core::PathAttribution& path = paths[m][k];
           own = ModelAttributions(bundle, ranked->history, ranked->model_inputs[m],
                                   bundle.models()[m]->shape(), path);
@@ -218,12 +248,14 @@ std::string ExplainItems(const core::Bundle& bundle, const core::RecommendReques
           // The path starts from the baseline under the request's mask; the ranker's baseline
           // (an empty history) is the same for models whose padding embeds to 0, as trained
           // ones do. Use the path's, so that the fused attributions add up exactly.
-          item.baseline_score +=
-              scale * (path.baseline - bundle.models()[m]->baseline_scores()[item.index]);
+          item.baseline_score += scale * (path.baseline - baseline_raw);
         }
       }
-      for (const Attribution& a : own) AddScaled(a, scale, &fused);
-      if (settings.include_source_attributions) {
+      // The players explain every source but "pop", which no player changes.
+      if (!by_players || source.source == "pop") {
+        for (const Attribution& a : own) AddScaled(a, scale, &fused);
+      }
+      if (settings.include_source_attributions && attributed) {
         own.erase(std::remove_if(own.begin(), own.end(),
                                  [](const Attribution& a) { return a.attribution == 0.0; }),
                   own.end());
@@ -232,6 +264,24 @@ std::string ExplainItems(const core::Bundle& bundle, const core::RecommendReques
           own.resize(settings.max_attributions);
         }
         source.attributions = std::move(own);
+      }
+    }
+    if (by_players) {
+      const Players& players = scorer->players();
+      for (size_t p = 0; p < players.events.size(); ++p) {
+        Attribution a = HistoryEvent(bundle, ranked->history, players.events[p]);
+        a.attribution = players_phi[k][p];
+        fused.push_back(std::move(a));
+      }
+      for (size_t c = 0; c < players.context.size(); ++c) {
+        const int feature = players.context[c];
+        Attribution a;
+        a.feature = bundle.manifest().context_features[feature].name;
+        a.kind = FeatureKind::kContext;
+        a.display_value =
+            absl::StrFormat("%.3g", ranked->model_inputs.front().context[feature]);
+        a.attribution = players_phi[k][players.events.size() + c];
+        fused.push_back(std::move(a));
       }
     }
     if (request.popularity_penalty > 0) {

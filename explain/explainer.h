@@ -1,6 +1,7 @@
 #ifndef RECSYS_EXPLAIN_EXPLAINER_H_
 #define RECSYS_EXPLAIN_EXPLAINER_H_
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,10 +24,15 @@ struct ExplainSettings {
   // The method to run (already resolved from the request and the server's default):
   // kCfExact attributes the exact sources (cf, pop) only; kIntegratedGradients also the
   // models; kGradientXInput the models by gradient x (input - baseline) (one backward pass, no
-  // completeness guarantee); kNone nothing.
+  // completeness guarantee); kOcclusion and kKernelShap the fused score by re-scoring without
+  // history events and context features (explain/perturbation.h); kNone nothing.
   core::AttributionMethod method = core::AttributionMethod::kCfExact;
   // Integration steps (Gauss-Legendre nodes) of Integrated Gradients. REQUIRES: >= 1.
   int steps = 16;
+  // KernelSHAP: coalitions to sample (all of them when 2^players - 2 <= samples) and the seed
+  // of their generator. REQUIRES: samples >= 2.
+  int samples = 128;
+  uint64_t seed = 1;
   // Attributions kept per item, largest |attribution| first. REQUIRES: >= 1.
   int max_attributions = 10;
   bool include_source_attributions = false;
@@ -40,11 +46,14 @@ std::vector<std::pair<double, double>> GaussLegendre(int n);
 // sources of weight * slope * source attribution, entries of the same feature merged, plus the
 // popularity penalty as a PRIOR entry), completeness errors and a human-readable reason. The
 // fused attributions of an item add up to score - baseline_score up to completeness_error:
-// floating-point rounding for the exact sources, the integration error of Integrated Gradients,
-// or the models' whole share when they were not attributed (kCfExact). Model attributions:
-// per history event (the item), per event side-feature and per context feature. Returns a note
-// for the response when a model could not be attributed (the recommendation still stands), else
-// "". Thread-compatible.
+// floating-point rounding for the exact sources and KernelSHAP, the integration error of
+// Integrated Gradients, the interactions occlusion misses, or the models' whole share when they
+// were not attributed (kCfExact). Gradient methods attribute per history event (the item), per
+// event side-feature and per context feature; the perturbation methods per history event (with
+// its side-features) and per context feature, on the fused score, so that with them only the
+// exact sources carry per-source attributions. A model source left unattributed reports its
+// whole share raw_score - baseline as its completeness_error. Returns a note for the response
+// when a method could not run (the recommendation still stands), else "". Thread-compatible.
 std::string ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& request,
                          const ExplainSettings& settings, core::RankedList* ranked);
 

@@ -39,6 +39,13 @@ ABSL_FLAG(int, max_exclude, 1000, "Most exclude_item_ids a request may carry");
 ABSL_FLAG(int, max_id_bytes, 64, "Longest item id, feature name or value, in bytes");
 ABSL_FLAG(int, default_top_k, 10, "top_k when a request leaves it 0");
 ABSL_FLAG(int, default_max_attributions, 10, "Attributions per item when a request leaves it 0");
+ABSL_FLAG(std::string, explain_method, "cf_exact",
+          "Attribution method when a request leaves it unspecified: integrated_gradients, "
+          "gradient_x_input, occlusion, kernel_shap, cf_exact or none");
+ABSL_FLAG(int, ig_steps, 16, "Integrated Gradients steps when a request leaves them 0");
+ABSL_FLAG(int, shap_samples, 128, "KernelSHAP coalitions when a request leaves them 0");
+ABSL_FLAG(double, explain_degrade_load, 0.5,
+          "Request-queue fill (0..1) from which only the exact sources are explained");
 ABSL_FLAG(int, max_receive_message_bytes, 4 << 20, "Largest request message, in bytes");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "Time calls in flight get to finish after SIGTERM");
@@ -72,6 +79,34 @@ int main(int argc, char** argv) {
   pipeline.limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
   pipeline.default_top_k = absl::GetFlag(FLAGS_default_top_k);
   pipeline.default_max_attributions = absl::GetFlag(FLAGS_default_max_attributions);
+  const std::string method = absl::GetFlag(FLAGS_explain_method);
+  const std::pair<const char*, recsys::core::AttributionMethod> kMethods[] = {
+      {"integrated_gradients", recsys::core::AttributionMethod::kIntegratedGradients},
+      {"gradient_x_input", recsys::core::AttributionMethod::kGradientXInput},
+      {"occlusion", recsys::core::AttributionMethod::kOcclusion},
+      {"kernel_shap", recsys::core::AttributionMethod::kKernelShap},
+      {"cf_exact", recsys::core::AttributionMethod::kCfExact},
+      {"none", recsys::core::AttributionMethod::kNone}};
+  pipeline.default_method = recsys::core::AttributionMethod::kDefault;
+  for (const auto& [name, value] : kMethods) {
+    if (method == name) pipeline.default_method = value;
+  }
+  if (pipeline.default_method == recsys::core::AttributionMethod::kDefault) {
+    std::cerr << "error: --explain_method=" << method
+              << ": expected integrated_gradients, gradient_x_input, occlusion, kernel_shap, "
+                 "cf_exact or none\n";
+    return 1;
+  }
+  pipeline.default_ig_steps = absl::GetFlag(FLAGS_ig_steps);
+  pipeline.default_shap_samples = absl::GetFlag(FLAGS_shap_samples);
+  pipeline.degrade_load = absl::GetFlag(FLAGS_explain_degrade_load);
+  if (pipeline.default_ig_steps < 1 || pipeline.default_ig_steps > pipeline.limits.max_steps ||
+      pipeline.default_shap_samples < 2 ||
+      pipeline.default_shap_samples > pipeline.limits.max_samples) {
+    std::cerr << "error: need 1 <= --ig_steps <= " << pipeline.limits.max_steps
+              << " and 2 <= --shap_samples <= " << pipeline.limits.max_samples << "\n";
+    return 1;
+  }
   if (absl::Status device = recsys::core::CheckTorchDevice(options.device); !device.ok()) {
     std::cerr << "error: --device: " << device.message() << "\n";
     return 1;

@@ -228,11 +228,16 @@ void ToModelInfo(const core::Bundle& bundle, const PipelineOptions& options,
   pl->set_max_candidates(l.max_candidates);
   pl->set_max_exclude(l.max_exclude);
   pl->set_max_id_bytes(l.max_id_bytes);
+  pl->set_max_steps(l.max_steps);
+  pl->set_max_samples(l.max_samples);
+  pl->set_max_attributions(l.max_attributions);
   v1::Defaults* pd = p->mutable_defaults();
   pd->set_top_k(options.default_top_k);
   pd->set_attribution_method(ToProto(options.default_method));
   pd->set_max_attributions(options.default_max_attributions);
   pd->set_exclude_history(m.exclude_history_default);
+  pd->set_steps(options.default_ig_steps);
+  pd->set_samples(options.default_shap_samples);
   v1::CfIndexInfo* pc = p->mutable_cf_index();
   pc->set_neighbors_per_item(bundle.cf_index().neighbors_per_item());
   pc->set_total_neighbors(bundle.cf_index().num_neighbors());

@@ -1,13 +1,16 @@
 #ifndef RECSYS_SERVER_RECOMMEND_PIPELINE_H_
 #define RECSYS_SERVER_RECOMMEND_PIPELINE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/bundle.h"
+#include "core/ranker.h"
 #include "core/types.h"
+#include "explain/explainer.h"
 #include "server/request_validator.h"
 
 namespace recsys::server {
@@ -17,38 +20,56 @@ struct PipelineOptions {
   int32_t default_top_k = 10;             // Default: 10.
   int32_t default_max_attributions = 10;  // Default: 10.
   int32_t default_ig_steps = 16;          // Integrated Gradients steps. Default: 16.
-  // Starting estimate of the model-attribution cost, in seconds per (item x step x model),
-  // refined by a moving average of measured runs. Default: 0 (learn from the first run).
+  int32_t default_shap_samples = 128;     // KernelSHAP coalitions. Default: 128.
+  // Starting estimate of every method's cost, in seconds per unit of CostUnits, refined per
+  // method by a moving average of measured runs. Default: 0 (learn from the first run).
   double initial_attribution_seconds_per_unit = 0.0;
+  // Request-queue fill (waiting / capacity) from which model attribution is skipped and only
+  // the exact sources are explained. Default: 0.5.
+  double degrade_load = 0.5;
   // Method used when the request leaves it unspecified. Default: exact CF contributions.
   core::AttributionMethod default_method = core::AttributionMethod::kCfExact;
 };
 
 // The whole request path at the domain level: validate, rank, explain the returned items, all
-// under one deadline, with per-stage timings. Model attribution is skipped (the exact sources
-// are still explained, and the response says why) when its estimated cost exceeds half the time
-// left before the deadline: an explanation never costs a recommendation. It knows nothing of gRPC; the service adapter
-// converts the proto and calls Run.
+// under one deadline, with per-stage timings. An explanation never costs a recommendation: when
+// the requested method's estimated cost exceeds half the time left before the deadline, gradient
+// x input runs instead, or when that does not fit either only the exact sources (cf, pop) are
+// explained; under load (queue fill >= degrade_load) only the exact sources are. The response
+// names the method that ran and says why it differs. It knows nothing of gRPC; the service
+// adapter converts the proto and calls Run.
 //
 // Thread-safe: Run may be called concurrently; each call uses the bundle it is given, so a
 // request finishes on the version it started with.
 class RecommendPipeline {
  public:
   explicit RecommendPipeline(const PipelineOptions& options)
-      : options_(options), seconds_per_unit_(options.initial_attribution_seconds_per_unit) {}
+      : options_(options) {
+    for (auto& rate : seconds_per_unit_) rate.store(options.initial_attribution_seconds_per_unit);
+  }
 
   // Errors: INVALID_ARGUMENT for a bad request (the message names the field),
   // DEADLINE_EXCEEDED when `deadline` passes between stages, plus those of core::Ranker.
+  // `load`: the server's request-queue fill in [0, 1].
   absl::StatusOr<core::RecommendResponse> Run(const core::RecommendRequest& request,
-                                              const core::Bundle& bundle,
-                                              absl::Time deadline) const;
+                                              const core::Bundle& bundle, absl::Time deadline,
+                                              double load = 0.0) const;
 
   const PipelineOptions& options() const { return options_; }
 
+  // The work of explaining `ranked` with `settings`, in units whose cost each method learns:
+  // (item x step) per model for the gradient methods, coalitions per model for the
+  // perturbation methods, 0 for the exact sources.
+  static double CostUnits(const explain::ExplainSettings& settings, const core::Bundle& bundle,
+                          const core::RankedList& ranked);
+
  private:
+  double EstimateSeconds(const explain::ExplainSettings& settings, const core::Bundle& bundle,
+                         const core::RankedList& ranked) const;
+
   PipelineOptions options_;
-  // Moving average of the model-attribution cost per unit; shared by concurrent requests.
-  mutable std::atomic<double> seconds_per_unit_;
+  // Per AttributionMethod: moving average of its cost per unit; shared by concurrent requests.
+  mutable std::array<std::atomic<double>, 7> seconds_per_unit_;
 };
 
 }  // namespace recsys::server

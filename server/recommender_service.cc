@@ -48,7 +48,7 @@ grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerCont
       return;
     }
     absl::StatusOr<core::RecommendResponse> result =
-        pipeline_->Run(ToDomain(*request), *bundle, deadline);
+        pipeline_->Run(ToDomain(*request), *bundle, deadline, pool_->load());
     if (result.ok()) {
       metrics_->RecordStages(result->metadata.stage_timings);
       ToProto(*result, response);

@@ -134,6 +134,9 @@ absl::Status ValidateRequest(const core::RecommendRequest& r, const RequestLimit
       !s.ok()) {
     return s;
   }
+  if (r.explain.samples == 1) {
+    return Invalid("explain.samples", "1 is too few: 0 (the default) or at least 2");
+  }
   if (absl::Status s = CheckRange("explain.max_attributions", r.explain.max_attributions,
                                   limits.max_attributions);
       !s.ok()) {

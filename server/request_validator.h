@@ -20,7 +20,7 @@ struct RequestLimits {
   int32_t max_categories = 100;        // allow/deny lists. Default: 100.
   int32_t max_attributions = 50;       // explain.max_attributions. Default: 50.
   int32_t max_steps = 256;             // explain.steps. Default: 256.
-  int32_t max_samples = 4096;          // explain.samples. Default: 4096.
+  int32_t max_samples = 1024;          // explain.samples. Default: 1024.
 };
 
 // Checks every field of `request` against `limits` and basic sanity (non-empty ids, finite

@@ -1,5 +1,7 @@
 #include "server/worker_pool.h"
 
+#include <algorithm>
+
 namespace recsys::server {
 
 WorkerPool::WorkerPool(int threads, int queue_capacity) : queue_capacity_(queue_capacity) {
@@ -22,6 +24,12 @@ bool WorkerPool::TrySubmit(std::function<void()> task) {
 int WorkerPool::queue_depth() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(queue_.size());
+}
+
+double WorkerPool::load() const {
+  const int depth = queue_depth();
+  if (queue_capacity_ == 0) return depth > 0 ? 1.0 : 0.0;
+  return std::min(1.0, static_cast<double>(depth) / queue_capacity_);
 }
 
 void WorkerPool::Shutdown() {

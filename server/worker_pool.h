@@ -33,6 +33,9 @@ class WorkerPool {
 
   // Tasks waiting (not yet running).
   int queue_depth() const;
+  int queue_capacity() const { return queue_capacity_; }
+  // queue_depth() / queue_capacity() in [0, 1] (1 whenever a task waits on a 0-capacity pool).
+  double load() const;
 
   // Refuses new tasks, runs every task already accepted, and joins the threads. Idempotent.
   void Shutdown();

@@ -140,6 +140,30 @@ TEST_F(TorchModelTest, AnItemsScoreDoesNotDependOnTheOtherCandidates) {
   EXPECT_TRUE(found);
 }
 
+TEST_F(TorchModelTest, BatchedTargetScoresEqualTheSingleRequestScores) {
+  const Bundle& bundle = **bundle_;
+  RecommendRequest request = ReferenceRequest();
+  RankedList ranked;
+  ASSERT_TRUE(Ranker::Rank(bundle, request, 10, &ranked).ok());
+  RecommendRequest shorter = request;
+  shorter.history.pop_back();
+  RankedList ranked_shorter;
+  ASSERT_TRUE(Ranker::Rank(bundle, shorter, 10, &ranked_shorter).ok());
+  const std::vector<ItemIndex> targets = {3, 0, 2};
+  for (size_t m = 0; m < bundle.models().size(); ++m) {
+    std::vector<float> batched;
+    ASSERT_TRUE(bundle.models()[m]
+                    ->ScoreTargets({ranked.model_inputs[m], ranked_shorter.model_inputs[m]},
+                                   targets, &batched)
+                    .ok());
+    ASSERT_EQ(batched.size(), 6u);
+    for (size_t k = 0; k < targets.size(); ++k) {
+      EXPECT_NEAR(batched[k], ranked.model_scores[m][targets[k]], 1e-5);
+      EXPECT_NEAR(batched[3 + k], ranked_shorter.model_scores[m][targets[k]], 1e-5);
+    }
+  }
+}
+
 TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
   ModelShape shape = (*bundle_)->models()[0]->shape();
   ModelSpec spec{"rnn", "rnn", "x.pt", 8, 5};

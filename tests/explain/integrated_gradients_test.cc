@@ -2,7 +2,9 @@
 #include <cmath>
 #include <set>
 
+#include "core/featurizer.h"
 #include "core/ranker.h"
+#include "core/torch_model_runner.h"
 #include "explain/explainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -140,6 +142,127 @@ TEST(IntegratedGradientsTest, AZeroWeightModelIsNotAttributed) {
     }
     // Only the rnn's integration error remains: the cnn weighs 0.
     EXPECT_LT(std::fabs(item.completeness_error), 0.1);
+  }
+}
+
+TEST(IntegratedGradientsTest, OnAModelLinearInItsInputsItEqualsGradientTimesInput) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
+  ASSERT_NE(bundle, nullptr);
+  const core::ModelShape shape = bundle->models()[0]->shape();
+  absl::StatusOr<std::unique_ptr<core::ModelRunner>> linear = core::TorchScriptLoader("cpu")(
+      testing::MakeTinyModelBundleDir() + "/linear.pt", {"linear", "linear", "linear.pt", 8, 5},
+      shape);
+  ASSERT_TRUE(linear.ok()) << linear.status();
+  const core::RecommendRequest request = Request();
+  core::RankedList ranked;
+  ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
+  const core::ModelInput input = core::Featurize(bundle->manifest(), shape, request,
+                                                 ranked.history.positions, ranked.history.items,
+                                                 *request.context.time);
+  const std::vector<core::ItemIndex> targets = {0, 1, 2, 3};
+  std::vector<double> alphas, weights;
+  for (const auto& [alpha, weight] : GaussLegendre(16)) {
+    alphas.push_back(alpha);
+    weights.push_back(weight);
+  }
+  std::vector<core::PathAttribution> ig, gxi;
+  ASSERT_TRUE((*linear)->IntegratedGradients(input, targets, alphas, weights, &ig).ok());
+  ASSERT_TRUE((*linear)->IntegratedGradients(input, targets, {1.0}, {1.0}, &gxi).ok());
+  ASSERT_EQ(ig.size(), targets.size());
+  for (size_t k = 0; k < targets.size(); ++k) {
+    SCOPED_TRACE(k);
+    double sum = 0.0;
+    for (size_t t = 0; t < ig[k].event.size(); ++t) {
+      EXPECT_NEAR(ig[k].event[t], gxi[k].event[t], 1e-4 * (1 + std::fabs(gxi[k].event[t])));
+      sum += ig[k].event[t];
+    }
+    for (size_t f = 0; f < ig[k].event_feature.size(); ++f) {
+      EXPECT_NEAR(ig[k].event_feature[f], gxi[k].event_feature[f],
+                  1e-4 * (1 + std::fabs(gxi[k].event_feature[f])));
+      sum += ig[k].event_feature[f];
+    }
+    for (size_t c = 0; c < ig[k].context.size(); ++c) {
+      EXPECT_NEAR(ig[k].context[c], gxi[k].context[c], 1e-4 * (1 + std::fabs(gxi[k].context[c])));
+      sum += ig[k].context[c];
+    }
+    // And both are complete: f is linear, so one step integrates it exactly.
+    EXPECT_NEAR(sum, ig[k].score - ig[k].baseline, 1e-3 * (1 + std::fabs(ig[k].score)));
+    EXPECT_GT(std::fabs(ig[k].score - ig[k].baseline), 0.1);  // Something to attribute.
+  }
+}
+
+// The request without history event `drop`, scored afresh for `item`.
+double ScoreWithout(const core::Bundle& bundle, const core::RecommendRequest& request,
+                    size_t drop, const std::string& item) {
+  core::RecommendRequest reduced = request;
+  reduced.history.erase(reduced.history.begin() + drop);
+  reduced.candidate_item_ids = {item};
+  reduced.candidates_only = true;
+  core::RankedList ranked;
+  EXPECT_TRUE(core::Ranker::Rank(bundle, reduced, 1, &ranked).ok());
+  return ranked.items.at(0).score;
+}
+
+core::RankedList ExplainedBy(const core::Bundle& bundle, const core::RecommendRequest& request,
+                             core::AttributionMethod method) {
+  core::RankedList ranked;
+  EXPECT_TRUE(core::Ranker::Rank(bundle, request, 10, &ranked).ok());
+  ExplainSettings settings;
+  settings.method = method;
+  settings.max_attributions = 100;
+  settings.include_source_attributions = true;
+  EXPECT_EQ(ExplainItems(bundle, request, settings, &ranked), "");
+  return ranked;
+}
+
+TEST(OcclusionTest, WithModelsAnEventsAttributionIsTheScoreChangeWithoutIt) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
+  ASSERT_NE(bundle, nullptr);
+  const core::RecommendRequest request = Request();
+  const core::RankedList ranked =
+      ExplainedBy(*bundle, request, core::AttributionMethod::kOcclusion);
+  ASSERT_FALSE(ranked.items.empty());
+  for (const core::RecommendedItem& item : ranked.items) {
+    SCOPED_TRACE(item.item_id);
+    std::set<int> seen;
+    bool has_context = false;
+    for (const Attribution& a : item.attributions) {
+      has_context |= a.kind == FeatureKind::kContext;
+      if (a.kind != FeatureKind::kHistoryEvent) continue;
+      seen.insert(a.history_index);
+      // Float models: the scores agree to float precision.
+      EXPECT_NEAR(a.attribution,
+                  item.score - ScoreWithout(*bundle, request, a.history_index, item.item_id),
+                  1e-4);
+    }
+    EXPECT_EQ(seen, (std::set<int>{0, 1, 2}));  // Every known event, the unknown one never.
+    EXPECT_TRUE(has_context);
+    // The perturbation methods explain the fused score: per-source attributions only for the
+    // exact sources; a model's completeness_error is its whole share.
+    for (const core::SourceScore& source : item.sources) {
+      if (source.source == "cnn" || source.source == "rnn") {
+        EXPECT_TRUE(source.attributions.empty());
+        EXPECT_NE(source.completeness_error, 0.0);
+      }
+    }
+  }
+}
+
+TEST(KernelShapTest, WithModelsTheAttributionsAddUpToTheScore) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
+  ASSERT_NE(bundle, nullptr);
+  const core::RankedList ranked =
+      ExplainedBy(*bundle, Request(), core::AttributionMethod::kKernelShap);
+  ASSERT_FALSE(ranked.items.empty());
+  for (const core::RecommendedItem& item : ranked.items) {
+    SCOPED_TRACE(item.item_id);
+    // Efficiency is exact: only float rounding of the model scores remains.
+    EXPECT_NEAR(item.completeness_error, 0.0, 1e-5);
+    EXPECT_NEAR(Sum(item.attributions), item.score - item.baseline_score, 1e-5);
+    std::set<FeatureKind> kinds;
+    for (const Attribution& a : item.attributions) kinds.insert(a.kind);
+    EXPECT_TRUE(kinds.count(FeatureKind::kHistoryEvent));
+    EXPECT_TRUE(kinds.count(FeatureKind::kContext));
   }
 }
 

@@ -95,31 +95,71 @@ TEST(RecommendPipelineModelsTest, ATightDeadlineDegradesToTheExactSourcesAndSays
   std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
   ASSERT_NE(bundle, nullptr);
   PipelineOptions options;
-  options.initial_attribution_seconds_per_unit = 1.0;  // Far beyond the deadline below.
+  // One second a unit: even gradient x input (items x models units) exceeds half of 5 s.
+  options.initial_attribution_seconds_per_unit = 1.0;
   RecommendPipeline pipeline(options);
   absl::StatusOr<core::RecommendResponse> r =
       pipeline.Run(ModelRequest(core::AttributionMethod::kIntegratedGradients), *bundle,
-                   absl::Now() + absl::Seconds(30));
+                   absl::Now() + absl::Seconds(5));
   ASSERT_TRUE(r.ok()) << r.status();  // The recommendation stands.
   EXPECT_FALSE(r->items.empty());
   EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kCfExact);
-  EXPECT_THAT(r->metadata.explanation_note, HasSubstr("model attribution was skipped"));
+  EXPECT_THAT(r->metadata.explanation_note,
+              HasSubstr("Integrated Gradients would take about"));
+  EXPECT_THAT(r->metadata.explanation_note, HasSubstr("exact contributions (cf, pop) ran instead"));
   EXPECT_THAT(r->metadata.explanation_note, HasSubstr("completeness_error"));
 }
 
-TEST(RecommendPipelineModelsTest, GradientTimesInputAndFallbacksAreReported) {
+TEST(RecommendPipelineModelsTest, WhatTheDeadlineCannotAffordDegradesToGradientTimesInput) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
+  ASSERT_NE(bundle, nullptr);
+  PipelineOptions options;
+  // 256 steps cost 256x gradient x input: with 10 ms a unit, IG needs >= 2.56 s per item and
+  // model, more than half of the 4 s left; gradient x input needs 10 ms per item and model.
+  options.initial_attribution_seconds_per_unit = 0.01;
+  RecommendPipeline pipeline(options);
+  core::RecommendRequest request = ModelRequest(core::AttributionMethod::kIntegratedGradients);
+  request.explain.steps = 256;
+  absl::StatusOr<core::RecommendResponse> r =
+      pipeline.Run(request, *bundle, absl::Now() + absl::Seconds(4));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kGradientXInput);
+  EXPECT_THAT(r->metadata.explanation_note, HasSubstr("gradient x input ran instead"));
+}
+
+TEST(RecommendPipelineModelsTest, UnderLoadOnlyTheExactSourcesAreExplained) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
   ASSERT_NE(bundle, nullptr);
   RecommendPipeline pipeline({});
-  absl::StatusOr<core::RecommendResponse> gxi = pipeline.Run(
-      ModelRequest(core::AttributionMethod::kGradientXInput), *bundle, absl::InfiniteFuture());
-  ASSERT_TRUE(gxi.ok());
-  EXPECT_EQ(gxi->metadata.attribution_method, core::AttributionMethod::kGradientXInput);
-  absl::StatusOr<core::RecommendResponse> shap = pipeline.Run(
-      ModelRequest(core::AttributionMethod::kKernelShap), *bundle, absl::InfiniteFuture());
-  ASSERT_TRUE(shap.ok());
-  EXPECT_EQ(shap->metadata.attribution_method, core::AttributionMethod::kIntegratedGradients);
-  EXPECT_THAT(shap->metadata.explanation_note, HasSubstr("KernelSHAP"));
+  absl::StatusOr<core::RecommendResponse> idle =
+      pipeline.Run(ModelRequest(core::AttributionMethod::kKernelShap), *bundle,
+                   absl::InfiniteFuture(), 0.2);
+  ASSERT_TRUE(idle.ok());
+  EXPECT_EQ(idle->metadata.attribution_method, core::AttributionMethod::kKernelShap);
+  EXPECT_EQ(idle->metadata.explanation_note, "");
+  absl::StatusOr<core::RecommendResponse> busy =
+      pipeline.Run(ModelRequest(core::AttributionMethod::kKernelShap), *bundle,
+                   absl::InfiniteFuture(), 0.75);
+  ASSERT_TRUE(busy.ok());
+  EXPECT_EQ(busy->metadata.attribution_method, core::AttributionMethod::kCfExact);
+  EXPECT_THAT(busy->metadata.explanation_note, HasSubstr("server is busy (request queue 75% full)"));
+  EXPECT_FALSE(busy->items.front().attributions.empty());
+}
+
+TEST(RecommendPipelineModelsTest, EveryMethodRunsAsAskedWhenAffordable) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
+  ASSERT_NE(bundle, nullptr);
+  RecommendPipeline pipeline({});
+  for (core::AttributionMethod method :
+       {core::AttributionMethod::kGradientXInput, core::AttributionMethod::kOcclusion,
+        core::AttributionMethod::kKernelShap, core::AttributionMethod::kNone}) {
+    absl::StatusOr<core::RecommendResponse> r =
+        pipeline.Run(ModelRequest(method), *bundle, absl::InfiniteFuture());
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->metadata.attribution_method, method);
+    EXPECT_EQ(r->metadata.explanation_note, "");
+    EXPECT_EQ(r->items.front().attributions.empty(), method == core::AttributionMethod::kNone);
+  }
 }
 
 }  // namespace

@@ -457,6 +457,55 @@ TEST(ServerModelsTest, EveryResponseShowsCfCnnAndRnn) {
   EXPECT_EQ(info.feature_schema().context_features(0).name(), "hour_sin");
 }
 
+TEST(ServerModelsTest, OcclusionOfAnEventIsTheScoreChangeOfTheRequestWithoutIt) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_port = -1;
+  options.bundle_path = testing::MakeTinyModelBundleDir();
+  absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Recommender::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+  auto recommend = [&](const v1::RecommendRequest& request) {
+    grpc::ClientContext context;
+    v1::RecommendResponse response;
+    EXPECT_TRUE(stub->Recommend(&context, request, &response).ok());
+    return response;
+  };
+  v1::RecommendRequest request;
+  const char* ids[] = {"21A", "21C", "21B", "21A"};
+  for (int i = 0; i < 4; ++i) {
+    v1::HistoryEvent* e = request.add_history();
+    e->set_item_id(ids[i]);
+    e->mutable_timestamp()->set_seconds(1262340000 + i * 86400);
+    e->set_quantity(1 + i);
+  }
+  request.mutable_context()->set_country("France");
+  request.mutable_context()->mutable_time()->set_seconds(1262703600);
+  request.mutable_filters()->set_exclude_history(false);
+  request.mutable_explain()->set_method(v1::ATTRIBUTION_METHOD_OCCLUSION);
+  request.mutable_explain()->set_max_attributions(50);
+  const v1::RecommendResponse response = recommend(request);
+  EXPECT_EQ(response.metadata().attribution_method(), v1::ATTRIBUTION_METHOD_OCCLUSION);
+  ASSERT_GT(response.items_size(), 0);
+  int checked = 0;
+  for (const v1::RecommendedItem& item : response.items()) {
+    for (const v1::Attribution& a : item.attributions()) {
+      if (a.kind() != v1::FEATURE_KIND_HISTORY_EVENT) continue;
+      v1::RecommendRequest without = request;
+      without.mutable_history()->erase(without.mutable_history()->begin() + a.history_index());
+      without.add_candidate_item_ids(item.item_id());
+      without.set_candidates_only(true);
+      const v1::RecommendResponse other = recommend(without);
+      ASSERT_EQ(other.items_size(), 1);
+      EXPECT_NEAR(a.attribution(), item.score() - other.items(0).score(), 1e-4)
+          << item.item_id() << " without history[" << a.history_index() << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, response.items_size() * 3);  // Every item depends on most events.
+}
+
 TEST(ServerStartTest, AMissingBundleIsAClearStartUpError) {
   ServerOptions options;
   options.address = "127.0.0.1:0";

@@ -9,7 +9,7 @@ registers them in DIR/manifest.json with fixed fusion parameters, and writes
 DIR/reference.json: a request, the features Python computes for it and each model's scores of
 every item, so that the C++ featurizer and runner can be checked against Python. It also writes
 two models that break the contract (wrong_table.pt: one item too many; no_encode.pt: no encode
-method) for the rejection tests.
+method) for the rejection tests, and linear.pt, whose encoder is linear in its inputs.
 """
 
 import argparse
@@ -52,6 +52,22 @@ class NoEncode(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+class Linear(rm._Base):
+    """The contract with an encoder that is linear in the embedded history and the context (no
+    bias, no squashing): Integrated Gradients of it must equal gradient x input."""
+
+    def __init__(self, n, num_context):
+        super().__init__(n, MAX_HISTORY, len(rm.EVENT_FEATURES), num_context, DIM)
+        self.sequence = torch.nn.Linear(MAX_HISTORY * DIM, DIM, bias=False)
+        self.context_linear = torch.nn.Linear(num_context, DIM, bias=False)
+
+    @torch.jit.export
+    def encode(self, embedded: torch.Tensor, mask: torch.Tensor,
+               context: torch.Tensor) -> torch.Tensor:
+        masked = (embedded * mask.unsqueeze(2)).flatten(1)
+        return self.sequence(masked) + self.context_linear(context)
 
 
 def main():
@@ -111,6 +127,11 @@ def main():
     wrong = rm.make_model("rnn", n + 1, MAX_HISTORY, len(context_names), DIM)
     torch.jit.script(wrong.eval()).save(os.path.join(args.bundle, "wrong_table.pt"))
     torch.jit.script(NoEncode(n)).save(os.path.join(args.bundle, "no_encode.pt"))
+    linear = Linear(n, len(context_names))
+    with torch.no_grad():
+        for p in linear.parameters():
+            p.normal_(0.0, 0.5)
+    torch.jit.script(linear.eval()).save(os.path.join(args.bundle, "linear.pt"))
 
     with open(os.path.join(args.bundle, "reference.json"), "w", encoding="utf-8") as f:
         json.dump({

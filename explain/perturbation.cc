@@ -1,0 +1,253 @@
+#include "explain/perturbation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "core/featurizer.h"
+
+namespace recsys::explain {
+
+namespace {
+
+// The non-zero context features of the request (the same for every model: the featurizer
+// computes them from the bundle's schema alone).
+std::vector<int> NonZeroContext(const core::RankedList& ranked) {
+  std::vector<int> out;
+  if (ranked.model_inputs.empty()) return out;  // Without models no source reads the context.
+  const std::vector<float>& context = ranked.model_inputs.front().context;
+  for (size_t c = 0; c < context.size(); ++c) {
+    if (context[c] != 0.0f) out.push_back(static_cast<int>(c));
+  }
+  return out;
+}
+
+// Solves A x = B for symmetric positive definite A (n x n) and `rhs` right-hand sides, B and
+// the result stored column-major in b (n * rhs). A is overwritten by its Cholesky factor.
+void CholeskySolve(int n, int rhs, std::vector<double>* a, std::vector<double>* b) {
+  std::vector<double>& A = *a;
+  for (int j = 0; j < n; ++j) {
+    double d = A[j * n + j];
+    for (int k = 0; k < j; ++k) d -= A[j * n + k] * A[j * n + k];
+    d = std::sqrt(std::max(d, 1e-300));
+    A[j * n + j] = d;
+    for (int i = j + 1; i < n; ++i) {
+      double s = A[i * n + j];
+      for (int k = 0; k < j; ++k) s -= A[i * n + k] * A[j * n + k];
+      A[i * n + j] = s / d;
+    }
+  }
+  for (int r = 0; r < rhs; ++r) {
+    double* x = b->data() + static_cast<size_t>(r) * n;
+    for (int i = 0; i < n; ++i) {  // L y = b
+      for (int k = 0; k < i; ++k) x[i] -= A[i * n + k] * x[k];
+      x[i] /= A[i * n + i];
+    }
+    for (int i = n - 1; i >= 0; --i) {  // L^T x = y
+      for (int k = i + 1; k < n; ++k) x[i] -= A[k * n + i] * x[k];
+      x[i] /= A[i * n + i];
+    }
+  }
+}
+
+// Uniform double in [0, 1) from 53 random bits (the same on every platform, unlike the
+// standard distributions).
+double Uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+
+}  // namespace
+
+CoalitionScorer::CoalitionScorer(const core::Bundle& bundle,
+                                 const core::RecommendRequest& request,
+                                 const core::RankedList& ranked)
+    : bundle_(bundle), request_(request), ranked_(ranked) {
+  const size_t n = ranked.history.items.size(), K = ranked.items.size();
+  players_.events.resize(n);
+  std::iota(players_.events.begin(), players_.events.end(), 0);
+  players_.context = NonZeroContext(ranked);
+  cf_terms_.resize(n * K);
+  is_self_.resize(n * K);
+  for (size_t t = 0; t < n; ++t) {
+    const core::ItemIndex from = ranked.history.items[t];
+    for (size_t k = 0; k < K; ++k) {
+      const core::ItemIndex to = ranked.items[k].index;
+      is_self_[t * K + k] = from == to;
+      cf_terms_[t * K + k] = from == to ? bundle.manifest().self_similarity
+                                        : bundle.cf_index().Similarity(from, to);
+    }
+  }
+}
+
+absl::Status CoalitionScorer::Score(const std::vector<std::vector<bool>>& coalitions,
+                                    std::vector<double>* values) const {
+  const core::BundleManifest& manifest = bundle_.manifest();
+  const core::ResolvedHistory& history = ranked_.history;
+  const size_t B = coalitions.size(), K = ranked_.items.size(), n = players_.events.size();
+  values->assign(B * K, 0.0);
+  std::vector<core::ItemIndex> items;
+  for (const core::RecommendedItem& item : ranked_.items) items.push_back(item.index);
+
+  // Constant terms (intercepts) and the sources, as the ranker fuses them; "pop" is left out.
+  for (const core::SourceSpec& spec : ranked_.sources) {
+    if (spec.name == "pop") continue;
+    for (double& v : *values) v += spec.weight * spec.intercept;
+  }
+  // The reduced history of each coalition: known events that are present, in order.
+  std::vector<std::vector<size_t>> present(B);
+  for (size_t b = 0; b < B; ++b) {
+    for (size_t t = 0; t < n; ++t) {
+      if (coalitions[b][t]) present[b].push_back(t);
+    }
+  }
+  for (const core::SourceSpec& spec : ranked_.sources) {
+    if (spec.name != "cf" || spec.weight == 0.0) continue;
+    for (size_t b = 0; b < B; ++b) {
+      const std::vector<double> w = core::RecencyWeights(present[b].size(), manifest.recency_decay);
+      const std::vector<double> self_w =
+          core::RecencyWeights(present[b].size(), manifest.self_recency_decay);
+      for (size_t i = 0; i < present[b].size(); ++i) {
+        const size_t t = present[b][i];
+        for (size_t k = 0; k < K; ++k) {
+          const double raw = (is_self_[t * K + k] ? self_w[i] : w[i]) * cf_terms_[t * K + k];
+          (*values)[b * K + k] += spec.weight * spec.slope * raw;
+        }
+      }
+    }
+  }
+  for (size_t m = 0; m < bundle_.models().size(); ++m) {
+    const core::ModelRunner& model = *bundle_.models()[m];
+    auto spec = std::find_if(ranked_.sources.begin(), ranked_.sources.end(),
+                             [&](const core::SourceSpec& s) { return s.name == model.name(); });
+    if (spec == ranked_.sources.end() || spec->weight == 0.0) continue;
+    std::vector<core::ModelInput> inputs;
+    inputs.reserve(B);
+    for (size_t b = 0; b < B; ++b) {
+      std::vector<int32_t> positions;
+      std::vector<core::ItemIndex> known;
+      for (size_t t : present[b]) {
+        positions.push_back(history.positions[t]);
+        known.push_back(history.items[t]);
+      }
+      core::ModelInput input = core::Featurize(manifest, model.shape(), request_, positions,
+                                               known, ranked_.request_time);
+      // Context features are present only as players of the coalition; the rest are 0.
+      std::vector<float> context(input.context.size(), 0.0f);
+      for (size_t c = 0; c < players_.context.size(); ++c) {
+        if (coalitions[b][n + c]) context[players_.context[c]] = input.context[players_.context[c]];
+      }
+      input.context = std::move(context);
+      inputs.push_back(std::move(input));
+    }
+    std::vector<float> scores;
+    if (absl::Status s = model.ScoreTargets(inputs, items, &scores); !s.ok()) return s;
+    for (size_t i = 0; i < B * K; ++i) (*values)[i] += spec->weight * spec->slope * scores[i];
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Occlusion(const CoalitionScorer& scorer, PlayerAttributions* phi) {
+  const size_t M = scorer.players().size(), K = scorer.num_items();
+  std::vector<std::vector<bool>> coalitions(M + 1, std::vector<bool>(M, true));
+  for (size_t p = 0; p < M; ++p) coalitions[p + 1][p] = false;
+  std::vector<double> v;
+  if (absl::Status s = scorer.Score(coalitions, &v); !s.ok()) return s;
+  phi->assign(K, std::vector<double>(M));
+  for (size_t k = 0; k < K; ++k) {
+    for (size_t p = 0; p < M; ++p) (*phi)[k][p] = v[k] - v[(p + 1) * K + k];
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t seed,
+                        PlayerAttributions* phi, int* evaluated) {
+  const int M = static_cast<int>(scorer.players().size());
+  const size_t K = scorer.num_items();
+  // Rows 0 and 1: all players and none; then the fitted coalitions with their weights.
+  std::vector<std::vector<bool>> coalitions = {std::vector<bool>(M, true),
+                                               std::vector<bool>(M, false)};
+  std::vector<double> weights = {0.0, 0.0};
+  const bool enumerate = M >= 2 && M < 31 && (int64_t{1} << M) - 2 <= samples;
+  if (enumerate) {
+    // Every coalition, with the Shapley kernel (M - 1) / (C(M, s) s (M - s)).
+    std::vector<double> binomial(M + 1, 1.0);
+    for (int s = 1; s <= M; ++s) binomial[s] = binomial[s - 1] * (M - s + 1) / s;
+    for (int64_t mask = 1; mask < (int64_t{1} << M) - 1; ++mask) {
+      std::vector<bool>& z = coalitions.emplace_back(M);
+      int size = 0;
+      for (int p = 0; p < M; ++p) size += z[p] = (mask >> p) & 1;
+      weights.push_back((M - 1.0) / (binomial[size] * size * (M - size)));
+    }
+  } else if (M >= 2) {
+    // Sizes drawn from the kernel's distribution p(s) ~ 1 / (s (M - s)), players uniformly
+    // within a size; each draw also adds its complement. Drawn this way the fit weighs every
+    // coalition equally.
+    std::vector<double> cumulative(M, 0.0);
+    for (int s = 1; s < M; ++s) cumulative[s] = cumulative[s - 1] + 1.0 / (s * (M - s));
+    std::mt19937_64 rng(seed);
+    std::vector<int> order(M);
+    for (int pair = 0; pair < samples / 2; ++pair) {
+      const double u = Uniform(rng) * cumulative[M - 1];
+      const int size = static_cast<int>(
+          std::upper_bound(cumulative.begin() + 1, cumulative.end(), u) - cumulative.begin());
+      std::iota(order.begin(), order.end(), 0);
+      std::vector<bool> z(M, false);
+      for (int i = 0; i < std::min(size, M - 1); ++i) {  // Partial Fisher-Yates.
+        const int j = i + static_cast<int>(Uniform(rng) * (M - i));
+        std::swap(order[i], order[j]);
+        z[order[i]] = true;
+      }
+      std::vector<bool> complement(M);
+      for (int p = 0; p < M; ++p) complement[p] = !z[p];
+      coalitions.push_back(std::move(z));
+      coalitions.push_back(std::move(complement));
+      weights.insert(weights.end(), {1.0, 1.0});
+    }
+  }
+  std::vector<double> v;
+  if (absl::Status s = scorer.Score(coalitions, &v); !s.ok()) return s;
+  *evaluated = static_cast<int>(coalitions.size());
+
+  phi->assign(K, std::vector<double>(M, 0.0));
+  if (M == 0) return absl::OkStatus();
+  std::vector<double> delta(K);  // v(all) - v(none) per item.
+  for (size_t k = 0; k < K; ++k) delta[k] = v[k] - v[K + k];
+  if (M == 1) {
+    for (size_t k = 0; k < K; ++k) (*phi)[k][0] = delta[k];
+    return absl::OkStatus();
+  }
+  // Efficiency eliminates the last player: phi_M = delta - sum_{j<M} phi_j, leaving a weighted
+  // least squares fit of y - z_M delta on (z_j - z_M), j < M, with one normal matrix for all
+  // items.
+  const int n = M - 1;
+  std::vector<double> A(static_cast<size_t>(n) * n, 0.0), rhs(static_cast<size_t>(n) * K, 0.0);
+  std::vector<double> x(n);
+  for (size_t r = 2; r < coalitions.size(); ++r) {
+    const std::vector<bool>& z = coalitions[r];
+    const double last = z[n] ? 1.0 : 0.0;
+    for (int j = 0; j < n; ++j) x[j] = (z[j] ? 1.0 : 0.0) - last;
+    for (int i = 0; i < n; ++i) {
+      if (x[i] == 0.0) continue;
+      for (int j = 0; j < n; ++j) A[i * n + j] += weights[r] * x[i] * x[j];
+      for (size_t k = 0; k < K; ++k) {
+        const double y = v[r * K + k] - v[K + k] - last * delta[k];
+        rhs[k * n + i] += weights[r] * x[i] * y;
+      }
+    }
+  }
+  // Every coalition makes A positive definite; samples may not span every player, and a small
+  // ridge then keeps the fit defined (unspanned directions get 0).
+  if (!enumerate) {
+    double trace = 0.0;
+    for (int i = 0; i < n; ++i) trace += A[i * n + i];
+    for (int i = 0; i < n; ++i) A[i * n + i] += 1e-9 * trace / n + 1e-12;
+  }
+  CholeskySolve(n, static_cast<int>(K), &A, &rhs);
+  for (size_t k = 0; k < K; ++k) {
+    double sum = 0.0;
+    for (int j = 0; j < n; ++j) sum += (*phi)[k][j] = rhs[k * n + j];
+    (*phi)[k][n] = delta[k] - sum;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace recsys::explain

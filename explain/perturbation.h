@@ -1,0 +1,79 @@
+#ifndef RECSYS_EXPLAIN_PERTURBATION_H_
+#define RECSYS_EXPLAIN_PERTURBATION_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/bundle.h"
+#include "core/ranker.h"
+#include "core/types.h"
+
+namespace recsys::explain {
+
+// Perturbation attributions of the fused score, model-agnostic: they see the blend only through
+// re-scoring. The players are the request's known history events and its non-zero context
+// features (a feature that is 0 in the request equals its baseline and has no effect). A
+// coalition keeps the present players and removes the others:
+// - an absent history event is left out of the request, exactly as if the caller had not sent
+//   it: CF re-weights the remaining events, the models see the shorter history (with the gaps
+//   and recency that follow from it);
+// - an absent context feature takes its baseline value 0.
+// The empty coalition is the attribution baseline (empty history, zero context), so its value is
+// the ranker's baseline_score.
+struct Players {
+  std::vector<size_t> events;  // Indices into RankedList::history (known events), oldest first.
+  std::vector<int> context;    // Indices into BundleManifest::context_features.
+  size_t size() const { return events.size() + context.size(); }
+};
+
+// Evaluates coalitions of one ranked request for all its returned items, each model's share in
+// one batched pass. A coalition is one flag per player, events first, then context features.
+// The value v(S) of a coalition is the fused score of the request reduced to S without the parts
+// no player changes (the "pop" source and the popularity penalty): for the full coalition it is
+// item.score - pop contribution + penalty. Holds references to its arguments.
+// Thread-compatible.
+class CoalitionScorer {
+ public:
+  CoalitionScorer(const core::Bundle& bundle, const core::RecommendRequest& request,
+                  const core::RankedList& ranked);
+
+  const Players& players() const { return players_; }
+  size_t num_items() const { return ranked_.items.size(); }
+
+  // values[b * num_items() + k] = v(coalitions[b]) for item k of ranked.items.
+  // REQUIRES: every coalition has players().size() flags. Errors: those of the models.
+  absl::Status Score(const std::vector<std::vector<bool>>& coalitions,
+                     std::vector<double>* values) const;
+
+ private:
+  const core::Bundle& bundle_;
+  const core::RecommendRequest& request_;
+  const core::RankedList& ranked_;
+  Players players_;
+  // cf_terms_[t * K + k]: the CF similarity term of known event t for item k (self_similarity
+  // when the event is the item itself), before recency weighting; is_self_ flags the latter.
+  std::vector<double> cf_terms_;
+  std::vector<bool> is_self_;
+};
+
+// Attributions of each item (outer index, ranked order) to each player (inner index).
+using PlayerAttributions = std::vector<std::vector<double>>;
+
+// Occlusion: phi_p = v(all players) - v(all players but p); one batch of M + 1 coalitions.
+// No completeness guarantee (interactions are counted by every player they involve, or none).
+absl::Status Occlusion(const CoalitionScorer& scorer, PlayerAttributions* phi);
+
+// KernelSHAP (Lundberg & Lee 2017): the Shapley values of v as the constrained weighted least
+// squares fit over coalitions with the Shapley kernel. When 2^M - 2 <= samples every coalition
+// is enumerated and the result is the exact Shapley values; otherwise `samples` coalitions are
+// drawn (sizes from the kernel's distribution, each with its complement) from a generator
+// seeded with `seed`, so equal requests get equal explanations. Efficiency holds exactly in
+// both cases: the attributions of an item sum to v(all) - v(none). `*evaluated` receives the
+// number of coalitions scored. REQUIRES: samples >= 2.
+absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t seed,
+                        PlayerAttributions* phi, int* evaluated);
+
+}  // namespace recsys::explain
+
+#endif  // RECSYS_EXPLAIN_PERTURBATION_H_
