@@ -1,6 +1,7 @@
 // The only translation unit of core/ that includes LibTorch.
 #include "core/torch_model_runner.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -278,6 +279,16 @@ ModelLoader TorchScriptLoader(const std::string& device) {
           absl::StrCat(path, ": not a model of this bundle: ", what));
     };
     try {
+      if (device != "cpu") {
+        // cuDNN's RNN refuses a backward pass in eval mode ("cudnn RNN backward can only be
+        // called in training mode", the failure Captum users meet), and switching a shared
+        // module to train mode per request is neither thread-safe nor right for dropout. The
+        // attribution pass needs that backward, so models on CUDA run on LibTorch's native
+        // CUDA kernels: cuDNN is switched off for the process, once, before any model loads.
+        // For this service's small recurrent and convolutional encoders the native kernels
+        // cost little; see docs/explanations.md.
+        at::globalContext().setUserEnabledCuDNN(false);
+      }
       torch::jit::Module module = torch::jit::load(path, torch::Device(device));
       module.eval();
       for (const char* method : {"embed", "encode", "item_table", "item_bias"}) {

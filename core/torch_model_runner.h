@@ -20,7 +20,8 @@ void SetTorchThreads(int intra_op, int inter_op);
 // embed / encode / item_table / item_bias, and runs a warm-up request to check every shape
 // against the bundle (items [1,L], event features [1,L,E], mask [1,L], context [1,C] ->
 // item_table [N,H], item_bias [N], encode [1,H]). A wrong model is an error naming the file
-// and the mismatch.
+// and the mismatch. On a CUDA device it switches cuDNN off for the process (cuDNN's RNN cannot
+// run the attribution backward pass in eval mode); LibTorch's native CUDA kernels run instead.
 ModelLoader TorchScriptLoader(const std::string& device);
 
 }  // namespace recsys::core

@@ -27,8 +27,9 @@ struct PipelineOptions {
   // Request-queue fill (waiting / capacity) from which model attribution is skipped and only
   // the exact sources are explained. Default: 0.5.
   double degrade_load = 0.5;
-  // Method used when the request leaves it unspecified. Default: exact CF contributions.
-  core::AttributionMethod default_method = core::AttributionMethod::kCfExact;
+  // Method used when the request leaves it unspecified. Default: occlusion, the cheapest
+  // method that explains the models too and the most faithful in docs/faithfulness.md.
+  core::AttributionMethod default_method = core::AttributionMethod::kOcclusion;
 };
 
 // The whole request path at the domain level: validate, rank, explain the returned items, all

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Reproduces docs/faithfulness.md: the deletion test of every attribution method through the
+# real server. Builds (once, cached in build/eval-bundles/) a bundle trained only on purchases
+# before 2011-11-09, serves it on a free loopback port, and runs build/tools/recsys_faithfulness
+# over held-out requests of customers who bought again in 2011-11-09 .. 2011-12-09. About
+# 3 minutes for the bundle (first run only) and 3 more for the requests on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/build.sh >/dev/null
+
+input=${INPUT:-data/online-retail-ii/online_retail_ii.csv.gz}
+cases=${CASES:-300}
+root=build/eval-bundles
+bundle=$root/cut-2011-11-09
+out=docs/faithfulness.md
+if [[ ! -f $bundle/manifest.json ]]; then
+  /usr/bin/python3 tools/make_bundle.py --input="$input" --out_root="$root" \
+    --version=cut-2011-11-09 --cutoff=2011-11-09 >&2
+fi
+
+log=$(mktemp)
+./build/server/recsys_server --bundle="$bundle" --address=127.0.0.1:0 --metrics_port=-1 \
+  2>"$log" &
+server=$!
+trap 'kill -TERM $server 2>/dev/null || true; rm -f "$log"' EXIT
+port=""
+for _ in $(seq 1 300); do
+  port=$(sed -n 's/.* on port \([0-9]*\),.*/\1/p' "$log")
+  [[ -n $port ]] && break
+  kill -0 $server 2>/dev/null || { cat "$log" >&2; exit 1; }
+  sleep 0.2
+done
+[[ -n $port ]] || { echo "error: the server did not start" >&2; exit 1; }
+
+faithfulness() {
+  ./build/tools/recsys_faithfulness --address=127.0.0.1:"$port" --input="$input" \
+    --cutoff=2011-11-09 --end=2011-12-10 --cases="$cases" "$@"
+}
+all=$(faithfulness)
+new=$(faithfulness --exclude_history)
+{
+  echo "# Faithfulness of the explanations"
+  echo
+  echo "Produced by \`tools/faithfulness.sh\` on $(date -u +%Y-%m-%d), through the real server"
+  echo "(\`recsys_server\` on loopback) serving a bundle trained only on purchases before"
+  echo "2011-11-09 (\`tools/make_bundle.py --cutoff=2011-11-09\`, default settings)."
+  echo
+  echo "Deletion test: for each request and method, the method's top-attributed history event"
+  echo "of the top recommended item is deleted from the request and the item is re-scored"
+  echo "(\`candidates_only\`, same request otherwise); the same is done for one random history"
+  echo "event, the same for every method. A faithful method finds the events the score depends"
+  echo "on: deleting them costs more than deleting a random one. Scores are the fused score"
+  echo "(its units: see README, \"Reading an explanation\"). \`cf_exact\` attributes only the"
+  echo "exact sources (cf, pop), so its pick ignores the models; the others see the whole"
+  echo "score. Requests where a method had no positive history attribution, or ran degraded,"
+  echo "are left out for every method, so all rows cover the same requests."
+  echo
+  echo "Occlusion's attribution of an event is by definition the score drop of deleting it"
+  echo "alone, so it is the ceiling of this test; the question is how close the others come."
+  echo "Completeness: KernelSHAP and Integrated Gradients add up (sampling and float rounding,"
+  echo "integration error); occlusion misses the interactions, gradient x input the curvature,"
+  echo "\`cf_exact\` the models' whole share. Timings are the server's own stage timings"
+  echo "(2 workers, 1 LibTorch thread each, one request at a time)."
+  echo
+  echo "## All items (the bundle's default: past items may be recommended again)"
+  echo
+  echo "$all"
+  echo
+  echo "## Items new to the shopper (\`filters.exclude_history\`)"
+  echo
+  echo "$new"
+} > "$out"
+echo "wrote $out" >&2
