@@ -73,7 +73,11 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
   for (ItemIndex i = 0; i < items.size(); ++i) bundle->recent_popular_[i] = i;
   std::stable_sort(bundle->recent_popular_.begin(), bundle->recent_popular_.end(),
                    [&](ItemIndex a, ItemIndex b) {
-                     return items.item(a).recent_popularity > items.item(b).recent_popularity;
+                     const ItemInfo& x = items.item(a);
+                     const ItemInfo& y = items.item(b);
+                     return x.recent_popularity != y.recent_popularity
+                                ? x.recent_popularity > y.recent_popularity
+                                : x.popularity > y.popularity;
                    });
   return std::shared_ptr<const Bundle>(std::move(bundle));
 }

@@ -29,7 +29,8 @@ class Bundle {
   const BundleManifest& manifest() const { return manifest_; }
   const Catalog& catalog() const { return catalog_; }
   const CfIndex& cf_index() const { return cf_index_; }
-  // Items by descending recent_popularity (ties by index): the "pop" source's candidates.
+  // Every item by descending recent_popularity, then popularity, then index: the "pop"
+  // source's candidates and the back-fill order.
   const std::vector<ItemIndex>& recent_popular_items() const { return recent_popular_; }
   // The models, in manifest order.
   const std::vector<std::unique_ptr<ModelRunner>>& models() const { return models_; }

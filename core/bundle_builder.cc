@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/categorizer.h"
 #include "core/bundle.h"
 
 namespace recsys::core {
@@ -57,6 +58,7 @@ absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& option
       "; filter: CustomerID present, Invoice numeric, Quantity > 0, Price > 0, products only",
       options.cutoff_time == INT64_MAX ? ""
                                        : absl::StrCat("; cutoff_unix: ", options.cutoff_time));
+  manifest.category_method = kCategoryMethod;
   manifest.recency_decay = options.recency_decay;
   manifest.self_similarity = options.self_similarity;
   manifest.self_recency_decay = options.self_recency_decay;

@@ -52,6 +52,7 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
     m.version = j.at("version").get<std::string>();
     m.created_unix = j.value("created_unix", int64_t{0});
     m.data_source = j.value("data_source", "");
+    m.category_method = j.value("category_method", "");
     m.items_file = j.value("items_file", m.items_file);
     m.cf_index_file = j.value("cf_index_file", m.cf_index_file);
     if (j.contains("cf")) {
@@ -120,6 +121,7 @@ std::string SerializeManifest(const BundleManifest& m) {
       {"version", m.version},
       {"created_unix", m.created_unix},
       {"data_source", m.data_source},
+      {"category_method", m.category_method},
       {"items_file", m.items_file},
       {"cf_index_file", m.cf_index_file},
       {"train_cutoff_unix", m.train_cutoff_unix},

@@ -38,6 +38,9 @@ struct BundleManifest {
   std::string version;
   int64_t created_unix = 0;
   std::string data_source;
+  // How items.tsv's categories were made ("" when the data had them or has none), e.g.
+  // core::kCategoryMethod.
+  std::string category_method;
   std::string items_file = "items.tsv";
   std::string cf_index_file = "cf_index.bin";
   // Weight of the i-th most recent history event in CF scoring is recency_decay^i

@@ -18,6 +18,93 @@ void AddUnique(const std::string& id, std::vector<std::string>* out) {
   if (std::find(out->begin(), out->end(), id) == out->end()) out->push_back(id);
 }
 
+// A candidate that passed the filters, with its CF raw score and fused score.
+struct Scored {
+  ItemIndex item;
+  double cf_raw;
+  double score;
+};
+
+// Similarity of two items for diversity: 1 within a category, else their CF similarity (the
+// larger of the two directions; top-K lists are not symmetric).
+double DiversitySimilarity(const Bundle& bundle, ItemIndex a, ItemIndex b) {
+  const std::string& category = bundle.catalog().item(a).category;
+  if (!category.empty() && category == bundle.catalog().item(b).category) return 1.0;
+  return std::max(bundle.cf_index().Similarity(a, b), bundle.cf_index().Similarity(b, a));
+}
+
+// Indices into `scored` of the items to return, best first (see Ranker for the rules).
+std::vector<size_t> SelectItems(const Bundle& bundle, const RecommendRequest& request,
+                                int32_t top_k, const std::vector<Scored>& scored) {
+  std::vector<size_t> order(scored.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  auto better = [&](size_t a, size_t b) {
+    return scored[a].score != scored[b].score ? scored[a].score > scored[b].score
+                                              : scored[a].item < scored[b].item;
+  };
+  const size_t k = static_cast<size_t>(top_k);
+  if (request.max_per_category == 0 && request.mmr_lambda == 0.0) {
+    const size_t keep = std::min(k, order.size());
+    std::partial_sort(order.begin(), order.begin() + keep, order.end(), better);
+    order.resize(keep);
+    return order;
+  }
+  std::sort(order.begin(), order.end(), better);
+  absl::flat_hash_map<std::string, int> per_category;
+  auto capped = [&](size_t i) {
+    return request.max_per_category > 0 &&
+           per_category[bundle.catalog().item(scored[i].item).category] >=
+               request.max_per_category;
+  };
+  std::vector<size_t> chosen;
+  auto choose = [&](size_t i) {
+    chosen.push_back(i);
+    ++per_category[bundle.catalog().item(scored[i].item).category];
+  };
+  size_t next = 0;  // Position in `order` from which plain selection continues.
+  if (request.mmr_lambda > 0.0) {
+    // Maximal Marginal Relevance over the best max(5 top_k, 50) candidates: repeatedly take the
+    // one maximising lambda * relevance - (1 - lambda) * (largest similarity to those taken),
+    // relevance being the score rescaled to [0, 1] within that pool.
+    const double lambda = request.mmr_lambda;
+    const size_t pool = std::min(order.size(), std::max<size_t>(5 * k, 50));
+    double lo = 0.0, hi = 0.0;
+    if (pool > 0) {
+      hi = scored[order[0]].score;
+      lo = scored[order[pool - 1]].score;
+    }
+    std::vector<size_t> remaining(order.begin(), order.begin() + pool);
+    std::vector<double> max_sim(pool, 0.0);
+    while (chosen.size() < k) {
+      size_t best = remaining.size();
+      double best_value = 0.0;
+      for (size_t r = 0; r < remaining.size(); ++r) {
+        if (capped(remaining[r])) continue;
+        const double relevance = hi > lo ? (scored[remaining[r]].score - lo) / (hi - lo) : 1.0;
+        const double value = lambda * relevance - (1.0 - lambda) * max_sim[r];
+        if (best == remaining.size() || value > best_value) {
+          best = r;
+          best_value = value;
+        }
+      }
+      if (best == remaining.size()) break;
+      const size_t taken = remaining[best];
+      choose(taken);
+      remaining.erase(remaining.begin() + best);
+      max_sim.erase(max_sim.begin() + best);
+      for (size_t r = 0; r < remaining.size(); ++r) {
+        max_sim[r] = std::max(
+            max_sim[r], DiversitySimilarity(bundle, scored[remaining[r]].item, scored[taken].item));
+      }
+    }
+    next = pool;
+  }
+  for (; next < order.size() && chosen.size() < k; ++next) {
+    if (!capped(order[next])) choose(order[next]);
+  }
+  return chosen;
+}
+
 }  // namespace
 
 std::vector<double> RecencyWeights(size_t n, double decay) {
@@ -49,10 +136,7 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   const BundleManifest& manifest = bundle.manifest();
   ResponseMetadata& meta = out->metadata;
 
-  // Options this version cannot honour are refused rather than silently ignored.
-  if (request.mmr_lambda != 0.0) {
-    return absl::UnimplementedError("diversity.mmr_lambda: not supported by this server version");
-  }
+  // Category options need categories; refusing them beats silently ignoring them.
   if (request.max_per_category > 0 || !request.allow_categories.empty() ||
       !request.deny_categories.empty()) {
     if (!catalog.has_categories()) {
@@ -61,10 +145,6 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
                                                               : "filters.deny_categories";
       return absl::FailedPreconditionError(absl::StrCat(
           field, ": bundle ", manifest.version, " has no item categories"));
-    }
-    if (request.max_per_category > 0) {
-      return absl::UnimplementedError(
-          "diversity.max_per_category: not supported by this server version");
     }
   }
 
@@ -163,7 +243,8 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
         request.history.empty() ? "empty history" : "no history item is in the catalogue",
         pop_on || !bundle.models().empty()
             ? ": ranked by recent popularity and the models' reading of the context"
-            : ": this bundle has no popularity or model source to rank by");
+            : ": this bundle has no popularity or model source, so the list is back-filled "
+              "with recently popular items");
   }
 
   int known_candidates = 0;
@@ -224,18 +305,9 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     // Every other source has a model (Bundle::Load checks it).
     return static_cast<double>(out->model_scores[model_of[s]][item]);
   };
-  struct Scored {
-    ItemIndex item;
-    double cf_raw;
-    double score;
-  };
   std::vector<Scored> scored;
   scored.reserve(cf_raw.size());
-  for (const auto& [item, raw] : cf_raw) {
-    if (const char* filter = filter_of(item)) {
-      ++meta.filtered_counts[filter];
-      continue;
-    }
+  auto add_scored = [&](ItemIndex item, double raw) {
     double score = 0.0;
     for (size_t s = 0; s < out->sources.size(); ++s) {
       const SourceSpec& spec = out->sources[s];
@@ -245,27 +317,54 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
       score -= request.popularity_penalty * std::log1p(catalog.item(item).popularity);
     }
     scored.push_back({item, raw, score});
+  };
+  for (const auto& [item, raw] : cf_raw) {
+    if (const char* filter = filter_of(item)) {
+      ++meta.filtered_counts[filter];
+      continue;
+    }
+    add_scored(item, raw);
   }
   meta.candidates_scored = static_cast<int32_t>(cf_raw.size());
+  std::vector<size_t> chosen = SelectItems(bundle, request, top_k, scored);
 
-  const size_t keep = std::min<size_t>(top_k, scored.size());
-  std::partial_sort(scored.begin(), scored.begin() + keep, scored.end(),
-                    [](const Scored& a, const Scored& b) {
-                      return a.score != b.score ? a.score > b.score : a.item < b.item;
-                    });
+  // Back-fill: too few candidates survived the filters (or the category cap), so popular items
+  // that pass them join, scored like any candidate. Campaign lists are never back-filled.
+  if (chosen.size() < static_cast<size_t>(top_k) && !request.candidates_only) {
+    const size_t original = scored.size();
+    const std::vector<ItemIndex>& order = bundle.recent_popular_items();
+    for (size_t next = 0; next < order.size() && chosen.size() < static_cast<size_t>(top_k);) {
+      // A batch of top_k passing items at a time, then select again.
+      for (int added = 0; next < order.size() && added < top_k; ++next) {
+        const ItemIndex item = order[next];
+        if (cf_raw.contains(item) || filter_of(item) != nullptr) continue;
+        double raw = 0.0;
+        for (size_t t = 0; t < history.items.size(); ++t) {
+          raw += CfContribution(bundle, history, t, item);
+        }
+        add_scored(item, raw);
+        ++added;
+      }
+      chosen = SelectItems(bundle, request, top_k, scored);
+    }
+    for (size_t i : chosen) meta.backfilled |= i >= original;
+    meta.candidates_scored += static_cast<int32_t>(scored.size() - original);
+  }
+
   out->items.clear();
-  for (size_t r = 0; r < keep; ++r) {
+  for (size_t r = 0; r < chosen.size(); ++r) {
+    const Scored& c = scored[chosen[r]];
     RecommendedItem item;
-    item.index = scored[r].item;
+    item.index = c.item;
     item.item_id = catalog.item(item.index).id;
     item.info = catalog.item(item.index);
     item.rank = static_cast<int32_t>(r + 1);
-    item.score = scored[r].score;
+    item.score = c.score;
     for (size_t s = 0; s < out->sources.size(); ++s) {
       const SourceSpec& spec = out->sources[s];
       SourceScore& source = item.sources.emplace_back();
       source.source = spec.name;
-      source.raw_score = raw_of(s, item.index, scored[r].cf_raw);
+      source.raw_score = raw_of(s, item.index, c.cf_raw);
       source.normalized_score = spec.slope * source.raw_score + spec.intercept;
       source.weight = spec.weight;
       source.contribution = spec.weight * source.normalized_score;

@@ -51,7 +51,16 @@ double PopularityScore(const ItemInfo& item);
 // candidates_only). Raw scores: CF, sum over known history events t of CfContribution(t, c);
 // a model, its logit for c; "pop", PopularityScore(c). Fused score: sum over sources of
 // weight * (slope * raw + intercept), minus popularity_penalty * log(1 + popularity); it depends
-// only on the request and the item, never on the other candidates. Ties break by catalogue
+// only on the request and the item, never on the other candidates. Filters (exclude ids, the
+// history when exclude_history, categories, price) remove candidates and are counted per filter.
+// Selection: the top_k by fused score; with max_per_category, an item whose category already
+// has that many is passed over; with mmr_lambda > 0, Maximal Marginal Relevance picks greedily
+// among the best max(5 top_k, 50) candidates the one maximising lambda * relevance - (1 -
+// lambda) * (largest similarity to the items already picked), relevance being the fused score
+// rescaled to [0, 1] in that pool and similarity 1 within a category, else the CF similarity.
+// The result is in selection order; scores stay the items' own. Back-fill: when fewer than
+// top_k survive (and the request is not candidates_only), the most recently popular items that
+// pass the filters join as candidates and metadata.backfilled says so. Ties break by catalogue
 // index, so results are deterministic. Stateless and thread-safe.
 class Ranker {
  public:
@@ -61,7 +70,7 @@ class Ranker {
   // REQUIRES: `request` passed validation (server/request_validator) and top_k >= 1.
   // Errors: INVALID_ARGUMENT for fusion weights naming an unknown source, or a candidates_only
   // request none of whose candidates is known; FAILED_PRECONDITION for category options on a
-  // bundle without categories; UNIMPLEMENTED for options this version does not support.
+  // bundle without categories.
   static absl::Status Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
                            RankedList* out, int64_t now_unix = 0);
 };

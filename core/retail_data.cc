@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/categorizer.h"
 
 namespace recsys::core {
 
@@ -220,6 +221,8 @@ absl::StatusOr<RetailData> ReadRetailCsv(const std::string& path, const RetailRe
     }
     // Tabs never occur in the data, but the catalogue file is tab-separated: make sure.
     std::replace(items[i].description.begin(), items[i].description.end(), '\t', ' ');
+    // The data has no categories: derive them from the description (core/categorizer.h).
+    items[i].category = CategoryOfDescription(items[i].description);
     size_t mid = is.prices.size() / 2;
     std::nth_element(is.prices.begin(), is.prices.begin() + mid, is.prices.end());
     double median = is.prices[mid];

@@ -7,10 +7,12 @@
 // line on error.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -20,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/bundle_builder.h"
+#include "core/catalog.h"
 
 ABSL_FLAG(std::string, input, "data/online-retail-ii/online_retail_ii.csv.gz",
           "CSV (plain or .gz) in the Online Retail II column layout");
@@ -93,5 +96,25 @@ int main(int argc, char** argv) {
       "customer, %d not an invoice, %d non-positive, %d non-product, %d after cut-off) in %.1f s\n",
       result->dir, result->items, result->customers, result->neighbors, s.kept, s.rows,
       s.no_customer, s.not_an_invoice, s.non_positive, s.non_product, s.after_cutoff, seconds);
+  // The derived categories, so that their coverage is visible (docs/categories.md).
+  absl::StatusOr<recsys::core::Catalog> catalog =
+      recsys::core::Catalog::LoadTsv(result->dir + "/items.tsv");
+  if (catalog.ok() && catalog->has_categories()) {
+    std::map<std::string, std::pair<int64_t, int64_t>> counts;  // Items, purchase lines.
+    int64_t lines = 0;
+    for (recsys::core::ItemIndex i = 0; i < catalog->size(); ++i) {
+      auto& [items, purchases] = counts[catalog->item(i).category];
+      ++items;
+      purchases += catalog->item(i).popularity;
+      lines += catalog->item(i).popularity;
+    }
+    std::cout << "| category | items | share of items | share of purchase lines |\n"
+                 "|---|---:|---:|---:|\n";
+    for (const auto& [category, count] : counts) {
+      std::cout << absl::StrFormat("| %s | %d | %.1f%% | %.1f%% |\n", category, count.first,
+                                   100.0 * count.first / catalog->size(),
+                                   100.0 * count.second / std::max<int64_t>(1, lines));
+    }
+  }
   return 0;
 }

@@ -1,7 +1,12 @@
 #include "core/ranker.h"
 
 #include <cmath>
+#include <map>
+#include <set>
 
+#include "core/bundle_builder.h"
+#include "core/categorizer.h"
+#include "core/retail_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/fixtures.h"
@@ -17,7 +22,6 @@ using ::testing::Pair;
 const double kSimAB = 0.5;
 const double kSimAC = 1.0 / (std::sqrt(6.0) + 1.0);
 const double kSimBC = 2.0 / (std::sqrt(6.0) + 1.0);
-
 
 std::vector<std::string> Ids(const RankedList& list) {
   std::vector<std::string> ids;
@@ -40,7 +44,10 @@ TEST(RankerScoresTest, ScoresAreRecencyWeightedSimilaritiesComputedByHand) {
   const double score_a = 2.0 / 3 * kSimAB;
   const double score_b = 1.0 / 3 * kSimAB;
   const double score_c = 1.0 / 3 * kSimAC + 2.0 / 3 * kSimBC;
-  EXPECT_THAT(Ids(out), ElementsAre("21C", "21A", "21B"));
+  // 21D is unrelated to the history (score 0): it only back-fills the list to top_k.
+  EXPECT_THAT(Ids(out), ElementsAre("21C", "21A", "21B", "21D"));
+  EXPECT_TRUE(out.metadata.backfilled);
+  EXPECT_EQ(out.items[3].score, 0.0);
   EXPECT_NEAR(out.items[0].score, score_c, 1e-6);
   EXPECT_NEAR(out.items[1].score, score_a, 1e-6);
   EXPECT_NEAR(out.items[2].score, score_b, 1e-6);
@@ -52,7 +59,7 @@ TEST(RankerScoresTest, ScoresAreRecencyWeightedSimilaritiesComputedByHand) {
   EXPECT_EQ(out.items[0].sources[1].source, "pop");
   EXPECT_EQ(out.items[0].sources[1].weight, 0.0);
   EXPECT_EQ(out.items[0].sources[1].contribution, 0.0);
-  EXPECT_EQ(out.metadata.candidates_scored, 3);
+  EXPECT_EQ(out.metadata.candidates_scored, 4);
   EXPECT_EQ(out.items[0].info.description, "ITEM C");
 }
 
@@ -61,7 +68,7 @@ TEST(RankerScoresTest, SelfSimilarityMakesBoughtItemsRecommendThemselves) {
   RankedList out;
   ASSERT_TRUE(Ranker::Rank(*bundle, testing::RequestWithHistory({"21A", "21B"}), 10, &out).ok());
   // 21B: 2/3 * 2 (itself) + 1/3 * sim(A,B); 21A: 1/3 * 2 + 2/3 * sim(B,A); 21C as before.
-  EXPECT_THAT(Ids(out), ElementsAre("21B", "21A", "21C"));
+  EXPECT_THAT(Ids(out), ElementsAre("21B", "21A", "21C", "21D"));
   EXPECT_NEAR(out.items[0].score, 2.0 / 3 * 2.0 + 1.0 / 3 * kSimAB, 1e-6);
   EXPECT_NEAR(out.items[1].score, 1.0 / 3 * 2.0 + 2.0 / 3 * kSimAB, 1e-6);
   EXPECT_NEAR(out.items[2].score, 1.0 / 3 * kSimAC + 2.0 / 3 * kSimBC, 1e-6);
@@ -95,7 +102,9 @@ TEST(RankerScoresTest, FiltersRemoveAndCount) {
   r.exclude_item_ids = {"21C", "no-such-item"};
   RankedList out;
   ASSERT_TRUE(Ranker::Rank(*bundle, r, 10, &out).ok());
-  EXPECT_TRUE(out.items.empty());
+  // Only 21D passes the filters; it is no CF candidate of A or B, so it comes by back-fill.
+  EXPECT_THAT(Ids(out), ElementsAre("21D"));
+  EXPECT_TRUE(out.metadata.backfilled);
   EXPECT_THAT(out.metadata.filtered_counts, ElementsAre(Pair("exclude", 1), Pair("history", 2)));
   EXPECT_THAT(out.metadata.ignored_history_item_ids, ElementsAre("unknown-1"));
   EXPECT_THAT(out.metadata.ignored_candidate_item_ids, ElementsAre("no-such-item"));
@@ -104,7 +113,8 @@ TEST(RankerScoresTest, FiltersRemoveAndCount) {
   priced.max_price = 2.5;  // C costs 3.
   out = {};
   ASSERT_TRUE(Ranker::Rank(*bundle, priced, 10, &out).ok());
-  EXPECT_THAT(Ids(out), ElementsAre("21A", "21B"));
+  EXPECT_THAT(Ids(out), ElementsAre("21A", "21B"));  // D costs 9: nothing can back-fill.
+  EXPECT_FALSE(out.metadata.backfilled);
   EXPECT_THAT(out.metadata.filtered_counts, ElementsAre(Pair("price", 1)));
 }
 
@@ -147,7 +157,8 @@ TEST(RankerScoresTest, FusionWeightScalesAndUnknownSourceIsRejected) {
   out = {};
   absl::Status s = Ranker::Rank(*bundle, r, 10, &out);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("fusion.weights[\"gnn\"]: unknown source; this bundle has cf"));
+  EXPECT_THAT(s.message(),
+              HasSubstr("fusion.weights[\"gnn\"]: unknown source; this bundle has cf"));
 }
 
 TEST(RankerScoresTest, PopularityPenaltyDemotesPopularItems) {
@@ -157,17 +168,30 @@ TEST(RankerScoresTest, PopularityPenaltyDemotesPopularItems) {
   RecommendRequest r = testing::RequestWithHistory({"21A"});
   r.popularity_penalty = 1.0;
   RankedList out;
-  ASSERT_TRUE(Ranker::Rank(*bundle, r, 10, &out).ok());
-  EXPECT_THAT(Ids(out), ElementsAre("21C", "21B"));
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 2, &out).ok());
+  ASSERT_GE(out.items.size(), 2u);
+  EXPECT_EQ(out.items[0].item_id, "21C");
+  EXPECT_EQ(out.items[1].item_id, "21B");
   EXPECT_NEAR(out.items[0].score, kSimAC - std::log1p(2.0), 1e-6);
 }
 
 TEST(RankerScoresTest, CategoryOptionsOnABundleWithoutCategoriesFailClearly) {
-  std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
+  // A bundle made before categories were derived: items.tsv's category column is empty.
+  const std::string dir = testing::TinyBundle(0.5)->dir();
+  absl::StatusOr<Catalog> catalog = Catalog::LoadTsv(dir + "/items.tsv");
+  ASSERT_TRUE(catalog.ok());
+  std::vector<ItemInfo> items;
+  for (ItemIndex i = 0; i < catalog->size(); ++i) {
+    items.push_back(catalog->item(i));
+    items.back().category.clear();
+  }
+  ASSERT_TRUE(Catalog(items).WriteTsv(dir + "/items.tsv").ok());
+  absl::StatusOr<std::shared_ptr<const Bundle>> bundle = Bundle::Load(dir, nullptr);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
   RecommendRequest r = testing::RequestWithHistory({"21A"});
   r.allow_categories = {"lights"};
   RankedList out;
-  absl::Status s = Ranker::Rank(*bundle, r, 10, &out);
+  absl::Status s = Ranker::Rank(**bundle, r, 10, &out);
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("filters.allow_categories: bundle v1 has no item categories"));
 }
@@ -184,14 +208,142 @@ TEST(RankerScoresTest, ANewShopperGetsPopularItemsFlaggedAsFallback) {
   EXPECT_TRUE(out.metadata.fallback_used);
   EXPECT_THAT(out.metadata.fallback_reason, HasSubstr("empty history: ranked by recent"));
 
-  // All-unknown history, and a bundle weighing popularity 0 with no models: an empty list,
-  // not an error, and the reason says why.
+  // All-unknown history, and a bundle weighing popularity 0 with no models: nothing ranks,
+  // so the list is back-filled with the recently popular items, and the reason says why.
   out = {};
   ASSERT_TRUE(Ranker::Rank(*bundle, testing::RequestWithHistory({"nope"}), 10, &out).ok());
-  EXPECT_TRUE(out.items.empty());
+  EXPECT_EQ(Ids(out).front(), "21A");
+  EXPECT_TRUE(out.metadata.backfilled);
   EXPECT_TRUE(out.metadata.fallback_used);
   EXPECT_THAT(out.metadata.fallback_reason,
               HasSubstr("no history item is in the catalogue: this bundle has no popularity"));
+}
+
+TEST(CategorizerTest, DescriptionsMapToCategoriesByOrderedKeywordRules) {
+  EXPECT_EQ(CategoryOfDescription("WHITE HANGING HEART T-LIGHT HOLDER"), "candles & lighting");
+  EXPECT_EQ(CategoryOfDescription("JUMBO BAG RED RETROSPOT"), "bags");
+  EXPECT_EQ(CategoryOfDescription("LUNCH BAG RED RETROSPOT"), "bags");  // Bags before kitchen.
+  EXPECT_EQ(CategoryOfDescription("REGENCY CAKESTAND 3 TIER"), "kitchen & dining");
+  EXPECT_EQ(CategoryOfDescription("PACK OF 72 RETROSPOT CAKE CASES"), "kitchen & dining");
+  EXPECT_EQ(CategoryOfDescription("CHRISTMAS CARD SCREEN PRINT"), "seasonal");
+  EXPECT_EQ(CategoryOfDescription("HOT WATER BOTTLE TEA AND SYMPATHY"), "textiles");
+  EXPECT_EQ(CategoryOfDescription("set of 3 cake tins pantry design"), "kitchen & dining");
+  // Whole words only: SPRING is no RING, and a two-word keyword needs both words in order.
+  EXPECT_EQ(CategoryOfDescription("SPRING"), "other");
+  EXPECT_EQ(CategoryOfDescription("LIGHT T"), "candles & lighting");  // LIGHT alone.
+  EXPECT_EQ(CategoryOfDescription("KEY CHAIN FOB"), "other");
+  EXPECT_EQ(CategoryOfDescription(""), "other");
+}
+
+// The small real sample (real descriptions, hence real derived categories) and one of its
+// customers with a long history.
+struct RealData {
+  std::shared_ptr<const Bundle> bundle;
+  RecommendRequest request;
+};
+
+const RealData& Real() {
+  static const RealData* real = [] {
+    auto* r = new RealData();
+    BundleBuildOptions options;
+    options.input = testing::SmallRetailCsvPath();
+    options.out_root = testing::MakeTempDir("real_bundle");
+    options.version = "v1";
+    absl::StatusOr<BundleBuildResult> built = BuildCfBundle(options);
+    EXPECT_TRUE(built.ok()) << built.status();
+    r->bundle = *Bundle::Load(built->dir);
+    absl::StatusOr<RetailData> data = ReadRetailCsv(options.input, {});
+    for (const CustomerHistory& c : data->customers) {
+      if (c.purchases.size() < 30) continue;
+      for (size_t i = c.purchases.size() - 30; i < c.purchases.size(); ++i) {
+        r->request.history.emplace_back().item_id = data->catalog.item(c.purchases[i].item).id;
+      }
+      break;
+    }
+    return r;
+  }();
+  return *real;
+}
+
+std::map<std::string, int> CategoryCounts(const RankedList& out) {
+  std::map<std::string, int> counts;
+  for (const RecommendedItem& item : out.items) ++counts[item.info.category];
+  return counts;
+}
+
+TEST(RankerDiversityTest, ACategoryCapHoldsAndTheListStaysFull) {
+  const RealData& real = Real();
+  ASSERT_FALSE(real.request.history.empty());
+  RankedList plain;
+  ASSERT_TRUE(Ranker::Rank(*real.bundle, real.request, 20, &plain).ok());
+  int largest = 0;
+  for (const auto& [category, n] : CategoryCounts(plain)) largest = std::max(largest, n);
+  ASSERT_GT(largest, 2) << "the test needs a list that the cap changes";
+
+  RecommendRequest capped = real.request;
+  capped.max_per_category = 2;
+  RankedList out;
+  ASSERT_TRUE(Ranker::Rank(*real.bundle, capped, 20, &out).ok());
+  EXPECT_EQ(out.items.size(), 20u);
+  for (const auto& [category, n] : CategoryCounts(out)) EXPECT_LE(n, 2) << category;
+  // What the cap keeps, it keeps in score order.
+  for (size_t i = 1; i < out.items.size(); ++i) {
+    EXPECT_GE(out.items[i - 1].score, out.items[i].score);
+  }
+}
+
+TEST(RankerDiversityTest, MmrSpreadsTheListOverCategoriesAndLambdaOneChangesNothing) {
+  const RealData& real = Real();
+  RankedList plain, one, mixed;
+  RecommendRequest request = real.request;
+  ASSERT_TRUE(Ranker::Rank(*real.bundle, request, 10, &plain).ok());
+  request.mmr_lambda = 1.0;
+  ASSERT_TRUE(Ranker::Rank(*real.bundle, request, 10, &one).ok());
+  EXPECT_EQ(Ids(one), Ids(plain));
+  request.mmr_lambda = 0.3;
+  ASSERT_TRUE(Ranker::Rank(*real.bundle, request, 10, &mixed).ok());
+  EXPECT_EQ(mixed.items.size(), 10u);
+  EXPECT_GT(CategoryCounts(mixed).size(), CategoryCounts(plain).size());
+  EXPECT_EQ(mixed.items[0].item_id, plain.items[0].item_id);  // The best item still leads.
+}
+
+TEST(RankerDiversityTest, CategoryAllowAndDenyListsFilterAndCount) {
+  const RealData& real = Real();
+  RecommendRequest request = real.request;
+  request.allow_categories = {"kitchen & dining", "bags"};
+  RankedList allowed;
+  ASSERT_TRUE(Ranker::Rank(*real.bundle, request, 10, &allowed).ok());
+  ASSERT_EQ(allowed.items.size(), 10u);
+  for (const RecommendedItem& item : allowed.items) {
+    EXPECT_THAT((std::set<std::string>{"kitchen & dining", "bags"}),
+                ::testing::Contains(item.info.category));
+  }
+  EXPECT_GT(allowed.metadata.filtered_counts["category"], 0);
+
+  request.allow_categories.clear();
+  request.deny_categories = {"kitchen & dining"};
+  RankedList denied;
+  ASSERT_TRUE(Ranker::Rank(*real.bundle, request, 10, &denied).ok());
+  for (const RecommendedItem& item : denied.items)
+    EXPECT_NE(item.info.category, "kitchen & dining");
+}
+
+TEST(RankerDiversityTest, ANarrowFilterIsBackFilledWithPopularItemsThatPassIt) {
+  const RealData& real = Real();
+  RecommendRequest request = testing::RequestWithHistory({real.request.history.back().item_id});
+  request.allow_categories = {"garden & outdoor"};
+  RankedList out;
+  ASSERT_TRUE(Ranker::Rank(*real.bundle, request, 15, &out).ok());
+  EXPECT_EQ(out.items.size(), 15u);
+  EXPECT_TRUE(out.metadata.backfilled);
+  for (const RecommendedItem& item : out.items) EXPECT_EQ(item.info.category, "garden & outdoor");
+  // A campaign list is never back-filled.
+  request.candidate_item_ids = {out.items[0].item_id};
+  request.candidates_only = true;
+  out = {};
+  ASSERT_TRUE(Ranker::Rank(*real.bundle, request, 15, &out).ok());
+  EXPECT_EQ(out.items.size(), 1u);
+  EXPECT_FALSE(out.metadata.backfilled);
 }
 
 }  // namespace

@@ -11,7 +11,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-
 TEST(RecommendPipelineTest, RanksExplainsAndTimesEachStage) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
   RecommendPipeline pipeline({});
@@ -22,8 +21,8 @@ TEST(RecommendPipelineTest, RanksExplainsAndTimesEachStage) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->request_id, "req-1");
   EXPECT_EQ(r->metadata.bundle_version, "v1");
-  EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kCfExact);
-  ASSERT_EQ(r->items.size(), 3u);
+  EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kOcclusion);  // Default.
+  ASSERT_EQ(r->items.size(), 4u);  // Three related items, one back-filled.
   EXPECT_FALSE(r->items[0].attributions.empty());
   std::vector<std::string> stages;
   for (const core::StageTiming& t : r->metadata.stage_timings) stages.push_back(t.stage);

@@ -144,6 +144,7 @@ class ServerTest : public ::testing::Test {
 
 TEST_F(ServerTest, RecommendsRealProductsWithCfContributionsThatSumToTheScore) {
   v1::RecommendRequest request = RealCustomerRequest(20);
+  request.mutable_explain()->set_method(v1::ATTRIBUTION_METHOD_CF_EXACT);
   request.mutable_explain()->set_include_source_attributions(true);
   request.mutable_explain()->set_max_attributions(50);  // All 20 events: the sums are complete.
   v1::RecommendResponse response;
