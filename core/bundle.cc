@@ -4,10 +4,13 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace recsys::core {
 
@@ -65,8 +68,38 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
     if (!model.ok()) return model.status();
     models.push_back(*std::move(model));
   }
+  absl::flat_hash_map<std::string, CountryPopularity> by_country;
+  if (!manifest->country_popularity_file.empty()) {
+    const std::string path = (fs::path(dir) / manifest->country_popularity_file).string();
+    std::ifstream file(path);
+    std::string line;
+    if (!file || !std::getline(file, line)) {
+      return absl::DataLossError(absl::StrCat(path, ": cannot read"));
+    }
+    for (int number = 2; std::getline(file, line); ++number) {
+      const std::vector<std::string> cols = absl::StrSplit(line, '\t');
+      std::optional<ItemIndex> item = cols.size() == 3 ? catalog->Find(cols[1]) : std::nullopt;
+      int64_t count = 0;
+      if (!item || !absl::SimpleAtoi(cols[2], &count) || count <= 0) {
+        return absl::DataLossError(
+            absl::StrCat(path, ":", number, ": expected country, a catalogue item id, a count"));
+      }
+      CountryPopularity& country = by_country[cols[0]];
+      country.counts[*item] += count;
+      country.items.push_back(*item);
+    }
+    for (auto& [name, country] : by_country) {
+      std::stable_sort(country.items.begin(), country.items.end(),
+                       [&](ItemIndex a, ItemIndex b) {
+                         return country.counts[a] != country.counts[b]
+                                    ? country.counts[a] > country.counts[b]
+                                    : a < b;
+                       });
+    }
+  }
   std::shared_ptr<Bundle> bundle(
       new Bundle(dir, *std::move(manifest), *std::move(catalog), *std::move(cf)));
+  bundle->country_popularity_ = std::move(by_country);
   bundle->models_ = std::move(models);
   const Catalog& items = bundle->catalog_;
   bundle->recent_popular_.resize(items.size());

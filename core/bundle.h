@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "core/catalog.h"
 #include "core/cf_index.h"
@@ -13,6 +14,12 @@
 #include "core/model_runner.h"
 
 namespace recsys::core {
+
+// Recent purchase lines of one country's customers.
+struct CountryPopularity {
+  absl::flat_hash_map<ItemIndex, int64_t> counts;  // Items with at least one line.
+  std::vector<ItemIndex> items;                    // The same, most lines first.
+};
 
 // One loaded, immutable model bundle version.
 //
@@ -32,6 +39,12 @@ class Bundle {
   // Every item by descending recent_popularity, then popularity, then index: the "pop"
   // source's candidates and the back-fill order.
   const std::vector<ItemIndex>& recent_popular_items() const { return recent_popular_; }
+  // Recent popularity among the customers of `country` (the bundle's country_popularity file:
+  // countries with enough recent data), or nullptr.
+  const CountryPopularity* country_popularity(const std::string& country) const {
+    auto it = country_popularity_.find(country);
+    return it == country_popularity_.end() ? nullptr : &it->second;
+  }
   // The models, in manifest order.
   const std::vector<std::unique_ptr<ModelRunner>>& models() const { return models_; }
 
@@ -48,6 +61,7 @@ class Bundle {
   CfIndex cf_index_;
   std::vector<std::unique_ptr<ModelRunner>> models_;
   std::vector<ItemIndex> recent_popular_;
+  absl::flat_hash_map<std::string, CountryPopularity> country_popularity_;
 };
 
 // `path` itself when it holds a manifest.json; otherwise the subdirectory of `path` with the

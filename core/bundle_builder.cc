@@ -71,6 +71,21 @@ absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& option
     return s;
   }
   if (absl::Status s = index.Save((tmp_dir / manifest.cf_index_file).string()); !s.ok()) return s;
+  // Recent popularity per country, for new shoppers: countries with enough recent lines only.
+  {
+    manifest.country_popularity_file = "country_popularity.tsv";
+    std::ofstream out(tmp_dir / manifest.country_popularity_file);
+    out << "country\titem_id\trecent_purchases\n";
+    for (const auto& [country, counts] : data->recent_by_country) {
+      int64_t lines = 0;
+      for (const auto& [item, n] : counts) lines += n;
+      if (country.empty() || lines < options.min_country_recent_lines) continue;
+      for (const auto& [item, n] : counts) {
+        out << country << '\t' << data->catalog.item(item).id << '\t' << n << '\n';
+      }
+    }
+    if (!out.flush()) return absl::DataLossError("country_popularity.tsv: write failed");
+  }
   {
     std::ofstream out(tmp_dir / "manifest.json");
     out << SerializeManifest(manifest);

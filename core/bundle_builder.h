@@ -30,6 +30,9 @@ struct BundleBuildOptions {
   // Default of the request option filters.exclude_history. Default: false, because in this
   // re-buy catalogue a customer's own items are among the best predictions.
   bool exclude_history_default = false;
+  // Countries with fewer recent purchase lines than this get no popularity list of their own
+  // (new shoppers from there see the global one). Default: 100.
+  int64_t min_country_recent_lines = 100;
   // Creation time written to the manifest (seconds since the epoch).
   int64_t created_unix = 0;
 };

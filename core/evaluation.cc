@@ -41,13 +41,38 @@ std::vector<EvalCase> MakeNextBasketCases(const RetailData& data, int64_t cutoff
   return cases;
 }
 
+std::vector<EvalCase> MakeNewCustomerCases(const RetailData& data, int64_t cutoff, int64_t end) {
+  std::vector<EvalCase> cases;
+  for (const CustomerHistory& customer : data.customers) {
+    const auto& p = customer.purchases;
+    if (p.empty() || p[0].time < cutoff || p[0].time >= end) continue;
+    EvalCase c;
+    c.customer_id = customer.customer_id;
+    c.country = customer.country;
+    c.time = p[0].time;
+    for (size_t i = 0; i < p.size() && p[i].invoice == p[0].invoice; ++i) {
+      const std::string& id = data.catalog.item(p[i].item).id;
+      if (!c.bought.insert(id).second) continue;  // `bought` only deduplicates here.
+      c.targets.push_back(id);
+      c.new_targets.push_back(id);
+    }
+    c.bought.clear();
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
 void MetricsAccumulator::Add(const std::vector<std::string>& ranked,
                              const std::vector<std::string>& targets) {
   const absl::flat_hash_set<std::string> target_set(targets.begin(), targets.end());
   int hits10 = 0, hits20 = 0;
   double dcg = 0, rr = 0;
   for (size_t r = 0; r < ranked.size() && r < 20; ++r) {
-    if (r < 10) top10_items_.insert(ranked[r]);
+    if (r < 10) {
+      top10_items_.insert(ranked[r]);
+      ++top10_slots_;
+      if (!head_.empty() && !head_.contains(ranked[r])) ++sums_.long_tail_at_10;
+    }
     if (!target_set.contains(ranked[r])) continue;
     ++hits20;
     if (rr == 0) rr = 1.0 / static_cast<double>(r + 1);
@@ -77,6 +102,7 @@ RankingMetrics MetricsAccumulator::Result() const {
     m.ndcg_at_10 /= n;
     m.mrr_at_20 /= n;
   }
+  m.long_tail_at_10 = top10_slots_ > 0 ? sums_.long_tail_at_10 / top10_slots_ : 0;
   m.coverage_at_10 =
       catalog_size_ > 0 ? static_cast<double>(top10_items_.size()) / catalog_size_ : 0;
   return m;

@@ -28,6 +28,10 @@ struct EvalCase {
 std::vector<EvalCase> MakeNextBasketCases(const RetailData& data, int64_t cutoff, int64_t end,
                                           int max_history);
 
+// Cases of customers new at the cut-off: no purchase before it and one in [cut-off, end). The
+// history is empty; the targets are the items of their first basket. Ordered by customer id.
+std::vector<EvalCase> MakeNewCustomerCases(const RetailData& data, int64_t cutoff, int64_t end);
+
 struct RankingMetrics {
   int64_t cases = 0;
   double recall_at_10 = 0;
@@ -35,14 +39,18 @@ struct RankingMetrics {
   double ndcg_at_10 = 0;
   double mrr_at_20 = 0;
   double coverage_at_10 = 0;  // Distinct items in all top-10 lists / catalogue size.
+  double long_tail_at_10 = 0;  // Share of top-10 slots holding items outside the head.
 };
 
 // Averages ranking metrics over cases. A case's recall@K is hits in the top K / targets;
 // NDCG@10 uses binary gains with the ideal DCG of min(targets, 10) hits; MRR@20 is 1 / rank of
-// the first hit (0 when none is in the top 20). Thread-compatible.
+// the first hit (0 when none is in the top 20); long_tail_at_10 counts over all top-10 slots
+// filled. Thread-compatible.
 class MetricsAccumulator {
  public:
-  explicit MetricsAccumulator(int64_t catalog_size) : catalog_size_(catalog_size) {}
+  // `head`: the short head of the catalogue (popular items), for long_tail_at_10.
+  explicit MetricsAccumulator(int64_t catalog_size, absl::flat_hash_set<std::string> head = {})
+      : catalog_size_(catalog_size), head_(std::move(head)) {}
 
   // `ranked`: recommended ids, best first; `targets`: distinct. REQUIRES: !targets.empty().
   void Add(const std::vector<std::string>& ranked, const std::vector<std::string>& targets);
@@ -50,7 +58,9 @@ class MetricsAccumulator {
 
  private:
   int64_t catalog_size_;
+  absl::flat_hash_set<std::string> head_;
   RankingMetrics sums_;
+  int64_t top10_slots_ = 0;
   absl::flat_hash_set<std::string> top10_items_;
 };
 

@@ -55,6 +55,7 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
     m.category_method = j.value("category_method", "");
     m.items_file = j.value("items_file", m.items_file);
     m.cf_index_file = j.value("cf_index_file", m.cf_index_file);
+    m.country_popularity_file = j.value("country_popularity_file", "");
     if (j.contains("cf")) {
       m.recency_decay = j["cf"].value("recency_decay", m.recency_decay);
       m.self_similarity = j["cf"].value("self_similarity", m.self_similarity);
@@ -124,6 +125,7 @@ std::string SerializeManifest(const BundleManifest& m) {
       {"category_method", m.category_method},
       {"items_file", m.items_file},
       {"cf_index_file", m.cf_index_file},
+      {"country_popularity_file", m.country_popularity_file},
       {"train_cutoff_unix", m.train_cutoff_unix},
       {"cf",
        {{"recency_decay", m.recency_decay},

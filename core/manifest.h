@@ -43,6 +43,8 @@ struct BundleManifest {
   std::string category_method;
   std::string items_file = "items.tsv";
   std::string cf_index_file = "cf_index.bin";
+  // Recent purchase lines per country and item (see Bundle::country_popularity); "" = none.
+  std::string country_popularity_file;
   // Weight of the i-th most recent history event in CF scoring is recency_decay^i
   // (normalised to sum to 1) for its neighbours, self_recency_decay^i for the item itself:
   // interest in similar items fades fast, re-buying habits slowly.

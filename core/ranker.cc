@@ -228,8 +228,14 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   if (!bundle.models().empty()) meta.device = bundle.models().front()->device();
   const size_t pop_source = source_index("pop");
   const bool pop_on = pop_source < out->sources.size() && out->sources[pop_source].weight > 0;
+  // A new shopper's "pop" source reads their country's recent purchases when the bundle has
+  // enough of them; everyone else's the whole catalogue's.
+  const CountryPopularity* country_pop =
+      history.items.empty() ? bundle.country_popularity(request.context.country) : nullptr;
+  if (country_pop != nullptr) out->popularity_country = request.context.country;
   if (!request.candidates_only && pop_on) {
-    const auto& popular = bundle.recent_popular_items();
+    const std::vector<ItemIndex>& popular =
+        country_pop != nullptr ? country_pop->items : bundle.recent_popular_items();
     for (size_t i = 0; i < popular.size() && i < kModelCandidates; ++i) {
       cf_raw.try_emplace(popular[i], 0.0);
     }
@@ -242,7 +248,9 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     meta.fallback_reason = absl::StrCat(
         request.history.empty() ? "empty history" : "no history item is in the catalogue",
         pop_on || !bundle.models().empty()
-            ? ": ranked by recent popularity and the models' reading of the context"
+            ? absl::StrCat(": ranked by recent popularity",
+                           country_pop != nullptr ? " in " + request.context.country : "",
+                           " and the models' reading of the context")
             : ": this bundle has no popularity or model source, so the list is back-filled "
               "with recently popular items");
   }
@@ -301,7 +309,11 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   // Raw score of `item` from source number `s` of out->sources.
   auto raw_of = [&](size_t s, ItemIndex item, double cf_value) -> double {
     if (s == cf_source) return cf_value;
-    if (s == pop_source) return PopularityScore(catalog.item(item));
+    if (s == pop_source) {
+      if (country_pop == nullptr) return PopularityScore(catalog.item(item));
+      auto it = country_pop->counts.find(item);
+      return std::log1p(it == country_pop->counts.end() ? 0.0 : static_cast<double>(it->second));
+    }
     // Every other source has a model (Bundle::Load checks it).
     return static_cast<double>(out->model_scores[model_of[s]][item]);
   };

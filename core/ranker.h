@@ -2,6 +2,7 @@
 #define RECSYS_CORE_RANKER_H_
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -23,6 +24,9 @@ struct ResolvedHistory {
 struct RankedList {
   ResolvedHistory history;
   int64_t request_time = 0;          // The context's time, or the server clock without one.
+  // The country whose recent purchases the "pop" source read (a new shopper's, when the bundle
+  // has them), or "" for the whole catalogue's.
+  std::string popularity_country;
   // Per model of the bundle, in order: its input and its scores of every catalogue item.
   std::vector<ModelInput> model_inputs;
   std::vector<std::vector<float>> model_scores;
@@ -49,7 +53,9 @@ double PopularityScore(const ItemInfo& item);
 // top kModelCandidates over the whole catalogue, the kModelCandidates most recently popular
 // items when the "pop" source weighs > 0, and the caller's candidates (only those with
 // candidates_only). Raw scores: CF, sum over known history events t of CfContribution(t, c);
-// a model, its logit for c; "pop", PopularityScore(c). Fused score: sum over sources of
+// a model, its logit for c; "pop", PopularityScore(c), or for a shopper without known history
+// whose country the bundle has recent data on, log(1 + c's recent lines in that country) (and
+// that country's most popular items are the pop candidates). Fused score: sum over sources of
 // weight * (slope * raw + intercept), minus popularity_penalty * log(1 + popularity); it depends
 // only on the request and the item, never on the other candidates. Filters (exclude ids, the
 // history when exclude_history, categories, price) remove candidates and are counted per filter.

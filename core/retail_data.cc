@@ -239,9 +239,13 @@ absl::StatusOr<RetailData> ReadRetailCsv(const std::string& path, const RetailRe
   const int64_t recent_end =
       options.cutoff_time == INT64_MAX ? last_time + 1 : options.cutoff_time;
   const int64_t recent_start = recent_end - int64_t{86400} * options.recent_days;
+  std::map<std::string, std::map<ItemIndex, int64_t>> recent_by_country;
   for (const CustomerHistory& c : customers) {
     for (const Purchase& p : c.purchases) {
-      if (p.time >= recent_start && p.time < recent_end) ++items[p.item].recent_popularity;
+      if (p.time >= recent_start && p.time < recent_end) {
+        ++items[p.item].recent_popularity;
+        ++recent_by_country[c.country][p.item];
+      }
     }
   }
   for (CustomerHistory& c : customers) {
@@ -256,6 +260,7 @@ absl::StatusOr<RetailData> ReadRetailCsv(const std::string& path, const RetailRe
   result.catalog = Catalog(std::move(items));
   result.customers = std::move(customers);
   result.stats = stats;
+  result.recent_by_country = std::move(recent_by_country);
   return result;
 }
 

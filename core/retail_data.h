@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ struct RetailData {
   Catalog catalog{{}};
   std::vector<CustomerHistory> customers;  // Sorted by customer id.
   RetailFilterStats stats;
+  // Per customer country: purchase lines of each item in the recent window (the one of
+  // ItemInfo::recent_popularity), items without any left out.
+  std::map<std::string, std::map<ItemIndex, int64_t>> recent_by_country;
 };
 
 struct RetailReadOptions {

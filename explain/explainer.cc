@@ -50,8 +50,9 @@ bool LargerMagnitude(const Attribution& a, const Attribution& b) {
   return ma != mb ? ma > mb : a.history_index < b.history_index;
 }
 
+// `country`: the country whose popularity the "pop" source read, or "".
 std::string Reason(const core::RecommendRequest& request, const std::string& item_id,
-                   const std::vector<Attribution>& sorted) {
+                   const std::string& country, const std::vector<Attribution>& sorted) {
   for (const Attribution& a : sorted) {
     if (a.attribution <= 0) break;  // Only a positive reason is a reason.
     if (a.kind == FeatureKind::kHistoryEvent) {
@@ -60,7 +61,10 @@ std::string Reason(const core::RecommendRequest& request, const std::string& ite
       const std::string& name = a.display_value.empty() ? a.item_id : a.display_value;
       return absl::StrCat("because you ", verb, " ", name);
     }
-    if (a.feature == "recent_popularity") return "popular right now";
+    if (a.feature == "recent_popularity") {
+      return country.empty() ? "popular right now"
+                             : absl::StrCat("popular in ", country, " right now");
+    }
   }
   return "";
 }
@@ -227,7 +231,14 @@ std::string ExplainItems(const core::Bundle& bundle, const core::RecommendReques
         Attribution a;
         a.feature = "recent_popularity";
         a.kind = FeatureKind::kPrior;
-        a.display_value = absl::StrCat(item.info.recent_popularity, " recent purchases");
+        if (ranked->popularity_country.empty()) {
+          a.display_value = absl::StrCat(item.info.recent_popularity, " recent purchases");
+        } else {
+          const auto& counts = bundle.country_popularity(ranked->popularity_country)->counts;
+          auto it = counts.find(item.index);
+          a.display_value = absl::StrCat(it == counts.end() ? 0 : it->second,
+                                         " recent purchases in ", ranked->popularity_country);
+        }
         a.attribution = source.raw_score;  // Exact: the baseline (no signal) scores 0.
         own.push_back(std::move(a));
       } else {
@@ -300,7 +311,7 @@ std::string ExplainItems(const core::Bundle& bundle, const core::RecommendReques
                                [](const Attribution& a) { return a.attribution == 0.0; }),
                 fused.end());
     std::sort(fused.begin(), fused.end(), LargerMagnitude);
-    item.reason = Reason(request, item.item_id, fused);
+    item.reason = Reason(request, item.item_id, ranked->popularity_country, fused);
     if (fused.size() > static_cast<size_t>(settings.max_attributions)) {
       fused.resize(settings.max_attributions);
     }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -37,10 +38,18 @@ ABSL_FLAG(std::string, bundle, "", "Bundle version directory built with --cutoff
 ABSL_FLAG(std::string, end, "", "End of the held-out window (exclusive), 'YYYY-MM-DD'");
 ABSL_FLAG(int, max_history, 200, "Most recent purchases sent as the history");
 ABSL_FLAG(std::string, methods, "popular,recent_popular,repeat,cf,cnn,rnn,blend",
-          "Methods: popular, recent_popular, repeat, a source name alone (cf, cnn, rnn), blend");
+          "Methods: popular, recent_popular, recent_popular_country, repeat, a source name alone "
+          "(cf, pop, cnn, rnn), blend");
 ABSL_FLAG(std::string, weights, "",
           "Fusion weights of 'blend' as source=weight,... (default: the bundle's)");
-ABSL_FLAG(std::string, variants, "all,new", "Variants to evaluate");
+ABSL_FLAG(std::string, variants, "all,new",
+          "Variants to evaluate: all, new (items new to the customer), cold (customers new at "
+          "the cut-off: empty history, their first basket)");
+ABSL_FLAG(double, popularity_penalty, 0.0,
+          "ranking.popularity_penalty of the bundle methods (the long-tail knob)");
+ABSL_FLAG(double, head_share, 0.5,
+          "The head: the most popular items that make this share of the purchase lines before "
+          "the cut-off; the rest is the long tail");
 ABSL_FLAG(int, recent_days, 28, "Window of recent_popular, in days before the cut-off");
 ABSL_FLAG(std::string, metric, "",
           "Print only this metric (ndcg10, recall10, recall20, mrr20) of the first method and "
@@ -105,6 +114,7 @@ std::vector<std::string> RankWithBundle(
   request.context.country = c.country;
   request.context.time = c.time;
   request.exclude_history = exclude_bought;
+  request.popularity_penalty = absl::GetFlag(FLAGS_popularity_penalty);
   if (exclude_bought) request.exclude_item_ids.assign(c.bought.begin(), c.bought.end());
   recsys::core::RankedList ranked;
   absl::Status s = recsys::core::Ranker::Rank(bundle, request, kListLength, &ranked);
@@ -142,20 +152,47 @@ int main(int argc, char** argv) {
   if (!data.ok()) return fail(data.status().ToString());
   const std::vector<EvalCase> cases = recsys::core::MakeNextBasketCases(
       *data, cutoff, *end, absl::GetFlag(FLAGS_max_history));
+  const std::vector<EvalCase> cold_cases =
+      recsys::core::MakeNewCustomerCases(*data, cutoff, *end);
 
   // Popularity before the cut-off, overall and recent, in the bundle's catalogue.
   const recsys::core::Catalog& catalog = (*bundle)->catalog();
   std::vector<int64_t> popularity(catalog.size()), recent(catalog.size(), 0);
   for (ItemIndex i = 0; i < catalog.size(); ++i) popularity[i] = catalog.item(i).popularity;
   const int64_t recent_start = cutoff - int64_t{86400} * absl::GetFlag(FLAGS_recent_days);
+  absl::flat_hash_map<std::string, std::vector<int64_t>> recent_by_country;
   for (const auto& customer : data->customers) {
     for (const auto& p : customer.purchases) {
       if (p.time < recent_start || p.time >= cutoff) continue;
-      if (auto i = catalog.Find(data->catalog.item(p.item).id)) ++recent[*i];
+      if (auto i = catalog.Find(data->catalog.item(p.item).id)) {
+        ++recent[*i];
+        auto& counts = recent_by_country[customer.country];
+        counts.resize(catalog.size(), 0);
+        ++counts[*i];
+      }
     }
   }
   const std::vector<std::string> popular = RankByCount(catalog, popularity);
   const std::vector<std::string> recent_popular = RankByCount(catalog, recent);
+  // recent_popular_country: the customer's country's recent items where it has 100 recent lines
+  // (the bundle builder's rule), else recent_popular.
+  absl::flat_hash_map<std::string, std::vector<std::string>> recent_popular_country;
+  for (const auto& [country, counts] : recent_by_country) {
+    int64_t lines = 0;
+    for (int64_t n : counts) lines += n;
+    if (lines >= 100) recent_popular_country[country] = RankByCount(catalog, counts);
+  }
+  // The head: most popular items until head_share of the lines.
+  absl::flat_hash_set<std::string> head;
+  {
+    int64_t total = 0, sum = 0;
+    for (int64_t n : popularity) total += n;
+    for (const std::string& id : popular) {
+      if (sum >= absl::GetFlag(FLAGS_head_share) * total) break;
+      head.insert(id);
+      sum += catalog.item(*catalog.Find(id)).popularity;
+    }
+  }
 
   std::vector<std::pair<std::string, double>> blend_weights;
   if (!absl::GetFlag(FLAGS_weights).empty()) {
@@ -176,26 +213,34 @@ int main(int argc, char** argv) {
       absl::StrAppend(&sources, sources.empty() ? "" : ", ", s.name, " ", s.weight);
     }
     std::cout << absl::StrFormat(
-        "Bundle %s, %d cases (customers with a basket in the window), catalogue %d items; "
-        "blend weights: %s.\n\n",
-        (*bundle)->manifest().version, cases.size(), catalog.size(),
-        absl::GetFlag(FLAGS_weights).empty() ? sources : absl::GetFlag(FLAGS_weights));
+        "Bundle %s, %d cases (customers with a basket in the window), catalogue %d items, "
+        "head %d items (%.0f%% of the purchase lines); blend weights: %s; popularity penalty "
+        "%g.\n\n",
+        (*bundle)->manifest().version, cases.size(), catalog.size(), head.size(),
+        100 * absl::GetFlag(FLAGS_head_share),
+        absl::GetFlag(FLAGS_weights).empty() ? sources : absl::GetFlag(FLAGS_weights),
+        absl::GetFlag(FLAGS_popularity_penalty));
   }
   for (const std::string& variant : variants) {
-    const bool only_new = variant == "new";
-    if (variant != "all" && !only_new) return fail("--variants: unknown variant " + variant);
+    const bool only_new = variant == "new", cold = variant == "cold";
+    if (variant != "all" && !only_new && !cold) {
+      return fail("--variants: unknown variant " + variant);
+    }
+    const std::vector<EvalCase>& variant_cases = cold ? cold_cases : cases;
     if (metric.empty()) {
       std::cout << "Variant **" << variant << "**"
                 << (only_new ? " (targets: items new to the customer; their past items are not "
                                "recommended)"
+                    : cold   ? " (customers new at the cut-off: empty history; targets: their "
+                               "first basket)"
                              : " (targets: every item of the basket)")
                 << "\n\n| method | cases | Recall@10 | Recall@20 | NDCG@10 | MRR@20 | "
-                   "Coverage@10 |\n|---|---:|---:|---:|---:|---:|---:|\n";
+                   "Coverage@10 | Long tail@10 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
     }
     for (const std::string& method : methods) {
-      recsys::core::MetricsAccumulator metrics(catalog.size());
-      for (size_t n = 0; n < cases.size(); ++n) {
-        const EvalCase& c = cases[n];
+      recsys::core::MetricsAccumulator metrics(catalog.size(), head);
+      for (size_t n = 0; n < variant_cases.size(); ++n) {
+        const EvalCase& c = variant_cases[n];
         const std::vector<std::string>& targets = only_new ? c.new_targets : c.targets;
         if (targets.empty()) continue;
         std::vector<std::string> ranked;
@@ -203,6 +248,10 @@ int main(int argc, char** argv) {
           ranked = TopAllowed(popular, c, only_new);
         } else if (method == "recent_popular") {
           ranked = TopAllowed(recent_popular, c, only_new);
+        } else if (method == "recent_popular_country") {
+          auto it = recent_popular_country.find(c.country);
+          ranked = TopAllowed(it == recent_popular_country.end() ? recent_popular : it->second,
+                              c, only_new);
         } else if (method == "repeat") {
           ranked = only_new ? std::vector<std::string>() : Repeat(c);
         } else if (method == "blend") {
@@ -222,7 +271,7 @@ int main(int argc, char** argv) {
         metrics.Add(ranked, targets);
         if (tty && n % 64 == 0) {
           std::fprintf(stderr, "\r%s/%s %5.1f%%", variant.c_str(), method.c_str(),
-                       100.0 * n / cases.size());
+                       100.0 * n / variant_cases.size());
         }
       }
       if (tty) std::fprintf(stderr, "\r%40s\r", "");
@@ -238,9 +287,9 @@ int main(int argc, char** argv) {
         std::cout << absl::StrFormat("%.4f\n", value);
         return 0;
       }
-      std::cout << absl::StrFormat("| %s | %d | %.4f | %.4f | %.4f | %.4f | %.3f |\n", method,
-                                   m.cases, m.recall_at_10, m.recall_at_20, m.ndcg_at_10,
-                                   m.mrr_at_20, m.coverage_at_10);
+      std::cout << absl::StrFormat("| %s | %d | %.4f | %.4f | %.4f | %.4f | %.3f | %.3f |\n",
+                                   method, m.cases, m.recall_at_10, m.recall_at_20, m.ndcg_at_10,
+                                   m.mrr_at_20, m.coverage_at_10, m.long_tail_at_10);
     }
     if (metric.empty()) std::cout << "\n";
   }

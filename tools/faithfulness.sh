@@ -1,22 +1,17 @@
 #!/usr/bin/env bash
 # Reproduces docs/faithfulness.md: the deletion test of every attribution method through the
-# real server. Builds (once, cached in build/eval-bundles/) a bundle trained only on purchases
-# before 2011-11-09, serves it on a free loopback port, and runs build/tools/recsys_faithfulness
-# over held-out requests of customers who bought again in 2011-11-09 .. 2011-12-09. About
-# 3 minutes for the bundle (first run only) and 3 more for the requests on 2 cores.
+# real server. Serves the held-out bundle of tools/eval_bundle.sh (trained only on purchases
+# before 2011-11-09; built on first use, about 3 minutes) on a free loopback port and runs
+# build/tools/recsys_faithfulness over requests of customers who bought again in
+# 2011-11-09 .. 2011-12-09. About a minute for the requests on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh >/dev/null
 
 input=${INPUT:-data/online-retail-ii/online_retail_ii.csv.gz}
 cases=${CASES:-300}
-root=build/eval-bundles
-bundle=$root/cut-2011-11-09
 out=docs/faithfulness.md
-if [[ ! -f $bundle/manifest.json ]]; then
-  /usr/bin/python3 tools/make_bundle.py --input="$input" --out_root="$root" \
-    --version=cut-2011-11-09 --cutoff=2011-11-09 >&2
-fi
+bundle=$(./tools/eval_bundle.sh)
 
 log=$(mktemp)
 ./build/server/recsys_server --bundle="$bundle" --address=127.0.0.1:0 --metrics_port=-1 \
