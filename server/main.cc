@@ -4,7 +4,8 @@
 //   recsys_server --bundle=bundles --address=127.0.0.1:50051 --metrics_port=9464
 //
 // SIGTERM or SIGINT: health goes NOT_SERVING, calls in flight get --shutdown_grace to finish,
-// then the process exits 0. Start-up errors print one line and exit 1.
+// then the process exits 0. SIGHUP: check the bundle root for a newer version now (it is also
+// checked every --bundle_poll_interval). Start-up errors print one line and exit 1.
 #include <pthread.h>
 #include <signal.h>
 
@@ -18,6 +19,7 @@
 #include "absl/time/time.h"
 #include "core/torch_model_runner.h"
 #include "server/cpu_quota.h"
+#include "server/protobuf_log.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "gRPC listen address (host:port)");
@@ -47,6 +49,9 @@ ABSL_FLAG(int, shap_samples, 128, "KernelSHAP coalitions when a request leaves t
 ABSL_FLAG(double, explain_degrade_load, 0.5,
           "Request-queue fill (0..1) from which only the exact sources are explained");
 ABSL_FLAG(int, max_receive_message_bytes, 4 << 20, "Largest request message, in bytes");
+ABSL_FLAG(absl::Duration, bundle_poll_interval, absl::Seconds(10),
+          "How often a bundle root is checked for a newer version (0: never; SIGHUP checks at "
+          "once)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "Time calls in flight get to finish after SIGTERM");
 
@@ -59,6 +64,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   recsys::server::ServerOptions options;
@@ -71,6 +77,7 @@ int main(int argc, char** argv) {
   options.device = absl::GetFlag(FLAGS_device);
   options.queue_capacity = absl::GetFlag(FLAGS_queue_capacity);
   options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
+  options.bundle_poll_interval = absl::GetFlag(FLAGS_bundle_poll_interval);
   recsys::server::PipelineOptions& pipeline = options.pipeline;
   pipeline.limits.max_history = absl::GetFlag(FLAGS_max_history);
   pipeline.limits.max_top_k = absl::GetFlag(FLAGS_max_top_k);
@@ -118,6 +125,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // A client can make libprotobuf log one line per request (strings that are not UTF-8).
+  recsys::server::LimitProtobufLogging();
   // Thread counts are set once, before any model loads.
   recsys::core::SetTorchThreads(std::max(1, absl::GetFlag(FLAGS_torch_threads)), 1);
   absl::StatusOr<std::unique_ptr<recsys::server::RecsysServer>> server =
@@ -131,7 +140,9 @@ int main(int argc, char** argv) {
             << options.workers << " workers (CPU quota " << cpus << ")\n";
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    (void)(*server)->ReloadNow();  // Logs what it did.
+  }
   std::cerr << "recsys_server: signal " << signal_number << ", shutting down\n";
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   (*server)->Wait();

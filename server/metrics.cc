@@ -26,7 +26,12 @@ prometheus::Histogram::BucketBoundaries LatencyBuckets() {
 }  // namespace
 
 ServiceMetrics::ServiceMetrics(prometheus::Registry& registry)
-    : queue_depth(prometheus::BuildGauge()
+    : reloads_family_(prometheus::BuildCounter()
+                          .Name("recsys_bundle_reloads_total")
+                          .Help("New bundle versions found in the bundle root, by outcome: "
+                                "loaded (now serving) or rejected (the old version kept serving)")
+                          .Register(registry)),
+      queue_depth(prometheus::BuildGauge()
                       .Name("recsys_queue_depth")
                       .Help("Requests waiting for a worker thread")
                       .Register(registry)
@@ -46,7 +51,14 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry)
                        .Name("recsys_bundle_items")
                        .Help("Items in the catalogue of the bundle being served")
                        .Register(registry)
-                       .Add({})) {
+                       .Add({})),
+      bundle_loaded_unix(prometheus::BuildGauge()
+                             .Name("recsys_bundle_loaded_timestamp_seconds")
+                             .Help("When the bundle being served was loaded (Unix time)")
+                             .Register(registry)
+                             .Add({})),
+      bundle_reloads(reloads_family_.Add({{"result", "loaded"}})),
+      bundle_rejections(reloads_family_.Add({{"result", "rejected"}})) {
   auto& requests = prometheus::BuildCounter()
                        .Name("recsys_requests_total")
                        .Help("Finished RPCs by method and gRPC status code")

@@ -30,6 +30,9 @@ inline constexpr int kNumCodes = 17;  // grpc::StatusCode OK .. UNAUTHENTICATED.
 //
 // Thread-safe (prometheus-cpp metrics are).
 class ServiceMetrics {
+ private:
+  prometheus::Family<prometheus::Counter>& reloads_family_;  // Initialised first.
+
  public:
   explicit ServiceMetrics(prometheus::Registry& registry);
 
@@ -42,6 +45,9 @@ class ServiceMetrics {
   prometheus::Counter& rejected_total;    // Requests refused because the queue was full.
   prometheus::Counter& dropped_total;     // Requests dropped (deadline passed or cancelled).
   prometheus::Gauge& bundle_items;        // Catalogue size of the bundle being served.
+  prometheus::Gauge& bundle_loaded_unix;  // When it was loaded.
+  prometheus::Counter& bundle_reloads;     // New versions loaded by the watcher.
+  prometheus::Counter& bundle_rejections;  // New versions rejected (old one kept).
 
  private:
   std::array<std::array<prometheus::Counter*, kNumCodes>, kNumRpcs> requests_{};

@@ -1,6 +1,9 @@
 #include "server/recommender_service.h"
 
 #include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -16,11 +19,23 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
+// Parses the request bytes. False when they are not a RecommendRequest.
+bool ParseRequest(const grpc::ByteBuffer& buffer, v1::RecommendRequest* request) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return false;
+  std::string bytes;
+  bytes.reserve(buffer.Length());
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return request->ParseFromString(bytes);
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerContext* context,
-                                                        const v1::RecommendRequest* request,
-                                                        v1::RecommendResponse* response) {
+                                                        const grpc::ByteBuffer* request_bytes,
+                                                        grpc::ByteBuffer* response_bytes) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto finish = [this, reactor, start](const grpc::Status& status) {
@@ -28,12 +43,19 @@ grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerCont
                         absl::ToDoubleSeconds(absl::Now() - start));
     reactor->Finish(status);
   };
+  auto request = std::make_shared<v1::RecommendRequest>();
+  if (!ParseRequest(*request_bytes, request.get())) {
+    finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "request: the bytes are not a recsys.v1.RecommendRequest (malformed "
+                        "protobuf, or a string field that is not valid UTF-8)"));
+    return reactor;
+  }
   std::shared_ptr<const core::Bundle> bundle = bundles_->Get();
   if (bundle == nullptr) {
     finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no model bundle loaded yet"));
     return reactor;
   }
-  const bool accepted = pool_->TrySubmit([this, context, request, response, bundle, finish] {
+  const bool accepted = pool_->TrySubmit([this, context, request, response_bytes, bundle, finish] {
     metrics_->queue_depth.Set(pool_->queue_depth());
     const absl::Time deadline = DeadlineOf(*context);
     if (context->IsCancelled()) {
@@ -49,11 +71,16 @@ grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerCont
     }
     absl::StatusOr<core::RecommendResponse> result =
         pipeline_->Run(ToDomain(*request), *bundle, deadline, pool_->load());
-    if (result.ok()) {
-      metrics_->RecordStages(result->metadata.stage_timings);
-      ToProto(*result, response);
+    if (!result.ok()) {
+      finish(ToGrpcStatus(result.status()));
+      return;
     }
-    finish(ToGrpcStatus(result.status()));
+    metrics_->RecordStages(result->metadata.stage_timings);
+    v1::RecommendResponse response;
+    ToProto(*result, &response);
+    bool own_buffer;
+    finish(grpc::SerializationTraits<v1::RecommendResponse>::Serialize(response, response_bytes,
+                                                                       &own_buffer));
   });
   metrics_->queue_depth.Set(pool_->queue_depth());
   if (!accepted) {

@@ -33,18 +33,22 @@ class BundleHolder {
 
 // gRPC adapter of recsys.v1.Recommender on the callback API. Handlers never block gRPC's
 // threads: Recommend runs on the worker pool (full queue: RESOURCE_EXHAUSTED at once; deadline
-// passed or call cancelled before a worker picks it up: dropped without work).
+// passed or call cancelled before a worker picks it up: dropped without work). Recommend takes
+// the raw request bytes and parses them itself, so that bytes that are not a RecommendRequest
+// (malformed, or a string that is not UTF-8) get INVALID_ARGUMENT saying so; gRPC's generated
+// handler would answer UNIMPLEMENTED with no message.
 //
 // Thread-safe. Does not own its collaborators, which must outlive the gRPC server.
-class RecommenderService final : public v1::Recommender::CallbackService {
+class RecommenderService final
+    : public v1::Recommender::WithRawCallbackMethod_Recommend<v1::Recommender::CallbackService> {
  public:
   RecommenderService(const RecommendPipeline* pipeline, const BundleHolder* bundles,
                      WorkerPool* pool, ServiceMetrics* metrics)
       : pipeline_(pipeline), bundles_(bundles), pool_(pool), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Recommend(grpc::CallbackServerContext* context,
-                                      const v1::RecommendRequest* request,
-                                      v1::RecommendResponse* response) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
                                          const v1::GetModelInfoRequest* request,
                                          v1::GetModelInfoResponse* response) override;

@@ -1,6 +1,8 @@
 #include "server/server.h"
 
 #include <chrono>
+#include <filesystem>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -84,13 +86,71 @@ absl::StatusOr<std::unique_ptr<RecsysServer>> RecsysServer::Start(const ServerOp
   }
   s->health_->SetStatus("", grpc::health::v1::HealthCheckResponse::SERVING);
   s->health_->SetStatus(kServiceName, grpc::health::v1::HealthCheckResponse::SERVING);
+  s->metrics_->bundle_loaded_unix.Set(absl::ToUnixSeconds(absl::Now()));
+  s->bundle_root_ = options.bundle_path;
+  s->device_ = options.device;
+  const bool is_root = *dir != options.bundle_path;  // Else a version directory was named.
+  if (is_root && options.bundle_poll_interval > absl::ZeroDuration()) {
+    RecsysServer* server = s.get();
+    const absl::Duration interval = options.bundle_poll_interval;
+    s->watcher_ = std::thread([server, interval] { server->WatchBundles(interval); });
+  }
   return s;
+}
+
+void RecsysServer::WatchBundles(absl::Duration interval) {
+  absl::MutexLock lock(&watch_mu_);
+  while (!watch_mu_.AwaitWithTimeout(absl::Condition(&stop_watching_), interval)) {
+    watch_mu_.Unlock();
+    (void)ReloadNow();  // Logged and counted inside.
+    watch_mu_.Lock();
+  }
+}
+
+absl::Status RecsysServer::ReloadNow() {
+  absl::MutexLock lock(&reload_mu_);
+  absl::StatusOr<std::string> dir = core::ResolveBundleDir(bundle_root_);
+  if (!dir.ok()) return absl::OkStatus();  // The root emptied: keep serving what is loaded.
+  std::shared_ptr<const core::Bundle> current = bundles_->Get();
+  if (current != nullptr && current->dir() == *dir) return absl::OkStatus();
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(
+      std::filesystem::path(*dir) / "manifest.json", ec);
+  const std::string key =
+      absl::StrCat(*dir, "@", ec ? 0 : mtime.time_since_epoch().count());
+  if (key == rejected_) return rejected_status_;  // Not tried again.
+
+  absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle =
+      core::Bundle::Load(*dir, core::TorchScriptLoader(device_));
+  absl::Status status = bundle.status();
+  if (bundle.ok()) status = WarmUp(*pipeline_, **bundle);
+  const std::string old_version = current == nullptr ? "" : current->manifest().version;
+  if (!status.ok()) {
+    rejected_ = key;
+    rejected_status_ = status;
+    metrics_->bundle_rejections.Increment();
+    std::cerr << "recsys_server: rejected bundle " << *dir << ": " << status
+              << "; still serving " << old_version << "\n";
+    return status;
+  }
+  bundles_->Set(*bundle);
+  metrics_->bundle_items.Set((*bundle)->catalog().size());
+  metrics_->bundle_loaded_unix.Set(absl::ToUnixSeconds(absl::Now()));
+  metrics_->bundle_reloads.Increment();
+  std::cerr << "recsys_server: now serving bundle " << (*bundle)->manifest().version << " (was "
+            << old_version << ")\n";
+  return absl::OkStatus();
 }
 
 void RecsysServer::Shutdown(absl::Duration grace) {
   absl::MutexLock lock(&shutdown_mu_);
   if (shut_down_) return;
   shut_down_ = true;
+  {
+    absl::MutexLock watch_lock(&watch_mu_);
+    stop_watching_ = true;
+  }
+  if (watcher_.joinable()) watcher_.join();
   if (health_ != nullptr) health_->Shutdown();
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -44,6 +45,9 @@ struct ServerOptions {
   std::string device = "cpu";
   // Largest request message accepted. Default: 4 MiB.
   int max_receive_message_bytes = 4 << 20;
+  // How often a bundle root is checked for a newer version (RecsysServer::ReloadNow); 0 turns
+  // the watcher off. Not used when bundle_path is a version directory. Default: 10 s.
+  absl::Duration bundle_poll_interval = absl::Seconds(10);
   PipelineOptions pipeline;
 };
 
@@ -63,12 +67,23 @@ class RecsysServer {
   // Blocks until the gRPC server has shut down.
   void Wait();
 
+  // Checks the bundle root now (the watcher does so every bundle_poll_interval). A version
+  // directory newer than the one being served is loaded and warmed up off the request path,
+  // then swapped in atomically: requests in flight finish on the version they started with,
+  // new ones get the new version. OK when nothing is new or the new version now serves. A
+  // version that fails to load or warm up is rejected with its error: the old version keeps
+  // serving, recsys_bundle_reloads_total{result="rejected"} counts it once, and the same
+  // directory is not tried again until its manifest.json changes (until then ReloadNow returns
+  // the same error). Thread-safe (calls are serialised).
+  absl::Status ReloadNow();
+
   int port() const { return port_; }
   int metrics_port() const;
   std::string bundle_version() const;
 
  private:
   RecsysServer();
+  void WatchBundles(absl::Duration interval);
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<ServiceMetrics> metrics_;
@@ -80,6 +95,14 @@ class RecsysServer {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   int port_ = 0;
+  std::string bundle_root_;
+  std::string device_;
+  absl::Mutex reload_mu_;
+  std::string rejected_ ABSL_GUARDED_BY(reload_mu_);  // Directory and manifest time rejected.
+  absl::Status rejected_status_ ABSL_GUARDED_BY(reload_mu_);  // Why.
+  absl::Mutex watch_mu_;
+  bool stop_watching_ ABSL_GUARDED_BY(watch_mu_) = false;
+  std::thread watcher_;
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };

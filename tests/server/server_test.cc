@@ -3,12 +3,18 @@
 // endpoint scraped over HTTP.
 #include "server/server.h"
 
+#include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "absl/strings/numbers.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/strings/str_split.h"
 #include "core/bundle_builder.h"
 #include "core/retail_data.h"
@@ -223,6 +229,37 @@ TEST_F(ServerTest, BadRequestsAreInvalidArgumentNamingTheField) {
   EXPECT_TRUE(Recommend(RealCustomerRequest(5), &response).ok());
 }
 
+// Sends raw bytes as a Recommend request, the way a broken client would.
+grpc::Status SendRawRecommend(grpc::Channel* channel, const std::string& bytes) {
+  grpc::GenericStub stub(std::shared_ptr<grpc::Channel>(channel, [](grpc::Channel*) {}));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  grpc::CompletionQueue cq;
+  grpc::Slice slice(bytes);
+  auto call = stub.PrepareUnaryCall(&context, "/recsys.v1.Recommender/Recommend",
+                                    grpc::ByteBuffer(&slice, 1), &cq);
+  call->StartCall();
+  grpc::ByteBuffer reply;
+  grpc::Status status;
+  call->Finish(&reply, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  EXPECT_TRUE(cq.Next(&tag, &ok));
+  return status;
+}
+
+TEST_F(ServerTest, BytesThatAreNoRequestAreInvalidArgumentSayingSo) {
+  // Not protobuf at all; then a request_id (field 1) that is not UTF-8.
+  for (const std::string& bytes : {std::string("\xff\xff\xff\xff", 4),
+                                   std::string("\x0a\x02\xc3\x28", 4)}) {
+    grpc::Status status = SendRawRecommend(channel_->get(), bytes);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("not a recsys.v1.RecommendRequest"));
+  }
+  // The same path still answers well-formed bytes.
+  EXPECT_TRUE(SendRawRecommend(channel_->get(), RealCustomerRequest(3).SerializeAsString()).ok());
+}
+
 TEST_F(ServerTest, UnknownHistoryIdsAreReportedNotFatal) {
   v1::RecommendRequest request = RealCustomerRequest(5);
   request.add_history()->set_item_id("NO-SUCH-ITEM");
@@ -246,6 +283,118 @@ TEST_F(ServerTest, TheDocumentedExampleRequestWorks) {
   EXPECT_TRUE(response.metadata().ignored_history_item_ids().empty());
   for (const v1::RecommendedItem& item : response.items()) {
     EXPECT_FALSE(item.attributions().empty()) << item.item_id();
+  }
+}
+
+// The storefront scenarios: each sends the example file the docs show (docs/scenarios.md) and
+// checks the contract a storefront relies on.
+class ScenarioTest : public ServerTest {
+ protected:
+  v1::RecommendRequest Example(const std::string& name) {
+    std::ifstream in(testing::SourcePath("docs/examples/scenarios/" + name));
+    EXPECT_TRUE(in) << name << " missing";
+    const std::string json((std::istreambuf_iterator<char>(in)), {});
+    v1::RecommendRequest request;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &request).ok()) << name;
+    return request;
+  }
+  static std::map<std::string, int> Categories(const v1::RecommendResponse& response) {
+    std::map<std::string, int> counts;
+    for (const v1::RecommendedItem& item : response.items()) ++counts[item.info().category()];
+    return counts;
+  }
+};
+
+TEST_F(ScenarioTest, ANewShopperGetsAFullListFlaggedAsFallback) {
+  v1::RecommendRequest request = Example("new_shopper.json");
+  v1::RecommendResponse response;
+  ASSERT_TRUE(Recommend(request, &response).ok());
+  EXPECT_EQ(response.items_size(), request.top_k());
+  EXPECT_TRUE(response.metadata().fallback_used());
+  EXPECT_THAT(response.metadata().fallback_reason(), HasSubstr("empty history"));
+  // With the popularity source on, the list is the shopper's country's recent favourites, and
+  // the explanation says so.
+  (*request.mutable_fusion()->mutable_weights())["pop"] = 1.0;
+  ASSERT_TRUE(Recommend(request, &response).ok());
+  EXPECT_EQ(response.items_size(), request.top_k());
+  EXPECT_THAT(response.metadata().fallback_reason(),
+              HasSubstr("recent popularity in United Kingdom"));
+  EXPECT_EQ(response.items(0).reason(), "popular in United Kingdom right now");
+  for (int i = 1; i < response.items_size(); ++i) {
+    EXPECT_LE(response.items(i).score(), response.items(i - 1).score());
+  }
+}
+
+TEST_F(ScenarioTest, ACampaignIsRankedWithinItselfAndUnknownItemsAreReported) {
+  v1::RecommendRequest request = Example("campaign.json");
+  v1::RecommendResponse response;
+  ASSERT_TRUE(Recommend(request, &response).ok());
+  ASSERT_EQ(response.items_size(), 3);
+  for (const v1::RecommendedItem& item : response.items()) {
+    EXPECT_THAT(request.candidate_item_ids(), Contains(item.item_id()));
+    EXPECT_FALSE(item.attributions().empty());
+  }
+  EXPECT_THAT(response.metadata().ignored_candidate_item_ids(),
+              ::testing::ElementsAre("NOT-IN-CATALOGUE"));
+  EXPECT_FALSE(response.metadata().backfilled());
+  // None known: INVALID_ARGUMENT, naming the field.
+  request.clear_candidate_item_ids();
+  request.add_candidate_item_ids("NOT-IN-CATALOGUE");
+  grpc::Status status = Recommend(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("candidate_item_ids"));
+}
+
+TEST_F(ScenarioTest, TheCategoryCapHoldsAndMmrSpreadsTheList) {
+  v1::RecommendRequest request = Example("diversity.json");
+  v1::RecommendResponse diverse, plain;
+  ASSERT_TRUE(Recommend(request, &diverse).ok());
+  request.clear_diversity();
+  ASSERT_TRUE(Recommend(request, &plain).ok());
+  ASSERT_EQ(diverse.items_size(), 10);
+  for (const auto& [category, n] : Categories(diverse)) {
+    EXPECT_FALSE(category.empty());
+    EXPECT_LE(n, 2) << category;
+  }
+  EXPECT_GT(Categories(diverse).size(), Categories(plain).size());
+}
+
+TEST_F(ScenarioTest, ThePopularityPenaltyMovesTheListIntoTheLongTail) {
+  v1::RecommendRequest request = Example("long_tail.json");
+  v1::RecommendResponse tail, plain;
+  ASSERT_TRUE(Recommend(request, &tail).ok());
+  request.clear_ranking();
+  ASSERT_TRUE(Recommend(request, &plain).ok());
+  auto mean_popularity = [](const v1::RecommendResponse& r) {
+    double sum = 0;
+    for (const v1::RecommendedItem& item : r.items()) sum += item.info().popularity();
+    return sum / r.items_size();
+  };
+  EXPECT_LT(mean_popularity(tail), 0.8 * mean_popularity(plain));
+  // The penalty is part of the explanation: a PRIOR entry that adds up with the rest.
+  bool penalty_explained = false;
+  for (const v1::Attribution& a : tail.items(0).attributions()) {
+    penalty_explained |= a.feature() == "popularity" && a.attribution() < 0;
+  }
+  EXPECT_TRUE(penalty_explained);
+}
+
+TEST_F(ScenarioTest, FiltersHoldAndSayWhatTheyRemoved) {
+  v1::RecommendRequest request = Example("filters.json");
+  v1::RecommendResponse response;
+  ASSERT_TRUE(Recommend(request, &response).ok());
+  ASSERT_EQ(response.items_size(), 10);
+  std::set<std::string> history;
+  for (const v1::HistoryEvent& e : request.history()) history.insert(e.item_id());
+  for (const v1::RecommendedItem& item : response.items()) {
+    EXPECT_THAT(request.exclude_item_ids(), ::testing::Not(Contains(item.item_id())));
+    EXPECT_EQ(history.count(item.item_id()), 0u) << item.item_id();
+    EXPECT_THAT(request.filters().allow_categories(), Contains(item.info().category()));
+    EXPECT_LE(item.info().price(), 5.0);
+  }
+  const auto& counts = response.metadata().filtered_counts();
+  for (const char* filter : {"history", "category", "price"}) {
+    EXPECT_GT(counts.count(filter) ? counts.at(filter) : 0, 0) << filter;
   }
 }
 
@@ -505,6 +654,90 @@ TEST(ServerModelsTest, OcclusionOfAnEventIsTheScoreChangeOfTheRequestWithoutIt) 
     }
   }
   EXPECT_GE(checked, response.items_size() * 3);  // Every item depends on most events.
+}
+
+TEST(ServerReloadTest, NewVersionsSwapInUnderLoadWithoutAFailedRequestAndABrokenOneIsRejected) {
+  const std::string root = testing::MakeTempDir("reload_root");
+  auto build = [&](const std::string& version) {
+    core::BundleBuildOptions options;
+    options.input = testing::SmallRetailCsvPath();
+    options.out_root = root;
+    options.version = version;
+    ASSERT_TRUE(core::BuildCfBundle(options).ok());  // Appears atomically (a rename).
+  };
+  build("v1");
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_port = 0;
+  options.bundle_path = root;
+  options.bundle_poll_interval = absl::Milliseconds(20);
+  absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()),
+                                     grpc::InsecureChannelCredentials());
+
+  // Four callers send requests back to back for the whole test.
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  absl::Mutex mu;
+  std::set<std::string> versions;
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      auto stub = v1::Recommender::NewStub(channel);
+      while (!stop) {
+        v1::RecommendRequest request = RealCustomerRequest(5);
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+        v1::RecommendResponse response;
+        if (stub->Recommend(&context, request, &response).ok() && response.items_size() > 0) {
+          ++ok;
+          absl::MutexLock lock(&mu);
+          versions.insert(response.metadata().bundle_version());
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  auto wait_for = [&](const std::string& version) {
+    for (int i = 0; i < 500 && (*server)->bundle_version() != version; ++i) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return (*server)->bundle_version() == version;
+  };
+  // Some answers from each version before the next one comes.
+  auto answers = [&](int n) {
+    const int target = ok + n;
+    for (int i = 0; i < 1000 && ok < target; ++i) absl::SleepFor(absl::Milliseconds(20));
+  };
+  answers(10);
+  build("v2");
+  EXPECT_TRUE(wait_for("v2"));
+  answers(10);
+  // A broken version: the old one keeps serving, and the rejection is counted.
+  std::filesystem::create_directories(root + "/v3");
+  testing::WriteFile(root + "/v3/manifest.json", "{\"format_version\": 1, \"version\":");
+  absl::Status rejected = (*server)->ReloadNow();
+  EXPECT_FALSE(rejected.ok());
+  EXPECT_THAT(std::string(rejected.message()), HasSubstr("manifest.json"));
+  absl::SleepFor(absl::Milliseconds(200));  // The watcher does not retry it meanwhile.
+  EXPECT_EQ((*server)->bundle_version(), "v2");
+  build("v4");
+  EXPECT_TRUE(wait_for("v4"));
+  answers(10);
+  stop = true;
+  for (std::thread& t : callers) t.join();
+
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(ok, 20);
+  EXPECT_THAT(versions, ::testing::IsSupersetOf({"v1", "v2", "v4"}));
+  EXPECT_EQ(versions.count("v3"), 0u);
+  httplib::Client metrics("127.0.0.1", (*server)->metrics_port());
+  httplib::Result scrape = metrics.Get("/metrics");
+  ASSERT_TRUE(scrape);
+  EXPECT_EQ(Sample(scrape->body, "recsys_bundle_reloads_total", {"result=\"loaded\""}), 2);
+  EXPECT_EQ(Sample(scrape->body, "recsys_bundle_reloads_total", {"result=\"rejected\""}), 1);
 }
 
 TEST(ServerStartTest, AMissingBundleIsAClearStartUpError) {
