@@ -88,7 +88,8 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
       country.counts[*item] += count;
       country.items.push_back(*item);
     }
-    for (auto& [name, country] : by_country) {
+    for (auto& entry : by_country) {
+      CountryPopularity& country = entry.second;
       std::stable_sort(country.items.begin(), country.items.end(),
                        [&](ItemIndex a, ItemIndex b) {
                          return country.counts[a] != country.counts[b]

@@ -151,8 +151,9 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   // Sources and the weights in effect.
   out->sources = manifest.sources;
   for (const auto& [name, weight] : request.fusion_weights) {
+    const std::string& wanted = name;  // Lambdas cannot capture structured bindings in C++17.
     auto it = std::find_if(out->sources.begin(), out->sources.end(),
-                           [&](const SourceSpec& s) { return s.name == name; });
+                           [&](const SourceSpec& s) { return s.name == wanted; });
     if (it == out->sources.end()) {
       std::vector<std::string> names;
       for (const SourceSpec& s : manifest.sources) names.push_back(s.name);

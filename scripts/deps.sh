@@ -12,8 +12,8 @@ packages=(
   libabsl-dev prometheus-cpp-dev libcpp-httplib-dev nlohmann-json3-dev zlib1g-dev
   # LibTorch, on OpenBLAS: without it LibTorch calls the reference BLAS, about 4x slower.
   libtorch-dev libopenblas0-pthread
-  # Tests and benchmarks.
-  libgtest-dev libgmock-dev libbenchmark-dev
+  # Tests and benchmarks; clang and its runtimes for the sanitizer and fuzz build.
+  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   # Offline training and export (tools/), matching libtorch-dev 1.13.
   python3-torch
 )

@@ -39,9 +39,29 @@ absl::Status CheckIds(absl::string_view field, const std::vector<std::string>& i
   return absl::OkStatus();
 }
 
-absl::Status CheckNonNegative(const std::string& field, double value) {
+// Every number of a request is finite and at most kMaxMagnitude in size, so that no sum,
+// product or float conversion downstream overflows.
+constexpr double kMaxMagnitude = 1e9;
+
+absl::Status CheckNumber(const std::string& field, double value) {
   if (!std::isfinite(value)) return Invalid(field, "must be finite");
+  if (std::fabs(value) > kMaxMagnitude) {
+    return Invalid(field, absl::StrCat(value, " exceeds the limit of 1e9 in magnitude"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckNonNegative(const std::string& field, double value) {
+  if (absl::Status s = CheckNumber(field, value); !s.ok()) return s;
   if (value < 0) return Invalid(field, absl::StrCat(value, " is negative"));
+  return absl::OkStatus();
+}
+
+// Seconds since the epoch: from 1970 to the end of year 9999 (protobuf Timestamp's range).
+absl::Status CheckTime(const std::string& field, int64_t seconds) {
+  if (seconds < 0 || seconds > 253402300799) {
+    return Invalid(field, absl::StrCat(seconds, " is not a time between 1970 and 9999"));
+  }
   return absl::OkStatus();
 }
 
@@ -60,7 +80,7 @@ absl::Status CheckFeatures(absl::string_view field,
     const std::string key = absl::StrCat(field, "[\"", name, "\"]");
     if (absl::Status s = CheckId(key, name, limits.max_id_bytes); !s.ok()) return s;
     if constexpr (std::is_same_v<Value, double>) {
-      if (!std::isfinite(value)) return Invalid(key, "must be finite");
+      if (absl::Status s = CheckNumber(key, value); !s.ok()) return s;
     } else {
       if (value.size() > static_cast<size_t>(limits.max_id_bytes)) {
         return Invalid(key, absl::StrCat(value.size(), " bytes exceed the limit of ",
@@ -87,6 +107,9 @@ absl::Status ValidateRequest(const core::RecommendRequest& r, const RequestLimit
     if (absl::Status s = CheckId(prefix + "item_id", e.item_id, limits.max_id_bytes); !s.ok()) {
       return s;
     }
+    if (e.timestamp) {
+      if (absl::Status s = CheckTime(prefix + "timestamp", *e.timestamp); !s.ok()) return s;
+    }
     if (e.quantity) {
       if (absl::Status s = CheckNonNegative(prefix + "quantity", *e.quantity); !s.ok()) return s;
     }
@@ -94,6 +117,9 @@ absl::Status ValidateRequest(const core::RecommendRequest& r, const RequestLimit
       if (absl::Status s = CheckNonNegative(prefix + "price", *e.price); !s.ok()) return s;
     }
     if (absl::Status s = CheckFeatures(prefix + "features", e.features, limits); !s.ok()) return s;
+  }
+  if (r.context.time) {
+    if (absl::Status s = CheckTime("context.time", *r.context.time); !s.ok()) return s;
   }
   if (r.context.country.size() > static_cast<size_t>(limits.max_id_bytes)) {
     return Invalid("context.country", absl::StrCat(r.context.country.size(),

@@ -23,8 +23,8 @@ struct RequestLimits {
   int32_t max_samples = 1024;          // explain.samples. Default: 1024.
 };
 
-// Checks every field of `request` against `limits` and basic sanity (non-empty ids, finite
-// numbers, ranges). Returns INVALID_ARGUMENT naming the first bad field and the limit, e.g.
+// Checks every field of `request` against `limits` and basic sanity (non-empty ids; numbers
+// finite and at most 1e9 in magnitude; times between 1970 and 9999; ranges). Returns INVALID_ARGUMENT naming the first bad field and the limit, e.g.
 // "history[3].item_id: empty" or "top_k: 5000 exceeds the limit of 100". Does not consult the
 // bundle: unknown ids are not errors. Thread-safe.
 absl::Status ValidateRequest(const core::RecommendRequest& request, const RequestLimits& limits);

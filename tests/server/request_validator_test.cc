@@ -90,6 +90,21 @@ TEST(ValidateRequestTest, NamesTheFieldAndTheLimit) {
   r.popularity_penalty = std::nan("");
   ExpectInvalid(r, "ranking.popularity_penalty: must be finite");
 
+  // Finite but huge numbers would overflow downstream (found by the fuzzer: a penalty of
+  // 1.8e308 made every score -inf).
+  r = Valid();
+  r.popularity_penalty = 1.7e308;
+  ExpectInvalid(r, "ranking.popularity_penalty: 1.7e+308 exceeds the limit of 1e9 in magnitude");
+  r = Valid();
+  r.fusion_weights = {{"cf", 1e12}};
+  ExpectInvalid(r, "fusion.weights[\"cf\"]: 1e+12 exceeds the limit of 1e9 in magnitude");
+  r = Valid();
+  r.context.time = -5;
+  ExpectInvalid(r, "context.time: -5 is not a time between 1970 and 9999");
+  r = Valid();
+  r.history[0].timestamp = int64_t{1} << 62;
+  ExpectInvalid(r, "history[0].timestamp: 4611686018427387904 is not a time between 1970 and 9999");
+
   r = Valid();
   r.request_id = std::string(200, 'r');
   ExpectInvalid(r, "request_id: 200 bytes exceed the limit of 128");
