@@ -54,7 +54,7 @@ bool LargerMagnitude(const Attribution& a, const Attribution& b) {
 std::string Reason(const core::RecommendRequest& request, const std::string& item_id,
                    const std::string& country, const std::vector<Attribution>& sorted) {
   for (const Attribution& a : sorted) {
-    if (a.attribution <= 0) break;  // Only a positive reason is a reason.
+    if (a.attribution <= 0) continue;  // Only a positive reason is a reason.
     if (a.kind == FeatureKind::kHistoryEvent) {
       const char* verb = Verb(request.history[a.history_index].event_type);
       if (a.item_id == item_id) return absl::StrCat("you ", verb, " it before");

@@ -131,6 +131,10 @@ TEST(OcclusionTest, AnEventsAttributionIsTheScoreChangeWithoutIt) {
       EXPECT_NEAR(phi[i], item.score - ScoreWithout(*bundle, request, keep, item.item_id), 1e-9);
     }
     non_additive |= std::abs(item.completeness_error) > 1e-6;
+    // The reason comes from the largest positive event, even when a negative one is larger.
+    bool positive_event = false;
+    for (const auto& [index, phi_i] : phi) positive_event |= phi_i > 0;
+    EXPECT_EQ(item.reason.empty(), !positive_event) << item.reason;
   }
   // Leave-one-out effects of a renormalised score do not add up: the error says by how much.
   EXPECT_TRUE(non_additive);
