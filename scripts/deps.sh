@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # Build tools.
-  cmake ninja-build g++ pkg-config
+  cmake ninja-build g++ pkg-config openssl
   # Libraries.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev prometheus-cpp-dev libcpp-httplib-dev nlohmann-json3-dev zlib1g-dev

@@ -12,5 +12,5 @@ if ! ls bundles/*/manifest.json >/dev/null 2>&1; then
   /usr/bin/python3 tools/make_bundle.py --input=data/online-retail-ii/online_retail_ii.csv.gz \
     --out_root=bundles
 fi
-exec ./build/server/recsys_server --bundle=bundles --address=127.0.0.1:50051 \
+exec ./build/server/recsys_server --bundle=bundles --address=127.0.0.1:50051 --plaintext \
   --metrics_port=9464 "$@"

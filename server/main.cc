@@ -23,6 +23,13 @@
 #include "server/server.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "gRPC listen address (host:port)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the gRPC listener (TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: clients must present a certificate it signed (mutual TLS)");
+ABSL_FLAG(bool, plaintext, false,
+          "Serve gRPC without TLS (required when --tls_cert is not given, so that plaintext is "
+          "always a choice)");
 ABSL_FLAG(std::string, metrics_host, "127.0.0.1", "Host of the Prometheus /metrics endpoint");
 ABSL_FLAG(int, metrics_port, 9464, "Port of the /metrics endpoint (0: any free port; -1: off)");
 ABSL_FLAG(std::string, bundle, "bundles",
@@ -69,6 +76,16 @@ int main(int argc, char** argv) {
 
   recsys::server::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  if (options.tls_cert_file.empty() != absl::GetFlag(FLAGS_plaintext)) {
+    std::cerr << (options.tls_cert_file.empty()
+                      ? "error: give --tls_cert and --tls_key (and --tls_client_ca for mutual "
+                        "TLS), or --plaintext to serve gRPC unencrypted\n"
+                      : "error: --plaintext and --tls_cert exclude each other\n");
+    return 1;
+  }
   options.metrics_host = absl::GetFlag(FLAGS_metrics_host);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.bundle_path = absl::GetFlag(FLAGS_bundle);

@@ -45,6 +45,12 @@ struct ServerOptions {
   std::string device = "cpu";
   // Largest request message accepted. Default: 4 MiB.
   int max_receive_message_bytes = 4 << 20;
+  // TLS for the gRPC listener: PEM files of the server's certificate chain and private key; with
+  // tls_client_ca_file too, clients must present a certificate signed by that CA (mutual TLS).
+  // All empty: plaintext. Default: plaintext (main requires --plaintext to say so).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
   // How often a bundle root is checked for a newer version (RecsysServer::ReloadNow); 0 turns
   // the watcher off. Not used when bundle_path is a version directory. Default: 10 s.
   absl::Duration bundle_poll_interval = absl::Seconds(10);
@@ -58,7 +64,8 @@ struct ServerOptions {
 // Thread-safe; Shutdown may be called from any thread, once or more.
 class RecsysServer {
  public:
-  // Errors: the bundle does not load (NOT_FOUND, DATA_LOSS, ...), or a port cannot be bound.
+  // Errors: the bundle does not load (NOT_FOUND, DATA_LOSS, ...), a TLS file cannot be read or
+  // the key pair is incomplete (INVALID_ARGUMENT), or a port cannot be bound.
   static absl::StatusOr<std::unique_ptr<RecsysServer>> Start(const ServerOptions& options);
   ~RecsysServer();
 

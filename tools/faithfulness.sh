@@ -14,7 +14,7 @@ out=docs/faithfulness.md
 bundle=$(./tools/eval_bundle.sh)
 
 log=$(mktemp)
-./build/server/recsys_server --bundle="$bundle" --address=127.0.0.1:0 --metrics_port=-1 \
+./build/server/recsys_server --bundle="$bundle" --address=127.0.0.1:0 --plaintext --metrics_port=-1 \
   2>"$log" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true; rm -f "$log"' EXIT

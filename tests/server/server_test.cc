@@ -3,7 +3,12 @@
 // endpoint scraped over HTTP.
 #include "server/server.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -738,6 +743,145 @@ TEST(ServerReloadTest, NewVersionsSwapInUnderLoadWithoutAFailedRequestAndABroken
   ASSERT_TRUE(scrape);
   EXPECT_EQ(Sample(scrape->body, "recsys_bundle_reloads_total", {"result=\"loaded\""}), 2);
   EXPECT_EQ(Sample(scrape->body, "recsys_bundle_reloads_total", {"result=\"rejected\""}), 1);
+}
+
+// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+struct TestPki {
+  std::string dir, ca, server_cert, server_key, client_cert, client_key;
+};
+
+TestPki MakePki() {
+  TestPki pki;
+  pki.dir = testing::MakeTempDir("pki");
+  const std::string script = absl::StrCat(
+      "cd ", pki.dir, " && set -e && exec >openssl.log 2>&1 && ",
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+      "-subj /CN=test-ca && ",
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=server && ",
+      "printf 'subjectAltName=IP:127.0.0.1' > san.ext && ",
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+      "-extfile san.ext -out server.pem && ",
+      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=client && ",
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+      "-out client.pem");
+  EXPECT_EQ(std::system(script.c_str()), 0) << "openssl failed; see " << pki.dir;
+  auto read = [&](const std::string& name) {
+    std::ifstream in(pki.dir + "/" + name);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  pki.ca = read("ca.pem");
+  pki.server_cert = read("server.pem");
+  pki.server_key = read("server.key");
+  pki.client_cert = read("client.pem");
+  pki.client_key = read("client.key");
+  return pki;
+}
+
+// A GetModelInfo call with `credentials`; its status.
+grpc::Status Call(int port, std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  auto stub = v1::Recommender::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), credentials));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::GetModelInfoResponse info;
+  return stub->GetModelInfo(&context, {}, &info);
+}
+
+TEST(ServerTlsTest, TlsAndMutualTlsAdmitOnlyTheRightClients) {
+  const TestPki pki = MakePki();
+  ASSERT_FALSE(pki.server_cert.empty());
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_port = -1;
+  options.bundle_path = Shared().bundle_root;
+  options.tls_cert_file = pki.dir + "/server.pem";
+  options.tls_key_file = pki.dir + "/server.key";
+  grpc::SslCredentialsOptions trusting;
+  trusting.pem_root_certs = pki.ca;
+  {
+    absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    EXPECT_TRUE(Call((*server)->port(), grpc::SslCredentials(trusting)).ok());
+    EXPECT_FALSE(Call((*server)->port(), grpc::InsecureChannelCredentials()).ok());
+  }
+  options.tls_client_ca_file = pki.dir + "/ca.pem";
+  absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_FALSE(Call((*server)->port(), grpc::SslCredentials(trusting)).ok());  // No client cert.
+  grpc::SslCredentialsOptions with_cert = trusting;
+  with_cert.pem_cert_chain = pki.client_cert;
+  with_cert.pem_private_key = pki.client_key;
+  EXPECT_TRUE(Call((*server)->port(), grpc::SslCredentials(with_cert)).ok());
+
+  options.tls_key_file = pki.dir + "/missing.key";
+  absl::Status s = RecsysServer::Start(options).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("missing.key: cannot read"));
+}
+
+TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
+  const std::string dir = testing::MakeTempDir("sigterm");
+  const std::string log = dir + "/stderr.log";
+  const std::vector<std::string> args = {
+      RECSYS_SERVER_BINARY, "--bundle=" + Shared().bundle_root, "--address=127.0.0.1:0",
+      "--plaintext", "--metrics_port=-1", "--workers=1", "--queue_capacity=256",
+      "--shutdown_grace=30s"};
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::freopen(log.c_str(), "w", stderr);
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int port = 0;
+  for (int i = 0; i < 600 && port == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    std::ifstream in(log);
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    const size_t at = text.find(" on port ");
+    if (at != std::string::npos) port = std::atoi(text.c_str() + at + 9);
+  }
+  ASSERT_GT(port, 0) << "the server did not start; see " << log;
+
+  // Slow requests (KernelSHAP over a long history, one worker) keep the queue busy.
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                     grpc::InsecureChannelCredentials());
+  v1::RecommendRequest request = RealCustomerRequest(kMaxHistory);
+  request.mutable_explain()->set_method(v1::ATTRIBUTION_METHOD_KERNEL_SHAP);
+  request.mutable_explain()->set_samples(1024);
+  request.set_top_k(100);
+  constexpr int kCalls = 120;
+  std::atomic<int> ok{0}, done{0};
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&] {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      v1::RecommendResponse response;
+      if (v1::Recommender::NewStub(channel)->Recommend(&context, request, &response).ok() &&
+          response.items_size() > 0) {
+        ++ok;
+      }
+      ++done;
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // All sent; most wait in the queue.
+  const int done_before_term = done;
+  kill(pid, SIGTERM);
+  for (std::thread& t : callers) t.join();
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_LT(done_before_term, kCalls) << "nothing was in flight: make the requests slower";
+  EXPECT_EQ(ok, kCalls);  // Every accepted call finished, none was cut off.
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  // Gone: a new call is refused.
+  grpc::ClientContext late;
+  late.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::RecommendResponse out;
+  EXPECT_FALSE(v1::Recommender::NewStub(channel)->Recommend(&late, request, &out).ok());
 }
 
 TEST(ServerStartTest, AMissingBundleIsAClearStartUpError) {
