@@ -23,7 +23,8 @@ bool WorkerPool::TrySubmit(std::function<void()> task) {
 
 int WorkerPool::queue_depth() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<int>(queue_.size());
+  // A task handed to an idle thread that has not woken yet is not waiting.
+  return std::max(0, static_cast<int>(queue_.size()) - idle_);
 }
 
 double WorkerPool::load() const {

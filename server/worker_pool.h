@@ -31,7 +31,7 @@ class WorkerPool {
   // or the pool is shutting down.
   bool TrySubmit(std::function<void()> task);
 
-  // Tasks waiting (not yet running).
+  // Tasks waiting for a busy thread (at most queue_capacity).
   int queue_depth() const;
   int queue_capacity() const { return queue_capacity_; }
   // queue_depth() / queue_capacity() in [0, 1] (1 whenever a task waits on a 0-capacity pool).

@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -882,6 +883,94 @@ TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
   late.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   v1::RecommendResponse out;
   EXPECT_FALSE(v1::Recommender::NewStub(channel)->Recommend(&late, request, &out).ok());
+}
+
+TEST(ServerOverloadTest, AFullQueueIsResourceExhaustedAndExpiredCallsAreDroppedUnworked) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_port = 0;
+  options.bundle_path = Shared().bundle_root;
+  options.pipeline.limits.max_history = kMaxHistory;
+  options.workers = 1;
+  options.queue_capacity = 2;
+  absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()),
+                                     grpc::InsecureChannelCredentials());
+  httplib::Client metrics("127.0.0.1", (*server)->metrics_port());
+  // The value of an unlabelled series, or -1.
+  auto sample = [&](const std::string& name) {
+    httplib::Result r = metrics.Get("/metrics");
+    if (!r) return -1.0;
+    for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
+      double value;
+      if (absl::StartsWith(line, name + " ") &&
+          absl::SimpleAtod(line.substr(name.size() + 1), &value)) {
+        return value;
+      }
+    }
+    return -1.0;
+  };
+  v1::RecommendRequest slow = RealCustomerRequest(kMaxHistory);
+  slow.mutable_explain()->set_method(v1::ATTRIBUTION_METHOD_KERNEL_SHAP);
+  slow.mutable_explain()->set_samples(1024);
+  slow.set_top_k(100);
+
+  constexpr int kCalls = 40;
+  std::atomic<int> ok{0}, exhausted{0}, other{0};
+  std::atomic<bool> flooding{true};
+  double deepest = 0;
+  std::thread watcher([&] {  // The queue never grows past its capacity.
+    while (flooding) deepest = std::max(deepest, sample("recsys_queue_depth"));
+  });
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&] {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      v1::RecommendResponse response;
+      grpc::Status status = v1::Recommender::NewStub(channel)->Recommend(&context, slow, &response);
+      if (status.ok()) {
+        ++ok;
+      } else if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                 absl::StrContains(status.error_message(), "queue is full")) {
+        ++exhausted;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  flooding = false;
+  watcher.join();
+  EXPECT_GT(exhausted, 0);
+  EXPECT_GE(ok, 1);
+  EXPECT_EQ(other, 0);
+  EXPECT_EQ(ok + exhausted, kCalls);
+  EXPECT_GE(deepest, 0);  // Scraped.
+  EXPECT_LE(deepest, 2);
+  EXPECT_EQ(sample("recsys_rejected_total"), exhausted);
+
+  // A call whose deadline passes while it waits behind slow ones is dropped without work.
+  std::vector<std::thread> busy;
+  for (int i = 0; i < 2; ++i) {
+    busy.emplace_back([&] {
+      grpc::ClientContext context;
+      v1::RecommendResponse response;
+      (void)v1::Recommender::NewStub(channel)->Recommend(&context, slow, &response);
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(5));
+  grpc::ClientContext hurried;
+  hurried.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(2));
+  v1::RecommendResponse response;
+  EXPECT_EQ(v1::Recommender::NewStub(channel)->Recommend(&hurried, slow, &response).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  for (std::thread& t : busy) t.join();
+  for (int i = 0; i < 100 && sample("recsys_dropped_total") < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_GE(sample("recsys_dropped_total"), 1);
 }
 
 TEST(ServerStartTest, AMissingBundleIsAClearStartUpError) {
