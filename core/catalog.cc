@@ -1,8 +1,10 @@
 #include "core/catalog.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -18,10 +20,13 @@ constexpr absl::string_view kHeader =
 
 Catalog::Catalog(std::vector<ItemInfo> items) : items_(std::move(items)) {
   index_.reserve(items_.size());
+  absl::flat_hash_set<std::string> categories;
   for (size_t i = 0; i < items_.size(); ++i) {
     index_.emplace(items_[i].id, static_cast<ItemIndex>(i));
-    has_categories_ = has_categories_ || !items_[i].category.empty();
+    if (!items_[i].category.empty()) categories.insert(items_[i].category);
   }
+  categories_.assign(categories.begin(), categories.end());
+  std::sort(categories_.begin(), categories_.end());
 }
 
 std::optional<ItemIndex> Catalog::Find(absl::string_view id) const {

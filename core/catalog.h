@@ -45,11 +45,13 @@ class Catalog {
   const ItemInfo& item(ItemIndex index) const { return items_[index]; }
   int32_t size() const { return static_cast<int32_t>(items_.size()); }
   // Whether any item has a category.
-  bool has_categories() const { return has_categories_; }
+  bool has_categories() const { return !categories_.empty(); }
+  // The distinct non-empty categories, sorted.
+  const std::vector<std::string>& categories() const { return categories_; }
 
  private:
   std::vector<ItemInfo> items_;
-  bool has_categories_ = false;
+  std::vector<std::string> categories_;
   absl::flat_hash_map<std::string, ItemIndex> index_;
 };
 

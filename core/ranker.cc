@@ -146,6 +146,19 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
       return absl::FailedPreconditionError(absl::StrCat(
           field, ": bundle ", manifest.version, " has no item categories"));
     }
+    // A category name the bundle does not have is a caller's mistake, not an empty filter.
+    for (const auto* list : {&request.allow_categories, &request.deny_categories}) {
+      for (size_t i = 0; i < list->size(); ++i) {
+        if (!std::binary_search(catalog.categories().begin(), catalog.categories().end(),
+                                (*list)[i])) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              list == &request.allow_categories ? "filters.allow_categories["
+                                                : "filters.deny_categories[",
+              i, "]: unknown category \"", (*list)[i], "\"; this bundle has ",
+              absl::StrJoin(catalog.categories(), ", ")));
+        }
+      }
+    }
   }
 
   // Sources and the weights in effect.

@@ -75,8 +75,8 @@ class Ranker {
   // `now_unix` is the request time when the request's context has none.
   // REQUIRES: `request` passed validation (server/request_validator) and top_k >= 1.
   // Errors: INVALID_ARGUMENT for fusion weights naming an unknown source, or a candidates_only
-  // request none of whose candidates is known; FAILED_PRECONDITION for category options on a
-  // bundle without categories.
+  // request none of whose candidates is known, or a category the bundle does not have;
+  // FAILED_PRECONDITION for category options on a bundle without categories.
   static absl::Status Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
                            RankedList* out, int64_t now_unix = 0);
 };

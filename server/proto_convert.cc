@@ -238,6 +238,8 @@ void ToModelInfo(const core::Bundle& bundle, const PipelineOptions& options,
   pd->set_exclude_history(m.exclude_history_default);
   pd->set_steps(options.default_ig_steps);
   pd->set_samples(options.default_shap_samples);
+  for (const std::string& category : bundle.catalog().categories()) p->add_categories(category);
+  p->set_category_method(m.category_method);
   v1::CfIndexInfo* pc = p->mutable_cf_index();
   pc->set_neighbors_per_item(bundle.cf_index().neighbors_per_item());
   pc->set_total_neighbors(bundle.cf_index().num_neighbors());

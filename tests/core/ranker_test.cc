@@ -320,6 +320,13 @@ TEST(RankerDiversityTest, CategoryAllowAndDenyListsFilterAndCount) {
   }
   EXPECT_GT(allowed.metadata.filtered_counts["category"], 0);
 
+  request.allow_categories = {"bags", "kitchen"};  // A typo is an error, not an empty list.
+  RankedList typo;
+  absl::Status s = Ranker::Rank(*real.bundle, request, 10, &typo);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("filters.allow_categories[1]: unknown category \"kitchen\"; "
+                                     "this bundle has bags, candles & lighting"));
+
   request.allow_categories.clear();
   request.deny_categories = {"kitchen & dining"};
   RankedList denied;

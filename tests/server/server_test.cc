@@ -415,6 +415,9 @@ TEST_F(ServerTest, GetModelInfoDescribesTheServedBundle) {
   EXPECT_EQ(info.cf_index().neighbors_per_item(), 100);
   ASSERT_EQ(info.sources_size(), 2);
   EXPECT_EQ(info.sources(0).name(), "cf");
+  EXPECT_EQ(info.category_method(), "description-keywords-v1");
+  EXPECT_THAT(info.categories(), Contains("kitchen & dining"));
+  EXPECT_TRUE(std::is_sorted(info.categories().begin(), info.categories().end()));
 }
 
 TEST_F(ServerTest, HealthCheckSaysServingForTheServerAndTheService) {
