@@ -13,19 +13,8 @@ cases=${CASES:-300}
 out=docs/faithfulness.md
 bundle=$(./tools/eval_bundle.sh)
 
-log=$(mktemp)
-./build/server/recsys_server --bundle="$bundle" --address=127.0.0.1:0 --plaintext --metrics_port=-1 \
-  2>"$log" &
-server=$!
-trap 'kill -TERM $server 2>/dev/null || true; rm -f "$log"' EXIT
-port=""
-for _ in $(seq 1 300); do
-  port=$(sed -n 's/.* on port \([0-9]*\),.*/\1/p' "$log")
-  [[ -n $port ]] && break
-  kill -0 $server 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.2
-done
-[[ -n $port ]] || { echo "error: the server did not start" >&2; exit 1; }
+source tools/lib/serve.sh
+start_server --bundle="$bundle"
 
 faithfulness() {
   ./build/tools/recsys_faithfulness --address=127.0.0.1:"$port" --input="$input" \

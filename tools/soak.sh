@@ -12,19 +12,8 @@ if ! ls bundles/*/manifest.json >/dev/null 2>&1; then
 fi
 seconds=${SOAK_SECONDS:-180}
 out=docs/soak.md
-log=$(mktemp)
-./build/server/recsys_server --bundle=bundles --address=127.0.0.1:0 --plaintext \
-  --metrics_port=-1 2>"$log" &
-server=$!
-trap 'kill -TERM $server 2>/dev/null || true; rm -f "$log"' EXIT
-port=""
-for _ in $(seq 1 600); do
-  port=$(sed -n 's/.* on port \([0-9]*\),.*/\1/p' "$log")
-  [[ -n $port ]] && break
-  kill -0 $server 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.2
-done
-[[ -n $port ]] || { echo "error: the server did not start" >&2; exit 1; }
+source tools/lib/serve.sh
+start_server --bundle=bundles
 
 status=0
 report=$(./build/tools/recsys_soak --address=127.0.0.1:"$port" --pid=$server \
@@ -32,7 +21,7 @@ report=$(./build/tools/recsys_soak --address=127.0.0.1:"$port" --pid=$server \
 kill -TERM $server
 exit_code=0
 wait $server || exit_code=$?
-trap 'rm -f "$log"' EXIT
+trap - EXIT
 {
   echo "# Soak test"
   echo

@@ -19,9 +19,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "absl/strings/str_split.h"
 #include "core/bundle_builder.h"
 #include "core/retail_data.h"
 #include "gmock/gmock.h"
@@ -40,10 +40,10 @@
 namespace recsys::server {
 namespace {
 
-using ::testing::Contains;
-using ::testing::HasSubstr;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
+using ::testing::Contains;
+using ::testing::HasSubstr;
 
 constexpr int kMaxHistory = 50;
 
@@ -71,11 +71,24 @@ const SharedData& Shared() {
   return *shared;
 }
 
-std::unique_ptr<RecsysServer> StartServer() {
+// Options for a server on a free loopback port, without a metrics endpoint.
+ServerOptions LoopbackOptions(const std::string& bundle_path) {
   ServerOptions options;
   options.address = "127.0.0.1:0";
+  options.metrics_port = -1;
+  options.bundle_path = bundle_path;
+  return options;
+}
+
+// A plaintext channel to `server`.
+std::shared_ptr<grpc::Channel> ChannelTo(const RecsysServer& server) {
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()),
+                             grpc::InsecureChannelCredentials());
+}
+
+std::unique_ptr<RecsysServer> StartServer() {
+  ServerOptions options = LoopbackOptions(Shared().bundle_root);
   options.metrics_port = 0;
-  options.bundle_path = Shared().bundle_root;
   options.pipeline.limits.max_history = kMaxHistory;
   absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
   EXPECT_TRUE(server.ok()) << server.status();
@@ -256,8 +269,8 @@ grpc::Status SendRawRecommend(grpc::Channel* channel, const std::string& bytes) 
 
 TEST_F(ServerTest, BytesThatAreNoRequestAreInvalidArgumentSayingSo) {
   // Not protobuf at all; then a request_id (field 1) that is not UTF-8.
-  for (const std::string& bytes : {std::string("\xff\xff\xff\xff", 4),
-                                   std::string("\x0a\x02\xc3\x28", 4)}) {
+  for (const std::string& bytes :
+       {std::string("\xff\xff\xff\xff", 4), std::string("\x0a\x02\xc3\x28", 4)}) {
     grpc::Status status = SendRawRecommend(channel_->get(), bytes);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(status.error_message(), HasSubstr("not a recsys.v1.RecommendRequest"));
@@ -407,8 +420,7 @@ TEST_F(ScenarioTest, FiltersHoldAndSayWhatTheyRemoved) {
 TEST_F(ServerTest, GetModelInfoDescribesTheServedBundle) {
   grpc::ClientContext context;
   v1::GetModelInfoResponse info;
-  ASSERT_TRUE(
-      v1::Recommender::NewStub(*channel_)->GetModelInfo(&context, {}, &info).ok());
+  ASSERT_TRUE(v1::Recommender::NewStub(*channel_)->GetModelInfo(&context, {}, &info).ok());
   EXPECT_EQ(info.bundle_version(), "20240101T000000Z");
   EXPECT_EQ(info.catalog_size(), 3755);
   EXPECT_EQ(info.limits().max_history(), kMaxHistory);
@@ -481,7 +493,8 @@ class ReflectionClient {
     std::vector<grpc::Slice> slices;
     reply.Dump(&slices);
     std::string bytes;
-    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    for (const grpc::Slice& s : slices)
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
     std::unique_ptr<google::protobuf::Message> response(
         factory_.GetPrototype(response_type_)->New());
     if (!response->ParseFromString(bytes)) return nullptr;
@@ -504,7 +517,8 @@ TEST_F(ServerTest, ReflectionListsAndDescribesTheServices) {
   const google::protobuf::Message& list = listed->GetReflection()->GetMessage(*listed, list_field);
   const auto* service_field = list.GetDescriptor()->FindFieldByName("service");
   for (int i = 0; i < list.GetReflection()->FieldSize(list, service_field); ++i) {
-    const google::protobuf::Message& s = list.GetReflection()->GetRepeatedMessage(list, service_field, i);
+    const google::protobuf::Message& s =
+        list.GetReflection()->GetRepeatedMessage(list, service_field, i);
     names.push_back(s.GetReflection()->GetString(s, s.GetDescriptor()->FindFieldByName("name")));
   }
   EXPECT_THAT(names, Contains("recsys.v1.Recommender"));
@@ -514,8 +528,7 @@ TEST_F(ServerTest, ReflectionListsAndDescribesTheServices) {
   // grpcurl can describe Health only if its descriptor is registered: ask for the file.
   for (const char* symbol : {"grpc.health.v1.Health", "recsys.v1.RecommendRequest"}) {
     SCOPED_TRACE(symbol);
-    std::unique_ptr<google::protobuf::Message> file =
-        client.Ask("file_containing_symbol", symbol);
+    std::unique_ptr<google::protobuf::Message> file = client.Ask("file_containing_symbol", symbol);
     ASSERT_NE(file, nullptr);
     const auto* fd_field = file->GetDescriptor()->FindFieldByName("file_descriptor_response");
     EXPECT_TRUE(file->GetReflection()->HasField(*file, fd_field)) << file->DebugString();
@@ -524,8 +537,7 @@ TEST_F(ServerTest, ReflectionListsAndDescribesTheServices) {
 
 TEST_F(ServerTest, MetricsCountEachRequestByMethodAndCode) {
   const std::vector<std::string> ok_labels = {"method=\"Recommend\"", "code=\"OK\""};
-  const std::vector<std::string> bad_labels = {"method=\"Recommend\"",
-                                               "code=\"INVALID_ARGUMENT\""};
+  const std::vector<std::string> bad_labels = {"method=\"Recommend\"", "code=\"INVALID_ARGUMENT\""};
   const std::string before = ScrapeMetrics();
   const double ok_before = Sample(before, "recsys_requests_total", ok_labels);
   const double bad_before = Sample(before, "recsys_requests_total", bad_labels);
@@ -574,18 +586,15 @@ TEST(ServerShutdownTest, HealthWatchSeesNotServingThenTheStreamEnds) {
   v1::RecommendResponse out;
   grpc::ClientContext late;
   late.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  EXPECT_FALSE(v1::Recommender::NewStub(channel)->Recommend(&late, RealCustomerRequest(5), &out).ok());
+  EXPECT_FALSE(
+      v1::Recommender::NewStub(channel)->Recommend(&late, RealCustomerRequest(5), &out).ok());
 }
 
 TEST(ServerModelsTest, EveryResponseShowsCfCnnAndRnn) {
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
-  options.metrics_port = -1;
-  options.bundle_path = testing::MakeTinyModelBundleDir();
+  ServerOptions options = LoopbackOptions(testing::MakeTinyModelBundleDir());
   absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto stub = v1::Recommender::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+  auto stub = v1::Recommender::NewStub(ChannelTo(**server));
   v1::RecommendRequest request;
   request.add_history()->set_item_id("21A");
   request.add_history()->set_item_id("21D");
@@ -617,14 +626,10 @@ TEST(ServerModelsTest, EveryResponseShowsCfCnnAndRnn) {
 }
 
 TEST(ServerModelsTest, OcclusionOfAnEventIsTheScoreChangeOfTheRequestWithoutIt) {
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
-  options.metrics_port = -1;
-  options.bundle_path = testing::MakeTinyModelBundleDir();
+  ServerOptions options = LoopbackOptions(testing::MakeTinyModelBundleDir());
   absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto stub = v1::Recommender::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+  auto stub = v1::Recommender::NewStub(ChannelTo(**server));
   auto recommend = [&](const v1::RecommendRequest& request) {
     grpc::ClientContext context;
     v1::RecommendResponse response;
@@ -675,15 +680,12 @@ TEST(ServerReloadTest, NewVersionsSwapInUnderLoadWithoutAFailedRequestAndABroken
     ASSERT_TRUE(core::BuildCfBundle(options).ok());  // Appears atomically (a rename).
   };
   build("v1");
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
+  ServerOptions options = LoopbackOptions(root);
   options.metrics_port = 0;
-  options.bundle_path = root;
   options.bundle_poll_interval = absl::Milliseconds(20);
   absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()),
-                                     grpc::InsecureChannelCredentials());
+  auto channel = ChannelTo(**server);
 
   // Four callers send requests back to back for the whole test.
   std::atomic<bool> stop{false};
@@ -794,10 +796,7 @@ grpc::Status Call(int port, std::shared_ptr<grpc::ChannelCredentials> credential
 TEST(ServerTlsTest, TlsAndMutualTlsAdmitOnlyTheRightClients) {
   const TestPki pki = MakePki();
   ASSERT_FALSE(pki.server_cert.empty());
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
-  options.metrics_port = -1;
-  options.bundle_path = Shared().bundle_root;
+  ServerOptions options = LoopbackOptions(Shared().bundle_root);
   options.tls_cert_file = pki.dir + "/server.pem";
   options.tls_key_file = pki.dir + "/server.key";
   grpc::SslCredentialsOptions trusting;
@@ -827,9 +826,10 @@ TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
   const std::string dir = testing::MakeTempDir("sigterm");
   const std::string log = dir + "/stderr.log";
   const std::vector<std::string> args = {
-      RECSYS_SERVER_BINARY, "--bundle=" + Shared().bundle_root, "--address=127.0.0.1:0",
-      "--plaintext", "--metrics_port=-1", "--workers=1", "--queue_capacity=256",
-      "--shutdown_grace=30s"};
+      RECSYS_SERVER_BINARY,    "--bundle=" + Shared().bundle_root,
+      "--address=127.0.0.1:0", "--plaintext",
+      "--metrics_port=-1",     "--workers=1",
+      "--queue_capacity=256",  "--shutdown_grace=30s"};
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -851,8 +851,8 @@ TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
   ASSERT_GT(port, 0) << "the server did not start; see " << log;
 
   // Slow requests (KernelSHAP over a long history, one worker) keep the queue busy.
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                     grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   v1::RecommendRequest request = RealCustomerRequest(kMaxHistory);
   request.mutable_explain()->set_method(v1::ATTRIBUTION_METHOD_KERNEL_SHAP);
   request.mutable_explain()->set_samples(1024);
@@ -889,17 +889,14 @@ TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
 }
 
 TEST(ServerOverloadTest, AFullQueueIsResourceExhaustedAndExpiredCallsAreDroppedUnworked) {
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
+  ServerOptions options = LoopbackOptions(Shared().bundle_root);
   options.metrics_port = 0;
-  options.bundle_path = Shared().bundle_root;
   options.pipeline.limits.max_history = kMaxHistory;
   options.workers = 1;
   options.queue_capacity = 2;
   absl::StatusOr<std::unique_ptr<RecsysServer>> server = RecsysServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()),
-                                     grpc::InsecureChannelCredentials());
+  auto channel = ChannelTo(**server);
   httplib::Client metrics("127.0.0.1", (*server)->metrics_port());
   // The value of an unlabelled series, or -1.
   auto sample = [&](const std::string& name) {
@@ -977,10 +974,7 @@ TEST(ServerOverloadTest, AFullQueueIsResourceExhaustedAndExpiredCallsAreDroppedU
 }
 
 TEST(ServerStartTest, AMissingBundleIsAClearStartUpError) {
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
-  options.metrics_port = -1;
-  options.bundle_path = testing::MakeTempDir("empty_root");
+  ServerOptions options = LoopbackOptions(testing::MakeTempDir("empty_root"));
   absl::Status s = RecsysServer::Start(options).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(s.message(), HasSubstr("no manifest.json"));
