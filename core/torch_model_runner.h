@@ -13,8 +13,12 @@ namespace recsys::core {
 // is FAILED_PRECONDITION. Never falls back to another device.
 absl::Status CheckTorchDevice(const std::string& device);
 
-// Sets LibTorch's intra-op and inter-op thread counts. Call once, before any model loads.
+// Sets LibTorch's intra-op and inter-op thread counts, and OpenBLAS's thread count (when the
+// BLAS is OpenBLAS) to intra_op. Call once, before any model loads.
 void SetTorchThreads(int intra_op, int inter_op);
+
+// OpenBLAS's thread count, or -1 when the BLAS is not OpenBLAS.
+int BlasThreads();
 
 // A ModelLoader for TorchScript files on `device`: loads the module, checks that it has
 // embed / encode / item_table / item_bias, and runs a warm-up request to check every shape

@@ -168,7 +168,7 @@ absl::StatusOr<core::RecommendResponse> RecommendPipeline::Run(
   if (settings.method == AttributionMethod::kCfExact && !bundle.models().empty()) {
     absl::StrAppend(&note,
                     note.empty() ? "model sources are not attributed by this method (ask for "
-                                   "ATTRIBUTION_METHOD_INTEGRATED_GRADIENTS)"
+                                   "a model method, e.g. ATTRIBUTION_METHOD_OCCLUSION)"
                                  : "",
                     "; each item's completeness_error holds the models' share of score - "
                     "baseline_score");

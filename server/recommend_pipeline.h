@@ -27,10 +27,9 @@ struct PipelineOptions {
   // Request-queue fill (waiting / capacity) from which model attribution is skipped and only
   // the exact sources are explained. Default: 0.5.
   double degrade_load = 0.5;
-  // Method used when the request leaves it unspecified. Default: gradient x input: exact for
-  // cf and pop, one batched backward pass for the models, so the attributions add up but for
-  // the models' curvature (docs/explanations.md says why this one).
-  core::AttributionMethod default_method = core::AttributionMethod::kGradientXInput;
+  // Method used when the request leaves it unspecified. Default: the exact sources (cf, pop),
+  // the one method within the latency budget of default explanations (docs/explanations.md).
+  core::AttributionMethod default_method = core::AttributionMethod::kCfExact;
 };
 
 // The whole request path at the domain level: validate, rank, explain the returned items, all

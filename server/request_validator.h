@@ -24,9 +24,10 @@ struct RequestLimits {
 };
 
 // Checks every field of `request` against `limits` and basic sanity (non-empty ids; numbers
-// finite and at most 1e9 in magnitude; times between 1970 and 9999; ranges). Returns INVALID_ARGUMENT naming the first bad field and the limit, e.g.
-// "history[3].item_id: empty" or "top_k: 5000 exceeds the limit of 100". Does not consult the
-// bundle: unknown ids are not errors. Thread-safe.
+// finite and at most 1e9 in magnitude; times between 1970 and 9999; ranges). Returns
+// INVALID_ARGUMENT naming the first bad field and the limit, e.g. "history[3].item_id: empty"
+// or "top_k: 5000 exceeds the limit of 100". Does not consult the bundle: unknown ids are not
+// errors. Thread-safe.
 absl::Status ValidateRequest(const core::RecommendRequest& request, const RequestLimits& limits);
 
 }  // namespace recsys::server

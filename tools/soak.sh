@@ -26,7 +26,7 @@ trap - EXIT
   echo "# Soak test"
   echo
   echo "Produced by \`tools/soak.sh\` on $(date -u +%Y-%m-%d): \`recsys_server\` with its defaults"
-  echo "(2 workers, 1 LibTorch thread each, gradient x input explanations) serving the default"
+  echo "(2 workers, 1 LibTorch and 1 OpenBLAS thread each, default explanations) serving the default"
   echo "bundle on loopback, and \`build/tools/recsys_soak\` with 4 closed-loop callers replaying"
   echo "the last 20 purchases of the vendored sample's customers; every 7th request is a new"
   echo "shopper (empty history), every 10th asks for KernelSHAP, every 13th is invalid (top_k"

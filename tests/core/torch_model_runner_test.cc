@@ -180,6 +180,12 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(TorchThreadsTest, OpenBlasGetsTheIntraOpBudget) {
+  SetTorchThreads(1, 1);
+  const int blas = BlasThreads();
+  if (blas != -1) EXPECT_EQ(blas, 1);  // -1: the BLAS is not OpenBLAS (nothing to set).
+}
+
 TEST(TorchDeviceTest, CudaIsAClearErrorWhereItIsUnavailableAndNamesAreChecked) {
   EXPECT_TRUE(CheckTorchDevice("cpu").ok());
   EXPECT_EQ(CheckTorchDevice("gpu").code(), absl::StatusCode::kInvalidArgument);
