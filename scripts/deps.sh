@@ -14,8 +14,8 @@ packages=(
   libtorch-dev libopenblas0-pthread
   # Tests and benchmarks; clang and its runtimes for the sanitizer and fuzz build.
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  # Offline training and export (tools/), matching libtorch-dev 1.13.
-  python3-torch
+  # Offline training and export (tools/), matching libtorch-dev 1.13; plots for docs/.
+  python3-torch python3-matplotlib
 )
 
 missing=()
