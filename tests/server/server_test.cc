@@ -951,24 +951,27 @@ TEST(ServerOverloadTest, AFullQueueIsResourceExhaustedAndExpiredCallsAreDroppedU
   EXPECT_LE(deepest, 2);
   EXPECT_EQ(sample("recsys_rejected_total"), exhausted);
 
-  // A call whose deadline passes while it waits behind slow ones is dropped without work.
-  std::vector<std::thread> busy;
-  for (int i = 0; i < 2; ++i) {
-    busy.emplace_back([&] {
-      grpc::ClientContext context;
-      v1::RecommendResponse response;
-      (void)v1::Recommender::NewStub(channel)->Recommend(&context, slow, &response);
-    });
-  }
-  absl::SleepFor(absl::Milliseconds(5));
-  grpc::ClientContext hurried;
-  hurried.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(2));
-  v1::RecommendResponse response;
-  EXPECT_EQ(v1::Recommender::NewStub(channel)->Recommend(&hurried, slow, &response).error_code(),
-            grpc::StatusCode::DEADLINE_EXCEEDED);
-  for (std::thread& t : busy) t.join();
-  for (int i = 0; i < 100 && sample("recsys_dropped_total") < 1; ++i) {
-    absl::SleepFor(absl::Milliseconds(20));
+  // A call whose deadline passes while it waits behind slow ones is dropped without work. It
+  // must reach the server before its deadline and expire in the queue, so a few deadlines are
+  // tried, shortest first (on a loaded machine the short ones expire on the client already).
+  for (int deadline_ms : {3, 6, 12, 25}) {
+    std::vector<std::thread> busy;
+    for (int i = 0; i < 2; ++i) {
+      busy.emplace_back([&] {
+        grpc::ClientContext context;
+        v1::RecommendResponse response;
+        (void)v1::Recommender::NewStub(channel)->Recommend(&context, slow, &response);
+      });
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+    grpc::ClientContext hurried;
+    hurried.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(deadline_ms));
+    v1::RecommendResponse response;
+    (void)v1::Recommender::NewStub(channel)->Recommend(&hurried, slow, &response);
+    for (std::thread& t : busy) t.join();
+    absl::SleepFor(absl::Milliseconds(50));  // The worker has reached the expired call.
+    if (sample("recsys_dropped_total") >= 1) break;
   }
   EXPECT_GE(sample("recsys_dropped_total"), 1);
 }
