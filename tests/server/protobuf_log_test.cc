@@ -31,12 +31,12 @@ TEST(ProtobufLogTest, AFloodOfInvalidUtf8IsCutToTheBurstAndCounted) {
   EXPECT_EQ(ProtobufLogLinesDropped() - dropped_before, 47);
 
   // Once tokens come back, the next line reports what was dropped.
-  LimitProtobufLogging(1, absl::Milliseconds(1));
+  LimitProtobufLogging(1, absl::Milliseconds(200));
   ::testing::internal::CaptureStderr();
   v1::RecommendRequest request;
   EXPECT_FALSE(request.ParseFromString(not_utf8));
   EXPECT_FALSE(request.ParseFromString(not_utf8));  // Dropped: the burst is 1.
-  absl::SleepFor(absl::Milliseconds(5));
+  absl::SleepFor(absl::Milliseconds(300));
   EXPECT_FALSE(request.ParseFromString(not_utf8));
   EXPECT_THAT(::testing::internal::GetCapturedStderr(),
               ::testing::HasSubstr("(1 similar lines dropped before this one)"));
