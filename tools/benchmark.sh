@@ -7,14 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh >/dev/null
-if ! ls bundles/*/manifest.json >/dev/null 2>&1; then
-  /usr/bin/python3 tools/make_bundle.py --input=data/online-retail-ii/online_retail_ii.csv.gz \
-    --out_root=bundles >&2
-fi
+source tools/lib/serve.sh
+ensure_default_bundle
 mkdir -p docs/performance
 results=docs/performance/loadgen.jsonl
 : >"$results"
-source tools/lib/serve.sh
 start_server --bundle=bundles
 run() {
   ./build/tools/recsys_loadgen --address=127.0.0.1:"$port" --warmup=2s "$@" | tee -a "$results" |

@@ -6,13 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh >/dev/null
-if ! ls bundles/*/manifest.json >/dev/null 2>&1; then
-  /usr/bin/python3 tools/make_bundle.py --input=data/online-retail-ii/online_retail_ii.csv.gz \
-    --out_root=bundles >&2
-fi
+source tools/lib/serve.sh
+ensure_default_bundle
 seconds=${SOAK_SECONDS:-180}
 out=docs/soak.md
-source tools/lib/serve.sh
 start_server --bundle=bundles
 
 status=0

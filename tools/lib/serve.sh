@@ -1,4 +1,14 @@
-# Sourced by tools/*.sh. start_server ARGS... starts build/server/recsys_server on a free
+# Sourced by tools/*.sh.
+
+# Builds the default bundle into bundles/ (as scripts/run_server.sh does) when there is none.
+ensure_default_bundle() {
+  if ! ls bundles/*/manifest.json >/dev/null 2>&1; then
+    /usr/bin/python3 tools/make_bundle.py --input=data/online-retail-ii/online_retail_ii.csv.gz \
+      --out_root=bundles >&2
+  fi
+}
+
+# start_server ARGS... starts build/server/recsys_server on a free
 # loopback port (plaintext, no metrics endpoint) with ARGS, waits until it serves, and sets
 # $server (its pid) and $port; an EXIT trap stops it.
 start_server() {
