@@ -40,8 +40,8 @@ struct PathAttribution {
   std::vector<double> event;          // [L] item part per position (0 for padding).
   std::vector<double> event_feature;  // [L * E]
   std::vector<double> context;        // [C]
-  double score = 0.0;                 // f(x): the target's score for the input.
-  double baseline = 0.0;              // f(b): its score for the baseline.
+  double baseline = 0.0;              // f(b): the target's score for the baseline. f(x) is the
+                                      // score ScoreAll gives the input.
 };
 
 // A sequential recommender of a bundle, behind the model contract of tools/recsys_models.py:

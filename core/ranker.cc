@@ -224,15 +224,19 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     std::vector<float> scores;
     if (absl::Status s = model->ScoreAll(input, &scores); !s.ok()) return s;
     if (!request.candidates_only) {
-      std::vector<ItemIndex> order(scores.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<ItemIndex>(i);
+      // The model's best kModelCandidates items: a selection over (score, item) pairs, which
+      // sit next to each other in memory (an index array compared through `scores` made the
+      // selection ~5% of a request's CPU time).
+      std::vector<std::pair<float, ItemIndex>> order(scores.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = {scores[i], static_cast<ItemIndex>(i)};
       const size_t m = std::min<size_t>(kModelCandidates, order.size());
       std::nth_element(order.begin(), order.begin() + m, order.end(),
-                       [&](ItemIndex a, ItemIndex b) {
-                         return scores[a] != scores[b] ? scores[a] > scores[b] : a < b;
+                       [](const std::pair<float, ItemIndex>& a,
+                          const std::pair<float, ItemIndex>& b) {
+                         return a.first != b.first ? a.first > b.first : a.second < b.second;
                        });
       // An item that no history event links to has a CF raw score of exactly 0.
-      for (size_t i = 0; i < m; ++i) cf_raw.try_emplace(order[i], 0.0);
+      for (size_t i = 0; i < m; ++i) cf_raw.try_emplace(order[i].second, 0.0);
     }
     out->model_inputs.push_back(std::move(input));
     out->model_scores.push_back(std::move(scores));
@@ -310,7 +314,8 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     const ItemInfo& info = catalog.item(i);
     if (excluded.contains(i)) return "exclude";
     if (exclude_history && history_set.contains(i)) return "history";
-    if ((!allow.empty() && !allow.contains(info.category)) || deny.contains(info.category)) {
+    if ((!allow.empty() && !allow.contains(info.category)) ||
+        (!deny.empty() && deny.contains(info.category))) {
       return "category";
     }
     if ((request.min_price && info.price < *request.min_price) ||

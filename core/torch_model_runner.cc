@@ -20,13 +20,13 @@ namespace {
 class TorchModelRunner final : public ModelRunner {
  public:
   TorchModelRunner(std::string name, ModelShape shape, std::string device,
-                   torch::jit::Module module, torch::Tensor table_t, torch::Tensor bias)
+                   torch::jit::Module module, torch::Tensor table, torch::Tensor bias)
       : name_(std::move(name)),
         shape_(shape),
         device_name_(std::move(device)),
         device_(device_name_),
         module_(std::move(module)),
-        table_t_(std::move(table_t)),
+        table_(std::move(table)),
         bias_(std::move(bias)) {}
 
   const std::string& name() const override { return name_; }
@@ -40,7 +40,9 @@ class TorchModelRunner final : public ModelRunner {
     try {
       c10::InferenceMode guard;
       torch::Tensor user = Encode(input);
-      torch::Tensor logits = torch::addmm(bias_, user, table_t_).squeeze(0).to(torch::kCPU)
+      // A matrix-vector product reads the [N, D] table once, row by row; addmm against the
+      // transposed table made BLAS pack (copy) the table on every call.
+      torch::Tensor logits = torch::addmv(bias_, table_, user.squeeze(0)).to(torch::kCPU)
                                  .contiguous();
       scores->assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
       return absl::OkStatus();
@@ -89,7 +91,7 @@ class TorchModelRunner final : public ModelRunner {
       torch::Tensor index = torch::tensor(std::vector<int64_t>(targets.begin(), targets.end()),
                                           cpu_long).to(device_);
       torch::Tensor logits = torch::addmm(bias_.index_select(0, index), user,
-                                          table_t_.index_select(1, index))
+                                          table_.index_select(0, index).t())
                                  .to(torch::kCPU).contiguous();  // [B, K]
       scores->assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
       return absl::OkStatus();
@@ -143,7 +145,7 @@ class TorchModelRunner final : public ModelRunner {
       {
         torch::AutoGradMode enable(true);
         torch::Tensor user = module.get_method("encode")({path, mask, context}).toTensor();
-        torch::Tensor logits = (user * table_t_.t().index_select(0, rows)).sum(1) +
+        torch::Tensor logits = (user * table_.index_select(0, rows)).sum(1) +
                                bias_.index_select(0, rows);                   // [S*K]
         std::vector<torch::Tensor> grads =
             torch::autograd::grad({logits.sum()}, {path, context});
@@ -174,17 +176,17 @@ class TorchModelRunner final : public ModelRunner {
           a.context.assign(cv.data_ptr<float>(), cv.data_ptr<float>() + C);
         }
       }
-      // f at the start of the path (the baseline embedding under the request's mask).
-      torch::Tensor start_user = module.get_method("encode")({e_base, x.mask,
-                                                             torch::zeros_like(x.context)})
-                                     .toTensor();
-      torch::Tensor start = torch::addmm(bias_, start_user, table_t_).squeeze(0).to(torch::kCPU);
+      // f at the start of the path (the baseline embedding under the request's mask, zero
+      // context), for the targets only; f(x) is the ranker's ScoreAll score.
+      torch::Tensor start_user =
+          module.get_method("encode")({e_base, x.mask, torch::zeros_like(x.context)}).toTensor();
+      torch::Tensor start = torch::addmv(bias_.index_select(0, target_index),
+                                         table_.index_select(0, target_index), start_user[0])
+                                .to(torch::kCPU)
+                                .contiguous();                                 // [K]
       for (int64_t k = 0; k < K; ++k) {
-        (*out)[out->size() - K + k].baseline = start[targets[k]].item<float>();
+        (*out)[out->size() - K + k].baseline = start.data_ptr<float>()[k];
       }
-      std::vector<float> scores;
-      if (absl::Status s = ScoreAll(input, &scores); !s.ok()) return s;
-      for (int64_t k = 0; k < K; ++k) (*out)[out->size() - K + k].score = scores[targets[k]];
       return absl::OkStatus();
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat(name_, ": attribution: ", e.what_without_backtrace()));
@@ -234,7 +236,7 @@ class TorchModelRunner final : public ModelRunner {
   const std::string device_name_;
   const torch::Device device_;
   const torch::jit::Module module_;
-  const torch::Tensor table_t_;  // item_table()^T, [H, N], computed once.
+  const torch::Tensor table_;  // item_table(), [N, D], contiguous float.
   const torch::Tensor bias_;     // [N]
   std::vector<float> baseline_scores_;
 };
@@ -325,7 +327,7 @@ ModelLoader TorchScriptLoader(const std::string& device) {
                                   shape.num_items, "]"));
       }
       auto runner = std::make_unique<TorchModelRunner>(
-          spec.name, shape, device, module, table.t().contiguous().to(torch::kFloat),
+          spec.name, shape, device, module, table.contiguous().to(torch::kFloat),
           bias.contiguous().to(torch::kFloat));
       // Warm-up: an empty history with a neutral context exercises every method and shape.
       ModelInput input;

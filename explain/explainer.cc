@@ -255,7 +255,7 @@ std::string ExplainItems(const core::Bundle& bundle, const core::RecommendReques
                                   bundle.models()[m]->shape(), path);
           double sum = 0.0;
           for (const Attribution& a : own) sum += a.attribution;
-          source.completeness_error = sum - (path.score - path.baseline);
+          source.completeness_error = sum - (source.raw_score - path.baseline);
           // The path starts from the baseline under the request's mask; the ranker's baseline
           // (an empty history) is the same for models whose padding embeds to 0, as trained
           // ones do. Use the path's, so that the fused attributions add up exactly.

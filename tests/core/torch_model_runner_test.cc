@@ -183,7 +183,9 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
 TEST(TorchThreadsTest, OpenBlasGetsTheIntraOpBudget) {
   SetTorchThreads(1, 1);
   const int blas = BlasThreads();
-  if (blas != -1) EXPECT_EQ(blas, 1);  // -1: the BLAS is not OpenBLAS (nothing to set).
+  if (blas != -1) {  // -1: the BLAS is not OpenBLAS (nothing to set).
+    EXPECT_EQ(blas, 1);
+  }
 }
 
 TEST(TorchDeviceTest, CudaIsAClearErrorWhereItIsUnavailableAndNamesAreChecked) {
