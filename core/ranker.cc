@@ -224,19 +224,29 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     std::vector<float> scores;
     if (absl::Status s = model->ScoreAll(input, &scores); !s.ok()) return s;
     if (!request.candidates_only) {
-      // The model's best kModelCandidates items: a selection over (score, item) pairs, which
-      // sit next to each other in memory (an index array compared through `scores` made the
-      // selection ~5% of a request's CPU time).
-      std::vector<std::pair<float, ItemIndex>> order(scores.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = {scores[i], static_cast<ItemIndex>(i)};
-      const size_t m = std::min<size_t>(kModelCandidates, order.size());
-      std::nth_element(order.begin(), order.begin() + m, order.end(),
-                       [](const std::pair<float, ItemIndex>& a,
-                          const std::pair<float, ItemIndex>& b) {
-                         return a.first != b.first ? a.first > b.first : a.second < b.second;
-                       });
+      // The model's best kModelCandidates items, in one pass with a heap of the best so far
+      // whose top is the worst of them: most items lose one comparison with it. (nth_element
+      // over an index array was ~6% of a request's CPU time.)
+      using Entry = std::pair<float, ItemIndex>;
+      auto better = [](const Entry& a, const Entry& b) {
+        return a.first != b.first ? a.first > b.first : a.second < b.second;
+      };
+      const size_t m = std::min<size_t>(kModelCandidates, scores.size());
+      std::vector<Entry> best;
+      best.reserve(m);
+      for (size_t i = 0; i < scores.size(); ++i) {
+        const Entry e{scores[i], static_cast<ItemIndex>(i)};
+        if (best.size() < m) {
+          best.push_back(e);
+          std::push_heap(best.begin(), best.end(), better);
+        } else if (better(e, best.front())) {
+          std::pop_heap(best.begin(), best.end(), better);
+          best.back() = e;
+          std::push_heap(best.begin(), best.end(), better);
+        }
+      }
       // An item that no history event links to has a CF raw score of exactly 0.
-      for (size_t i = 0; i < m; ++i) cf_raw.try_emplace(order[i].second, 0.0);
+      for (const Entry& e : best) cf_raw.try_emplace(e.second, 0.0);
     }
     out->model_inputs.push_back(std::move(input));
     out->model_scores.push_back(std::move(scores));
