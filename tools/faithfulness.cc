@@ -25,6 +25,7 @@
 #include "core/retail_data.h"
 #include "grpcpp/grpcpp.h"
 #include "recsys/v1/recommender.grpc.pb.h"
+#include "tools/heldout.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "Server address");
 ABSL_FLAG(std::string, input, "data/online-retail-ii/online_retail_ii.csv.gz",
@@ -144,17 +145,8 @@ int main(int argc, char** argv) {
   for (size_t c = 0; c < cases.size(); ++c) {
     if (c % 50 == 0) std::cerr << "case " << c << " / " << cases.size() << "\n";
     const recsys::core::EvalCase& ec = cases[c];
-    v1::RecommendRequest request;
+    v1::RecommendRequest request = recsys::tools::ToRequest(ec);
     request.set_request_id("faithfulness-" + ec.customer_id);
-    for (const recsys::core::HistoryEvent& h : ec.history) {
-      v1::HistoryEvent* e = request.add_history();
-      e->set_item_id(h.item_id);
-      if (h.timestamp) e->mutable_timestamp()->set_seconds(*h.timestamp);
-      if (h.quantity) e->set_quantity(*h.quantity);
-      if (h.price) e->set_price(*h.price);
-    }
-    request.mutable_context()->set_country(ec.country);
-    request.mutable_context()->mutable_time()->set_seconds(ec.time);
     request.set_top_k(10);
     request.mutable_explain()->set_max_attributions(50);
     request.mutable_filters()->set_exclude_history(absl::GetFlag(FLAGS_exclude_history));

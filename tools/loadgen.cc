@@ -5,7 +5,11 @@
 //           (measures saturation throughput);
 //   open:   requests sent at a fixed --rate whatever happens to earlier ones, latency measured
 //           from each request's intended send time, so queueing in the client or the server is
-//           never hidden (coordinated omission).
+//           never hidden (coordinated omission);
+//   inprocess: like closed, but each caller runs the server's request pipeline
+//           (server::RecommendPipeline::Run on the already converted request) in this process
+//           on --bundle, with no gRPC or proto conversion: the in-process cost that gRPC's
+//           overhead is measured against.
 //
 //   recsys_loadgen --address=127.0.0.1:50051 --mode=open --rate=200 --duration=20s
 //
@@ -15,6 +19,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -30,13 +35,18 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/evaluation.h"
-#include "core/retail_data.h"
+#include "core/bundle.h"
+#include "core/torch_model_runner.h"
 #include "grpcpp/grpcpp.h"
 #include "recsys/v1/recommender.grpc.pb.h"
+#include "server/proto_convert.h"
+#include "server/recommend_pipeline.h"
+#include "tools/heldout.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "Server address (loopback)");
-ABSL_FLAG(std::string, mode, "closed", "closed (concurrency) or open (fixed rate)");
+ABSL_FLAG(std::string, mode, "closed",
+          "closed (concurrency), open (fixed rate) or inprocess (concurrency, no server)");
+ABSL_FLAG(std::string, bundle, "bundles", "inprocess: bundle version or bundles root");
 ABSL_FLAG(int, concurrency, 8, "closed: concurrent callers");
 ABSL_FLAG(double, rate, 100, "open: requests per second");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(20), "Measured time");
@@ -128,38 +138,21 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string mode = absl::GetFlag(FLAGS_mode);
   const v1::AttributionMethod method = MethodOf(absl::GetFlag(FLAGS_method));
-  if ((mode != "closed" && mode != "open") ||
+  if ((mode != "closed" && mode != "open" && mode != "inprocess") ||
       (!absl::GetFlag(FLAGS_method).empty() && method == v1::ATTRIBUTION_METHOD_UNSPECIFIED)) {
-    std::cerr << "error: --mode is closed or open; --method is one of the listed methods\n";
+    std::cerr << "error: --mode is closed, open or inprocess; --method is one of the listed "
+                 "methods\n";
     return 2;
   }
-  absl::StatusOr<int64_t> cutoff = recsys::core::ParseDateTime(absl::GetFlag(FLAGS_cutoff));
-  absl::StatusOr<recsys::core::RetailData> data =
-      recsys::core::ReadRetailCsv(absl::GetFlag(FLAGS_input), {});
-  if (!cutoff.ok() || !data.ok()) {
-    std::cerr << "error: --cutoff or --input: " << (cutoff.ok() ? data.status() : cutoff.status())
-              << "\n";
+  absl::StatusOr<std::vector<v1::RecommendRequest>> requests = recsys::tools::HeldOutRequests(
+      absl::GetFlag(FLAGS_input), absl::GetFlag(FLAGS_cutoff), absl::GetFlag(FLAGS_max_history));
+  if (!requests.ok()) {
+    std::cerr << "error: --input or --cutoff: " << requests.status() << "\n";
     return 1;
   }
-  std::vector<v1::RecommendRequest> requests;
-  for (const recsys::core::EvalCase& c : recsys::core::MakeNextBasketCases(
-           *data, *cutoff, INT64_MAX, absl::GetFlag(FLAGS_max_history))) {
-    v1::RecommendRequest& r = requests.emplace_back();
-    for (const recsys::core::HistoryEvent& h : c.history) {
-      v1::HistoryEvent* e = r.add_history();
-      e->set_item_id(h.item_id);
-      e->mutable_timestamp()->set_seconds(*h.timestamp);
-      e->set_quantity(*h.quantity);
-      e->set_price(*h.price);
-    }
-    r.mutable_context()->set_country(c.country);
-    r.mutable_context()->mutable_time()->set_seconds(c.time);
+  for (v1::RecommendRequest& r : *requests) {
     r.set_top_k(absl::GetFlag(FLAGS_top_k));
     if (method != v1::ATTRIBUTION_METHOD_UNSPECIFIED) r.mutable_explain()->set_method(method);
-  }
-  if (requests.empty()) {
-    std::cerr << "error: no held-out customers after " << absl::GetFlag(FLAGS_cutoff) << "\n";
-    return 1;
   }
 
   auto channel =
@@ -176,19 +169,43 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_method).empty() ? "default" : absl::GetFlag(FLAGS_method),
       absl::GetFlag(FLAGS_top_k), absl::ToDoubleSeconds(end - measure_from));
 
-  if (mode == "closed") {
+  if (mode == "closed" || mode == "inprocess") {
     absl::StrAppend(&settings, ", \"concurrency\": ", absl::GetFlag(FLAGS_concurrency));
+    // One call of request n; returns its status code.
+    std::function<grpc::StatusCode(size_t)> call = [&](size_t n) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      v1::RecommendResponse response;
+      return stub->Recommend(&context, (*requests)[n], &response).error_code();
+    };
+    std::shared_ptr<const recsys::core::Bundle> bundle;
+    std::vector<recsys::core::RecommendRequest> domain;
+    recsys::server::RecommendPipeline pipeline{recsys::server::PipelineOptions()};
+    if (mode == "inprocess") {
+      absl::StatusOr<std::string> dir = recsys::core::ResolveBundleDir(absl::GetFlag(FLAGS_bundle));
+      absl::StatusOr<std::shared_ptr<const recsys::core::Bundle>> loaded =
+          dir.ok() ? recsys::core::Bundle::Load(*dir, recsys::core::TorchScriptLoader("cpu"))
+                   : dir.status();
+      if (!loaded.ok()) {
+        std::cerr << "error: --bundle: " << loaded.status() << "\n";
+        return 1;
+      }
+      bundle = *loaded;
+      recsys::core::SetTorchThreads(1, 1);  // As recsys_server's workers.
+      for (const v1::RecommendRequest& r : *requests) domain.push_back(recsys::server::ToDomain(r));
+      call = [&](size_t n) {
+        return recsys::server::ToGrpcStatus(
+                   pipeline.Run(domain[n], *bundle, absl::Now() + absl::Seconds(10)).status())
+            .error_code();
+      };
+    }
     std::vector<std::thread> callers;
     for (int t = 0; t < absl::GetFlag(FLAGS_concurrency); ++t) {
       callers.emplace_back([&, t] {
         for (size_t n = t; absl::Now() < end; n += absl::GetFlag(FLAGS_concurrency)) {
-          grpc::ClientContext context;
-          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-          v1::RecommendResponse response;
           const absl::Time sent = absl::Now();
-          const grpc::Status status =
-              stub->Recommend(&context, requests[n % requests.size()], &response);
-          recorder.Record(sent, absl::Now(), status.error_code());
+          const grpc::StatusCode code = call(n % requests->size());
+          recorder.Record(sent, absl::Now(), code);
         }
       });
     }
@@ -206,7 +223,7 @@ int main(int argc, char** argv) {
       call->intended = intended;
       call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
       ++in_flight;
-      stub->async()->Recommend(&call->context, &requests[n % requests.size()], &call->response,
+      stub->async()->Recommend(&call->context, &(*requests)[n % requests->size()], &call->response,
                                [&recorder, &in_flight, call](grpc::Status status) {
                                  recorder.Record(call->intended, absl::Now(), status.error_code());
                                  delete call;
