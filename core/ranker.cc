@@ -130,6 +130,32 @@ double PopularityScore(const ItemInfo& item) {
   return std::log1p(static_cast<double>(item.recent_popularity));
 }
 
+std::vector<ItemIndex> BestItems(const std::vector<float>& scores, size_t m) {
+  // A heap of the best so far whose top is the worst of them.
+  using Entry = std::pair<float, ItemIndex>;
+  auto better = [](const Entry& a, const Entry& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
+  m = std::min(m, scores.size());
+  std::vector<Entry> best;
+  best.reserve(m);
+  for (size_t i = 0; i < scores.size() && m > 0; ++i) {
+    const Entry e{scores[i], static_cast<ItemIndex>(i)};
+    if (best.size() < m) {
+      best.push_back(e);
+      std::push_heap(best.begin(), best.end(), better);
+    } else if (better(e, best.front())) {
+      std::pop_heap(best.begin(), best.end(), better);
+      best.back() = e;
+      std::push_heap(best.begin(), best.end(), better);
+    }
+  }
+  std::vector<ItemIndex> items;
+  items.reserve(best.size());
+  for (const Entry& e : best) items.push_back(e.second);
+  return items;
+}
+
 absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
                           RankedList* out, int64_t now_unix) {
   const Catalog& catalog = bundle.catalog();
@@ -224,29 +250,8 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     std::vector<float> scores;
     if (absl::Status s = model->ScoreAll(input, &scores); !s.ok()) return s;
     if (!request.candidates_only) {
-      // The model's best kModelCandidates items, in one pass with a heap of the best so far
-      // whose top is the worst of them: most items lose one comparison with it. (nth_element
-      // over an index array was ~6% of a request's CPU time.)
-      using Entry = std::pair<float, ItemIndex>;
-      auto better = [](const Entry& a, const Entry& b) {
-        return a.first != b.first ? a.first > b.first : a.second < b.second;
-      };
-      const size_t m = std::min<size_t>(kModelCandidates, scores.size());
-      std::vector<Entry> best;
-      best.reserve(m);
-      for (size_t i = 0; i < scores.size(); ++i) {
-        const Entry e{scores[i], static_cast<ItemIndex>(i)};
-        if (best.size() < m) {
-          best.push_back(e);
-          std::push_heap(best.begin(), best.end(), better);
-        } else if (better(e, best.front())) {
-          std::pop_heap(best.begin(), best.end(), better);
-          best.back() = e;
-          std::push_heap(best.begin(), best.end(), better);
-        }
-      }
       // An item that no history event links to has a CF raw score of exactly 0.
-      for (const Entry& e : best) cf_raw.try_emplace(e.second, 0.0);
+      for (ItemIndex i : BestItems(scores, kModelCandidates)) cf_raw.try_emplace(i, 0.0);
     }
     out->model_inputs.push_back(std::move(input));
     out->model_scores.push_back(std::move(scores));

@@ -47,6 +47,12 @@ double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size
 // Raw score of the "pop" source: log(1 + the item's recent purchase lines).
 double PopularityScore(const ItemInfo& item);
 
+// The indices of the min(m, scores.size()) highest scores (ties: lower index first), in no
+// particular order. One pass with a bounded heap: most items lose one comparison with the
+// heap's worst. tools/microbench.cc, m = 100: 7x faster than nth_element over an index array
+// at 1M items, 2x slower (5 us) at the default bundle's 4,620.
+std::vector<ItemIndex> BestItems(const std::vector<float>& scores, size_t m);
+
 // Candidate generation, scoring, fusion, filters and top-k selection over one bundle.
 //
 // Candidates: CF neighbours (and, with self_similarity, the items) of the history, each model's

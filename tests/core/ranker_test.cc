@@ -1,7 +1,9 @@
 #include "core/ranker.h"
 
 #include <cmath>
+#include <algorithm>
 #include <map>
+#include <random>
 #include <set>
 
 #include "core/bundle_builder.h"
@@ -15,6 +17,8 @@ namespace recsys::core {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::UnorderedElementsAre;
+using ::testing::UnorderedElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::Pair;
 
@@ -27,6 +31,27 @@ std::vector<std::string> Ids(const RankedList& list) {
   std::vector<std::string> ids;
   for (const RecommendedItem& item : list.items) ids.push_back(item.item_id);
   return ids;
+}
+
+TEST(BestItemsTest, KeepsTheHighestScoresWithTiesToTheLowerIndex) {
+  EXPECT_THAT(BestItems({0.5f, 2.0f, 1.0f, 2.0f, -1.0f}, 2), UnorderedElementsAre(1, 3));
+  EXPECT_THAT(BestItems({3.0f, 1.0f, 1.0f, 1.0f}, 2), UnorderedElementsAre(0, 1));
+  EXPECT_THAT(BestItems({1.0f, 2.0f}, 5), UnorderedElementsAre(0, 1));  // m > n: all.
+  EXPECT_TRUE(BestItems({1.0f}, 0).empty());
+  EXPECT_TRUE(BestItems({}, 3).empty());
+}
+
+TEST(BestItemsTest, MatchesAFullSortOnRandomScores) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> coarse(0, 50);  // Many ties.
+  std::vector<float> scores(5000);
+  for (float& x : scores) x = static_cast<float>(coarse(rng));
+  std::vector<ItemIndex> order(scores.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<ItemIndex>(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](ItemIndex a, ItemIndex b) { return scores[a] > scores[b]; });
+  order.resize(100);
+  EXPECT_THAT(BestItems(scores, 100), UnorderedElementsAreArray(order));
 }
 
 TEST(RecencyWeightsTest, NewestWeighsMostAndTheySumToOne) {
