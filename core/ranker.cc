@@ -238,25 +238,30 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
       }
     }
   }
-  // Models: score the whole catalogue once; their best items join the candidates.
+  // Models: score the whole catalogue once; their best items join the candidates. A model
+  // whose source weighs 0 for this request adds nothing to any score, so it is not run over the
+  // catalogue (at 1M items that is ~12 ms a model) and adds no candidates; the returned items'
+  // raw scores are computed for them alone below.
   // model_of[s]: the model behind source s of out->sources, or -1.
   const int64_t request_time = request.context.time.value_or(now_unix);
   out->request_time = request_time;
   std::vector<int> model_of(out->sources.size(), -1);
   for (size_t m = 0; m < bundle.models().size(); ++m) {
     const ModelRunner* model = bundle.models()[m].get();
+    const size_t s = source_index(model->name());
+    if (s < model_of.size()) model_of[s] = static_cast<int>(m);
     ModelInput input = Featurize(manifest, model->shape(), request, history.positions,
                                  history.items, request_time);
     std::vector<float> scores;
-    if (absl::Status s = model->ScoreAll(input, &scores); !s.ok()) return s;
-    if (!request.candidates_only) {
-      // An item that no history event links to has a CF raw score of exactly 0.
-      for (ItemIndex i : BestItems(scores, kModelCandidates)) cf_raw.try_emplace(i, 0.0);
+    if (s < out->sources.size() && out->sources[s].weight != 0.0) {
+      if (absl::Status status = model->ScoreAll(input, &scores); !status.ok()) return status;
+      if (!request.candidates_only) {
+        // An item that no history event links to has a CF raw score of exactly 0.
+        for (ItemIndex i : BestItems(scores, kModelCandidates)) cf_raw.try_emplace(i, 0.0);
+      }
     }
     out->model_inputs.push_back(std::move(input));
     out->model_scores.push_back(std::move(scores));
-    const size_t s = source_index(model->name());
-    if (s < model_of.size()) model_of[s] = static_cast<int>(m);
   }
   if (!bundle.models().empty()) meta.device = bundle.models().front()->device();
   const size_t pop_source = source_index("pop");
@@ -357,6 +362,7 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     double score = 0.0;
     for (size_t s = 0; s < out->sources.size(); ++s) {
       const SourceSpec& spec = out->sources[s];
+      if (spec.weight == 0.0) continue;  // Adds 0 (and an unrun model has no scores).
       score += spec.weight * (spec.slope * raw_of(s, item, raw) + spec.intercept);
     }
     if (request.popularity_penalty > 0) {
@@ -397,6 +403,19 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
     meta.candidates_scored += static_cast<int32_t>(scored.size() - original);
   }
 
+  // The unrun models' scores of the returned items: one batched pass each.
+  std::vector<ItemIndex> chosen_items;
+  for (size_t i : chosen) chosen_items.push_back(scored[i].item);
+  std::vector<std::vector<float>> chosen_scores(bundle.models().size());
+  for (size_t m = 0; m < bundle.models().size(); ++m) {
+    if (!out->model_scores[m].empty() || chosen_items.empty()) continue;
+    if (absl::Status status = bundle.models()[m]->ScoreTargets(
+            {out->model_inputs[m]}, chosen_items, &chosen_scores[m]);
+        !status.ok()) {
+      return status;
+    }
+  }
+
   out->items.clear();
   for (size_t r = 0; r < chosen.size(); ++r) {
     const Scored& c = scored[chosen[r]];
@@ -410,7 +429,9 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
       const SourceSpec& spec = out->sources[s];
       SourceScore& source = item.sources.emplace_back();
       source.source = spec.name;
-      source.raw_score = raw_of(s, item.index, c.cf_raw);
+      const int m = model_of[s];
+      source.raw_score = m >= 0 && out->model_scores[m].empty() ? chosen_scores[m][r]
+                                                                 : raw_of(s, item.index, c.cf_raw);
       source.normalized_score = spec.slope * source.raw_score + spec.intercept;
       source.weight = spec.weight;
       source.contribution = spec.weight * source.normalized_score;

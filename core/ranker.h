@@ -27,7 +27,8 @@ struct RankedList {
   // The country whose recent purchases the "pop" source read (a new shopper's, when the bundle
   // has them), or "" for the whole catalogue's.
   std::string popularity_country;
-  // Per model of the bundle, in order: its input and its scores of every catalogue item.
+  // Per model of the bundle, in order: its input and its scores of every catalogue item (empty
+  // for a model whose source weighs 0 in this request: it is not run over the catalogue).
   std::vector<ModelInput> model_inputs;
   std::vector<std::vector<float>> model_scores;
   std::vector<SourceSpec> sources;   // Sources with the weights in effect for this request.
@@ -56,7 +57,8 @@ std::vector<ItemIndex> BestItems(const std::vector<float>& scores, size_t m);
 // Candidate generation, scoring, fusion, filters and top-k selection over one bundle.
 //
 // Candidates: CF neighbours (and, with self_similarity, the items) of the history, each model's
-// top kModelCandidates over the whole catalogue, the kModelCandidates most recently popular
+// top kModelCandidates over the whole catalogue (models whose source weighs 0 in the request
+// are not run over it and add none), the kModelCandidates most recently popular
 // items when the "pop" source weighs > 0, and the caller's candidates (only those with
 // candidates_only). Raw scores: CF, sum over known history events t of CfContribution(t, c);
 // a model, its logit for c; "pop", PopularityScore(c), or for a shopper without known history

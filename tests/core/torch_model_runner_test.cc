@@ -112,6 +112,28 @@ TEST_F(TorchModelTest, FusedScoreIsTheWeightedSumOfNormalisedSourceScores) {
   }
 }
 
+TEST_F(TorchModelTest, AZeroWeightModelIsNotRunOverTheCatalogueButItsRawScoresAreReported) {
+  const Bundle& bundle = **bundle_;
+  RecommendRequest request = ReferenceRequest();
+  request.fusion_weights = {{"cnn", 0.0}};
+  RankedList ranked;
+  ASSERT_TRUE(Ranker::Rank(bundle, request, 10, &ranked).ok());
+  ASSERT_FALSE(ranked.items.empty());
+  EXPECT_TRUE(ranked.model_scores[0].empty());    // cnn: not run over the catalogue.
+  EXPECT_FALSE(ranked.model_scores[1].empty());   // rnn: weighted, run.
+  std::vector<float> cnn_scores;
+  ASSERT_TRUE(bundle.models()[0]->ScoreAll(ranked.model_inputs[0], &cnn_scores).ok());
+  for (const RecommendedItem& item : ranked.items) {
+    SCOPED_TRACE(item.item_id);
+    ASSERT_EQ(item.sources.size(), 3u);
+    EXPECT_EQ(item.sources[1].source, "cnn");
+    EXPECT_EQ(item.sources[1].weight, 0.0);
+    EXPECT_EQ(item.sources[1].contribution, 0.0);
+    EXPECT_NEAR(item.sources[1].raw_score, cnn_scores[item.index], 1e-5);
+    EXPECT_NEAR(item.score, item.sources[0].contribution + item.sources[2].contribution, 1e-9);
+  }
+}
+
 TEST_F(TorchModelTest, ModelsBringCandidatesThatCfHasNot) {
   // 21D shares no customer with any item: CF alone has no candidate for it.
   RecommendRequest request;
