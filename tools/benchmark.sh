@@ -1,61 +1,104 @@
 #!/usr/bin/env bash
-# Reproduces docs/performance.md and docs/performance/latency.png: the service end to end on
-# loopback with build/tools/recsys_loadgen. Serves the default bundle (built first if missing);
-# measures saturation throughput per explanation method (closed loop, 4 callers, 3 runs each),
-# then latency against offered load (open loop) at fractions of the default's saturation, with
-# and without explanations. About 5 minutes on 2 cores.
+# Reproduces docs/performance.md and its plots (docs/performance/): everything measured in one
+# run on this machine, so that the ratios compare like with like. About 10 minutes on 2 cores.
+#
+#   1. Saturation throughput (closed loop, 4 callers, 3 runs each, interleaved): recsys_server
+#      by explanation method, and the Python baseline (tools/baseline_server.py) on the same
+#      bundle and requests.
+#   2. gRPC overhead: one caller through gRPC against the same pipeline in process
+#      (recsys_loadgen --mode=inprocess), and the in-process saturation (2 callers), 3 runs.
+#   3. Latency against offered load (open loop) at fractions of the default's saturation.
+#   4. Scale: synthetic 100k and 1M item bundles (tools/make_synthetic_bundle.py, cached in
+#      build/synthetic/) at low load, with the server's peak resident memory.
+#   5. Micro-benchmarks (build/tools/recsys_microbench, 3 repetitions) on the default and the
+#      1M bundle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh >/dev/null
 source tools/lib/serve.sh
 ensure_default_bundle
-mkdir -p docs/performance
-results=docs/performance/loadgen.jsonl
-: >"$results"
-start_server --bundle=bundles
-run() {
-  ./build/tools/recsys_loadgen --address=127.0.0.1:"$port" --warmup=2s "$@" | tee -a "$results" |
-    cut -c1-160 >&2
+out=docs/performance
+mkdir -p "$out"
+: >"$out/loadgen.jsonl"
+: >"$out/overhead.jsonl"
+: >"$out/scale.jsonl"
+loadgen() {  # loadgen FILE ARGS...: one recsys_loadgen run, its JSON line appended to FILE.
+  local file=$1
+  shift
+  ./build/tools/recsys_loadgen --warmup=2s "$@" | tee -a "$file" | cut -c1-150 >&2
 }
-for method in none cf_exact occlusion gradient_x_input; do
-  for _ in 1 2 3; do
-    run --mode=closed --concurrency=4 --duration=8s --method="$method" --label="$method"
+
+echo "== 1. saturation" >&2
+start_server --bundle=bundles
+cpp_port=$port
+start_baseline --bundle=bundles
+for _ in 1 2 3; do
+  for method in none cf_exact occlusion gradient_x_input; do
+    loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$cpp_port" --mode=closed --concurrency=4 \
+      --duration=8s --method="$method" --label="$method"
   done
+  loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$baseline_port" --mode=closed \
+    --concurrency=4 --duration=8s --method=cf_exact --label="python baseline (cf_exact)"
 done
+stop_server "$baseline"
+
+echo "== 2. gRPC overhead" >&2
+for _ in 1 2 3; do
+  loadgen "$out/overhead.jsonl" --address=127.0.0.1:"$cpp_port" --mode=closed --concurrency=1 \
+    --duration=6s --method=cf_exact --label="through gRPC"
+  loadgen "$out/overhead.jsonl" --mode=inprocess --bundle=bundles --concurrency=1 \
+    --duration=6s --method=cf_exact --label="in process"
+  loadgen "$out/overhead.jsonl" --mode=inprocess --bundle=bundles --concurrency=2 \
+    --duration=6s --method=cf_exact --label="in process, 2 callers"
+done
+
+echo "== 3. latency against offered load" >&2
 saturation=$(/usr/bin/python3 -c "
 import json, statistics
-print(statistics.median(json.loads(l)['qps'] for l in open('$results')
+print(statistics.median(json.loads(l)['qps'] for l in open('$out/loadgen.jsonl')
                         if json.loads(l)['label'] == 'cf_exact'))")
 for fraction in 0.1 0.25 0.5 0.75 0.9; do
   rate=$(/usr/bin/python3 -c "print(round($saturation * $fraction))")
-  run --mode=open --rate="$rate" --duration=10s --method=cf_exact --label="default (cf_exact)"
-  run --mode=open --rate="$rate" --duration=10s --method=none --label=none
+  loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$cpp_port" --mode=open --rate="$rate" \
+    --duration=10s --method=cf_exact --label="default (cf_exact)"
+  loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$cpp_port" --mode=open --rate="$rate" \
+    --duration=10s --method=none --label=none
 done
-/usr/bin/python3 tools/plot_latency.py "$results" docs/performance/latency.png
-tables=$(/usr/bin/python3 tools/perf_report.py "$results")
-cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-{
-  echo "# Performance"
-  echo
-  echo "Produced by \`tools/benchmark.sh\` on $(date -u +%Y-%m-%d): \`recsys_server\` with its"
-  echo "defaults (2 workers, 1 LibTorch and 1 OpenBLAS thread each) serving the default bundle"
-  echo "(4,620 items; cf, pop, cnn, rnn) on loopback, and \`build/tools/recsys_loadgen\` replaying"
-  echo "held-out requests (customers' last 50 purchases before 2011-11-09, top 10). Machine: $(nproc)"
-  echo "cores ($cpu), shared with other work, and the load generator runs on the same cores, so"
-  echo "absolute numbers are pessimistic and move between runs; compare within a table."
-  echo
-  echo "## Saturation throughput by explanation method (closed loop, 4 callers, 8 s, 3 runs)"
-  echo
-  echo "$tables" | sed -n '1,/^$/p'
-  echo "## Latency against offered load (open loop, latency from the intended send time)"
-  echo
-  echo "![latency against offered load](performance/latency.png)"
-  echo
-  echo "$tables" | sed -n '/^| series/,$p'
-  echo
-  echo "## Not measured yet"
-  echo
-  echo "The Python baseline server, micro-benchmarks, 100k and 1M item catalogues and profiles"
-  echo "are still to come (issue 7); so is gRPC overhead against the in-process cost."
-} >docs/performance.md
+stop_server "$server"
+
+echo "== 4. scale" >&2
+scale_run() {  # scale_run LABEL BUNDLE SERVER_ARGS...
+  local label=$1 bundle=$2
+  shift 2
+  start_server --bundle="$bundle" "$@"
+  loadgen "$out/scale.jsonl" --address=127.0.0.1:"$port" --mode=open --rate=20 --duration=30s \
+    --label="$label"
+  local rss
+  rss=$(awk '/VmHWM/ {print $2}' /proc/"$server"/status)
+  echo "{\"label\": \"$label\", \"peak_rss_kib\": $rss, \"bundle_bytes\": $(du -sbL "$bundle" |
+    cut -f1)}" >>"$out/scale.jsonl"
+  stop_server "$server"
+}
+default_bundle=$(ls -d bundles/*/ | sort | tail -1)
+scale_run "4,620 items (default)" "$default_bundle"
+for items in 100000 1000000; do
+  if [[ ! -f build/synthetic/synthetic-$items/manifest.json ]]; then
+    /usr/bin/python3 tools/make_synthetic_bundle.py --from=bundles --items=$items \
+      --out=build/synthetic
+  fi
+done
+scale_run "100,000 items" build/synthetic/synthetic-100000
+scale_run "1,000,000 items" build/synthetic/synthetic-1000000
+scale_run "1,000,000 items, 1 worker x 2 threads" build/synthetic/synthetic-1000000 \
+  --workers=1 --torch_threads=2
+
+echo "== 5. micro-benchmarks" >&2
+micro=(--benchmark_repetitions=3 --benchmark_min_time=0.2 --benchmark_format=json)
+./build/tools/recsys_microbench --bundle=bundles "${micro[@]}" >"$out/microbench.json"
+./build/tools/recsys_microbench --bundle=build/synthetic/synthetic-1000000 "${micro[@]}" \
+  --benchmark_filter='CfScoring|ModelScoreAll|Rank/10|PipelineRun|Explain/0/10' \
+  >"$out/microbench-1m.json"
+
+/usr/bin/python3 tools/plot_latency.py "$out/loadgen.jsonl" "$out/latency.png"
+/usr/bin/python3 tools/perf_report.py "$out" >docs/performance.md
 echo "wrote docs/performance.md" >&2

@@ -11,6 +11,8 @@
 //   IgSteps/s           Integrated Gradients with s steps, 10 items
 //   PipelineRun         server::RecommendPipeline::Run, the default method
 //   ParseRequest, RequestToDomain, ResponseToProto: wire and conversion costs
+//   ReadBandwidth       summing a 1M x 64 float table (256 MB): the memory bandwidth one core
+//                       gets, the limit of scoring a large catalogue
 //
 //   build/tools/recsys_microbench --bundle=bundles [--input=CSV] [benchmark flags]
 #include <algorithm>
@@ -241,6 +243,19 @@ void BM_ResponseToProto(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ResponseToProto);
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  const std::vector<float> table(size_t{1000000} * 64, 1.0f);
+  for (auto _ : state) {
+    float sum[8] = {};
+    for (size_t i = 0; i < table.size(); i += 8) {
+      for (int j = 0; j < 8; ++j) sum[j] += table[i + j];
+    }
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetBytesProcessed(state.iterations() * table.size() * sizeof(float));
+}
+BENCHMARK(BM_ReadBandwidth);
 
 }  // namespace
 

@@ -1,41 +1,315 @@
 #!/usr/bin/python3
-"""Turns recsys_loadgen's JSON lines into the Markdown tables of docs/performance.md.
+"""Writes docs/performance.md (to stdout) from what tools/benchmark.sh measured into DIR:
+loadgen.jsonl, overhead.jsonl, scale.jsonl (recsys_loadgen lines and peak memory),
+microbench.json and microbench-1m.json (Google Benchmark).
 
-  /usr/bin/python3 tools/perf_report.py RESULTS.jsonl
+  /usr/bin/python3 tools/perf_report.py docs/performance > docs/performance.md
 """
 
 import json
+import os
 import statistics
 import sys
 from collections import defaultdict
+from datetime import datetime, timezone
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def spread(values, fmt="{:.0f}"):
+    """'median (min-max)' of repeated runs."""
+    return (f"{fmt.format(statistics.median(values))} "
+            f"({fmt.format(min(values))}-{fmt.format(max(values))})")
+
+
+def machine():
+    cpu = "unknown CPU"
+    flags = set()
+    mhz = 0.0
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "model name":
+                cpu = value
+            elif key == "flags":
+                flags = set(value.split())
+            elif key == "cpu MHz":
+                mhz = float(value)
+    with open("/proc/meminfo") as f:
+        mem_gib = int(f.readline().split()[1]) / 2**20
+    return cpu, flags, mhz, os.cpu_count(), mem_gib
+
+
+def micro_medians(path):
+    """name -> (median real time in ns, coefficient of variation, label, bytes/s)."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    out = {}
+    for b in data["benchmarks"]:
+        if b.get("run_type") != "aggregate":
+            continue
+        name = b["run_name"]
+        entry = out.setdefault(name, {"label": b.get("label", "")})
+        unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b["time_unit"]]
+        if b["aggregate_name"] == "median":
+            entry["ns"] = b["real_time"] * unit
+            entry["bytes_per_second"] = b.get("bytes_per_second")
+        elif b["aggregate_name"] == "cv":
+            entry["cv"] = b["real_time"]
+    return out
+
+
+def fmt_ns(ns):
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} us"
+    return f"{ns:.0f} ns"
 
 
 def main():
+    d = sys.argv[1]
+    runs = read_lines(os.path.join(d, "loadgen.jsonl"))
+    overhead = read_lines(os.path.join(d, "overhead.jsonl"))
+    scale = read_lines(os.path.join(d, "scale.jsonl"))
+    micro = micro_medians(os.path.join(d, "microbench.json"))
+    micro_1m = micro_medians(os.path.join(d, "microbench-1m.json"))
+    cpu, flags, mhz, cores, mem_gib = machine()
+    # FP32 FLOP per cycle per core: two 256-bit FMA pipes (8 lanes x 2 FLOP each), which is also
+    # what Zen 4's double-pumped AVX-512 gives; OpenBLAS here runs its Haswell (AVX2) kernels.
+    flop_per_cycle = 32 if {"avx2", "fma"} <= flags else 8
+    peak_core = flop_per_cycle * mhz * 1e6
+
     closed, opened = defaultdict(list), defaultdict(list)
-    with open(sys.argv[1], encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            (closed if r["mode"] == "closed" else opened)[r["label"]].append(r)
-    base = statistics.median(r["qps"] for r in closed["none"]) if "none" in closed else None
-    print("| explanation method | saturation QPS, median (min-max) of runs | none / this |"
-          " p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|")
-    for label, runs in closed.items():
-        qps = [r["qps"] for r in runs]
-        med = statistics.median(qps)
-        ratio = f"{base / med:.2f}x" if base else "-"
-        p50 = statistics.median(r["p50_ms"] for r in runs)
-        p99 = statistics.median(r["p99_ms"] for r in runs)
-        print(f"| {label} | {med:.0f} ({min(qps):.0f}-{max(qps):.0f}) | {ratio} | {p50:.2f} |"
-              f" {p99:.2f} |")
-    print()
-    print("| series | offered QPS | achieved QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for label, runs in opened.items():
-        for r in sorted(runs, key=lambda r: r["rate"]):
+    for r in runs:
+        (closed if r["mode"] == "closed" else opened)[r["label"]].append(r)
+    qps = {label: statistics.median(r["qps"] for r in rs) for label, rs in closed.items()}
+    p = print
+    p("# Performance")
+    p()
+    p(f"Produced by `tools/benchmark.sh` on {datetime.now(timezone.utc):%Y-%m-%d}, everything in "
+      f"one run. Machine: {cores} cores ({cpu}, {mhz:.0f} MHz, {'AVX-512, ' if 'avx512f' in flags else ''}"
+      f"AVX2/FMA), {mem_gib:.0f} GiB, shared with other work; the load generator runs on the "
+      "same cores as the server, so absolute numbers are pessimistic and move between runs: "
+      "compare within a table. Every figure is the median of 3 runs with the range (min-max) "
+      "or the coefficient of variation (cv) beside it. `recsys_server` runs with its defaults "
+      "(2 workers, 1 LibTorch and 1 OpenBLAS thread each, queue 64) on the default bundle "
+      "(4,620 items; cf, pop, cnn (weight 0), rnn); requests are held-out customers' last 50 "
+      "purchases before 2011-11-09, top 10 (`tools/heldout.cc`).")
+    p()
+    p("## Targets")
+    p()
+    targets_table(p, closed, opened, overhead, scale, qps)
+    p()
+    p("## Saturation throughput (closed loop, 4 callers, 8 s, 3 runs interleaved)")
+    p()
+    p("| server, explanation method | QPS, median (min-max) | none / this | p50 ms | p99 ms |")
+    p("|---|---:|---:|---:|---:|")
+    for label, rs in closed.items():
+        ratio = f"{qps['none'] / qps[label]:.2f}x" if "python" not in label else "-"
+        p(f"| {label} | {spread([r['qps'] for r in rs])} | {ratio} |"
+          f" {statistics.median(r['p50_ms'] for r in rs):.2f} |"
+          f" {statistics.median(r['p99_ms'] for r in rs):.2f} |")
+    base = "python baseline (cf_exact)"
+    if base in qps:
+        p()
+        p(f"`recsys_server` (cf_exact) / Python baseline: **{qps['cf_exact'] / qps[base]:.1f}x** "
+          "the throughput. The baseline (`tools/baseline_server.py`) is what a team would write "
+          "in Python: grpcio with 8 handler threads, `torch.jit.load` of the same TorchScript "
+          "files, numpy for CF (the same neighbour lists and recency weights) and popularity, "
+          "both models over the whole catalogue, the same fusion, top 10, and exact CF "
+          "attributions. Its lists match the server's on the requests checked (the server "
+          "ranks a candidate set, the baseline the whole catalogue, so tails may differ). It "
+          "runs its Python code under one interpreter lock, so it uses about one of the two "
+          "cores; it skips validation, filters and everything else the server does.")
+    p()
+    p("## gRPC and conversion overhead (cf_exact, 6 s, 3 runs interleaved)")
+    p()
+    by = defaultdict(list)
+    for r in overhead:
+        by[r["label"]].append(r)
+    p("| path | p50 ms | p99 ms | QPS |")
+    p("|---|---:|---:|---:|")
+    for label, rs in by.items():
+        p(f"| {label} | {spread([r['p50_ms'] for r in rs], '{:.3f}')} |"
+          f" {spread([r['p99_ms'] for r in rs], '{:.3f}')} | {spread([r['qps'] for r in rs])} |")
+    if "in process" in by and "through gRPC" in by:
+        inproc = statistics.median(r["p50_ms"] for r in by["in process"])
+        grpc_ms = statistics.median(r["p50_ms"] for r in by["through gRPC"])
+        conv_us = sum(micro[n]["ns"] for n in ("BM_ParseRequest", "BM_RequestToDomain",
+                                               "BM_ResponseToProto") if n in micro) / 1e3
+        p()
+        p(f"In process is `RecommendPipeline::Run` on the already converted request "
+          f"(`recsys_loadgen --mode=inprocess`). Overhead: {grpc_ms - inproc:.3f} ms, "
+          f"**{100 * (grpc_ms - inproc) / inproc:.0f}%** of the in-process "
+          f"{inproc:.3f} ms (target <= 10%). Of it, parsing and converting the request and "
+          f"converting and serialising the response take {conv_us:.0f} us (micro-benchmarks "
+          "below); the rest is the round trip: the client's send and wake-up, loopback, "
+          "gRPC's poller and callback threads, and the hand-off to a worker thread and back. "
+          "An experiment that ran the pipeline in gRPC's callback thread instead of the worker "
+          "pool cut the one-caller p50 by about 0.3-0.7 ms, but gRPC forbids blocking those "
+          "threads (they poll), and the pool is what gives RESOURCE_EXHAUSTED and the "
+          "load-aware degradation, so it stays.")
+    p()
+    p("## Latency against offered load (open loop, latency from the intended send time)")
+    p()
+    p("![latency against offered load](performance/latency.png)")
+    p()
+    p("| series | offered QPS | achieved QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, rs in opened.items():
+        for r in sorted(rs, key=lambda r: r["rate"]):
             errors = sum(n for code, n in r["codes"].items() if code != "0")
-            print(f"| {label} | {r['rate']:.0f} | {r['ok_qps']:.0f} | {r['p50_ms']:.2f} |"
-                  f" {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {errors} |")
+            p(f"| {label} | {r['rate']:.0f} | {r['ok_qps']:.0f} | {r['p50_ms']:.2f} |"
+              f" {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {errors} |")
+    p()
+    p("## Scale: synthetic catalogues (open loop, 20 QPS, 30 s, default explanations)")
+    p()
+    p("`tools/make_synthetic_bundle.py` grows the default bundle: the real items keep their "
+      "rows, neighbour lists and model weights (so the held-out requests still mean something); "
+      "added items get random categories, prices, popularity, 20 random CF neighbours and "
+      "random embedding and output rows. Same model architectures, item tables of the new size.")
+    p()
+    p("| catalogue | p50 ms | p90 ms | p99 ms | max ms | errors | peak RSS MiB | bundle on disk MiB |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    mem = {r["label"]: r for r in scale if "peak_rss_kib" in r}
+    for r in scale:
+        if "peak_rss_kib" in r:
+            continue
+        m = mem.get(r["label"], {})
+        errors = sum(n for code, n in r["codes"].items() if code != "0")
+        p(f"| {r['label']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} |"
+          f" {r['max_ms']:.2f} | {errors} | {m.get('peak_rss_kib', 0) / 1024:.0f} |"
+          f" {m.get('bundle_bytes', 0) / 2**20:.0f} |")
+    p()
+    p("Memory grows with the catalogue as the item tables do: each model holds an input "
+      "embedding and an output table of items x 64 floats (2 x 256 MB at 1M items, two models), "
+      "plus the CF lists (8 bytes per neighbour). What dominates the time at 1M items is the "
+      "one weighted model's pass over its 1M x 64 output table (below).")
+    p()
+    p("## Work per request against the machine's limits")
+    p()
+    flops_table(p, micro, micro_1m, peak_core)
+    p()
+    p("## Micro-benchmarks (`build/tools/recsys_microbench`, default bundle, 3 repetitions)")
+    p()
+    micro_table(p, micro)
+    if micro_1m:
+        p()
+        p("On the 1M-item synthetic bundle:")
+        p()
+        micro_table(p, micro_1m)
+
+
+def targets_table(p, closed, opened, overhead, scale, qps):
+    p("| target | measured | met | what dominates |")
+    p("|---|---|---|---|")
+    sat = qps.get("cf_exact", 0)
+    half = [r for r in opened.get("default (cf_exact)", []) if abs(r["rate"] - sat / 2) < sat * 0.1]
+    if half:
+        r = half[0]
+        p(f"| p99 <= 10 ms at half of saturation | p99 {r['p99_ms']:.2f} ms at {r['rate']:.0f} QPS "
+          f"(saturation {sat:.0f}) | {'yes' if r['p99_ms'] <= 10 else 'no'} | p50 is "
+          f"{r['p50_ms']:.2f} ms; the tail is waiting for one of the 2 cores, which the load "
+          "generator and other work share with the server |")
+    by = defaultdict(list)
+    for r in overhead:
+        by[r["label"]].append(r)
+    base = qps.get("python baseline (cf_exact)")
+    if base:
+        ratio = sat / base
+        inproc = by.get("in process, 2 callers")
+        extra = ""
+        if inproc:
+            q = statistics.median(r["qps"] for r in inproc)
+            extra = (f"; the same pipeline in process with 2 callers: {q:.0f} QPS = "
+                     f"{q / base:.0f}x the baseline")
+        p(f"| saturation >= 10x the Python baseline | {ratio:.1f}x ({sat:.0f} / {base:.0f} QPS) |"
+          f" {'yes' if ratio >= 10 else 'no'} | the gRPC round trip and the load generator on "
+          f"the same cores, not the service's work{extra} |")
+    if by.get("in process") and by.get("through gRPC"):
+        i = statistics.median(r["p50_ms"] for r in by["in process"])
+        g = statistics.median(r["p50_ms"] for r in by["through gRPC"])
+        p(f"| gRPC + conversion overhead <= 10% of in-process cost | {100 * (g - i) / i:.0f}% "
+          f"({g:.3f} vs {i:.3f} ms p50, one caller) | {'yes' if g - i <= 0.1 * i else 'no'} | "
+          "thread wake-ups on the round trip (client, gRPC poller, worker, back); conversion is "
+          "~4% (see below) |")
+    if qps.get("none") and sat:
+        ratio = qps["none"] / sat
+        p(f"| default explanations <= 2x without | {ratio:.2f}x (saturation QPS) |"
+          f" {'yes' if ratio <= 2 else 'no'} | exact CF contributions, ~11 us per item |")
+    one_m = [r for r in scale if r["label"] == "1,000,000 items" and "p99_ms" in r]
+    if one_m:
+        r = one_m[0]
+        rss = [x for x in scale if x["label"] == "1,000,000 items" and "peak_rss_kib" in x]
+        p(f"| 1M items: p99 <= 30 ms at low load | p99 {r['p99_ms']:.2f} ms (p50 "
+          f"{r['p50_ms']:.2f}) at 20 QPS; peak RSS {rss[0]['peak_rss_kib'] / 2**20:.2f} GiB |"
+          f" {'yes' if r['p99_ms'] <= 30 else 'no'} | the weighted model's pass over its "
+          "256 MB output table, memory-bound (below); a half-precision or quantised table, or "
+          "an approximate nearest-neighbour index, would be the next step |")
+
+
+def flops_table(p, micro, micro_1m, peak_core):
+    """FLOP and bytes of the scoring pass, against the core's FMA peak and read bandwidth."""
+    bw = micro.get("BM_ReadBandwidth", {}).get("bytes_per_second")
+    p(f"Peak of one core: {peak_core / 1e9:.0f} GFLOP/s FP32 (32 FLOP per cycle: two 256-bit FMA "
+      "pipes); measured read bandwidth of one core"
+      f" (`BM_ReadBandwidth`, summing 256 MB): {bw / 1e9:.1f} GB/s." if bw else "")
+    p()
+    p("| work | FLOP | bytes read | median time | GFLOP/s | % of FMA peak | GB/s | % of read bandwidth |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    d = 64
+    for name, items, m in (("rnn: encode + score 4,620 items", 4620, micro),
+                           ("rnn: encode + score 1M items", 1_000_000, micro_1m)):
+        entry = m.get("BM_ModelScoreAll/1")
+        if not entry:
+            continue
+        # Output pass 2*N*D, GRU 20 steps x 3 gates x 2 matrices of D x D, embedding and fusion.
+        flop = 2 * items * d + 20 * 3 * 2 * 2 * d * d + 2 * 2 * d * d
+        data = 4 * items * (d + 1)
+        s = entry["ns"] / 1e9
+        p(f"| {name} | {flop / 1e6:.1f} M | {data / 2**20:.1f} MiB | {fmt_ns(entry['ns'])} |"
+          f" {flop / s / 1e9:.2f} | {100 * flop / s / peak_core:.1f}% | {data / s / 1e9:.1f} |"
+          f" {100 * data / s / bw:.0f}% |" if bw else "")
+    p()
+    p("At 4,620 items a request's arithmetic is a few MFLOP and runs at a few percent of the "
+      "FMA peak: the time goes to per-operation overhead (TorchScript's interpreter, small "
+      "tensors, allocation, hashing), not to arithmetic. At 1M items the output pass reads "
+      "256 MB per request and runs near the core's read bandwidth: it is memory-bound (2 bytes "
+      "per FLOP), and only fewer bytes (a smaller or quantised table, or an approximate "
+      "nearest-neighbour index instead of a full pass) would make it faster.")
+
+
+WHAT = {
+    "CfScoring": "ranker on the CF and pop sources only",
+    "ModelScoreAll": "one model: encode the history, score every item",
+    "Rank": "full ranker (CF, models, fusion, top-k); the argument is top_k",
+    "BestItems": "top 100 of n scores: the ranker's bounded heap",
+    "NthElement": "top 100 of n: std::nth_element over an index array",
+    "PartialSort": "top 100 of n: std::partial_sort over an index array",
+    "Explain": "explain k items (method index/k)",
+    "IgSteps": "Integrated Gradients, 10 items, n steps",
+    "PipelineRun": "validate + rank + explain (default method), in process",
+    "ParseRequest": "protobuf parse of a held-out request",
+    "RequestToDomain": "proto -> domain request",
+    "ResponseToProto": "domain -> proto response (10 items) + serialise",
+    "ReadBandwidth": "sum a 256 MB float table (one core's read bandwidth)",
+}
+
+
+def micro_table(p, micro):
+    p("| benchmark | what | median | cv |")
+    p("|---|---|---:|---:|")
+    for name, e in micro.items():
+        if "ns" not in e:
+            continue
+        what = e["label"] or WHAT.get(name.replace("BM_", "").split("/")[0], "")
+        p(f"| `{name.replace('BM_', '')}` | {what} | {fmt_ns(e['ns'])} |"
+          f" {100 * e.get('cv', 0):.1f}% |")
 
 
 if __name__ == "__main__":
