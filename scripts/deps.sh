@@ -14,8 +14,11 @@ packages=(
   libtorch-dev libopenblas0-pthread
   # Tests and benchmarks; clang and its runtimes for the sanitizer and fuzz build.
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  # Offline training and export (tools/), matching libtorch-dev 1.13; plots for docs/.
-  python3-torch python3-matplotlib
+  # Offline training and export (tools/), matching libtorch-dev 1.13; plots for docs/; the
+  # Python baseline server of the benchmarks (tools/baseline_server.py).
+  python3-torch python3-matplotlib python3-grpcio
+  # Deployment tests (tests/deploy/): a real Prometheus and promtool, YAML, HTTP.
+  prometheus python3-yaml curl
 )
 
 missing=()

@@ -16,7 +16,7 @@ trap 'kill -TERM "${_serve_pids[@]}" 2>/dev/null || true' EXIT
 _wait_for_port() {
   port=""
   for _ in $(seq 1 600); do
-    port=$(sed -n 's/.* on port \([0-9]*\),.*/\1/p' "$2")
+    port=$(sed -n 's/^[^,]* on port \([0-9]*\),.*/\1/p' "$2")
     [[ -n $port ]] && return 0
     kill -0 "$1" 2>/dev/null || { cat "$2" >&2; exit 1; }
     sleep 0.2
