@@ -237,7 +237,7 @@ class TorchModelRunner final : public ModelRunner {
   const torch::Device device_;
   const torch::jit::Module module_;
   const torch::Tensor table_;  // item_table(), [N, D], contiguous float.
-  const torch::Tensor bias_;     // [N]
+  const torch::Tensor bias_;   // [N]
   std::vector<float> baseline_scores_;
 };
 

@@ -6,7 +6,8 @@
 #      by explanation method, and the Python baseline (tools/baseline_server.py) on the same
 #      bundle and requests.
 #   2. gRPC overhead: one caller through gRPC against the same pipeline in process
-#      (recsys_loadgen --mode=inprocess), and the in-process saturation (2 callers), 3 runs.
+#      (recsys_loadgen --mode=inprocess), the in-process saturation (2 callers), and an empty
+#      RPC (health Check) for the floor of a round trip, 3 runs each.
 #   3. Latency against offered load (open loop) at fractions of the default's saturation.
 #   4. Scale: synthetic 100k and 1M item bundles (tools/make_synthetic_bundle.py, cached in
 #      build/synthetic/) at low load, with the server's peak resident memory.
@@ -50,6 +51,8 @@ for _ in 1 2 3; do
     --duration=6s --method=cf_exact --label="in process"
   loadgen "$out/overhead.jsonl" --mode=inprocess --bundle=bundles --concurrency=2 \
     --duration=6s --method=cf_exact --label="in process, 2 callers"
+  loadgen "$out/overhead.jsonl" --address=127.0.0.1:"$cpp_port" --mode=health --concurrency=1 \
+    --duration=6s --label="empty RPC (health Check)"
 done
 
 echo "== 3. latency against offered load" >&2

@@ -9,7 +9,9 @@
 //   inprocess: like closed, but each caller runs the server's request pipeline
 //           (server::RecommendPipeline::Run on the already converted request) in this process
 //           on --bundle, with no gRPC or proto conversion: the in-process cost that gRPC's
-//           overhead is measured against.
+//           overhead is measured against;
+//   health: like closed, but each call is grpc.health.v1.Health/Check, which the server answers
+//           on gRPC's own thread: the floor of one round trip, with no work and no hand-off.
 //
 //   recsys_loadgen --address=127.0.0.1:50051 --mode=open --rate=200 --duration=20s
 //
@@ -37,6 +39,7 @@
 #include "absl/time/time.h"
 #include "core/bundle.h"
 #include "core/torch_model_runner.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "recsys/v1/recommender.grpc.pb.h"
 #include "server/proto_convert.h"
@@ -45,9 +48,10 @@
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "Server address (loopback)");
 ABSL_FLAG(std::string, mode, "closed",
-          "closed (concurrency), open (fixed rate) or inprocess (concurrency, no server)");
+          "closed (concurrency), open (fixed rate), inprocess (concurrency, no server) or "
+          "health (concurrency, empty health checks)");
 ABSL_FLAG(std::string, bundle, "bundles", "inprocess: bundle version or bundles root");
-ABSL_FLAG(int, concurrency, 8, "closed: concurrent callers");
+ABSL_FLAG(int, concurrency, 8, "closed, inprocess, health: concurrent callers");
 ABSL_FLAG(double, rate, 100, "open: requests per second");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(20), "Measured time");
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(3), "Time before measuring");
@@ -138,10 +142,10 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string mode = absl::GetFlag(FLAGS_mode);
   const v1::AttributionMethod method = MethodOf(absl::GetFlag(FLAGS_method));
-  if ((mode != "closed" && mode != "open" && mode != "inprocess") ||
+  if ((mode != "closed" && mode != "open" && mode != "inprocess" && mode != "health") ||
       (!absl::GetFlag(FLAGS_method).empty() && method == v1::ATTRIBUTION_METHOD_UNSPECIFIED)) {
-    std::cerr << "error: --mode is closed, open or inprocess; --method is one of the listed "
-                 "methods\n";
+    std::cerr << "error: --mode is closed, open, inprocess or health; --method is one of the "
+                 "listed methods\n";
     return 2;
   }
   absl::StatusOr<std::vector<v1::RecommendRequest>> requests = recsys::tools::HeldOutRequests(
@@ -169,7 +173,7 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_method).empty() ? "default" : absl::GetFlag(FLAGS_method),
       absl::GetFlag(FLAGS_top_k), absl::ToDoubleSeconds(end - measure_from));
 
-  if (mode == "closed" || mode == "inprocess") {
+  if (mode != "open") {
     absl::StrAppend(&settings, ", \"concurrency\": ", absl::GetFlag(FLAGS_concurrency));
     // One call of request n; returns its status code.
     std::function<grpc::StatusCode(size_t)> call = [&](size_t n) {
@@ -197,6 +201,16 @@ int main(int argc, char** argv) {
         return recsys::server::ToGrpcStatus(
                    pipeline.Run(domain[n], *bundle, absl::Now() + absl::Seconds(10)).status())
             .error_code();
+      };
+    }
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    if (mode == "health") {
+      call = [&](size_t) {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        grpc::health::v1::HealthCheckRequest request;
+        grpc::health::v1::HealthCheckResponse response;
+        return health->Check(&context, request, &response).error_code();
       };
     }
     std::vector<std::thread> callers;
