@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces docs/performance.md and its plots (docs/performance/): everything measured in one
-# run on this machine, so that the ratios compare like with like. About 10 minutes on 2 cores.
+# run on this machine, so that the ratios compare like with like. About 13 minutes on 2 cores.
 #
 #   1. Saturation throughput (closed loop, 4 callers, 3 runs each, interleaved): recsys_server
 #      by explanation method, and the Python baseline (tools/baseline_server.py) on the same
@@ -8,7 +8,8 @@
 #   2. gRPC overhead: one caller through gRPC against the same pipeline in process
 #      (recsys_loadgen --mode=inprocess), the in-process saturation (2 callers), and an empty
 #      RPC (health Check) for the floor of a round trip, 3 runs each.
-#   3. Latency against offered load (open loop) at fractions of the default's saturation.
+#   3. Latency against offered load (open loop) at fractions of the default's saturation, 3
+#      rounds.
 #   4. Scale: synthetic 100k and 1M item bundles (tools/make_synthetic_bundle.py, cached in
 #      build/synthetic/) at low load, with the server's peak resident memory.
 #   5. Micro-benchmarks (build/tools/recsys_microbench, 3 repetitions) on the default and the
@@ -60,12 +61,14 @@ saturation=$(/usr/bin/python3 -c "
 import json, statistics
 print(statistics.median(json.loads(l)['qps'] for l in open('$out/loadgen.jsonl')
                         if json.loads(l)['label'] == 'cf_exact'))")
-for fraction in 0.1 0.25 0.5 0.75 0.9; do
-  rate=$(/usr/bin/python3 -c "print(round($saturation * $fraction))")
-  loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$cpp_port" --mode=open --rate="$rate" \
-    --duration=10s --method=cf_exact --label="default (cf_exact)"
-  loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$cpp_port" --mode=open --rate="$rate" \
-    --duration=10s --method=none --label=none
+for _ in 1 2 3; do
+  for fraction in 0.1 0.25 0.5 0.75 0.9; do
+    rate=$(/usr/bin/python3 -c "print(round($saturation * $fraction))")
+    loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$cpp_port" --mode=open --rate="$rate" \
+      --duration=6s --method=cf_exact --label="default (cf_exact)"
+    loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$cpp_port" --mode=open --rate="$rate" \
+      --duration=6s --method=none --label=none
+  done
 done
 stop_server "$server"
 
@@ -74,8 +77,10 @@ scale_run() {  # scale_run LABEL BUNDLE SERVER_ARGS...
   local label=$1 bundle=$2
   shift 2
   start_server --bundle="$bundle" "$@"
-  loadgen "$out/scale.jsonl" --address=127.0.0.1:"$port" --mode=open --rate=20 --duration=30s \
-    --label="$label"
+  for _ in 1 2 3; do
+    loadgen "$out/scale.jsonl" --address=127.0.0.1:"$port" --mode=open --rate=20 \
+      --duration=15s --label="$label"
+  done
   local rss
   rss=$(awk '/VmHWM/ {print $2}' /proc/"$server"/status)
   echo "{\"label\": \"$label\", \"peak_rss_kib\": $rss, \"bundle_bytes\": $(du -sbL "$bundle" |

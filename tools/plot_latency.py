@@ -3,10 +3,12 @@
 
   /usr/bin/python3 tools/plot_latency.py RESULTS.jsonl OUT.png
 
-Open-loop lines only, one curve per label (p50 and p99 against the offered rate).
+Open-loop lines only, one curve per label: the median over repeated runs of p50 and p99
+against the offered rate, the p99's range (min-max) as error bars.
 """
 
 import json
+import statistics
 import sys
 from collections import defaultdict
 
@@ -26,11 +28,17 @@ def main():
                 curves[r["label"]].append((r["rate"], r["p50_ms"], r["p99_ms"]))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, points in sorted(curves.items()):
-        points.sort()
-        rates = [p[0] for p in points]
-        line, = ax.plot(rates, [p[2] for p in points], marker="o", label=f"{label} p99")
-        ax.plot(rates, [p[1] for p in points], marker=".", linestyle="--", color=line.get_color(),
-                label=f"{label} p50")
+        by_rate = defaultdict(list)
+        for rate, p50, p99 in points:
+            by_rate[rate].append((p50, p99))
+        rates = sorted(by_rate)
+        p99 = [statistics.median(v[1] for v in by_rate[r]) for r in rates]
+        low = [m - min(v[1] for v in by_rate[r]) for m, r in zip(p99, rates)]
+        high = [max(v[1] for v in by_rate[r]) - m for m, r in zip(p99, rates)]
+        line = ax.errorbar(rates, p99, yerr=[low, high], marker="o", capsize=3,
+                           label=f"{label} p99")[0]
+        ax.plot(rates, [statistics.median(v[0] for v in by_rate[r]) for r in rates], marker=".",
+                linestyle="--", color=line.get_color(), label=f"{label} p50")
     ax.axhline(10, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlabel("offered load (requests per second, open loop)")
     ax.set_ylabel("latency from intended send time (ms)")
