@@ -24,8 +24,11 @@ for lib in $(readelf -d "$binary" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'
     status=1
   fi
 done
+# Every listed name is a real package: scripts/deps.sh installed it here (as a dependency of
+# the -dev packages), so a typo in the list fails here rather than in a docker build.
 for p in $listed; do
-  apt-cache show "$p" >/dev/null 2>&1 || { echo "FAIL: $p is not a Debian package"; status=1; }
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+    { echo "FAIL: $p is not an installed Debian package"; status=1; }
 done
 [[ $status -eq 0 ]] && echo "OK: every library of $(basename "$binary") comes from: $listed $base"
 exit $status
