@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.bundle_path = absl::GetFlag(FLAGS_bundle);
   const int cpus = recsys::server::CpuQuota();
+  if (absl::GetFlag(FLAGS_workers) < 0 || absl::GetFlag(FLAGS_torch_threads) < 1) {
+    std::cerr << "error: need --workers >= 0 (0: one per CPU) and --torch_threads >= 1\n";
+    return 1;
+  }
   options.workers = absl::GetFlag(FLAGS_workers) > 0 ? absl::GetFlag(FLAGS_workers) : cpus;
   options.device = absl::GetFlag(FLAGS_device);
   options.queue_capacity = absl::GetFlag(FLAGS_queue_capacity);
@@ -145,7 +149,7 @@ int main(int argc, char** argv) {
   // A client can make libprotobuf log one line per request (strings that are not UTF-8).
   recsys::server::LimitProtobufLogging();
   // Thread counts are set once, before any model loads.
-  recsys::core::SetTorchThreads(std::max(1, absl::GetFlag(FLAGS_torch_threads)), 1);
+  recsys::core::SetTorchThreads(absl::GetFlag(FLAGS_torch_threads), 1);
   absl::StatusOr<std::unique_ptr<recsys::server::RecsysServer>> server =
       recsys::server::RecsysServer::Start(options);
   if (!server.ok()) {

@@ -44,6 +44,20 @@ for _ in 1 2 3; do
 done
 stop_server "$baseline"
 
+# A CPU profile of the server at saturation with the default explanations (when perf is
+# installed; Debian's linux-perf): where a request's time goes, by library.
+: >"$out/profile.txt"
+if command -v perf >/dev/null; then
+  ./build/tools/recsys_loadgen --address=127.0.0.1:"$cpp_port" --mode=closed --concurrency=4 \
+    --duration=10s --warmup=1s --method=cf_exact >/dev/null &
+  sleep 2
+  perf record -F 499 -g -p "$server" -o "$out/perf.data" -- sleep 6 >/dev/null 2>&1 || true
+  wait
+  perf report -i "$out/perf.data" --no-children -g none --sort dso --percent-limit 1 2>/dev/null |
+    grep '%' >"$out/profile.txt" || true
+  rm -f "$out/perf.data"
+fi
+
 echo "== 2. gRPC overhead" >&2
 for _ in 1 2 3; do
   loadgen "$out/overhead.jsonl" --address=127.0.0.1:"$cpp_port" --mode=closed --concurrency=1 \

@@ -159,9 +159,9 @@ def main():
         grow_model(os.path.join(src, spec["file"]), os.path.join(staging, spec["file"]), spec,
                    num_context, real, args.items, args.seed + i)
         progress(f"model {spec['name']}", i + 1, len(manifest["models"]))
-    for name in [manifest.get("country_popularity_file")]:
-        if name:
-            shutil.copy(os.path.join(src, name), os.path.join(staging, name))
+    if manifest.get("country_popularity_file"):
+        name = manifest["country_popularity_file"]
+        shutil.copy(os.path.join(src, name), os.path.join(staging, name))
     manifest["version"] = version
     manifest["data_source"] = (f"synthetic: {src} grown to {args.items} items "
                                f"(tools/make_synthetic_bundle.py, seed {args.seed})")

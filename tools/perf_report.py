@@ -214,6 +214,21 @@ def main():
       "plus the CF lists (8 bytes per neighbour). What dominates the time at 1M items is the "
       "one weighted model's pass over its 1M x 64 output table (below).")
     p()
+    profile = os.path.join(d, "profile.txt")
+    if os.path.exists(profile) and os.path.getsize(profile) > 0:
+        p("## Profile (perf, server at saturation, cf_exact, by library)")
+        p()
+        p("| share of the server's CPU samples | library |")
+        p("|---:|---|")
+        for line in open(profile, encoding="utf-8"):
+            share, _, lib = line.strip().partition(" ")
+            p(f"| {share} | `{lib.strip()}` |")
+        p()
+        p("LibTorch and OpenBLAS are the models (TorchScript interpreter overhead more than "
+          "arithmetic at this size); the kernel share is thread wake-ups and loopback I/O; "
+          "`recsys_server` itself is CF scoring, candidate hashing and selection, and the "
+          "explanations.")
+        p()
     p("## Work per request against the machine's limits")
     p()
     flops_table(p, micro, micro_1m, peak_core)
