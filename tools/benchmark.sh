@@ -50,9 +50,10 @@ stop_server "$baseline"
 if command -v perf >/dev/null; then
   ./build/tools/recsys_loadgen --address=127.0.0.1:"$cpp_port" --mode=closed --concurrency=4 \
     --duration=10s --warmup=1s --method=cf_exact >/dev/null &
+  profiled_load=$!
   sleep 2
   perf record -F 499 -g -p "$server" -o "$out/perf.data" -- sleep 6 >/dev/null 2>&1 || true
-  wait
+  wait "$profiled_load"
   perf report -i "$out/perf.data" --no-children -g none --sort dso --percent-limit 1 2>/dev/null |
     grep '%' >"$out/profile.txt" || true
   rm -f "$out/perf.data"

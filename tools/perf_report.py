@@ -224,10 +224,11 @@ def main():
             share, _, lib = line.strip().partition(" ")
             p(f"| {share} | `{lib.strip()}` |")
         p()
-        p("LibTorch and OpenBLAS are the models (TorchScript interpreter overhead more than "
-          "arithmetic at this size); the kernel share is thread wake-ups and loopback I/O; "
+        p("LibTorch (with c10 and oneDNN) and OpenBLAS are the models: at this catalogue size "
+          "more TorchScript interpreter and tensor bookkeeping than arithmetic; the kernel's "
+          "share is thread wake-ups and loopback I/O; libc is memory allocation and copies; "
           "`recsys_server` itself is CF scoring, candidate hashing and selection, and the "
-          "explanations.")
+          "explanations; gRPC and protobuf together are a few percent.")
         p()
     p("## Work per request against the machine's limits")
     p()
