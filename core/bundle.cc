@@ -39,24 +39,11 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
     return absl::DataLossError(absl::StrCat(cf_path, ": covers ", cf->num_items(),
                                             " items, the catalogue has ", catalog->size()));
   }
-  for (const SourceSpec& source : manifest->sources) {
-    const bool has_model =
-        std::any_of(manifest->models.begin(), manifest->models.end(),
-                    [&](const ModelSpec& m) { return m.name == source.name; });
-    if (source.name != "cf" && source.name != "pop" && !has_model) {
-      return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": source \"", source.name,
-                                                     "\" has no model"));
-    }
-  }
   std::vector<std::unique_ptr<ModelRunner>> models;
   for (const ModelSpec& spec : manifest->models) {
     if (loader == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
           manifest_path, ": lists model \"", spec.name, "\" but no model loader was given"));
-    }
-    if (manifest->FindSource(spec.name) == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": model \"", spec.name,
-                                                     "\" has no entry in sources"));
     }
     ModelShape shape;
     shape.num_items = catalog->size();
@@ -67,6 +54,11 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
         loader((fs::path(dir) / spec.file).string(), spec, shape);
     if (!model.ok()) return model.status();
     models.push_back(*std::move(model));
+  }
+  absl::StatusOr<std::vector<Source>> sources = ResolveSources(*manifest, models);
+  if (!sources.ok()) {
+    return absl::Status(sources.status().code(),
+                        absl::StrCat(manifest_path, ": ", sources.status().message()));
   }
   absl::flat_hash_map<std::string, CountryPopularity> by_country;
   if (!manifest->country_popularity_file.empty()) {
@@ -102,6 +94,7 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
       new Bundle(dir, *std::move(manifest), *std::move(catalog), *std::move(cf)));
   bundle->country_popularity_ = std::move(by_country);
   bundle->models_ = std::move(models);
+  bundle->sources_ = *std::move(sources);
   const Catalog& items = bundle->catalog_;
   bundle->recent_popular_.resize(items.size());
   for (ItemIndex i = 0; i < items.size(); ++i) bundle->recent_popular_[i] = i;

@@ -12,6 +12,7 @@
 #include "core/cf_index.h"
 #include "core/manifest.h"
 #include "core/model_runner.h"
+#include "core/sources.h"
 
 namespace recsys::core {
 
@@ -47,6 +48,8 @@ class Bundle {
   }
   // The models, in manifest order.
   const std::vector<std::unique_ptr<ModelRunner>>& models() const { return models_; }
+  // The score sources, in manifest order, with the manifest's weights.
+  const std::vector<Source>& sources() const { return sources_; }
 
  private:
   Bundle(std::string dir, BundleManifest manifest, Catalog catalog, CfIndex cf_index)
@@ -60,6 +63,7 @@ class Bundle {
   Catalog catalog_;
   CfIndex cf_index_;
   std::vector<std::unique_ptr<ModelRunner>> models_;
+  std::vector<Source> sources_;
   std::vector<ItemIndex> recent_popular_;
   absl::flat_hash_map<std::string, CountryPopularity> country_popularity_;
 };

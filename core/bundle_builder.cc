@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/categorizer.h"
+#include "core/sources.h"
 #include "core/bundle.h"
 
 namespace recsys::core {
@@ -64,8 +65,8 @@ absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& option
   manifest.self_recency_decay = options.self_recency_decay;
   if (options.cutoff_time != INT64_MAX) manifest.train_cutoff_unix = options.cutoff_time;
   manifest.exclude_history_default = options.exclude_history_default;
-  manifest.sources.push_back(SourceSpec{"cf", 1.0, 1.0, 0.0});
-  manifest.sources.push_back(SourceSpec{"pop", options.popularity_weight, 1.0, 0.0});
+  manifest.sources.push_back(SourceSpec{kCfSourceName, 1.0, 1.0, 0.0});
+  manifest.sources.push_back(SourceSpec{kPopularitySourceName, options.popularity_weight, 1.0, 0.0});
 
   if (absl::Status s = data->catalog.WriteTsv((tmp_dir / manifest.items_file).string()); !s.ok()) {
     return s;

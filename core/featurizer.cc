@@ -28,6 +28,11 @@ bool KnownCountry(const BundleManifest& manifest, const std::string& country) {
 
 }  // namespace
 
+int KnownEventAt(int position, int num_known, int max_history) {
+  const int k = num_known - (max_history - position);
+  return k >= 0 && position < max_history ? k : -1;
+}
+
 ModelInput Featurize(const BundleManifest& manifest, const ModelShape& shape,
                      const RecommendRequest& request, const std::vector<int32_t>& known,
                      const std::vector<ItemIndex>& item_indices, int64_t request_time) {
@@ -39,9 +44,9 @@ ModelInput Featurize(const BundleManifest& manifest, const ModelShape& shape,
   input.mask.assign(L, 0.0f);
 
   const int n = static_cast<int>(known.size());
-  const int first = std::max(0, n - L);
-  for (int k = first; k < n; ++k) {
-    const int pos = L - (n - k);
+  for (int pos = 0; pos < L; ++pos) {
+    const int k = KnownEventAt(pos, n, L);
+    if (k < 0) continue;
     const HistoryEvent& event = request.history[known[k]];
     input.items[pos] = item_indices[k];
     input.mask[pos] = 1.0f;

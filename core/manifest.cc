@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/sources.h"
 #include "nlohmann/json.hpp"
 
 namespace recsys::core {
@@ -93,8 +94,9 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
   if (!std::isfinite(m.self_similarity) || m.self_similarity < 0) {
     return absl::InvalidArgumentError("manifest: cf.self_similarity must be finite and >= 0");
   }
-  if (m.FindSource("cf") == nullptr) {
-    return absl::InvalidArgumentError("manifest: sources has no \"cf\" entry");
+  if (m.FindSource(kCfSourceName) == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest: sources has no \"", kCfSourceName, "\" entry"));
   }
   for (const SourceSpec& s : m.sources) {
     if (!std::isfinite(s.weight) || s.weight < 0 || !std::isfinite(s.slope) ||

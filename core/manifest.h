@@ -12,7 +12,7 @@ namespace recsys::core {
 
 // A score source and its fixed affine normalisation: normalized = slope * raw + intercept.
 struct SourceSpec {
-  std::string name;  // "cf", "cnn", "rnn".
+  std::string name;  // A source name: core/sources.h's built-in ones or a model's.
   double weight = 1.0;
   double slope = 1.0;
   double intercept = 0.0;

@@ -29,19 +29,21 @@ struct ModelShape {
   int32_t num_context = 0;         // C
 };
 
-// Integrated Gradients of one target item's score along a path from the baseline input (all
-// padding, zero event features, zero context) to the request's input, in the embedded space:
-// embedded(a) = embedded_b + a * (embedded_x - embedded_b), context(a) = a * context.
-// The embedding change of each event splits into its item part
-// embed(items, 0) - embed(pad, 0) and its side-feature part embed(items, f) - embed(items, 0),
-// the latter further by feature (embed(items, f_e only) - embed(items, 0)); the splits are exact
-// when embed is linear in the features, as in tools/recsys_models.py.
-struct PathAttribution {
-  std::vector<double> event;          // [L] item part per position (0 for padding).
-  std::vector<double> event_feature;  // [L * E]
-  std::vector<double> context;        // [C]
-  double baseline = 0.0;              // f(b): the target's score for the baseline. f(x) is the
-                                      // score ScoreAll gives the input.
+// Points of a model's embedded input space at which Gradients evaluates the score: P points,
+// each an embedded history [L, D] (what embed() returns) and a context [C], all under one mask.
+struct EmbeddedPoints {
+  std::vector<float> embedded;  // [P * L * D]
+  std::vector<float> context;   // [P * C]
+  std::vector<float> mask;      // [L]
+  std::vector<double> weights;  // [P]: each point's weight in the gradient sums.
+  size_t size() const { return weights.size(); }
+};
+
+// What Gradients returns for K targets at P points.
+struct ScoreGradients {
+  std::vector<float> scores;    // [P * K]: scores[p * K + k], target k's score at point p.
+  std::vector<float> embedded;  // [K * L * D]: sum over p of weights[p] * d score_k / d embedded.
+  std::vector<float> context;   // [K * C]: the same for the context.
 };
 
 // A sequential recommender of a bundle, behind the model contract of tools/recsys_models.py:
@@ -77,14 +79,26 @@ class ModelRunner {
   // context of zeros. Computed once at load.
   virtual const std::vector<float>& baseline_scores() const = 0;
 
-  // Integrated Gradients for each of `targets` with the quadrature `alphas` / `weights` on
-  // [0, 1] (weights sum to 1), all steps and targets in one batched forward and backward pass.
-  // Appends one PathAttribution per target to `out`. Uses autograd, not inference mode.
-  virtual absl::Status IntegratedGradients(const ModelInput& input,
-                                           const std::vector<ItemIndex>& targets,
-                                           const std::vector<double>& alphas,
-                                           const std::vector<double>& weights,
-                                           std::vector<PathAttribution>* out) const = 0;
+  // Width D of the embedding embed() returns.
+  virtual int32_t embedding_dim() const = 0;
+
+  // embed(items, event_features) of B inputs in one pass: `items` is [B * L] (padding index N
+  // allowed), `event_features` [B * L * E]; `embedded` receives [B * L * D].
+  // REQUIRES: items.size() is a multiple of L and event_features.size() == items.size() * E.
+  // Errors: INVALID_ARGUMENT for wrong sizes or an item index > N, INTERNAL when the model fails.
+  virtual absl::Status Embed(const std::vector<int64_t>& items,
+                             const std::vector<float>& event_features,
+                             std::vector<float>* embedded) const = 0;
+
+  // The scores of `targets` at every point and their weighted gradients with respect to the
+  // embedded history and the context, all points and targets in one batched forward and
+  // backward pass (the gradient primitive the attribution methods of explain/ build on). Uses
+  // autograd, not inference mode. REQUIRES: `points` holds P >= 1 points of the sizes of
+  // shape() and embedding_dim(); targets < N. Errors: INVALID_ARGUMENT for wrong sizes or
+  // targets, INTERNAL when the model fails.
+  virtual absl::Status Gradients(const EmbeddedPoints& points,
+                                 const std::vector<ItemIndex>& targets,
+                                 ScoreGradients* out) const = 0;
 };
 
 // Loads the model file `path` described by `spec`, checks the contract and the shapes with a

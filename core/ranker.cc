@@ -33,54 +33,66 @@ double DiversitySimilarity(const Bundle& bundle, ItemIndex a, ItemIndex b) {
   return std::max(bundle.cf_index().Similarity(a, b), bundle.cf_index().Similarity(b, a));
 }
 
-// Indices into `scored` of the items to return, best first (see Ranker for the rules).
-std::vector<size_t> SelectItems(const Bundle& bundle, const RecommendRequest& request,
-                                int32_t top_k, const std::vector<Scored>& scored) {
-  std::vector<size_t> order(scored.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  auto better = [&](size_t a, size_t b) {
-    return scored[a].score != scored[b].score ? scored[a].score > scored[b].score
-                                              : scored[a].item < scored[b].item;
-  };
-  const size_t k = static_cast<size_t>(top_k);
-  if (request.max_per_category == 0 && request.mmr_lambda == 0.0) {
-    const size_t keep = std::min(k, order.size());
-    std::partial_sort(order.begin(), order.begin() + keep, order.end(), better);
-    order.resize(keep);
-    return order;
-  }
-  std::sort(order.begin(), order.end(), better);
-  absl::flat_hash_map<std::string, int> per_category;
-  auto capped = [&](size_t i) {
-    return request.max_per_category > 0 &&
-           per_category[bundle.catalog().item(scored[i].item).category] >=
-               request.max_per_category;
-  };
-  std::vector<size_t> chosen;
-  auto choose = [&](size_t i) {
-    chosen.push_back(i);
-    ++per_category[bundle.catalog().item(scored[i].item).category];
-  };
-  size_t next = 0;  // Position in `order` from which plain selection continues.
-  if (request.mmr_lambda > 0.0) {
-    // Maximal Marginal Relevance over the best max(5 top_k, 50) candidates: repeatedly take the
-    // one maximising lambda * relevance - (1 - lambda) * (largest similarity to those taken),
-    // relevance being the score rescaled to [0, 1] within that pool.
-    const double lambda = request.mmr_lambda;
-    const size_t pool = std::min(order.size(), std::max<size_t>(5 * k, 50));
-    double lo = 0.0, hi = 0.0;
-    if (pool > 0) {
-      hi = scored[order[0]].score;
-      lo = scored[order[pool - 1]].score;
+// Picks the items to return, best first, honouring max_per_category (see Ranker for the rules).
+class Selection {
+ public:
+  Selection(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
+            const std::vector<Scored>& scored)
+      : bundle_(bundle), request_(request), k_(static_cast<size_t>(top_k)), scored_(scored) {}
+
+  // Indices into `scored`, in selection order.
+  std::vector<size_t> Run() {
+    std::vector<size_t> order(scored_.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    auto better = [&](size_t a, size_t b) {
+      return scored_[a].score != scored_[b].score ? scored_[a].score > scored_[b].score
+                                                  : scored_[a].item < scored_[b].item;
+    };
+    if (request_.max_per_category == 0 && request_.mmr_lambda == 0.0) {
+      const size_t keep = std::min(k_, order.size());
+      std::partial_sort(order.begin(), order.begin() + keep, order.end(), better);
+      order.resize(keep);
+      return order;
     }
+    std::sort(order.begin(), order.end(), better);
+    size_t next = 0;  // Position in `order` from which plain selection continues.
+    if (request_.mmr_lambda > 0.0) next = Mmr(order);
+    for (; next < order.size() && chosen_.size() < k_; ++next) {
+      if (!Capped(order[next])) Choose(order[next]);
+    }
+    return chosen_;
+  }
+
+ private:
+  const std::string& CategoryOf(size_t i) const {
+    return bundle_.catalog().item(scored_[i].item).category;
+  }
+  bool Capped(size_t i) {
+    return request_.max_per_category > 0 &&
+           per_category_[CategoryOf(i)] >= request_.max_per_category;
+  }
+  void Choose(size_t i) {
+    chosen_.push_back(i);
+    ++per_category_[CategoryOf(i)];
+  }
+
+  // Maximal Marginal Relevance over the best max(5 top_k, 50) candidates of `order` (sorted
+  // best first): repeatedly takes the one maximising lambda * relevance - (1 - lambda) *
+  // (largest similarity to those taken), relevance being the score rescaled to [0, 1] within
+  // that pool. Returns the pool's size.
+  size_t Mmr(const std::vector<size_t>& order) {
+    const double lambda = request_.mmr_lambda;
+    const size_t pool = std::min(order.size(), std::max<size_t>(5 * k_, 50));
+    if (pool == 0) return 0;
+    const double hi = scored_[order[0]].score, lo = scored_[order[pool - 1]].score;
     std::vector<size_t> remaining(order.begin(), order.begin() + pool);
     std::vector<double> max_sim(pool, 0.0);
-    while (chosen.size() < k) {
+    while (chosen_.size() < k_) {
       size_t best = remaining.size();
       double best_value = 0.0;
       for (size_t r = 0; r < remaining.size(); ++r) {
-        if (capped(remaining[r])) continue;
-        const double relevance = hi > lo ? (scored[remaining[r]].score - lo) / (hi - lo) : 1.0;
+        if (Capped(remaining[r])) continue;
+        const double relevance = hi > lo ? (scored_[remaining[r]].score - lo) / (hi - lo) : 1.0;
         const double value = lambda * relevance - (1.0 - lambda) * max_sim[r];
         if (best == remaining.size() || value > best_value) {
           best = r;
@@ -89,21 +101,24 @@ std::vector<size_t> SelectItems(const Bundle& bundle, const RecommendRequest& re
       }
       if (best == remaining.size()) break;
       const size_t taken = remaining[best];
-      choose(taken);
+      Choose(taken);
       remaining.erase(remaining.begin() + best);
       max_sim.erase(max_sim.begin() + best);
       for (size_t r = 0; r < remaining.size(); ++r) {
-        max_sim[r] = std::max(
-            max_sim[r], DiversitySimilarity(bundle, scored[remaining[r]].item, scored[taken].item));
+        max_sim[r] = std::max(max_sim[r], DiversitySimilarity(bundle_, scored_[remaining[r]].item,
+                                                              scored_[taken].item));
       }
     }
-    next = pool;
+    return pool;
   }
-  for (; next < order.size() && chosen.size() < k; ++next) {
-    if (!capped(order[next])) choose(order[next]);
-  }
-  return chosen;
-}
+
+  const Bundle& bundle_;
+  const RecommendRequest& request_;
+  const size_t k_;
+  const std::vector<Scored>& scored_;
+  std::vector<size_t> chosen_;
+  absl::flat_hash_map<std::string, int> per_category_;
+};
 
 }  // namespace
 
@@ -126,8 +141,20 @@ double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size
   return history.weights[t] * bundle.cf_index().Similarity(from, item);
 }
 
-double PopularityScore(const ItemInfo& item) {
-  return std::log1p(static_cast<double>(item.recent_popularity));
+double PopularityRaw(const Bundle& bundle, const RankedList& ranked, ItemIndex item) {
+  if (ranked.country_popularity == nullptr) {
+    return PopularityScore(bundle.catalog().item(item).recent_popularity);
+  }
+  const auto& counts = ranked.country_popularity->counts;
+  auto it = counts.find(item);
+  return PopularityScore(it == counts.end() ? 0 : it->second);
+}
+
+const ModelInput* RankedList::first_model_input() const {
+  for (const RankedSource& s : sources) {
+    if (s.source.kind == SourceKind::kModel) return &s.input;
+  }
+  return nullptr;
 }
 
 std::vector<ItemIndex> BestItems(const std::vector<float>& scores, size_t m) {
@@ -156,293 +183,368 @@ std::vector<ItemIndex> BestItems(const std::vector<float>& scores, size_t m) {
   return items;
 }
 
-absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
-                          RankedList* out, int64_t now_unix) {
-  const Catalog& catalog = bundle.catalog();
-  const BundleManifest& manifest = bundle.manifest();
-  ResponseMetadata& meta = out->metadata;
+namespace {
 
-  // Category options need categories; refusing them beats silently ignoring them.
-  if (request.max_per_category > 0 || !request.allow_categories.empty() ||
-      !request.deny_categories.empty()) {
-    if (!catalog.has_categories()) {
-      const char* field = request.max_per_category > 0 ? "diversity.max_per_category"
-                          : !request.allow_categories.empty() ? "filters.allow_categories"
-                                                              : "filters.deny_categories";
-      return absl::FailedPreconditionError(absl::StrCat(
-          field, ": bundle ", manifest.version, " has no item categories"));
-    }
-    // A category name the bundle does not have is a caller's mistake, not an empty filter.
-    for (const auto* list : {&request.allow_categories, &request.deny_categories}) {
-      for (size_t i = 0; i < list->size(); ++i) {
-        if (!std::binary_search(catalog.categories().begin(), catalog.categories().end(),
-                                (*list)[i])) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              list == &request.allow_categories ? "filters.allow_categories["
-                                                : "filters.deny_categories[",
-              i, "]: unknown category \"", (*list)[i], "\"; this bundle has ",
-              absl::StrJoin(catalog.categories(), ", ")));
-        }
+// One request's ranking: the steps of Ranker::Rank, each with its own contract, sharing the
+// candidates found so far. Candidates map to their CF raw score, accumulated in history order.
+class RankJob {
+ public:
+  RankJob(const Bundle& bundle, const RecommendRequest& request, int32_t top_k, RankedList* out)
+      : bundle_(bundle),
+        request_(request),
+        top_k_(static_cast<size_t>(top_k)),
+        out_(*out),
+        meta_(out->metadata) {}
+
+  // Category options need categories, and name categories the bundle has. Errors:
+  // FAILED_PRECONDITION on a bundle without categories, INVALID_ARGUMENT for an unknown one.
+  absl::Status CheckCategoryOptions() const;
+  // The request's source table. Errors: those of WithRequestWeights.
+  absl::Status ResolveSources();
+  // The known events of the history and their CF recency weights; unknown ids are reported.
+  void ResolveHistory();
+  // Each weighted model scores the catalogue once and adds its best kModelCandidates; an
+  // unweighted model only gets its input (its returned items are scored in ScoreUnrunModels).
+  absl::Status RunModels(int64_t request_time);
+  // CF neighbours of the history (and, with self_similarity, the history items).
+  void AddCfCandidates();
+  // The most recently popular items (in the shopper's country for a new shopper) when the
+  // popularity source weighs > 0; says so in the metadata for a new shopper.
+  void AddPopularCandidates();
+  // The caller's candidate_item_ids. Errors: INVALID_ARGUMENT for candidates_only with none
+  // known.
+  absl::Status AddCallerCandidates();
+  // Applies the filters (each counted) and fuses the survivors' scores.
+  void FilterAndScore();
+  // Chooses the returned items; back-fills with popular items when too few survived.
+  void SelectAndBackFill();
+  // Scores the returned items by the models that were not run over the catalogue, one batched
+  // pass each. Errors: those of the models.
+  absl::Status ScoreUnrunModels();
+  // Writes the returned items with their per-source scores and baselines.
+  void Emit();
+
+ private:
+  bool new_shopper() const { return out_.history.items.empty(); }
+  const Source* FirstOfKind(SourceKind kind) const;
+  double CfRaw(ItemIndex item) const;
+  // The filter that removes `item`, or nullptr.
+  const char* FilterOf(ItemIndex item) const;
+  // Raw score of `item` from source s (a model's from its catalogue pass).
+  double Raw(size_t s, ItemIndex item, double cf_raw) const;
+  void AddScored(ItemIndex item, double cf_raw);
+
+  const Bundle& bundle_;
+  const RecommendRequest& request_;
+  const size_t top_k_;
+  RankedList& out_;
+  ResponseMetadata& meta_;
+  absl::flat_hash_map<ItemIndex, double> candidates_;
+  absl::flat_hash_set<ItemIndex> excluded_, history_set_;
+  absl::flat_hash_set<std::string> allow_, deny_;
+  bool exclude_history_ = false;
+  std::vector<Scored> scored_;
+  std::vector<size_t> chosen_;  // Indices into scored_, in selection order.
+  std::vector<std::vector<float>> chosen_scores_;  // Per source: unrun models' scores of chosen_.
+};
+
+absl::Status RankJob::CheckCategoryOptions() const {
+  const Catalog& catalog = bundle_.catalog();
+  const RecommendRequest& r = request_;
+  if (r.max_per_category == 0 && r.allow_categories.empty() && r.deny_categories.empty()) {
+    return absl::OkStatus();
+  }
+  // Refusing category options beats silently ignoring them.
+  if (!catalog.has_categories()) {
+    const char* field = r.max_per_category > 0        ? "diversity.max_per_category"
+                        : !r.allow_categories.empty() ? "filters.allow_categories"
+                                                      : "filters.deny_categories";
+    return absl::FailedPreconditionError(absl::StrCat(field, ": bundle ",
+                                                      bundle_.manifest().version,
+                                                      " has no item categories"));
+  }
+  // A category name the bundle does not have is a caller's mistake, not an empty filter.
+  for (const auto* list : {&r.allow_categories, &r.deny_categories}) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      if (!std::binary_search(catalog.categories().begin(), catalog.categories().end(),
+                              (*list)[i])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            list == &r.allow_categories ? "filters.allow_categories["
+                                        : "filters.deny_categories[",
+            i, "]: unknown category \"", (*list)[i], "\"; this bundle has ",
+            absl::StrJoin(catalog.categories(), ", ")));
       }
     }
   }
+  return absl::OkStatus();
+}
 
-  // Sources and the weights in effect.
-  out->sources = manifest.sources;
-  for (const auto& [name, weight] : request.fusion_weights) {
-    const std::string& wanted = name;  // Lambdas cannot capture structured bindings in C++17.
-    auto it = std::find_if(out->sources.begin(), out->sources.end(),
-                           [&](const SourceSpec& s) { return s.name == wanted; });
-    if (it == out->sources.end()) {
-      std::vector<std::string> names;
-      for (const SourceSpec& s : manifest.sources) names.push_back(s.name);
-      return absl::InvalidArgumentError(absl::StrCat("fusion.weights[\"", name,
-                                                     "\"]: unknown source; this bundle has ",
-                                                     absl::StrJoin(names, ", ")));
-    }
-    it->weight = weight;
-  }
-  // Index of a source in out->sources (out->sources.size() when absent).
-  auto source_index = [&](const std::string& name) {
-    return static_cast<size_t>(
-        std::find_if(out->sources.begin(), out->sources.end(),
-                     [&](const SourceSpec& s) { return s.name == name; }) -
-        out->sources.begin());
-  };
-  const size_t cf_source = source_index("cf");
+absl::Status RankJob::ResolveSources() {
+  absl::StatusOr<std::vector<Source>> sources =
+      WithRequestWeights(bundle_.sources(), request_.fusion_weights);
+  if (!sources.ok()) return sources.status();
+  for (Source& source : *sources) out_.sources.push_back({std::move(source), {}, {}});
+  return absl::OkStatus();
+}
 
-  // History -> catalogue indices.
-  ResolvedHistory& history = out->history;
-  for (size_t t = 0; t < request.history.size(); ++t) {
-    std::optional<ItemIndex> index = catalog.Find(request.history[t].item_id);
+void RankJob::ResolveHistory() {
+  ResolvedHistory& history = out_.history;
+  for (size_t t = 0; t < request_.history.size(); ++t) {
+    std::optional<ItemIndex> index = bundle_.catalog().Find(request_.history[t].item_id);
     if (!index) {
-      AddUnique(request.history[t].item_id, &meta.ignored_history_item_ids);
+      AddUnique(request_.history[t].item_id, &meta_.ignored_history_item_ids);
       continue;
     }
     history.items.push_back(*index);
     history.positions.push_back(static_cast<int32_t>(t));
   }
+  const BundleManifest& manifest = bundle_.manifest();
   history.weights = RecencyWeights(history.items.size(), manifest.recency_decay);
   history.self_weights = RecencyWeights(history.items.size(), manifest.self_recency_decay);
+}
 
-  // Candidates with their CF raw scores, accumulated in history order.
-  absl::flat_hash_map<ItemIndex, double> cf_raw;
-  if (!request.candidates_only) {
-    const double self = manifest.self_similarity;
-    for (size_t t = 0; t < history.items.size(); ++t) {
-      // Neighbour lists never hold the item itself, so each (event, item) pair adds one term,
-      // the same product CfContribution computes.
-      if (self > 0) cf_raw[history.items[t]] += history.self_weights[t] * self;
-      for (const Neighbor& n : bundle.cf_index().neighbors(history.items[t])) {
-        cf_raw[n.item] += history.weights[t] * n.similarity;
-      }
+absl::Status RankJob::RunModels(int64_t request_time) {
+  out_.request_time = request_time;
+  for (RankedSource& s : out_.sources) {
+    if (s.source.kind != SourceKind::kModel) continue;
+    const ModelRunner& model = *s.source.model;
+    s.input = Featurize(bundle_.manifest(), model.shape(), request_, out_.history.positions,
+                        out_.history.items, request_time);
+    meta_.device = model.device();
+    // A model that weighs 0 adds nothing to any score: not running it over the catalogue saves
+    // ~12 ms a model at 1M items.
+    if (!s.source.active()) continue;
+    if (absl::Status status = model.ScoreAll(s.input, &s.scores); !status.ok()) return status;
+    if (request_.candidates_only) continue;
+    // An item that no history event links to has a CF raw score of exactly 0.
+    for (ItemIndex i : BestItems(s.scores, Ranker::kModelCandidates)) {
+      candidates_.try_emplace(i, 0.0);
     }
   }
-  // Models: score the whole catalogue once; their best items join the candidates. A model
-  // whose source weighs 0 for this request adds nothing to any score, so it is not run over the
-  // catalogue (at 1M items that is ~12 ms a model) and adds no candidates; the returned items'
-  // raw scores are computed for them alone below.
-  // model_of[s]: the model behind source s of out->sources, or -1.
-  const int64_t request_time = request.context.time.value_or(now_unix);
-  out->request_time = request_time;
-  std::vector<int> model_of(out->sources.size(), -1);
-  for (size_t m = 0; m < bundle.models().size(); ++m) {
-    const ModelRunner* model = bundle.models()[m].get();
-    const size_t s = source_index(model->name());
-    if (s < model_of.size()) model_of[s] = static_cast<int>(m);
-    ModelInput input = Featurize(manifest, model->shape(), request, history.positions,
-                                 history.items, request_time);
-    std::vector<float> scores;
-    if (s < out->sources.size() && out->sources[s].weight != 0.0) {
-      if (absl::Status status = model->ScoreAll(input, &scores); !status.ok()) return status;
-      if (!request.candidates_only) {
-        // An item that no history event links to has a CF raw score of exactly 0.
-        for (ItemIndex i : BestItems(scores, kModelCandidates)) cf_raw.try_emplace(i, 0.0);
-      }
-    }
-    out->model_inputs.push_back(std::move(input));
-    out->model_scores.push_back(std::move(scores));
-  }
-  if (!bundle.models().empty()) meta.device = bundle.models().front()->device();
-  const size_t pop_source = source_index("pop");
-  const bool pop_on = pop_source < out->sources.size() && out->sources[pop_source].weight > 0;
-  // A new shopper's "pop" source reads their country's recent purchases when the bundle has
-  // enough of them; everyone else's the whole catalogue's.
-  const CountryPopularity* country_pop =
-      history.items.empty() ? bundle.country_popularity(request.context.country) : nullptr;
-  if (country_pop != nullptr) out->popularity_country = request.context.country;
-  if (!request.candidates_only && pop_on) {
-    const std::vector<ItemIndex>& popular =
-        country_pop != nullptr ? country_pop->items : bundle.recent_popular_items();
-    for (size_t i = 0; i < popular.size() && i < kModelCandidates; ++i) {
-      cf_raw.try_emplace(popular[i], 0.0);
+  return absl::OkStatus();
+}
+
+void RankJob::AddCfCandidates() {
+  if (request_.candidates_only) return;
+  const ResolvedHistory& history = out_.history;
+  const double self = bundle_.manifest().self_similarity;
+  for (size_t t = 0; t < history.items.size(); ++t) {
+    // Neighbour lists never hold the item itself, so each (event, item) pair adds one term,
+    // the same product CfContribution computes.
+    if (self > 0) candidates_[history.items[t]] += history.self_weights[t] * self;
+    for (const Neighbor& n : bundle_.cf_index().neighbors(history.items[t])) {
+      candidates_[n.item] += history.weights[t] * n.similarity;
     }
   }
+}
 
-  // A new shopper (no known event): what ranks is recent popularity and the models' reading of
-  // the context; the response says so.
-  if (history.items.empty() && !request.candidates_only) {
-    meta.fallback_used = true;
-    meta.fallback_reason = absl::StrCat(
-        request.history.empty() ? "empty history" : "no history item is in the catalogue",
-        pop_on || !bundle.models().empty()
-            ? absl::StrCat(": ranked by recent popularity",
-                           country_pop != nullptr ? " in " + request.context.country : "",
-                           " and the models' reading of the context")
-            : ": this bundle has no popularity or model source, so the list is back-filled "
-              "with recently popular items");
+const Source* RankJob::FirstOfKind(SourceKind kind) const {
+  for (const RankedSource& s : out_.sources) {
+    if (s.source.kind == kind) return &s.source;
   }
+  return nullptr;
+}
 
-  int known_candidates = 0;
-  for (const std::string& id : request.candidate_item_ids) {
-    std::optional<ItemIndex> index = catalog.Find(id);
+void RankJob::AddPopularCandidates() {
+  const Source* pop = FirstOfKind(SourceKind::kPopularity);
+  const bool pop_on = pop != nullptr && pop->spec.weight > 0;
+  // A new shopper's popularity source reads their country's recent purchases when the bundle
+  // has enough of them; everyone else's the whole catalogue's.
+  const std::string& country = request_.context.country;
+  out_.country_popularity = new_shopper() ? bundle_.country_popularity(country) : nullptr;
+  if (out_.country_popularity != nullptr) out_.popularity_country = country;
+  if (request_.candidates_only) return;
+  if (pop_on) {
+    const std::vector<ItemIndex>& popular = out_.country_popularity != nullptr
+                                                ? out_.country_popularity->items
+                                                : bundle_.recent_popular_items();
+    for (size_t i = 0; i < popular.size() && i < Ranker::kModelCandidates; ++i) {
+      candidates_.try_emplace(popular[i], 0.0);
+    }
+  }
+  if (!new_shopper()) return;
+  // A new shopper: what ranks is recent popularity and the models' reading of the context.
+  meta_.fallback_used = true;
+  meta_.fallback_reason = absl::StrCat(
+      request_.history.empty() ? "empty history" : "no history item is in the catalogue",
+      pop_on || !bundle_.models().empty()
+          ? absl::StrCat(": ranked by recent popularity",
+                         out_.country_popularity != nullptr ? " in " + country : "",
+                         " and the models' reading of the context")
+          : ": this bundle has no popularity or model source, so the list is back-filled "
+            "with recently popular items");
+}
+
+double RankJob::CfRaw(ItemIndex item) const {
+  double raw = 0.0;
+  for (size_t t = 0; t < out_.history.items.size(); ++t) {
+    raw += CfContribution(bundle_, out_.history, t, item);
+  }
+  return raw;
+}
+
+absl::Status RankJob::AddCallerCandidates() {
+  int known = 0;
+  for (const std::string& id : request_.candidate_item_ids) {
+    std::optional<ItemIndex> index = bundle_.catalog().Find(id);
     if (!index) {
-      AddUnique(id, &meta.ignored_candidate_item_ids);
+      AddUnique(id, &meta_.ignored_candidate_item_ids);
       continue;
     }
-    ++known_candidates;
-    if (cf_raw.contains(*index)) continue;
-    double raw = 0.0;
-    for (size_t t = 0; t < history.items.size(); ++t) {
-      raw += CfContribution(bundle, history, t, *index);
-    }
-    cf_raw.emplace(*index, raw);
+    ++known;
+    if (!candidates_.contains(*index)) candidates_.emplace(*index, CfRaw(*index));
   }
-  if (request.candidates_only && known_candidates == 0) {
+  if (request_.candidates_only && known == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "candidate_item_ids: candidates_only is set but none of the ",
-        request.candidate_item_ids.size(), " candidates is in the catalogue"));
+        request_.candidate_item_ids.size(), " candidates is in the catalogue"));
   }
+  return absl::OkStatus();
+}
 
-  // Filters, each counted.
-  absl::flat_hash_set<ItemIndex> excluded;
-  for (const std::string& id : request.exclude_item_ids) {
-    std::optional<ItemIndex> index = catalog.Find(id);
+const char* RankJob::FilterOf(ItemIndex i) const {
+  const ItemInfo& info = bundle_.catalog().item(i);
+  if (excluded_.contains(i)) return "exclude";
+  if (exclude_history_ && history_set_.contains(i)) return "history";
+  if ((!allow_.empty() && !allow_.contains(info.category)) ||
+      (!deny_.empty() && deny_.contains(info.category))) {
+    return "category";
+  }
+  if ((request_.min_price && info.price < *request_.min_price) ||
+      (request_.max_price && info.price > *request_.max_price)) {
+    return "price";
+  }
+  return nullptr;
+}
+
+double RankJob::Raw(size_t s, ItemIndex item, double cf_raw) const {
+  const RankedSource& source = out_.sources[s];
+  switch (source.source.kind) {
+    case SourceKind::kCf:
+      return cf_raw;
+    case SourceKind::kPopularity:
+      return PopularityRaw(bundle_, out_, item);
+    case SourceKind::kModel:
+      return source.scores[item];
+  }
+  return 0.0;
+}
+
+void RankJob::AddScored(ItemIndex item, double cf_raw) {
+  double score = 0.0;
+  for (size_t s = 0; s < out_.sources.size(); ++s) {
+    const Source& source = out_.sources[s].source;
+    // An inactive source adds 0 (and an unrun model has no scores).
+    if (source.active()) score += Fuse(source.spec, Raw(s, item, cf_raw));
+  }
+  score -= PopularityPenalty(request_.popularity_penalty, bundle_.catalog().item(item));
+  scored_.push_back({item, cf_raw, score});
+}
+
+void RankJob::FilterAndScore() {
+  for (const std::string& id : request_.exclude_item_ids) {
+    std::optional<ItemIndex> index = bundle_.catalog().Find(id);
     if (index) {
-      excluded.insert(*index);
+      excluded_.insert(*index);
     } else {
-      AddUnique(id, &meta.ignored_candidate_item_ids);
+      AddUnique(id, &meta_.ignored_candidate_item_ids);
     }
   }
-  const bool exclude_history = request.exclude_history.value_or(manifest.exclude_history_default);
-  const absl::flat_hash_set<ItemIndex> history_set(history.items.begin(), history.items.end());
-  const absl::flat_hash_set<std::string> allow(request.allow_categories.begin(),
-                                               request.allow_categories.end());
-  const absl::flat_hash_set<std::string> deny(request.deny_categories.begin(),
-                                              request.deny_categories.end());
-  auto filter_of = [&](ItemIndex i) -> const char* {
-    const ItemInfo& info = catalog.item(i);
-    if (excluded.contains(i)) return "exclude";
-    if (exclude_history && history_set.contains(i)) return "history";
-    if ((!allow.empty() && !allow.contains(info.category)) ||
-        (!deny.empty() && deny.contains(info.category))) {
-      return "category";
-    }
-    if ((request.min_price && info.price < *request.min_price) ||
-        (request.max_price && info.price > *request.max_price)) {
-      return "price";
-    }
-    return nullptr;
-  };
-
-  // Raw score of `item` from source number `s` of out->sources.
-  auto raw_of = [&](size_t s, ItemIndex item, double cf_value) -> double {
-    if (s == cf_source) return cf_value;
-    if (s == pop_source) {
-      if (country_pop == nullptr) return PopularityScore(catalog.item(item));
-      auto it = country_pop->counts.find(item);
-      return std::log1p(it == country_pop->counts.end() ? 0.0 : static_cast<double>(it->second));
-    }
-    // Every other source has a model (Bundle::Load checks it).
-    return static_cast<double>(out->model_scores[model_of[s]][item]);
-  };
-  std::vector<Scored> scored;
-  scored.reserve(cf_raw.size());
-  auto add_scored = [&](ItemIndex item, double raw) {
-    double score = 0.0;
-    for (size_t s = 0; s < out->sources.size(); ++s) {
-      const SourceSpec& spec = out->sources[s];
-      if (spec.weight == 0.0) continue;  // Adds 0 (and an unrun model has no scores).
-      score += spec.weight * (spec.slope * raw_of(s, item, raw) + spec.intercept);
-    }
-    if (request.popularity_penalty > 0) {
-      score -= request.popularity_penalty * std::log1p(catalog.item(item).popularity);
-    }
-    scored.push_back({item, raw, score});
-  };
-  for (const auto& [item, raw] : cf_raw) {
-    if (const char* filter = filter_of(item)) {
-      ++meta.filtered_counts[filter];
+  exclude_history_ = request_.exclude_history.value_or(bundle_.manifest().exclude_history_default);
+  history_set_.insert(out_.history.items.begin(), out_.history.items.end());
+  allow_.insert(request_.allow_categories.begin(), request_.allow_categories.end());
+  deny_.insert(request_.deny_categories.begin(), request_.deny_categories.end());
+  scored_.reserve(candidates_.size());
+  for (const auto& [item, cf_raw] : candidates_) {
+    if (const char* filter = FilterOf(item)) {
+      ++meta_.filtered_counts[filter];
       continue;
     }
-    add_scored(item, raw);
+    AddScored(item, cf_raw);
   }
-  meta.candidates_scored = static_cast<int32_t>(cf_raw.size());
-  std::vector<size_t> chosen = SelectItems(bundle, request, top_k, scored);
+  meta_.candidates_scored = static_cast<int32_t>(candidates_.size());
+}
 
-  // Back-fill: too few candidates survived the filters (or the category cap), so popular items
-  // that pass them join, scored like any candidate. Campaign lists are never back-filled.
-  if (chosen.size() < static_cast<size_t>(top_k) && !request.candidates_only) {
-    const size_t original = scored.size();
-    const std::vector<ItemIndex>& order = bundle.recent_popular_items();
-    for (size_t next = 0; next < order.size() && chosen.size() < static_cast<size_t>(top_k);) {
-      // A batch of top_k passing items at a time, then select again.
-      for (int added = 0; next < order.size() && added < top_k; ++next) {
-        const ItemIndex item = order[next];
-        if (cf_raw.contains(item) || filter_of(item) != nullptr) continue;
-        double raw = 0.0;
-        for (size_t t = 0; t < history.items.size(); ++t) {
-          raw += CfContribution(bundle, history, t, item);
-        }
-        add_scored(item, raw);
-        ++added;
-      }
-      chosen = SelectItems(bundle, request, top_k, scored);
+void RankJob::SelectAndBackFill() {
+  const int32_t top_k = static_cast<int32_t>(top_k_);
+  chosen_ = Selection(bundle_, request_, top_k, scored_).Run();
+  // Too few candidates survived the filters (or the category cap): popular items that pass
+  // them join, scored like any candidate, a batch of top_k at a time. Campaign lists are never
+  // back-filled.
+  if (chosen_.size() >= top_k_ || request_.candidates_only) return;
+  const size_t original = scored_.size();
+  const std::vector<ItemIndex>& order = bundle_.recent_popular_items();
+  for (size_t next = 0; next < order.size() && chosen_.size() < top_k_;) {
+    for (size_t added = 0; next < order.size() && added < top_k_; ++next) {
+      const ItemIndex item = order[next];
+      if (candidates_.contains(item) || FilterOf(item) != nullptr) continue;
+      AddScored(item, CfRaw(item));
+      ++added;
     }
-    for (size_t i : chosen) meta.backfilled |= i >= original;
-    meta.candidates_scored += static_cast<int32_t>(scored.size() - original);
+    chosen_ = Selection(bundle_, request_, top_k, scored_).Run();
   }
+  for (size_t i : chosen_) meta_.backfilled |= i >= original;
+  meta_.candidates_scored += static_cast<int32_t>(scored_.size() - original);
+}
 
-  // The unrun models' scores of the returned items: one batched pass each.
-  std::vector<ItemIndex> chosen_items;
-  for (size_t i : chosen) chosen_items.push_back(scored[i].item);
-  std::vector<std::vector<float>> chosen_scores(bundle.models().size());
-  for (size_t m = 0; m < bundle.models().size(); ++m) {
-    if (!out->model_scores[m].empty() || chosen_items.empty()) continue;
-    if (absl::Status status = bundle.models()[m]->ScoreTargets(
-            {out->model_inputs[m]}, chosen_items, &chosen_scores[m]);
+absl::Status RankJob::ScoreUnrunModels() {
+  chosen_scores_.resize(out_.sources.size());
+  std::vector<ItemIndex> items;
+  for (size_t i : chosen_) items.push_back(scored_[i].item);
+  if (items.empty()) return absl::OkStatus();
+  for (size_t s = 0; s < out_.sources.size(); ++s) {
+    const RankedSource& source = out_.sources[s];
+    if (source.source.kind != SourceKind::kModel || !source.scores.empty()) continue;
+    if (absl::Status status =
+            source.source.model->ScoreTargets({source.input}, items, &chosen_scores_[s]);
         !status.ok()) {
       return status;
     }
   }
+  return absl::OkStatus();
+}
 
-  out->items.clear();
-  for (size_t r = 0; r < chosen.size(); ++r) {
-    const Scored& c = scored[chosen[r]];
-    RecommendedItem item;
+void RankJob::Emit() {
+  out_.items.clear();
+  for (size_t r = 0; r < chosen_.size(); ++r) {
+    const Scored& c = scored_[chosen_[r]];
+    RecommendedItem& item = out_.items.emplace_back();
     item.index = c.item;
-    item.item_id = catalog.item(item.index).id;
-    item.info = catalog.item(item.index);
+    item.info = bundle_.catalog().item(c.item);
+    item.item_id = item.info.id;
     item.rank = static_cast<int32_t>(r + 1);
     item.score = c.score;
-    for (size_t s = 0; s < out->sources.size(); ++s) {
-      const SourceSpec& spec = out->sources[s];
+    for (size_t s = 0; s < out_.sources.size(); ++s) {
+      const Source& spec_source = out_.sources[s].source;
+      const SourceSpec& spec = spec_source.spec;
       SourceScore& source = item.sources.emplace_back();
       source.source = spec.name;
-      const int m = model_of[s];
-      source.raw_score = m >= 0 && out->model_scores[m].empty() ? chosen_scores[m][r]
-                                                                 : raw_of(s, item.index, c.cf_raw);
-      source.normalized_score = spec.slope * source.raw_score + spec.intercept;
+      source.raw_score =
+          chosen_scores_[s].empty() ? Raw(s, c.item, c.cf_raw) : chosen_scores_[s][r];
+      source.normalized_score = Normalize(spec, source.raw_score);
       source.weight = spec.weight;
-      source.contribution = spec.weight * source.normalized_score;
-      // Baseline: CF and pop score 0 without history or signal; a model scores its baseline
-      // input.
-      const double baseline_raw =
-          model_of[s] < 0 ? 0.0 : bundle.models()[model_of[s]]->baseline_scores()[item.index];
-      item.baseline_score += spec.weight * (spec.slope * baseline_raw + spec.intercept);
+      source.contribution = Fuse(spec, source.raw_score);
+      item.baseline_score += Fuse(spec, BaselineRaw(spec_source, c.item));
     }
-    out->items.push_back(std::move(item));
   }
+}
+
+}  // namespace
+
+absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
+                          RankedList* out, int64_t now_unix) {
+  RankJob job(bundle, request, top_k, out);
+  if (absl::Status s = job.CheckCategoryOptions(); !s.ok()) return s;
+  if (absl::Status s = job.ResolveSources(); !s.ok()) return s;
+  job.ResolveHistory();
+  job.AddCfCandidates();
+  if (absl::Status s = job.RunModels(request.context.time.value_or(now_unix)); !s.ok()) return s;
+  job.AddPopularCandidates();
+  if (absl::Status s = job.AddCallerCandidates(); !s.ok()) return s;
+  job.FilterAndScore();
+  job.SelectAndBackFill();
+  if (absl::Status s = job.ScoreUnrunModels(); !s.ok()) return s;
+  job.Emit();
   return absl::OkStatus();
 }
 

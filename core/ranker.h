@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "core/bundle.h"
 #include "core/model_runner.h"
+#include "core/sources.h"
 #include "core/types.h"
 
 namespace recsys::core {
@@ -20,20 +21,30 @@ struct ResolvedHistory {
   std::vector<double> self_weights;  // The same with self_recency_decay, for repeat terms.
 };
 
+// One source of a ranked request: the source with the weight in effect and, for a model, its
+// input and its scores of every catalogue item (empty for a model that weighs 0 in this
+// request: it is not run over the catalogue).
+struct RankedSource {
+  Source source;
+  ModelInput input;
+  std::vector<float> scores;
+};
+
 // The outcome of ranking: the top items with their per-source scores, before explanation.
 struct RankedList {
   ResolvedHistory history;
   int64_t request_time = 0;          // The context's time, or the server clock without one.
-  // The country whose recent purchases the "pop" source read (a new shopper's, when the bundle
-  // has them), or "" for the whole catalogue's.
+  // The country whose recent purchases the popularity source read (a new shopper's, when the
+  // bundle has them), or "" for the whole catalogue's; its counts, or nullptr.
   std::string popularity_country;
-  // Per model of the bundle, in order: its input and its scores of every catalogue item (empty
-  // for a model whose source weighs 0 in this request: it is not run over the catalogue).
-  std::vector<ModelInput> model_inputs;
-  std::vector<std::vector<float>> model_scores;
-  std::vector<SourceSpec> sources;   // Sources with the weights in effect for this request.
+  const CountryPopularity* country_popularity = nullptr;
+  // The request's source table, in manifest order; items[i].sources[s] is sources[s]'s score.
+  std::vector<RankedSource> sources;
   std::vector<RecommendedItem> items;  // Best first; attributions still empty.
   ResponseMetadata metadata;         // Ids ignored, filter counts, candidates scored.
+
+  // The input of the first model source (every model reads the same context), or nullptr.
+  const ModelInput* first_model_input() const;
 };
 
 // CF recency weights for `n` known events, oldest first: proportional to decay^(n-1-i), summing
@@ -45,8 +56,9 @@ std::vector<double> RecencyWeights(size_t n, double decay);
 double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size_t t,
                       ItemIndex item);
 
-// Raw score of the "pop" source: log(1 + the item's recent purchase lines).
-double PopularityScore(const ItemInfo& item);
+// The popularity source's raw score of `item` in `ranked`: PopularityScore of its recent lines
+// in ranked.popularity_country when set, else in the whole catalogue.
+double PopularityRaw(const Bundle& bundle, const RankedList& ranked, ItemIndex item);
 
 // The indices of the min(m, scores.size()) highest scores (ties: lower index first), in no
 // particular order. One pass with a bounded heap: most items lose one comparison with the
@@ -59,13 +71,13 @@ std::vector<ItemIndex> BestItems(const std::vector<float>& scores, size_t m);
 // Candidates: CF neighbours (and, with self_similarity, the items) of the history, each model's
 // top kModelCandidates over the whole catalogue (models whose source weighs 0 in the request
 // are not run over it and add none), the kModelCandidates most recently popular
-// items when the "pop" source weighs > 0, and the caller's candidates (only those with
+// items when the popularity source weighs > 0, and the caller's candidates (only those with
 // candidates_only). Raw scores: CF, sum over known history events t of CfContribution(t, c);
-// a model, its logit for c; "pop", PopularityScore(c), or for a shopper without known history
+// a model, its logit for c; popularity, PopularityScore(c's recent lines), or for a shopper without known history
 // whose country the bundle has recent data on, log(1 + c's recent lines in that country) (and
 // that country's most popular items are the pop candidates). Fused score: sum over sources of
 // weight * (slope * raw + intercept), minus popularity_penalty * log(1 + popularity); it depends
-// only on the request and the item, never on the other candidates. Filters (exclude ids, the
+// only on the request and the item, never on the other candidates (core/sources.h: Fuse). Filters (exclude ids, the
 // history when exclude_history, categories, price) remove candidates and are counted per filter.
 // Selection: the top_k by fused score; with max_per_category, an item whose category already
 // has that many is passed over; with mmr_lambda > 0, Maximal Marginal Relevance picks greedily

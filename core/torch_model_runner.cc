@@ -37,18 +37,13 @@ class TorchModelRunner final : public ModelRunner {
 
   absl::Status ScoreAll(const ModelInput& input, std::vector<float>* scores) const override {
     if (absl::Status s = CheckSizes(input); !s.ok()) return s;
-    try {
+    return Guarded("score", [&] {
       c10::InferenceMode guard;
       torch::Tensor user = Encode(input);
       // A matrix-vector product reads the [N, D] table once, row by row; addmm against the
       // transposed table made BLAS pack (copy) the table on every call.
-      torch::Tensor logits = torch::addmv(bias_, table_, user.squeeze(0)).to(torch::kCPU)
-                                 .contiguous();
-      scores->assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
-      return absl::OkStatus();
-    } catch (const c10::Error& e) {
-      return absl::InternalError(absl::StrCat(name_, ": ", e.what_without_backtrace()));
-    }
+      CopyOut(torch::addmv(bias_, table_, user.squeeze(0)), scores);
+    });
   }
 
   absl::Status ScoreTargets(const std::vector<ModelInput>& inputs,
@@ -56,9 +51,9 @@ class TorchModelRunner final : public ModelRunner {
                             std::vector<float>* scores) const override {
     const int64_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
     const int64_t B = static_cast<int64_t>(inputs.size());
-    const int64_t K = static_cast<int64_t>(targets.size());
     scores->clear();
-    if (B == 0 || K == 0) return absl::OkStatus();
+    if (B == 0 || targets.empty()) return absl::OkStatus();
+    if (absl::Status s = CheckTargets(targets); !s.ok()) return s;
     std::vector<int64_t> items;
     std::vector<float> features, mask, context;
     items.reserve(B * L);
@@ -72,125 +67,84 @@ class TorchModelRunner final : public ModelRunner {
       mask.insert(mask.end(), input.mask.begin(), input.mask.end());
       context.insert(context.end(), input.context.begin(), input.context.end());
     }
-    try {
+    return Guarded("score", [&] {
       c10::InferenceMode guard;
-      auto cpu_long = torch::TensorOptions().dtype(torch::kLong);
-      auto cpu_float = torch::TensorOptions().dtype(torch::kFloat);
-      torch::jit::Module& module = const_cast<torch::jit::Module&>(module_);
-      torch::Tensor embedded =
-          module.get_method("embed")({torch::from_blob(items.data(), {B, L}, cpu_long).to(device_),
-                                      torch::from_blob(features.data(), {B, L, E}, cpu_float)
-                                          .to(device_)})
-              .toTensor();
+      torch::Tensor embedded = EmbedTensor(torch::from_blob(items.data(), {B, L}, LongOptions()),
+                                           torch::from_blob(features.data(), {B, L, E},
+                                                            FloatOptions()));
       torch::Tensor user =
-          module.get_method("encode")({embedded,
-                                       torch::from_blob(mask.data(), {B, L}, cpu_float).to(device_),
-                                       torch::from_blob(context.data(), {B, C}, cpu_float)
-                                           .to(device_)})
+          Method("encode")({embedded,
+                            torch::from_blob(mask.data(), {B, L}, FloatOptions()).to(device_),
+                            torch::from_blob(context.data(), {B, C}, FloatOptions()).to(device_)})
               .toTensor();
-      torch::Tensor index = torch::tensor(std::vector<int64_t>(targets.begin(), targets.end()),
-                                          cpu_long).to(device_);
-      torch::Tensor logits = torch::addmm(bias_.index_select(0, index), user,
-                                          table_.index_select(0, index).t())
-                                 .to(torch::kCPU).contiguous();  // [B, K]
-      scores->assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
-      return absl::OkStatus();
-    } catch (const c10::Error& e) {
-      return absl::InternalError(absl::StrCat(name_, ": ", e.what_without_backtrace()));
-    }
+      torch::Tensor index = TargetIndex(targets);
+      CopyOut(torch::addmm(bias_.index_select(0, index), user,
+                           table_.index_select(0, index).t()),  // [B, K]
+              scores);
+    });
   }
 
-  absl::Status IntegratedGradients(const ModelInput& input, const std::vector<ItemIndex>& targets,
-                                   const std::vector<double>& alphas,
-                                   const std::vector<double>& weights,
-                                   std::vector<PathAttribution>* out) const override {
-    const int64_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
-    const int64_t S = static_cast<int64_t>(alphas.size());
-    const int64_t K = static_cast<int64_t>(targets.size());
-    if (K == 0) return absl::OkStatus();
-    try {
-      torch::NoGradGuard no_grad;  // Only the path below records gradients.
-      torch::jit::Module& module = const_cast<torch::jit::Module&>(module_);
-      auto embed = [&](const torch::Tensor& items, const torch::Tensor& features) {
-        return module.get_method("embed")({items, features}).toTensor();
-      };
-      Inputs x = ToTensors(input);
-      torch::Tensor pad = torch::full({1, L}, shape_.num_items, x.items.options());
-      torch::Tensor zeros = torch::zeros({1, L, E}, x.features.options());
-      torch::Tensor e_base = embed(pad, zeros);              // [1, L, D]
-      torch::Tensor e_items = embed(x.items, zeros);         // item part only
-      torch::Tensor e_full = embed(x.items, x.features);     // [1, L, D]
-      torch::Tensor delta_item = e_items - e_base;
-      torch::Tensor delta_full = e_full - e_base;
-      std::vector<torch::Tensor> delta_feature;              // per side-feature
-      for (int64_t e = 0; e < E; ++e) {
-        torch::Tensor only = torch::zeros_like(x.features);
-        only.select(2, e).copy_(x.features.select(2, e));
-        delta_feature.push_back(embed(x.items, only) - e_items);
-      }
+  int32_t embedding_dim() const override { return embedding_dim_; }
+  void set_embedding_dim(int32_t d) { embedding_dim_ = d; }
 
-      // Rows: step-major, target-minor: row s*K + k is step s of target k.
-      torch::Tensor alpha =
-          torch::tensor(std::vector<float>(alphas.begin(), alphas.end()), x.features.options())
-              .repeat_interleave(K);                                         // [S*K]
-      torch::Tensor path = (e_base + alpha.view({S * K, 1, 1}) * delta_full).detach();
-      torch::Tensor context = (alpha.view({S * K, 1}) * x.context).detach();
+  absl::Status Embed(const std::vector<int64_t>& items, const std::vector<float>& event_features,
+                     std::vector<float>* embedded) const override {
+    const int64_t L = shape_.max_history, E = shape_.num_event_features;
+    const int64_t B = static_cast<int64_t>(items.size()) / L;
+    if (B * L != static_cast<int64_t>(items.size()) ||
+        static_cast<int64_t>(event_features.size()) != B * L * E) {
+      return absl::InvalidArgumentError(absl::StrCat(name_, ": embed input has the wrong size"));
+    }
+    for (int64_t item : items) {
+      if (item < 0 || item > shape_.num_items) {
+        return absl::InvalidArgumentError(absl::StrCat(name_, ": item index ", item,
+                                                       " is outside the catalogue"));
+      }
+    }
+    return Guarded("embed", [&] {
+      c10::InferenceMode guard;
+      torch::Tensor out = EmbedTensor(
+          torch::from_blob(const_cast<int64_t*>(items.data()), {B, L}, LongOptions()),
+          torch::from_blob(const_cast<float*>(event_features.data()), {B, L, E},
+                           FloatOptions()));
+      CopyOut(out, embedded);
+    });
+  }
+
+  absl::Status Gradients(const EmbeddedPoints& points, const std::vector<ItemIndex>& targets,
+                         ScoreGradients* out) const override {
+    const int64_t L = shape_.max_history, C = shape_.num_context, D = embedding_dim_;
+    const int64_t P = static_cast<int64_t>(points.size());
+    const int64_t K = static_cast<int64_t>(targets.size());
+    if (P == 0 || points.embedded.size() != static_cast<size_t>(P * L * D) ||
+        points.context.size() != static_cast<size_t>(P * C) ||
+        points.mask.size() != static_cast<size_t>(L)) {
+      return absl::InvalidArgumentError(absl::StrCat(name_, ": gradient points have the wrong size"));
+    }
+    if (absl::Status s = CheckTargets(targets); !s.ok()) return s;
+    return Guarded("gradients", [&] {
+      torch::NoGradGuard no_grad;  // Only the forward pass below records gradients.
+      // Rows point-major, target-minor: row p*K + k is target k at point p.
+      torch::Tensor path = ToDevice(points.embedded, {P, L, D}).repeat_interleave(K, 0);
+      torch::Tensor context = ToDevice(points.context, {P, C}).repeat_interleave(K, 0);
       path.set_requires_grad(true);
       context.set_requires_grad(true);
-      torch::Tensor mask = x.mask.expand({S * K, L});
-      torch::Tensor target_index = torch::tensor(std::vector<int64_t>(targets.begin(), targets.end()),
-                                                 torch::TensorOptions().dtype(torch::kLong))
-                                       .to(device_);
-      torch::Tensor rows = target_index.repeat({S});                          // [S*K]
-      {
-        torch::AutoGradMode enable(true);
-        torch::Tensor user = module.get_method("encode")({path, mask, context}).toTensor();
-        torch::Tensor logits = (user * table_.index_select(0, rows)).sum(1) +
-                               bias_.index_select(0, rows);                   // [S*K]
-        std::vector<torch::Tensor> grads =
-            torch::autograd::grad({logits.sum()}, {path, context});
-        torch::Tensor w = torch::tensor(std::vector<float>(weights.begin(), weights.end()),
-                                        x.features.options())
-                              .repeat_interleave(K);
-        // Quadrature-weighted mean gradient per target: [K, L, D] and [K, C].
-        torch::Tensor g_path =
-            (grads[0] * w.view({S * K, 1, 1})).view({S, K, L, -1}).sum(0).to(torch::kCPU);
-        torch::Tensor g_context =
-            (grads[1] * w.view({S * K, 1})).view({S, K, C}).sum(0).to(torch::kCPU);
-        torch::Tensor event = (g_path * delta_item.to(torch::kCPU)).sum(2);     // [K, L]
-        torch::Tensor context_attr = g_context * x.context.to(torch::kCPU);     // [K, C]
-        std::vector<torch::Tensor> feature;
-        for (int64_t e = 0; e < E; ++e) {
-          feature.push_back((g_path * delta_feature[e].to(torch::kCPU)).sum(2));  // [K, L]
-        }
-        for (int64_t k = 0; k < K; ++k) {
-          PathAttribution& a = out->emplace_back();
-          auto ev = event[k].contiguous();
-          a.event.assign(ev.data_ptr<float>(), ev.data_ptr<float>() + L);
-          a.event_feature.resize(L * E);
-          for (int64_t e = 0; e < E; ++e) {
-            auto f = feature[e][k].contiguous();
-            for (int64_t t = 0; t < L; ++t) a.event_feature[t * E + e] = f.data_ptr<float>()[t];
-          }
-          auto cv = context_attr[k].contiguous();
-          a.context.assign(cv.data_ptr<float>(), cv.data_ptr<float>() + C);
-        }
-      }
-      // f at the start of the path (the baseline embedding under the request's mask, zero
-      // context), for the targets only; f(x) is the ranker's ScoreAll score.
-      torch::Tensor start_user =
-          module.get_method("encode")({e_base, x.mask, torch::zeros_like(x.context)}).toTensor();
-      torch::Tensor start = torch::addmv(bias_.index_select(0, target_index),
-                                         table_.index_select(0, target_index), start_user[0])
-                                .to(torch::kCPU)
-                                .contiguous();                                 // [K]
-      for (int64_t k = 0; k < K; ++k) {
-        (*out)[out->size() - K + k].baseline = start.data_ptr<float>()[k];
-      }
-      return absl::OkStatus();
-    } catch (const c10::Error& e) {
-      return absl::InternalError(absl::StrCat(name_, ": attribution: ", e.what_without_backtrace()));
-    }
+      torch::Tensor mask = ToDevice(points.mask, {1, L}).expand({P * K, L});
+      torch::Tensor index = TargetIndex(targets);
+      torch::Tensor rows = index.repeat({P});
+      torch::AutoGradMode enable(true);
+      torch::Tensor user = Method("encode")({path, mask, context}).toTensor();
+      torch::Tensor logits =
+          (user * table_.index_select(0, rows)).sum(1) + bias_.index_select(0, rows);  // [P*K]
+      std::vector<torch::Tensor> grads = torch::autograd::grad({logits.sum()}, {path, context});
+      torch::Tensor w = torch::tensor(std::vector<float>(points.weights.begin(),
+                                                         points.weights.end()))
+                            .to(device_)
+                            .repeat_interleave(K);
+      CopyOut(logits.detach(), &out->scores);
+      CopyOut((grads[0] * w.view({P * K, 1, 1})).view({P, K, L, D}).sum(0), &out->embedded);
+      CopyOut((grads[1] * w.view({P * K, 1})).view({P, K, C}).sum(0), &out->context);
+    });
   }
 
   absl::Status CheckSizes(const ModelInput& input) const {
@@ -221,13 +175,66 @@ class TorchModelRunner final : public ModelRunner {
                 .to(device_).clone()};
   }
 
+  // Runs `body`, mapping LibTorch's exceptions (and any other) to INTERNAL naming the step.
+  template <typename Body>
+  absl::Status Guarded(const char* step, Body body) const {
+    try {
+      body();
+      return absl::OkStatus();
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat(name_, ": ", step, ": ", e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat(name_, ": ", step, ": ", e.what()));
+    }
+  }
+
+  absl::Status CheckTargets(const std::vector<ItemIndex>& targets) const {
+    for (ItemIndex t : targets) {
+      if (t >= static_cast<ItemIndex>(shape_.num_items)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name_, ": target ", t, " is outside the catalogue"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  static torch::TensorOptions LongOptions() { return torch::TensorOptions().dtype(torch::kLong); }
+  static torch::TensorOptions FloatOptions() {
+    return torch::TensorOptions().dtype(torch::kFloat);
+  }
+
+  // A copy of `data` on the model's device, shaped `sizes`.
+  torch::Tensor ToDevice(const std::vector<float>& data, at::IntArrayRef sizes) const {
+    return torch::from_blob(const_cast<float*>(data.data()), sizes, FloatOptions())
+        .to(device_)
+        .clone();
+  }
+
+  torch::Tensor TargetIndex(const std::vector<ItemIndex>& targets) const {
+    return torch::tensor(std::vector<int64_t>(targets.begin(), targets.end()), LongOptions())
+        .to(device_);
+  }
+
+  // Copies a float tensor to `out`, row-major, from any device.
+  static void CopyOut(const torch::Tensor& t, std::vector<float>* out) {
+    torch::Tensor cpu = t.to(torch::kCPU).contiguous();
+    out->assign(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
+  }
+
+  // TorchScript modules are safe to run from several threads; get_method is const-safe.
+  torch::jit::Method Method(const char* name) const {
+    return const_cast<torch::jit::Module&>(module_).get_method(name);
+  }
+
+  torch::Tensor EmbedTensor(const torch::Tensor& items, const torch::Tensor& features) const {
+    return Method("embed")({items.to(device_), features.to(device_)}).toTensor();
+  }
+
   // encode(embed(items, features), mask, context) for one request: [1, H].
   torch::Tensor Encode(const ModelInput& input) const {
     Inputs x = ToTensors(input);
-    // TorchScript modules are safe to run from several threads; get_method is const-safe.
-    torch::jit::Module& module = const_cast<torch::jit::Module&>(module_);
-    torch::Tensor embedded = module.get_method("embed")({x.items, x.features}).toTensor();
-    return module.get_method("encode")({embedded, x.mask, x.context}).toTensor();
+    torch::Tensor embedded = EmbedTensor(x.items, x.features);
+    return Method("encode")({embedded, x.mask, x.context}).toTensor();
   }
 
  private:
@@ -239,6 +246,7 @@ class TorchModelRunner final : public ModelRunner {
   const torch::Tensor table_;  // item_table(), [N, D], contiguous float.
   const torch::Tensor bias_;   // [N]
   std::vector<float> baseline_scores_;
+  int32_t embedding_dim_ = 0;
 };
 
 std::string Shape(const torch::Tensor& t) {
@@ -341,6 +349,10 @@ ModelLoader TorchScriptLoader(const std::string& device) {
         return wrong(absl::StrCat("encode() gives ", Shape(user), ", item_table() has width ",
                                   table.size(1)));
       }
+      runner->set_embedding_dim(static_cast<int32_t>(
+          runner->EmbedTensor(torch::full({1, shape.max_history}, shape.num_items, torch::kLong),
+                              torch::zeros({1, shape.max_history, shape.num_event_features}))
+              .size(2)));
       std::vector<float> scores;
       if (absl::Status s = runner->ScoreAll(input, &scores); !s.ok()) return wrong(s.ToString());
       runner->set_baseline_scores(std::move(scores));

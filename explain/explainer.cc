@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/featurizer.h"
+#include "explain/integrated_gradients.h"
 #include "explain/perturbation.h"
 
 namespace recsys::explain {
@@ -24,12 +26,6 @@ const char* Verb(core::EventType type) {
     default:
       return "bought";
   }
-}
-
-// The spec, with the weight in effect, of a source of the ranked list.
-const core::SourceSpec& SpecOf(const core::RankedList& ranked, const std::string& name) {
-  return *std::find_if(ranked.sources.begin(), ranked.sources.end(),
-                       [&](const core::SourceSpec& s) { return s.name == name; });
 }
 
 // The HISTORY_EVENT entry of known event t, without its attribution.
@@ -84,45 +80,21 @@ std::vector<Attribution> CfAttributions(const core::Bundle& bundle,
   return out;
 }
 
-std::vector<std::pair<double, double>> GaussLegendre(int n) {
-  std::vector<std::pair<double, double>> nodes;
-  for (int i = 0; i < n; ++i) {
-    // Newton's method on the Legendre polynomial P_n from the Chebyshev guess.
-    double x = std::cos(3.14159265358979323846 * (i + 0.75) / (n + 0.5));
-    double dp = 1.0;
-    for (int iter = 0; iter < 100; ++iter) {
-      double p0 = 1.0, p1 = x;
-      for (int k = 2; k <= n; ++k) {
-        const double p2 = ((2.0 * k - 1) * x * p1 - (k - 1.0) * p0) / k;
-        p0 = p1;
-        p1 = p2;
-      }
-      if (n == 1) p0 = 1.0;
-      dp = n * (x * p1 - p0) / (x * x - 1.0);
-      const double dx = p1 / dp;
-      x -= dx;
-      if (std::fabs(dx) < 1e-15) break;
-    }
-    const double w = 2.0 / ((1.0 - x * x) * dp * dp);
-    nodes.emplace_back((x + 1.0) / 2.0, w / 2.0);  // Mapped from [-1, 1] to [0, 1].
-  }
-  std::sort(nodes.begin(), nodes.end());
-  return nodes;
-}
+namespace {
 
 // A model's attributions of one item from its Integrated Gradients path, as entries.
-static std::vector<Attribution> ModelAttributions(const core::Bundle& bundle,
-                                           const core::ResolvedHistory& history,
-                                           const core::ModelInput& input,
-                                           const core::ModelShape& shape,
-                                           const core::PathAttribution& path) {
+std::vector<Attribution> ModelAttributions(const core::Bundle& bundle,
+                                                  const core::ResolvedHistory& history,
+                                                  const core::ModelInput& input,
+                                                  const core::ModelShape& shape,
+                                                  const PathAttribution& path) {
   const core::BundleManifest& manifest = bundle.manifest();
   const int L = shape.max_history, E = shape.num_event_features;
   const int n = static_cast<int>(history.items.size());
   std::vector<Attribution> out;
   for (int p = 0; p < L; ++p) {
-    if (input.mask[p] == 0.0f) continue;
-    const int known = n - (L - p);  // The featurizer's left padding, undone.
+    const int known = core::KnownEventAt(p, n, L);
+    if (known < 0) continue;
     Attribution a = HistoryEvent(bundle, history, known);
     a.attribution = path.event[p];
     out.push_back(a);
@@ -147,7 +119,7 @@ static std::vector<Attribution> ModelAttributions(const core::Bundle& bundle,
 
 // Adds `a` scaled by `scale` to `fused`, merged with the entry of the same feature, kind and
 // history position (the sources' attributions of one event add up).
-static void AddScaled(const Attribution& a, double scale, std::vector<Attribution>* fused) {
+void AddScaled(const Attribution& a, double scale, std::vector<Attribution>* fused) {
   for (Attribution& f : *fused) {
     if (f.kind == a.kind && f.history_index == a.history_index && f.feature == a.feature) {
       f.attribution += scale * a.attribution;
@@ -158,166 +130,211 @@ static void AddScaled(const Attribution& a, double scale, std::vector<Attributio
   fused->back().attribution = scale * a.attribution;
 }
 
-std::string ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& request,
-                         const ExplainSettings& settings, core::RankedList* ranked) {
-  using core::AttributionMethod;
-  if (settings.method == AttributionMethod::kNone) return "";
-  std::string note;
-  auto add_note = [&note](const std::string& text) {
-    absl::StrAppend(&note, note.empty() ? "" : "; ", text);
-  };
+// The popularity source's one PRIOR entry: its raw score, exact (the baseline scores 0).
+Attribution PopularityAttribution(const core::Bundle& bundle, const core::RankedList& ranked,
+                                  const core::RecommendedItem& item, double raw) {
+  Attribution a;
+  a.feature = "recent_popularity";
+  a.kind = FeatureKind::kPrior;
+  if (ranked.country_popularity == nullptr) {
+    a.display_value = absl::StrCat(item.info.recent_popularity, " recent purchases");
+  } else {
+    const auto& counts = ranked.country_popularity->counts;
+    auto it = counts.find(item.index);
+    a.display_value = absl::StrCat(it == counts.end() ? 0 : it->second, " recent purchases in ",
+                                   ranked.popularity_country);
+  }
+  a.attribution = raw;
+  return a;
+}
 
-  // Gradient methods: per model, every returned item in one batched pass. A model that weighs 0
-  // contributes nothing and is skipped.
-  std::vector<std::vector<core::PathAttribution>> paths(bundle.models().size());
-  if (settings.method == AttributionMethod::kIntegratedGradients ||
-      settings.method == AttributionMethod::kGradientXInput) {
-    std::vector<core::ItemIndex> targets;
-    for (const core::RecommendedItem& item : ranked->items) targets.push_back(item.index);
-    // Gradient x input is the one-step path evaluated at the input itself.
-    std::vector<double> alphas = {1.0}, weights = {1.0};
-    if (settings.method == AttributionMethod::kIntegratedGradients) {
-      alphas.clear();
-      weights.clear();
-      for (const auto& [alpha, weight] : GaussLegendre(settings.steps)) {
-        alphas.push_back(alpha);
-        weights.push_back(weight);
-      }
+double Sum(const std::vector<Attribution>& entries) {
+  double sum = 0.0;
+  for (const Attribution& a : entries) sum += a.attribution;
+  return sum;
+}
+
+// Sorts by magnitude and keeps the largest `max` non-zero entries.
+void KeepLargest(int max, std::vector<Attribution>* entries) {
+  // Zero entries (history events unrelated to an item) explain nothing.
+  entries->erase(std::remove_if(entries->begin(), entries->end(),
+                                [](const Attribution& a) { return a.attribution == 0.0; }),
+                 entries->end());
+  std::sort(entries->begin(), entries->end(), LargerMagnitude);
+  if (entries->size() > static_cast<size_t>(max)) entries->resize(max);
+}
+
+// Explains one ranked request: the steps of ExplainItems.
+class ExplainJob {
+ public:
+  ExplainJob(const core::Bundle& bundle, const core::RecommendRequest& request,
+             const ExplainSettings& settings, core::RankedList* ranked)
+      : bundle_(bundle), request_(request), settings_(settings), ranked_(*ranked) {}
+
+  // Runs the method and explains every item; returns the note (see ExplainItems).
+  std::string Run() {
+    using core::AttributionMethod;
+    switch (settings_.method) {
+      case AttributionMethod::kIntegratedGradients:
+        RunGradients(GaussLegendre(settings_.steps));
+        break;
+      case AttributionMethod::kGradientXInput:
+        RunGradients(GradientTimesInput());
+        break;
+      case AttributionMethod::kOcclusion:
+      case AttributionMethod::kKernelShap:
+        RunPerturbation();
+        break;
+      default:
+        break;
     }
-    for (size_t m = 0; m < bundle.models().size(); ++m) {
-      const core::ModelRunner& model = *bundle.models()[m];
-      if (SpecOf(*ranked, model.name()).weight == 0.0) continue;
-      if (absl::Status s = model.IntegratedGradients(ranked->model_inputs[m], targets, alphas,
-                                                     weights, &paths[m]);
-          !s.ok()) {
-        paths[m].clear();
-        add_note(absl::StrCat(model.name(), " could not be attributed: ", s.message()));
+    for (size_t k = 0; k < ranked_.items.size(); ++k) ExplainItem(k);
+    return note_;
+  }
+
+ private:
+  void AddNote(const std::string& text) {
+    absl::StrAppend(&note_, note_.empty() ? "" : "; ", text);
+  }
+
+  // Per active model source, every returned item in one batched pass.
+  void RunGradients(const Quadrature& rule) {
+    std::vector<core::ItemIndex> targets;
+    for (const core::RecommendedItem& item : ranked_.items) targets.push_back(item.index);
+    paths_.resize(ranked_.sources.size());
+    for (size_t s = 0; s < ranked_.sources.size(); ++s) {
+      const core::RankedSource& source = ranked_.sources[s];
+      if (source.source.kind != core::SourceKind::kModel || !source.source.active()) continue;
+      if (absl::Status status = IntegratedGradients(*source.source.model, source.input, targets,
+                                                    rule, &paths_[s]);
+          !status.ok()) {
+        paths_[s].clear();
+        AddNote(absl::StrCat(source.source.spec.name, " could not be attributed: ",
+                             status.message()));
       }
     }
   }
 
-  // Perturbation methods: the fused score at once, for every item in one batch of coalitions.
-  PlayerAttributions players_phi;
-  std::optional<CoalitionScorer> scorer;
-  if (settings.method == AttributionMethod::kOcclusion ||
-      settings.method == AttributionMethod::kKernelShap) {
-    scorer.emplace(bundle, request, *ranked);
+  // The fused score at once, for every item in one batch of coalitions.
+  void RunPerturbation() {
+    scorer_.emplace(bundle_, request_, ranked_);
     int evaluated = 0;
-    absl::Status s = settings.method == AttributionMethod::kOcclusion
-                         ? Occlusion(*scorer, &players_phi)
-                         : KernelShap(*scorer, settings.samples, settings.seed, &players_phi,
+    absl::Status s = settings_.method == core::AttributionMethod::kOcclusion
+                         ? Occlusion(*scorer_, &players_phi_)
+                         : KernelShap(*scorer_, settings_.samples, settings_.seed, &players_phi_,
                                       &evaluated);
     if (!s.ok()) {
-      players_phi.clear();
-      add_note(absl::StrCat("the perturbation method failed, exact sources only: ", s.message()));
+      players_phi_.clear();
+      AddNote(absl::StrCat("the perturbation method failed, exact sources only: ", s.message()));
     }
   }
-  const bool by_players = !players_phi.empty();
 
-  for (size_t k = 0; k < ranked->items.size(); ++k) {
-    core::RecommendedItem& item = ranked->items[k];
+  // Source s's own attributions of item k, its completeness error set; *attributed is false
+  // for a model the method did not attribute (its whole share is the error).
+  std::vector<Attribution> SourceAttributions(size_t k, size_t s, bool* attributed) {
+    core::RecommendedItem& item = ranked_.items[k];
+    core::SourceScore& score = item.sources[s];
+    const core::Source& source = ranked_.sources[s].source;
+    *attributed = true;
+    std::vector<Attribution> own;
+    switch (source.kind) {
+      case core::SourceKind::kCf:
+        own = CfAttributions(bundle_, ranked_.history, item.index);
+        score.completeness_error = Sum(own) - score.raw_score;
+        break;
+      case core::SourceKind::kPopularity:
+        own.push_back(PopularityAttribution(bundle_, ranked_, item, score.raw_score));
+        break;
+      case core::SourceKind::kModel: {
+        const double baseline_raw = core::BaselineRaw(source, item.index);
+        if (s >= paths_.size() || paths_[s].empty()) {
+          *attributed = false;
+          score.completeness_error = -(score.raw_score - baseline_raw);
+          break;
+        }
+        const PathAttribution& path = paths_[s][k];
+        own = ModelAttributions(bundle_, ranked_.history, ranked_.sources[s].input,
+                                source.model->shape(), path);
+        score.completeness_error = Sum(own) - (score.raw_score - path.baseline);
+        // The path starts from the baseline under the request's mask; the ranker's baseline
+        // (an empty history) is the same for models whose padding embeds to 0, as trained
+        // ones do. Use the path's, so that the fused attributions add up exactly.
+        item.baseline_score += core::FusionScale(source.spec) * (path.baseline - baseline_raw);
+        break;
+      }
+    }
+    return own;
+  }
+
+  // The perturbation players' entries of item k (they explain every source but popularity).
+  void AddPlayerEntries(size_t k, std::vector<Attribution>* fused) const {
+    const Players& players = scorer_->players();
+    for (size_t p = 0; p < players.events.size(); ++p) {
+      Attribution a = HistoryEvent(bundle_, ranked_.history, players.events[p]);
+      a.attribution = players_phi_[k][p];
+      fused->push_back(std::move(a));
+    }
+    for (size_t c = 0; c < players.context.size(); ++c) {
+      const int feature = players.context[c];
+      Attribution a;
+      a.feature = bundle_.manifest().context_features[feature].name;
+      a.kind = FeatureKind::kContext;
+      a.display_value = absl::StrFormat("%.3g", ranked_.first_model_input()->context[feature]);
+      a.attribution = players_phi_[k][players.events.size() + c];
+      fused->push_back(std::move(a));
+    }
+  }
+
+  void ExplainItem(size_t k) {
+    core::RecommendedItem& item = ranked_.items[k];
+    const bool by_players = !players_phi_.empty();
     std::vector<Attribution> fused;
-    for (core::SourceScore& source : item.sources) {
-      const core::SourceSpec& spec = SpecOf(*ranked, source.source);
-      const double scale = spec.weight * spec.slope;
-      std::vector<Attribution> own;
+    for (size_t s = 0; s < item.sources.size(); ++s) {
+      const core::Source& source = ranked_.sources[s].source;
       bool attributed = true;
-      if (source.source == "cf") {
-        own = CfAttributions(bundle, ranked->history, item.index);
-        double sum = 0.0;
-        for (const Attribution& a : own) sum += a.attribution;
-        source.completeness_error = sum - source.raw_score;
-      } else if (source.source == "pop") {
-        Attribution a;
-        a.feature = "recent_popularity";
-        a.kind = FeatureKind::kPrior;
-        if (ranked->popularity_country.empty()) {
-          a.display_value = absl::StrCat(item.info.recent_popularity, " recent purchases");
-        } else {
-          const auto& counts = bundle.country_popularity(ranked->popularity_country)->counts;
-          auto it = counts.find(item.index);
-          a.display_value = absl::StrCat(it == counts.end() ? 0 : it->second,
-                                         " recent purchases in ", ranked->popularity_country);
-        }
-        a.attribution = source.raw_score;  // Exact: the baseline (no signal) scores 0.
-        own.push_back(std::move(a));
-      } else {
-        for (size_t m = 0; m < bundle.models().size(); ++m) {
-          if (bundle.models()[m]->name() != source.source) continue;
-          const double baseline_raw = bundle.models()[m]->baseline_scores()[item.index];
-          if (paths[m].empty()) {
-            attributed = false;
-            source.completeness_error = -(source.raw_score - baseline_raw);
-            continue;
-          }
-          const core::PathAttribution& path = paths[m][k];
-          own = ModelAttributions(bundle, ranked->history, ranked->model_inputs[m],
-                                  bundle.models()[m]->shape(), path);
-          double sum = 0.0;
-          for (const Attribution& a : own) sum += a.attribution;
-          source.completeness_error = sum - (source.raw_score - path.baseline);
-          // The path starts from the baseline under the request's mask; the ranker's baseline
-          // (an empty history) is the same for models whose padding embeds to 0, as trained
-          // ones do. Use the path's, so that the fused attributions add up exactly.
-          item.baseline_score += scale * (path.baseline - baseline_raw);
-        }
+      std::vector<Attribution> own = SourceAttributions(k, s, &attributed);
+      if (!by_players || source.kind == core::SourceKind::kPopularity) {
+        for (const Attribution& a : own) AddScaled(a, core::FusionScale(source.spec), &fused);
       }
-      // The players explain every source but "pop", which no player changes.
-      if (!by_players || source.source == "pop") {
-        for (const Attribution& a : own) AddScaled(a, scale, &fused);
-      }
-      if (settings.include_source_attributions && attributed) {
-        own.erase(std::remove_if(own.begin(), own.end(),
-                                 [](const Attribution& a) { return a.attribution == 0.0; }),
-                  own.end());
-        std::sort(own.begin(), own.end(), LargerMagnitude);
-        if (own.size() > static_cast<size_t>(settings.max_attributions)) {
-          own.resize(settings.max_attributions);
-        }
-        source.attributions = std::move(own);
+      if (settings_.include_source_attributions && attributed) {
+        KeepLargest(settings_.max_attributions, &own);
+        item.sources[s].attributions = std::move(own);
       }
     }
-    if (by_players) {
-      const Players& players = scorer->players();
-      for (size_t p = 0; p < players.events.size(); ++p) {
-        Attribution a = HistoryEvent(bundle, ranked->history, players.events[p]);
-        a.attribution = players_phi[k][p];
-        fused.push_back(std::move(a));
-      }
-      for (size_t c = 0; c < players.context.size(); ++c) {
-        const int feature = players.context[c];
-        Attribution a;
-        a.feature = bundle.manifest().context_features[feature].name;
-        a.kind = FeatureKind::kContext;
-        a.display_value =
-            absl::StrFormat("%.3g", ranked->model_inputs.front().context[feature]);
-        a.attribution = players_phi[k][players.events.size() + c];
-        fused.push_back(std::move(a));
-      }
-    }
-    if (request.popularity_penalty > 0) {
+    if (by_players) AddPlayerEntries(k, &fused);
+    if (request_.popularity_penalty > 0) {
       Attribution prior;
       prior.feature = "popularity";
       prior.kind = FeatureKind::kPrior;
       prior.display_value = absl::StrCat(item.info.popularity, " purchases");
-      prior.attribution = -request.popularity_penalty * std::log1p(item.info.popularity);
+      prior.attribution = -core::PopularityPenalty(request_.popularity_penalty, item.info);
       fused.push_back(std::move(prior));
     }
-    double total = 0.0;
-    for (const Attribution& a : fused) total += a.attribution;
-    item.completeness_error = total - (item.score - item.baseline_score);
-    // Zero entries (history events unrelated to this item) explain nothing.
-    fused.erase(std::remove_if(fused.begin(), fused.end(),
-                               [](const Attribution& a) { return a.attribution == 0.0; }),
-                fused.end());
-    std::sort(fused.begin(), fused.end(), LargerMagnitude);
-    item.reason = Reason(request, item.item_id, ranked->popularity_country, fused);
-    if (fused.size() > static_cast<size_t>(settings.max_attributions)) {
-      fused.resize(settings.max_attributions);
+    item.completeness_error = Sum(fused) - (item.score - item.baseline_score);
+    KeepLargest(static_cast<int>(fused.size()), &fused);
+    item.reason = Reason(request_, item.item_id, ranked_.popularity_country, fused);
+    if (fused.size() > static_cast<size_t>(settings_.max_attributions)) {
+      fused.resize(settings_.max_attributions);
     }
     item.attributions = std::move(fused);
   }
-  return note;
+
+  const core::Bundle& bundle_;
+  const core::RecommendRequest& request_;
+  const ExplainSettings& settings_;
+  core::RankedList& ranked_;
+  std::string note_;
+  std::vector<std::vector<PathAttribution>> paths_;  // Per source: per item, gradient methods.
+  std::optional<CoalitionScorer> scorer_;
+  PlayerAttributions players_phi_;  // Per item, perturbation methods.
+};
+
+}  // namespace
+
+std::string ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& request,
+                         const ExplainSettings& settings, core::RankedList* ranked) {
+  if (settings.method == core::AttributionMethod::kNone) return "";
+  return ExplainJob(bundle, request, settings, ranked).Run();
 }
 
 }  // namespace recsys::explain

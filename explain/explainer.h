@@ -38,10 +38,6 @@ struct ExplainSettings {
   bool include_source_attributions = false;
 };
 
-// Gauss-Legendre quadrature on [0, 1]: n (node, weight) pairs, nodes ascending, weights summing
-// to 1. Exact for polynomials of degree < 2n.
-std::vector<std::pair<double, double>> GaussLegendre(int n);
-
 // Explains the ranked items in place: per-source attributions, fused attributions (sum over
 // sources of weight * slope * source attribution, entries of the same feature merged, plus the
 // popularity penalty as a PRIOR entry), completeness errors and a human-readable reason. The

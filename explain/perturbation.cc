@@ -15,8 +15,9 @@ namespace {
 // computes them from the bundle's schema alone).
 std::vector<int> NonZeroContext(const core::RankedList& ranked) {
   std::vector<int> out;
-  if (ranked.model_inputs.empty()) return out;  // Without models no source reads the context.
-  const std::vector<float>& context = ranked.model_inputs.front().context;
+  const core::ModelInput* input = ranked.first_model_input();
+  if (input == nullptr) return out;  // Without models no source reads the context.
+  const std::vector<float>& context = input->context;
   for (size_t c = 0; c < context.size(); ++c) {
     if (context[c] != 0.0f) out.push_back(static_cast<int>(c));
   }
@@ -80,18 +81,9 @@ CoalitionScorer::CoalitionScorer(const core::Bundle& bundle,
 
 absl::Status CoalitionScorer::Score(const std::vector<std::vector<bool>>& coalitions,
                                     std::vector<double>* values) const {
-  const core::BundleManifest& manifest = bundle_.manifest();
-  const core::ResolvedHistory& history = ranked_.history;
   const size_t B = coalitions.size(), K = ranked_.items.size(), n = players_.events.size();
   values->assign(B * K, 0.0);
-  std::vector<core::ItemIndex> items;
-  for (const core::RecommendedItem& item : ranked_.items) items.push_back(item.index);
 
-  // Constant terms (intercepts) and the sources, as the ranker fuses them; "pop" is left out.
-  for (const core::SourceSpec& spec : ranked_.sources) {
-    if (spec.name == "pop") continue;
-    for (double& v : *values) v += spec.weight * spec.intercept;
-  }
   // The reduced history of each coalition: known events that are present, in order.
   std::vector<std::vector<size_t>> present(B);
   for (size_t b = 0; b < B; ++b) {
@@ -99,49 +91,75 @@ absl::Status CoalitionScorer::Score(const std::vector<std::vector<bool>>& coalit
       if (coalitions[b][t]) present[b].push_back(t);
     }
   }
-  for (const core::SourceSpec& spec : ranked_.sources) {
-    if (spec.name != "cf" || spec.weight == 0.0) continue;
-    for (size_t b = 0; b < B; ++b) {
-      const std::vector<double> w = core::RecencyWeights(present[b].size(), manifest.recency_decay);
-      const std::vector<double> self_w =
-          core::RecencyWeights(present[b].size(), manifest.self_recency_decay);
-      for (size_t i = 0; i < present[b].size(); ++i) {
-        const size_t t = present[b][i];
-        for (size_t k = 0; k < K; ++k) {
-          const double raw = (is_self_[t * K + k] ? self_w[i] : w[i]) * cf_terms_[t * K + k];
-          (*values)[b * K + k] += spec.weight * spec.slope * raw;
-        }
+  // Each source as the ranker fuses it; popularity, which no player changes, is left out.
+  std::vector<double> raw;
+  for (const core::RankedSource& source : ranked_.sources) {
+    if (!source.source.active()) continue;  // Adds 0; an unweighted model is not run.
+    switch (source.source.kind) {
+      case core::SourceKind::kCf:
+        CfRaw(present, &raw);
+        break;
+      case core::SourceKind::kModel:
+        if (absl::Status s = ModelRaw(source, present, coalitions, &raw); !s.ok()) return s;
+        break;
+      case core::SourceKind::kPopularity:
+        continue;
+    }
+    for (size_t i = 0; i < B * K; ++i) (*values)[i] += core::Fuse(source.source.spec, raw[i]);
+  }
+  return absl::OkStatus();
+}
+
+void CoalitionScorer::CfRaw(const std::vector<std::vector<size_t>>& present,
+                            std::vector<double>* raw) const {
+  const core::BundleManifest& manifest = bundle_.manifest();
+  const size_t K = ranked_.items.size();
+  raw->assign(present.size() * K, 0.0);
+  for (size_t b = 0; b < present.size(); ++b) {
+    const std::vector<double> w = core::RecencyWeights(present[b].size(), manifest.recency_decay);
+    const std::vector<double> self_w =
+        core::RecencyWeights(present[b].size(), manifest.self_recency_decay);
+    for (size_t i = 0; i < present[b].size(); ++i) {
+      const size_t t = present[b][i];
+      for (size_t k = 0; k < K; ++k) {
+        (*raw)[b * K + k] += (is_self_[t * K + k] ? self_w[i] : w[i]) * cf_terms_[t * K + k];
       }
     }
   }
-  for (size_t m = 0; m < bundle_.models().size(); ++m) {
-    const core::ModelRunner& model = *bundle_.models()[m];
-    auto spec = std::find_if(ranked_.sources.begin(), ranked_.sources.end(),
-                             [&](const core::SourceSpec& s) { return s.name == model.name(); });
-    if (spec == ranked_.sources.end() || spec->weight == 0.0) continue;
-    std::vector<core::ModelInput> inputs;
-    inputs.reserve(B);
-    for (size_t b = 0; b < B; ++b) {
-      std::vector<int32_t> positions;
-      std::vector<core::ItemIndex> known;
-      for (size_t t : present[b]) {
-        positions.push_back(history.positions[t]);
-        known.push_back(history.items[t]);
-      }
-      core::ModelInput input = core::Featurize(manifest, model.shape(), request_, positions,
-                                               known, ranked_.request_time);
-      // Context features are present only as players of the coalition; the rest are 0.
-      std::vector<float> context(input.context.size(), 0.0f);
-      for (size_t c = 0; c < players_.context.size(); ++c) {
-        if (coalitions[b][n + c]) context[players_.context[c]] = input.context[players_.context[c]];
-      }
-      input.context = std::move(context);
-      inputs.push_back(std::move(input));
+}
+
+absl::Status CoalitionScorer::ModelRaw(const core::RankedSource& source,
+                                       const std::vector<std::vector<size_t>>& present,
+                                       const std::vector<std::vector<bool>>& coalitions,
+                                       std::vector<double>* raw) const {
+  const core::ResolvedHistory& history = ranked_.history;
+  const core::ModelRunner& model = *source.source.model;
+  const size_t n = players_.events.size();
+  std::vector<core::ModelInput> inputs;
+  inputs.reserve(present.size());
+  for (size_t b = 0; b < present.size(); ++b) {
+    std::vector<int32_t> positions;
+    std::vector<core::ItemIndex> known;
+    for (size_t t : present[b]) {
+      positions.push_back(history.positions[t]);
+      known.push_back(history.items[t]);
     }
-    std::vector<float> scores;
-    if (absl::Status s = model.ScoreTargets(inputs, items, &scores); !s.ok()) return s;
-    for (size_t i = 0; i < B * K; ++i) (*values)[i] += spec->weight * spec->slope * scores[i];
+    core::ModelInput input = core::Featurize(bundle_.manifest(), model.shape(), request_,
+                                             positions, known, ranked_.request_time);
+    // Context features are present only as players of the coalition; the rest are 0.
+    std::vector<float> context(input.context.size(), 0.0f);
+    for (size_t c = 0; c < players_.context.size(); ++c) {
+      const int feature = players_.context[c];
+      if (coalitions[b][n + c]) context[feature] = input.context[feature];
+    }
+    input.context = std::move(context);
+    inputs.push_back(std::move(input));
   }
+  std::vector<core::ItemIndex> items;
+  for (const core::RecommendedItem& item : ranked_.items) items.push_back(item.index);
+  std::vector<float> scores;
+  if (absl::Status s = model.ScoreTargets(inputs, items, &scores); !s.ok()) return s;
+  raw->assign(scores.begin(), scores.end());
   return absl::OkStatus();
 }
 

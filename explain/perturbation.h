@@ -30,7 +30,7 @@ struct Players {
 // Evaluates coalitions of one ranked request for all its returned items, each model's share in
 // one batched pass. A coalition is one flag per player, events first, then context features.
 // The value v(S) of a coalition is the fused score of the request reduced to S without the parts
-// no player changes (the "pop" source and the popularity penalty): for the full coalition it is
+// no player changes (the popularity source and the popularity penalty): for the full coalition it is
 // item.score - pop contribution + penalty. Holds references to its arguments.
 // Thread-compatible.
 class CoalitionScorer {
@@ -55,6 +55,14 @@ class CoalitionScorer {
   // when the event is the item itself), before recency weighting; is_self_ flags the latter.
   std::vector<double> cf_terms_;
   std::vector<bool> is_self_;
+
+  // Raw scores of each coalition b (present[b]: its present known events) for item k at
+  // raw[b * K + k]: CF's, and a model's in one batched pass.
+  void CfRaw(const std::vector<std::vector<size_t>>& present, std::vector<double>* raw) const;
+  absl::Status ModelRaw(const core::RankedSource& source,
+                        const std::vector<std::vector<size_t>>& present,
+                        const std::vector<std::vector<bool>>& coalitions,
+                        std::vector<double>* raw) const;
 };
 
 // Attributions of each item (outer index, ranked order) to each player (inner index).

@@ -18,6 +18,7 @@
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
 #include "core/torch_model_runner.h"
+#include "pipeline/attribution_methods.h"
 #include "server/cpu_quota.h"
 #include "server/protobuf_log.h"
 #include "server/server.h"
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
   options.queue_capacity = absl::GetFlag(FLAGS_queue_capacity);
   options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
   options.bundle_poll_interval = absl::GetFlag(FLAGS_bundle_poll_interval);
-  recsys::server::PipelineOptions& pipeline = options.pipeline;
+  recsys::pipeline::PipelineOptions& pipeline = options.pipeline;
   pipeline.limits.max_history = absl::GetFlag(FLAGS_max_history);
   pipeline.limits.max_top_k = absl::GetFlag(FLAGS_max_top_k);
   pipeline.limits.max_candidates = absl::GetFlag(FLAGS_max_candidates);
@@ -107,42 +108,22 @@ int main(int argc, char** argv) {
   pipeline.limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
   pipeline.default_top_k = absl::GetFlag(FLAGS_default_top_k);
   pipeline.default_max_attributions = absl::GetFlag(FLAGS_default_max_attributions);
-  const std::string method = absl::GetFlag(FLAGS_explain_method);
-  const std::pair<const char*, recsys::core::AttributionMethod> kMethods[] = {
-      {"integrated_gradients", recsys::core::AttributionMethod::kIntegratedGradients},
-      {"gradient_x_input", recsys::core::AttributionMethod::kGradientXInput},
-      {"occlusion", recsys::core::AttributionMethod::kOcclusion},
-      {"kernel_shap", recsys::core::AttributionMethod::kKernelShap},
-      {"cf_exact", recsys::core::AttributionMethod::kCfExact},
-      {"none", recsys::core::AttributionMethod::kNone}};
-  pipeline.default_method = recsys::core::AttributionMethod::kDefault;
-  for (const auto& [name, value] : kMethods) {
-    if (method == name) pipeline.default_method = value;
-  }
-  if (pipeline.default_method == recsys::core::AttributionMethod::kDefault) {
-    std::cerr << "error: --explain_method=" << method
-              << ": expected integrated_gradients, gradient_x_input, occlusion, kernel_shap, "
-                 "cf_exact or none\n";
+  absl::StatusOr<recsys::core::AttributionMethod> method =
+      recsys::pipeline::ParseAttributionMethod(absl::GetFlag(FLAGS_explain_method));
+  if (!method.ok()) {
+    std::cerr << "error: --explain_method: " << method.status().message() << "\n";
     return 1;
   }
+  pipeline.default_method = *method;
   pipeline.default_ig_steps = absl::GetFlag(FLAGS_ig_steps);
   pipeline.default_shap_samples = absl::GetFlag(FLAGS_shap_samples);
   pipeline.degrade_load = absl::GetFlag(FLAGS_explain_degrade_load);
-  if (pipeline.default_ig_steps < 1 || pipeline.default_ig_steps > pipeline.limits.max_steps ||
-      pipeline.default_shap_samples < 2 ||
-      pipeline.default_shap_samples > pipeline.limits.max_samples) {
-    std::cerr << "error: need 1 <= --ig_steps <= " << pipeline.limits.max_steps
-              << " and 2 <= --shap_samples <= " << pipeline.limits.max_samples << "\n";
-    return 1;
-  }
   if (absl::Status device = recsys::core::CheckTorchDevice(options.device); !device.ok()) {
     std::cerr << "error: --device: " << device.message() << "\n";
     return 1;
   }
-  if (options.workers < 1 || options.queue_capacity < 0 || pipeline.default_top_k < 1 ||
-      pipeline.default_top_k > pipeline.limits.max_top_k || pipeline.default_max_attributions < 1) {
-    std::cerr << "error: need --workers >= 1, --queue_capacity >= 0, "
-                 "1 <= --default_top_k <= --max_top_k, --default_max_attributions >= 1\n";
+  if (absl::Status valid = recsys::server::ValidateServerOptions(options); !valid.ok()) {
+    std::cerr << "error: " << valid.message() << " (flags take the option's name)\n";
     return 1;
   }
 

@@ -185,7 +185,7 @@ void ToProto(const core::RecommendResponse& r, v1::RecommendResponse* p) {
   pm->set_device(m.device);
 }
 
-void ToModelInfo(const core::Bundle& bundle, const PipelineOptions& options,
+void ToModelInfo(const core::Bundle& bundle, const pipeline::PipelineOptions& options,
                  v1::GetModelInfoResponse* p) {
   const core::BundleManifest& m = bundle.manifest();
   p->set_bundle_version(m.version);
@@ -221,7 +221,7 @@ void ToModelInfo(const core::Bundle& bundle, const PipelineOptions& options,
   };
   add_features(m.event_features, p->mutable_feature_schema()->mutable_event_features());
   add_features(m.context_features, p->mutable_feature_schema()->mutable_context_features());
-  const RequestLimits& l = options.limits;
+  const pipeline::RequestLimits& l = options.limits;
   v1::Limits* pl = p->mutable_limits();
   pl->set_max_history(l.max_history);
   pl->set_max_top_k(l.max_top_k);

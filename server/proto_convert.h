@@ -8,7 +8,7 @@
 #include "core/types.h"
 #include "grpcpp/support/status.h"
 #include "recsys/v1/recommender.pb.h"
-#include "server/recommend_pipeline.h"
+#include "pipeline/recommend_pipeline.h"
 
 namespace recsys::server {
 
@@ -19,7 +19,7 @@ core::RecommendRequest ToDomain(const v1::RecommendRequest& proto);
 void ToProto(const core::RecommendResponse& response, v1::RecommendResponse* proto);
 
 // Describes `bundle` as served with `options`.
-void ToModelInfo(const core::Bundle& bundle, const PipelineOptions& options,
+void ToModelInfo(const core::Bundle& bundle, const pipeline::PipelineOptions& options,
                  v1::GetModelInfoResponse* proto);
 
 v1::AttributionMethod ToProto(core::AttributionMethod method);

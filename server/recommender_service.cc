@@ -81,6 +81,8 @@ grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerCont
     bool own_buffer;
     finish(grpc::SerializationTraits<v1::RecommendResponse>::Serialize(response, response_bytes,
                                                                        &own_buffer));
+  }, [finish](const std::string& what) {
+    finish(grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat("internal error: ", what)));
   });
   metrics_->queue_depth.Set(pool_->queue_depth());
   if (!accepted) {

@@ -8,7 +8,7 @@
 #include "core/bundle.h"
 #include "recsys/v1/recommender.grpc.pb.h"
 #include "server/metrics.h"
-#include "server/recommend_pipeline.h"
+#include "pipeline/recommend_pipeline.h"
 #include "server/worker_pool.h"
 
 namespace recsys::server {
@@ -42,7 +42,7 @@ class BundleHolder {
 class RecommenderService final
     : public v1::Recommender::WithRawCallbackMethod_Recommend<v1::Recommender::CallbackService> {
  public:
-  RecommenderService(const RecommendPipeline* pipeline, const BundleHolder* bundles,
+  RecommenderService(const pipeline::RecommendPipeline* pipeline, const BundleHolder* bundles,
                      WorkerPool* pool, ServiceMetrics* metrics)
       : pipeline_(pipeline), bundles_(bundles), pool_(pool), metrics_(metrics) {}
 
@@ -54,7 +54,7 @@ class RecommenderService final
                                          v1::GetModelInfoResponse* response) override;
 
  private:
-  const RecommendPipeline* const pipeline_;
+  const pipeline::RecommendPipeline* const pipeline_;
   const BundleHolder* const bundles_;
   WorkerPool* const pool_;
   ServiceMetrics* const metrics_;

@@ -26,7 +26,7 @@ constexpr char kServiceName[] = "recsys.v1.Recommender";
 
 // Runs one real request through the pipeline so that first-call costs (allocations, page
 // faults on the index) are paid before the server says SERVING.
-absl::Status WarmUp(const RecommendPipeline& pipeline, const core::Bundle& bundle) {
+absl::Status WarmUp(const pipeline::RecommendPipeline& pipeline, const core::Bundle& bundle) {
   core::RecommendRequest request;
   request.request_id = "warm-up";
   for (core::ItemIndex i = 0; i < std::min<core::ItemIndex>(3, bundle.catalog().size()); ++i) {
@@ -49,17 +49,10 @@ RecsysServer::~RecsysServer() { Shutdown(absl::ZeroDuration()); }
 namespace {
 
 // The gRPC listener's credentials: TLS (mutual when a client CA is given) or plaintext.
+// REQUIRES: ValidateServerOptions(options) is OK.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListenerCredentials(
     const ServerOptions& options) {
-  if (options.tls_cert_file.empty() && options.tls_key_file.empty()) {
-    if (!options.tls_client_ca_file.empty()) {
-      return absl::InvalidArgumentError("a TLS client CA needs a server certificate and key");
-    }
-    return grpc::InsecureServerCredentials();
-  }
-  if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
-    return absl::InvalidArgumentError("TLS needs both a certificate file and a key file");
-  }
+  if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
   auto read = [](const std::string& path) -> absl::StatusOr<std::string> {
     std::ifstream in(path);
     std::stringstream text;
@@ -86,18 +79,58 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListenerCredentials(
 
 }  // namespace
 
+absl::Status ValidateServerOptions(const ServerOptions& options) {
+  const pipeline::PipelineOptions& p = options.pipeline;
+  const pipeline::RequestLimits& limits = p.limits;
+  auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
+  if (options.bundle_path.empty()) return bad("bundle_path: required");
+  if (options.workers < 1) return bad(absl::StrCat("workers: ", options.workers, " < 1"));
+  if (options.queue_capacity < 0) {
+    return bad(absl::StrCat("queue_capacity: ", options.queue_capacity, " < 0"));
+  }
+  if (options.max_receive_message_bytes <= 0) {
+    return bad("max_receive_message_bytes: must be > 0");
+  }
+  if (p.default_top_k < 1 || p.default_top_k > limits.max_top_k) {
+    return bad(absl::StrCat("default_top_k: ", p.default_top_k, " is not in [1, max_top_k = ",
+                            limits.max_top_k, "]"));
+  }
+  if (p.default_max_attributions < 1) return bad("default_max_attributions: must be >= 1");
+  if (p.default_ig_steps < 1 || p.default_ig_steps > limits.max_steps) {
+    return bad(absl::StrCat("default_ig_steps: ", p.default_ig_steps, " is not in [1, ",
+                            limits.max_steps, "]"));
+  }
+  if (p.default_shap_samples < 2 || p.default_shap_samples > limits.max_samples) {
+    return bad(absl::StrCat("default_shap_samples: ", p.default_shap_samples,
+                            " is not in [2, ", limits.max_samples, "]"));
+  }
+  if (p.default_method == core::AttributionMethod::kDefault) {
+    return bad("default_method: must name a method");
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return bad("tls_cert_file, tls_key_file: TLS needs both a certificate file and a key file");
+  }
+  if (!options.tls_client_ca_file.empty() && options.tls_cert_file.empty()) {
+    return bad("tls_client_ca_file: a TLS client CA needs a server certificate and key");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<RecsysServer>> RecsysServer::Start(const ServerOptions& options) {
+  if (absl::Status valid = ValidateServerOptions(options); !valid.ok()) return valid;
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ListenerCredentials(options);
   if (!credentials.ok()) return credentials.status();
+  const core::ModelLoader loader =
+      options.loader ? options.loader : core::TorchScriptLoader(options.device);
   absl::StatusOr<std::string> dir = core::ResolveBundleDir(options.bundle_path);
   if (!dir.ok()) return dir.status();
-  absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle =
-      core::Bundle::Load(*dir, core::TorchScriptLoader(options.device));
+  absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle = core::Bundle::Load(*dir, loader);
   if (!bundle.ok()) return bundle.status();
 
   std::unique_ptr<RecsysServer> s(new RecsysServer());
-  s->pipeline_ = std::make_unique<RecommendPipeline>(options.pipeline);
+  s->loader_ = loader;
+  s->pipeline_ = std::make_unique<pipeline::RecommendPipeline>(options.pipeline);
   if (absl::Status warm = WarmUp(*s->pipeline_, **bundle); !warm.ok()) return warm;
 
   s->registry_ = std::make_shared<prometheus::Registry>();
@@ -122,6 +155,9 @@ absl::StatusOr<std::unique_ptr<RecsysServer>> RecsysServer::Start(const ServerOp
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.address, *credentials, &s->port_);
+  // gRPC turns SO_REUSEPORT on by default: a second server on the same address would start,
+  // say "serving" and silently take a share of the first one's calls. Off, binding fails.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.RegisterService(s->health_.get());
   builder.RegisterService(s->service_.get());
@@ -133,7 +169,6 @@ absl::StatusOr<std::unique_ptr<RecsysServer>> RecsysServer::Start(const ServerOp
   s->health_->SetStatus(kServiceName, grpc::health::v1::HealthCheckResponse::SERVING);
   s->metrics_->bundle_loaded_unix.Set(absl::ToUnixSeconds(absl::Now()));
   s->bundle_root_ = options.bundle_path;
-  s->device_ = options.device;
   const bool is_root = *dir != options.bundle_path;  // Else a version directory was named.
   if (is_root && options.bundle_poll_interval > absl::ZeroDuration()) {
     RecsysServer* server = s.get();
@@ -166,7 +201,7 @@ absl::Status RecsysServer::ReloadNow() {
   if (key == rejected_) return rejected_status_;  // Not tried again.
 
   absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle =
-      core::Bundle::Load(*dir, core::TorchScriptLoader(device_));
+      core::Bundle::Load(*dir, loader_);
   absl::Status status = bundle.status();
   if (bundle.ok()) status = WarmUp(*pipeline_, **bundle);
   const std::string old_version = current == nullptr ? "" : current->manifest().version;

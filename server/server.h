@@ -9,7 +9,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/recommend_pipeline.h"
+#include "core/model_runner.h"
+#include "pipeline/recommend_pipeline.h"
 
 namespace grpc {
 class Server;
@@ -54,8 +55,18 @@ struct ServerOptions {
   // How often a bundle root is checked for a newer version (RecsysServer::ReloadNow); 0 turns
   // the watcher off. Not used when bundle_path is a version directory. Default: 10 s.
   absl::Duration bundle_poll_interval = absl::Seconds(10);
-  PipelineOptions pipeline;
+  // Loads the bundle's models, at start-up and on reload. Default (empty): LibTorch's
+  // TorchScript loader on `device`; tests inject a fake (tests/testutil/fake_model.h).
+  core::ModelLoader loader;
+  recsys::pipeline::PipelineOptions pipeline;
 };
+
+// Checks `options` as Start does before anything is loaded: INVALID_ARGUMENT naming the first
+// bad field (workers >= 1, queue_capacity >= 0, 1 <= default_top_k <= limits.max_top_k,
+// default_max_attributions >= 1, 1 <= default_ig_steps <= limits.max_steps, 2 <=
+// default_shap_samples <= limits.max_samples, a concrete default method, a bundle path,
+// max_receive_message_bytes > 0, a TLS key pair that is complete).
+absl::Status ValidateServerOptions(const ServerOptions& options);
 
 // The whole service in one process: gRPC server (Recommender, grpc.health.v1, reflection),
 // worker pool and Prometheus endpoint, around one loaded bundle.
@@ -64,8 +75,10 @@ struct ServerOptions {
 // Thread-safe; Shutdown may be called from any thread, once or more.
 class RecsysServer {
  public:
-  // Errors: the bundle does not load (NOT_FOUND, DATA_LOSS, ...), a TLS file cannot be read or
-  // the key pair is incomplete (INVALID_ARGUMENT), or a port cannot be bound.
+  // Errors: ValidateServerOptions's, the bundle does not load (NOT_FOUND, DATA_LOSS, ...), a
+  // TLS file cannot be read (INVALID_ARGUMENT), or the gRPC port cannot be bound, including one
+  // another process already listens on (UNAVAILABLE; SO_REUSEPORT is off, so a second server
+  // on the same address fails instead of silently sharing the traffic).
   static absl::StatusOr<std::unique_ptr<RecsysServer>> Start(const ServerOptions& options);
   ~RecsysServer();
 
@@ -95,7 +108,7 @@ class RecsysServer {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<ServiceMetrics> metrics_;
   std::unique_ptr<BundleHolder> bundles_;
-  std::unique_ptr<RecommendPipeline> pipeline_;
+  std::unique_ptr<pipeline::RecommendPipeline> pipeline_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<RecommenderService> service_;
@@ -103,7 +116,7 @@ class RecsysServer {
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   int port_ = 0;
   std::string bundle_root_;
-  std::string device_;
+  core::ModelLoader loader_;
   absl::Mutex reload_mu_;
   std::string rejected_ ABSL_GUARDED_BY(reload_mu_);  // Directory and manifest time rejected.
   absl::Status rejected_status_ ABSL_GUARDED_BY(reload_mu_);  // Why.

@@ -1,6 +1,7 @@
 #include "server/worker_pool.h"
 
 #include <algorithm>
+#include <exception>
 
 namespace recsys::server {
 
@@ -11,13 +12,14 @@ WorkerPool::WorkerPool(int threads, int queue_capacity) : queue_capacity_(queue_
 
 WorkerPool::~WorkerPool() { Shutdown(); }
 
-bool WorkerPool::TrySubmit(std::function<void()> task) {
+bool WorkerPool::TrySubmit(std::function<void()> task,
+                           std::function<void(const std::string&)> on_exception) {
   absl::MutexLock lock(&mu_);
   if (shutdown_) return false;
   // Tasks beyond the idle threads wait in the queue, which holds at most queue_capacity_.
   const int waiting = static_cast<int>(queue_.size()) + 1 - idle_;
   if (waiting > queue_capacity_) return false;
-  queue_.push_back(std::move(task));
+  queue_.push_back({std::move(task), std::move(on_exception)});
   return true;
 }
 
@@ -42,9 +44,22 @@ void WorkerPool::Shutdown() {
   for (std::thread& t : threads_) t.join();
 }
 
+void WorkerPool::Run(const Task& task) {
+  std::string what;
+  try {
+    task.run();
+    return;
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "unknown exception";
+  }
+  if (task.on_exception) task.on_exception(what);
+}
+
 void WorkerPool::Loop() {
   while (true) {
-    std::function<void()> task;
+    Task task;
     {
       absl::MutexLock lock(&mu_);
       ++idle_;
@@ -58,7 +73,7 @@ void WorkerPool::Loop() {
       task = std::move(queue_.front());
       queue_.pop_front();
     }
-    task();
+    Run(task);
   }
 }
 

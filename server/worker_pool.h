@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -28,8 +29,11 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // Queues `task` and returns true, or returns false without running it when the queue is full
-  // or the pool is shutting down.
-  bool TrySubmit(std::function<void()> task);
+  // or the pool is shutting down. A task that throws does not end the process or the thread:
+  // the pool catches the exception and calls `on_exception` with its what() (a request's task
+  // answers INTERNAL there).
+  bool TrySubmit(std::function<void()> task,
+                 std::function<void(const std::string&)> on_exception = nullptr);
 
   // Tasks waiting for a busy thread (at most queue_capacity).
   int queue_depth() const;
@@ -41,11 +45,16 @@ class WorkerPool {
   void Shutdown();
 
  private:
+  struct Task {
+    std::function<void()> run;
+    std::function<void(const std::string&)> on_exception;
+  };
   void Loop();
+  static void Run(const Task& task);
 
   const int queue_capacity_;
   mutable absl::Mutex mu_;
-  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
   int idle_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

@@ -55,15 +55,6 @@ struct MethodResult {
   std::vector<double> explain_ms, rank_ms;
 };
 
-v1::AttributionMethod MethodOf(const std::string& name) {
-  if (name == "cf_exact") return v1::ATTRIBUTION_METHOD_CF_EXACT;
-  if (name == "gradient_x_input") return v1::ATTRIBUTION_METHOD_GRADIENT_X_INPUT;
-  if (name == "integrated_gradients") return v1::ATTRIBUTION_METHOD_INTEGRATED_GRADIENTS;
-  if (name == "occlusion") return v1::ATTRIBUTION_METHOD_OCCLUSION;
-  if (name == "kernel_shap") return v1::ATTRIBUTION_METHOD_KERNEL_SHAP;
-  return v1::ATTRIBUTION_METHOD_UNSPECIFIED;
-}
-
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
@@ -121,11 +112,12 @@ int main(int argc, char** argv) {
   for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_methods), ',')) {
     MethodResult r;
     r.name = std::string(name);
-    r.method = MethodOf(r.name);
-    if (r.method == v1::ATTRIBUTION_METHOD_UNSPECIFIED) {
-      std::cerr << "error: --methods: unknown method " << name << "\n";
+    absl::StatusOr<v1::AttributionMethod> method = recsys::tools::ProtoMethodNamed(r.name);
+    if (!method.ok()) {
+      std::cerr << "error: --methods: " << method.status().message() << "\n";
       return 2;
     }
+    r.method = *method;
     results.push_back(r);
   }
   absl::StatusOr<recsys::core::RetailData> data =

@@ -1,5 +1,8 @@
 #include "tools/heldout.h"
 
+#include "pipeline/attribution_methods.h"
+#include "server/proto_convert.h"
+
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
@@ -37,6 +40,12 @@ absl::StatusOr<std::vector<v1::RecommendRequest>> HeldOutRequests(const std::str
     return absl::NotFoundError(absl::StrCat(input, ": no held-out customer after ", cutoff));
   }
   return requests;
+}
+
+absl::StatusOr<v1::AttributionMethod> ProtoMethodNamed(const std::string& name) {
+  absl::StatusOr<core::AttributionMethod> method = pipeline::ParseAttributionMethod(name);
+  if (!method.ok()) return method.status();
+  return server::ToProto(*method);
 }
 
 }  // namespace recsys::tools

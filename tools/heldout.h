@@ -21,6 +21,10 @@ absl::StatusOr<std::vector<v1::RecommendRequest>> HeldOutRequests(const std::str
                                                                   const std::string& cutoff,
                                                                   int max_history);
 
+// The wire enum of the attribution method named `name` (pipeline/attribution_methods.h's
+// names). Errors: INVALID_ARGUMENT listing the names.
+absl::StatusOr<v1::AttributionMethod> ProtoMethodNamed(const std::string& name);
+
 }  // namespace recsys::tools
 
 #endif  // RECSYS_TOOLS_HELDOUT_H_

@@ -7,7 +7,7 @@
 //           from each request's intended send time, so queueing in the client or the server is
 //           never hidden (coordinated omission);
 //   inprocess: like closed, but each caller runs the server's request pipeline
-//           (server::RecommendPipeline::Run on the already converted request) in this process
+//           (pipeline::RecommendPipeline::Run on the already converted request) in this process
 //           on --bundle, with no gRPC or proto conversion: the in-process cost that gRPC's
 //           overhead is measured against;
 //   health: like closed, but each call is grpc.health.v1.Health/Check, which the server answers
@@ -43,7 +43,7 @@
 #include "grpcpp/grpcpp.h"
 #include "recsys/v1/recommender.grpc.pb.h"
 #include "server/proto_convert.h"
-#include "server/recommend_pipeline.h"
+#include "pipeline/recommend_pipeline.h"
 #include "tools/heldout.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "Server address (loopback)");
@@ -68,20 +68,6 @@ ABSL_FLAG(std::string, label, "", "Free text copied into the JSON output");
 namespace {
 
 namespace v1 = recsys::v1;
-
-v1::AttributionMethod MethodOf(const std::string& name) {
-  const std::pair<const char*, v1::AttributionMethod> kMethods[] = {
-      {"none", v1::ATTRIBUTION_METHOD_NONE},
-      {"gradient_x_input", v1::ATTRIBUTION_METHOD_GRADIENT_X_INPUT},
-      {"integrated_gradients", v1::ATTRIBUTION_METHOD_INTEGRATED_GRADIENTS},
-      {"occlusion", v1::ATTRIBUTION_METHOD_OCCLUSION},
-      {"kernel_shap", v1::ATTRIBUTION_METHOD_KERNEL_SHAP},
-      {"cf_exact", v1::ATTRIBUTION_METHOD_CF_EXACT}};
-  for (const auto& [n, m] : kMethods) {
-    if (name == n) return m;
-  }
-  return v1::ATTRIBUTION_METHOD_UNSPECIFIED;
-}
 
 // Latencies and outcomes of the measured window. Thread-safe.
 class Recorder {
@@ -141,11 +127,14 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Closed- and open-loop load generator for recsys_server.");
   absl::ParseCommandLine(argc, argv);
   const std::string mode = absl::GetFlag(FLAGS_mode);
-  const v1::AttributionMethod method = MethodOf(absl::GetFlag(FLAGS_method));
+  absl::StatusOr<v1::AttributionMethod> method = v1::ATTRIBUTION_METHOD_UNSPECIFIED;
+  if (!absl::GetFlag(FLAGS_method).empty()) {
+    method = recsys::tools::ProtoMethodNamed(absl::GetFlag(FLAGS_method));
+  }
   if ((mode != "closed" && mode != "open" && mode != "inprocess" && mode != "health") ||
-      (!absl::GetFlag(FLAGS_method).empty() && method == v1::ATTRIBUTION_METHOD_UNSPECIFIED)) {
-    std::cerr << "error: --mode is closed, open, inprocess or health; --method is one of the "
-                 "listed methods\n";
+      !method.ok()) {
+    std::cerr << "error: --mode is closed, open, inprocess or health; --method: "
+              << method.status().message() << "\n";
     return 2;
   }
   absl::StatusOr<std::vector<v1::RecommendRequest>> requests = recsys::tools::HeldOutRequests(
@@ -156,7 +145,7 @@ int main(int argc, char** argv) {
   }
   for (v1::RecommendRequest& r : *requests) {
     r.set_top_k(absl::GetFlag(FLAGS_top_k));
-    if (method != v1::ATTRIBUTION_METHOD_UNSPECIFIED) r.mutable_explain()->set_method(method);
+    if (*method != v1::ATTRIBUTION_METHOD_UNSPECIFIED) r.mutable_explain()->set_method(*method);
   }
 
   auto channel =
@@ -184,7 +173,7 @@ int main(int argc, char** argv) {
     };
     std::shared_ptr<const recsys::core::Bundle> bundle;
     std::vector<recsys::core::RecommendRequest> domain;
-    recsys::server::RecommendPipeline pipeline{recsys::server::PipelineOptions()};
+    recsys::pipeline::RecommendPipeline pipeline{recsys::pipeline::PipelineOptions()};
     if (mode == "inprocess") {
       absl::StatusOr<std::string> dir = recsys::core::ResolveBundleDir(absl::GetFlag(FLAGS_bundle));
       absl::StatusOr<std::shared_ptr<const recsys::core::Bundle>> loaded =

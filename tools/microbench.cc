@@ -9,7 +9,7 @@
 //                       std::nth_element and std::partial_sort
 //   Explain/method/k    explaining k ranked items (the ranked list's copy included, ~1 us)
 //   IgSteps/s           Integrated Gradients with s steps, 10 items
-//   PipelineRun         server::RecommendPipeline::Run, the default method
+//   PipelineRun         pipeline::RecommendPipeline::Run, the default method
 //   ParseRequest, RequestToDomain, ResponseToProto: wire and conversion costs
 //   ReadBandwidth       summing a 1M x 64 float table (256 MB): the memory bandwidth one core
 //                       gets, the limit of scoring a large catalogue
@@ -32,8 +32,9 @@
 #include "core/torch_model_runner.h"
 #include "explain/explainer.h"
 #include "nlohmann/json.hpp"
+#include "pipeline/attribution_methods.h"
+#include "pipeline/recommend_pipeline.h"
 #include "server/proto_convert.h"
-#include "server/recommend_pipeline.h"
 #include "tools/heldout.h"
 
 namespace {
@@ -62,7 +63,9 @@ std::string CfOnlyCopy(const std::string& dir) {
   manifest["models"] = nlohmann::json::array();
   nlohmann::json sources = nlohmann::json::array();
   for (const auto& s : manifest["sources"]) {
-    if (s["name"] == "cf" || s["name"] == "pop") sources.push_back(s);
+    if (s["name"] == core::kCfSourceName || s["name"] == core::kPopularitySourceName) {
+      sources.push_back(s);
+    }
   }
   manifest["sources"] = sources;
   std::ofstream(out / "manifest.json") << manifest.dump(2);
@@ -95,10 +98,12 @@ void BM_ModelScoreAll(benchmark::State& state) {
     state.SkipWithError("rank failed");
     return;
   }
-  std::vector<float> scores;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(model.ScoreAll(ranked.model_inputs[state.range(0)], &scores));
+  const core::ModelInput* input = nullptr;
+  for (const core::RankedSource& s : ranked.sources) {
+    if (s.source.model == &model) input = &s.input;
   }
+  std::vector<float> scores;
+  for (auto _ : state) benchmark::DoNotOptimize(model.ScoreAll(*input, &scores));
   state.SetLabel(model.name());
 }
 BENCHMARK(BM_ModelScoreAll)->Arg(0)->Arg(1);
@@ -153,12 +158,11 @@ BENCHMARK(BM_BestItems)->Arg(4620)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_NthElement)->Arg(4620)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_PartialSort)->Arg(4620)->Arg(100000)->Arg(1000000);
 
-constexpr core::AttributionMethod kMethods[] = {
-    core::AttributionMethod::kCfExact, core::AttributionMethod::kGradientXInput,
-    core::AttributionMethod::kIntegratedGradients, core::AttributionMethod::kOcclusion,
-    core::AttributionMethod::kKernelShap};
-constexpr const char* kMethodNames[] = {"cf_exact", "gradient_x_input", "integrated_gradients",
-                                        "occlusion", "kernel_shap"};
+// The attribution methods, by their index in pipeline/attribution_methods.h's table (0 is
+// "none").
+const recsys::pipeline::AttributionMethodName& MethodAt(int64_t index) {
+  return recsys::pipeline::AttributionMethodNames()[index];
+}
 
 // Explains `top_k` items of a few requests ranked once, with `settings`.
 void RunExplain(benchmark::State& state, const recsys::explain::ExplainSettings& settings,
@@ -181,11 +185,11 @@ void RunExplain(benchmark::State& state, const recsys::explain::ExplainSettings&
 
 void BM_Explain(benchmark::State& state) {
   recsys::explain::ExplainSettings settings;
-  settings.method = kMethods[state.range(0)];
-  state.SetLabel(kMethodNames[state.range(0)]);
+  settings.method = MethodAt(state.range(0)).method;
+  state.SetLabel(MethodAt(state.range(0)).name);
   RunExplain(state, settings, state.range(1));
 }
-BENCHMARK(BM_Explain)->ArgsProduct({{0, 1, 2, 3, 4}, {1, 10, 50}});
+BENCHMARK(BM_Explain)->ArgsProduct({{1, 2, 3, 4, 5}, {1, 10, 50}});
 
 void BM_IgSteps(benchmark::State& state) {
   recsys::explain::ExplainSettings settings;
@@ -196,7 +200,7 @@ void BM_IgSteps(benchmark::State& state) {
 BENCHMARK(BM_IgSteps)->Arg(1)->Arg(4)->Arg(16)->Arg(64);
 
 void BM_PipelineRun(benchmark::State& state) {
-  const recsys::server::RecommendPipeline pipeline{recsys::server::PipelineOptions()};
+  const recsys::pipeline::RecommendPipeline pipeline{recsys::pipeline::PipelineOptions()};
   int64_t n = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(
@@ -227,7 +231,7 @@ BENCHMARK(BM_RequestToDomain);
 
 // Response conversion and serialisation of a default (cf_exact) response with 10 items.
 void BM_ResponseToProto(benchmark::State& state) {
-  const recsys::server::RecommendPipeline pipeline{recsys::server::PipelineOptions()};
+  const recsys::pipeline::RecommendPipeline pipeline{recsys::pipeline::PipelineOptions()};
   std::vector<core::RecommendResponse> responses;
   for (int i = 0; i < 16; ++i) {
     auto r = pipeline.Run(RequestAt(i), *fixture->bundle, absl::Now() + absl::Seconds(10));

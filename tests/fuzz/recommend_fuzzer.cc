@@ -21,76 +21,12 @@
 #include "core/bundle.h"
 #include "core/bundle_builder.h"
 #include "core/model_runner.h"
-#include "server/recommend_pipeline.h"
+#include "pipeline/recommend_pipeline.h"
+#include "tests/testutil/fake_model.h"
 
 namespace {
 
 using namespace recsys;  // NOLINT: a fuzzer's one file.
-
-// A model whose scores are a fixed pseudo-random linear function of the input: enough to run
-// the model paths (featurizer, batched scoring, fusion, perturbation attribution) without
-// LibTorch. Integrated Gradients is left unimplemented, which exercises that failure path.
-class FakeModel final : public core::ModelRunner {
- public:
-  FakeModel(std::string name, core::ModelShape shape) : name_(std::move(name)), shape_(shape) {
-    core::ModelInput empty;
-    empty.items.assign(shape.max_history, shape.num_items);
-    empty.event_features.assign(shape.max_history * shape.num_event_features, 0.0f);
-    empty.mask.assign(shape.max_history, 0.0f);
-    empty.context.assign(shape.num_context, 0.0f);
-    (void)ScoreAll(empty, &baseline_);
-  }
-  const std::string& name() const override { return name_; }
-  const core::ModelShape& shape() const override { return shape_; }
-  const std::string& device() const override { return device_; }
-  const std::vector<float>& baseline_scores() const override { return baseline_; }
-
-  absl::Status ScoreAll(const core::ModelInput& input, std::vector<float>* scores) const override {
-    std::vector<core::ItemIndex> all(shape_.num_items);
-    for (int i = 0; i < shape_.num_items; ++i) all[i] = i;
-    return ScoreTargets({input}, all, scores);
-  }
-  absl::Status ScoreTargets(const std::vector<core::ModelInput>& inputs,
-                            const std::vector<core::ItemIndex>& targets,
-                            std::vector<float>* scores) const override {
-    scores->clear();
-    for (const core::ModelInput& in : inputs) {
-      if (static_cast<int>(in.items.size()) != shape_.max_history ||
-          static_cast<int>(in.context.size()) != shape_.num_context) {
-        return absl::InvalidArgumentError("fake: wrong input size");
-      }
-      for (core::ItemIndex target : targets) {
-        double s = 0.0;
-        for (int t = 0; t < shape_.max_history; ++t) {
-          s += in.mask[t] * Weight(in.items[t], target);
-          for (int e = 0; e < shape_.num_event_features; ++e) {
-            s += 0.1 * in.event_features[t * shape_.num_event_features + e] * Weight(e, target);
-          }
-        }
-        for (int c = 0; c < shape_.num_context; ++c) s += in.context[c] * Weight(100 + c, target);
-        scores->push_back(static_cast<float>(s));
-      }
-    }
-    return absl::OkStatus();
-  }
-  absl::Status IntegratedGradients(const core::ModelInput&, const std::vector<core::ItemIndex>&,
-                                   const std::vector<double>&, const std::vector<double>&,
-                                   std::vector<core::PathAttribution>*) const override {
-    return absl::UnimplementedError("fake model: no gradients");
-  }
-
- private:
-  static double Weight(int64_t a, int64_t b) {
-    uint64_t h = static_cast<uint64_t>(a) * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(b);
-    h ^= h >> 31;
-    h *= 0xBF58476D1CE4E5B9ULL;
-    return static_cast<double>(h >> 11) * 0x1.0p-53 - 0.5;
-  }
-  std::string name_;
-  core::ModelShape shape_;
-  std::string device_ = "cpu";
-  std::vector<float> baseline_;
-};
 
 std::shared_ptr<const core::Bundle> MakeBundle() {
   const std::string root = (std::filesystem::temp_directory_path() /
@@ -121,26 +57,14 @@ std::shared_ptr<const core::Bundle> MakeBundle() {
   options.min_country_recent_lines = 1;
   absl::StatusOr<core::BundleBuildResult> built = core::BuildCfBundle(options);
   if (!built.ok()) std::abort();
-  // Add a fake model source to the manifest.
-  std::ifstream in(built->dir + "/manifest.json");
-  const std::string text((std::istreambuf_iterator<char>(in)), {});
-  absl::StatusOr<core::BundleManifest> manifest = core::ParseManifest(text);
-  if (!manifest.ok()) std::abort();
-  manifest->models.push_back({"rnn", "rnn", "rnn.pt", 8, 5});
-  manifest->sources.push_back({"rnn", 0.5, 2.0, -0.1});
-  for (const char* name : {"log_quantity", "log_price", "log_gap_days"}) {
-    manifest->event_features.push_back({name, "numeric", ""});
+  // A fake model source (tests/testutil/fake_model.h): a linear model with exact gradients.
+  if (!testing::AddModelSources(built->dir, {{"rnn", 0.5, 2.0, -0.1}}, 5,
+                                {"United Kingdom", "France"})
+           .ok()) {
+    std::abort();
   }
-  for (const char* name : {"hour_sin", "hour_cos", "dow_sin", "dow_cos", "log_recency_days",
-                           "country=United Kingdom", "country=France", "country=other"}) {
-    manifest->context_features.push_back({name, "numeric", ""});
-  }
-  std::ofstream(built->dir + "/manifest.json") << core::SerializeManifest(*manifest);
-  absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle = core::Bundle::Load(
-      built->dir, [](const std::string&, const core::ModelSpec& spec, const core::ModelShape& shape)
-                      -> absl::StatusOr<std::unique_ptr<core::ModelRunner>> {
-        return std::make_unique<FakeModel>(spec.name, shape);
-      });
+  absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle =
+      core::Bundle::Load(built->dir, testing::FakeModelLoader());
   if (!bundle.ok()) std::abort();
   return *bundle;
 }
@@ -213,7 +137,7 @@ core::RecommendRequest MakeRequest(FuzzedDataProvider& in) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::shared_ptr<const core::Bundle> bundle = MakeBundle();
-  static const server::RecommendPipeline pipeline{server::PipelineOptions{}};
+  static const recsys::pipeline::RecommendPipeline pipeline{recsys::pipeline::PipelineOptions{}};
   FuzzedDataProvider in(data, size);
   const core::RecommendRequest request = MakeRequest(in);
   absl::StatusOr<core::RecommendResponse> response =

@@ -105,7 +105,7 @@ TEST(ProtoConvertTest, ResponseFieldsReachTheWire) {
 
 TEST(ProtoConvertTest, ModelInfoDescribesTheBundleAndTheLimits) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
-  PipelineOptions options;
+  pipeline::PipelineOptions options;
   options.limits.max_history = 42;
   v1::GetModelInfoResponse p;
   ToModelInfo(*bundle, options, &p);

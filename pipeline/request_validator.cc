@@ -1,11 +1,11 @@
-#include "server/request_validator.h"
+#include "pipeline/request_validator.h"
 
 #include <cmath>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 
-namespace recsys::server {
+namespace recsys::pipeline {
 
 namespace {
 
@@ -203,4 +203,4 @@ absl::Status ValidateRequest(const core::RecommendRequest& r, const RequestLimit
   return CheckNonNegative("ranking.popularity_penalty", r.popularity_penalty);
 }
 
-}  // namespace recsys::server
+}  // namespace recsys::pipeline

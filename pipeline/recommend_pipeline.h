@@ -1,9 +1,11 @@
-#ifndef RECSYS_SERVER_RECOMMEND_PIPELINE_H_
-#define RECSYS_SERVER_RECOMMEND_PIPELINE_H_
+#ifndef RECSYS_PIPELINE_RECOMMEND_PIPELINE_H_
+#define RECSYS_PIPELINE_RECOMMEND_PIPELINE_H_
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -11,9 +13,9 @@
 #include "core/ranker.h"
 #include "core/types.h"
 #include "explain/explainer.h"
-#include "server/request_validator.h"
+#include "pipeline/request_validator.h"
 
-namespace recsys::server {
+namespace recsys::pipeline {
 
 struct PipelineOptions {
   RequestLimits limits;
@@ -30,6 +32,9 @@ struct PipelineOptions {
   // Method used when the request leaves it unspecified. Default: the exact sources (cf, pop),
   // the one method within the latency budget of default explanations (docs/explanations.md).
   core::AttributionMethod default_method = core::AttributionMethod::kCfExact;
+  // The clock deadlines and stage timings are read from. Default: absl::Now (a test injects a
+  // testing::FakeClock so that deadline behaviour needs no wall-clock margins).
+  std::function<absl::Time()> clock;
 };
 
 // The whole request path at the domain level: validate, rank, explain the returned items, all
@@ -65,6 +70,16 @@ class RecommendPipeline {
                           const core::RankedList& ranked);
 
  private:
+  absl::Time Now() const { return options_.clock ? options_.clock() : absl::Now(); }
+  // The request's explanation settings, its omissions filled from the options.
+  explain::ExplainSettings Settings(const core::RecommendRequest& request) const;
+  // Downgrades settings.method to what the bundle, the load and the deadline afford; appends
+  // why to `note`.
+  void Afford(const core::Bundle& bundle, const core::RankedList& ranked, absl::Time deadline,
+              double load, explain::ExplainSettings* settings, std::string* note) const;
+  // Explains `ranked` and refines the method's cost estimate with the measured time.
+  void Explain(const core::RecommendRequest& request, const core::Bundle& bundle,
+               const explain::ExplainSettings& settings, core::RankedList* ranked) const;
   double EstimateSeconds(const explain::ExplainSettings& settings, const core::Bundle& bundle,
                          const core::RankedList& ranked) const;
 
@@ -73,6 +88,6 @@ class RecommendPipeline {
   mutable std::array<std::atomic<double>, 7> seconds_per_unit_;
 };
 
-}  // namespace recsys::server
+}  // namespace recsys::pipeline
 
-#endif  // RECSYS_SERVER_RECOMMEND_PIPELINE_H_
+#endif  // RECSYS_PIPELINE_RECOMMEND_PIPELINE_H_

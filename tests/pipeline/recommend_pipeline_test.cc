@@ -1,4 +1,4 @@
-#include "server/recommend_pipeline.h"
+#include "pipeline/recommend_pipeline.h"
 
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"

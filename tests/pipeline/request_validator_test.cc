@@ -1,4 +1,4 @@
-#include "server/request_validator.h"
+#include "pipeline/request_validator.h"
 
 #include <cmath>
 #include <limits>

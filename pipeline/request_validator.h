@@ -1,12 +1,12 @@
-#ifndef RECSYS_SERVER_REQUEST_VALIDATOR_H_
-#define RECSYS_SERVER_REQUEST_VALIDATOR_H_
+#ifndef RECSYS_PIPELINE_REQUEST_VALIDATOR_H_
+#define RECSYS_PIPELINE_REQUEST_VALIDATOR_H_
 
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "core/types.h"
 
-namespace recsys::server {
+namespace recsys::pipeline {
 
 // Request limits, set by the server's flags and reported by GetModelInfo.
 struct RequestLimits {
@@ -30,6 +30,6 @@ struct RequestLimits {
 // errors. Thread-safe.
 absl::Status ValidateRequest(const core::RecommendRequest& request, const RequestLimits& limits);
 
-}  // namespace recsys::server
+}  // namespace recsys::pipeline
 
-#endif  // RECSYS_SERVER_REQUEST_VALIDATOR_H_
+#endif  // RECSYS_PIPELINE_REQUEST_VALIDATOR_H_

@@ -1,0 +1,72 @@
+#include "core/sources.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace recsys::core {
+
+double BaselineRaw(const Source& source, ItemIndex item) {
+  return source.kind == SourceKind::kModel ? source.model->baseline_scores()[item] : 0.0;
+}
+
+double PopularityPenalty(double penalty, const ItemInfo& item) {
+  return penalty > 0 ? penalty * std::log1p(static_cast<double>(item.popularity)) : 0.0;
+}
+
+double PopularityScore(int64_t recent_lines) {
+  return std::log1p(static_cast<double>(recent_lines));
+}
+
+absl::StatusOr<std::vector<Source>> ResolveSources(
+    const BundleManifest& manifest, const std::vector<std::unique_ptr<ModelRunner>>& models) {
+  std::vector<Source> sources;
+  for (const SourceSpec& spec : manifest.sources) {
+    Source& source = sources.emplace_back();
+    source.spec = spec;
+    if (spec.name == kCfSourceName) {
+      source.kind = SourceKind::kCf;
+    } else if (spec.name == kPopularitySourceName) {
+      source.kind = SourceKind::kPopularity;
+    } else {
+      auto it = std::find_if(models.begin(), models.end(),
+                             [&](const auto& m) { return m->name() == spec.name; });
+      if (it == models.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("source \"", spec.name, "\" has no model"));
+      }
+      source.kind = SourceKind::kModel;
+      source.model = it->get();
+    }
+  }
+  for (const auto& model : models) {
+    if (std::none_of(sources.begin(), sources.end(),
+                     [&](const Source& s) { return s.model == model.get(); })) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model \"", model->name(), "\" has no entry in sources"));
+    }
+  }
+  return sources;
+}
+
+absl::StatusOr<std::vector<Source>> WithRequestWeights(
+    std::vector<Source> sources, const std::vector<std::pair<std::string, double>>& weights) {
+  for (const auto& [name, weight] : weights) {
+    const std::string& wanted = name;  // Lambdas cannot capture structured bindings in C++17.
+    auto it = std::find_if(sources.begin(), sources.end(),
+                           [&](const Source& s) { return s.spec.name == wanted; });
+    if (it == sources.end()) {
+      std::vector<std::string> names;
+      for (const Source& s : sources) names.push_back(s.spec.name);
+      return absl::InvalidArgumentError(absl::StrCat("fusion.weights[\"", name,
+                                                     "\"]: unknown source; this bundle has ",
+                                                     absl::StrJoin(names, ", ")));
+    }
+    it->spec.weight = weight;
+  }
+  return sources;
+}
+
+}  // namespace recsys::core
