@@ -15,7 +15,40 @@
 namespace recsys::core {
 
 namespace {
+
 namespace fs = std::filesystem;
+
+// Reads a country_popularity file (country, item id, purchase lines per line, after a header).
+// Errors: DATA_LOSS naming the file and line.
+absl::Status ReadCountryPopularity(const std::string& path, const Catalog& catalog,
+                                   absl::flat_hash_map<std::string, CountryPopularity>* out) {
+  std::ifstream file(path);
+  std::string line;
+  if (!file || !std::getline(file, line)) {
+    return absl::DataLossError(absl::StrCat(path, ": cannot read"));
+  }
+  for (int number = 2; std::getline(file, line); ++number) {
+    const std::vector<std::string> cols = absl::StrSplit(line, '\t');
+    std::optional<ItemIndex> item = cols.size() == 3 ? catalog.Find(cols[1]) : std::nullopt;
+    int64_t count = 0;
+    if (!item || !absl::SimpleAtoi(cols[2], &count) || count <= 0) {
+      return absl::DataLossError(
+          absl::StrCat(path, ":", number, ": expected country, a catalogue item id, a count"));
+    }
+    CountryPopularity& country = (*out)[cols[0]];
+    country.counts[*item] += count;
+    country.items.push_back(*item);
+  }
+  for (auto& entry : *out) {
+    CountryPopularity& country = entry.second;
+    std::stable_sort(country.items.begin(), country.items.end(), [&](ItemIndex a, ItemIndex b) {
+      return country.counts[a] != country.counts[b] ? country.counts[a] > country.counts[b]
+                                                    : a < b;
+    });
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& dir,
@@ -62,33 +95,9 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
   }
   absl::flat_hash_map<std::string, CountryPopularity> by_country;
   if (!manifest->country_popularity_file.empty()) {
-    const std::string path = (fs::path(dir) / manifest->country_popularity_file).string();
-    std::ifstream file(path);
-    std::string line;
-    if (!file || !std::getline(file, line)) {
-      return absl::DataLossError(absl::StrCat(path, ": cannot read"));
-    }
-    for (int number = 2; std::getline(file, line); ++number) {
-      const std::vector<std::string> cols = absl::StrSplit(line, '\t');
-      std::optional<ItemIndex> item = cols.size() == 3 ? catalog->Find(cols[1]) : std::nullopt;
-      int64_t count = 0;
-      if (!item || !absl::SimpleAtoi(cols[2], &count) || count <= 0) {
-        return absl::DataLossError(
-            absl::StrCat(path, ":", number, ": expected country, a catalogue item id, a count"));
-      }
-      CountryPopularity& country = by_country[cols[0]];
-      country.counts[*item] += count;
-      country.items.push_back(*item);
-    }
-    for (auto& entry : by_country) {
-      CountryPopularity& country = entry.second;
-      std::stable_sort(country.items.begin(), country.items.end(),
-                       [&](ItemIndex a, ItemIndex b) {
-                         return country.counts[a] != country.counts[b]
-                                    ? country.counts[a] > country.counts[b]
-                                    : a < b;
-                       });
-    }
+    absl::Status read = ReadCountryPopularity(
+        (fs::path(dir) / manifest->country_popularity_file).string(), *catalog, &by_country);
+    if (!read.ok()) return read;
   }
   std::shared_ptr<Bundle> bundle(
       new Bundle(dir, *std::move(manifest), *std::move(catalog), *std::move(cf)));

@@ -277,9 +277,14 @@ absl::Status CheckTorchDevice(const std::string& device) {
   return absl::OkStatus();
 }
 
-void SetTorchThreads(int intra_op, int inter_op) {
-  at::set_num_threads(intra_op);
-  at::set_num_interop_threads(inter_op);
+absl::Status SetTorchThreads(int intra_op, int inter_op) {
+  try {
+    at::set_num_threads(intra_op);
+    at::set_num_interop_threads(inter_op);
+  } catch (const c10::Error& e) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("LibTorch thread counts: ", e.what_without_backtrace()));
+  }
   // Debian's LibTorch calls the system BLAS; OpenBLAS keeps a pool of its own sized to the
   // machine whose threads spin while they wait, fighting the request threads for the same
   // cores (measured: 2.8x less throughput with occlusion on 2 cores). Give BLAS the same
@@ -287,6 +292,7 @@ void SetTorchThreads(int intra_op, int inter_op) {
   using SetBlasThreads = void (*)(int);
   auto set = reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   if (set != nullptr) set(intra_op);
+  return absl::OkStatus();
 }
 
 int BlasThreads() {

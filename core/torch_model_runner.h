@@ -14,8 +14,9 @@ namespace recsys::core {
 absl::Status CheckTorchDevice(const std::string& device);
 
 // Sets LibTorch's intra-op and inter-op thread counts, and OpenBLAS's thread count (when the
-// BLAS is OpenBLAS) to intra_op. Call once, before any model loads.
-void SetTorchThreads(int intra_op, int inter_op);
+// BLAS is OpenBLAS) to intra_op. Call once, before any model loads. Errors: FAILED_PRECONDITION
+// when LibTorch refuses (a second call in the process, or parallel work has already started).
+absl::Status SetTorchThreads(int intra_op, int inter_op);
 
 // OpenBLAS's thread count, or -1 when the BLAS is not OpenBLAS.
 int BlasThreads();

@@ -16,6 +16,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/torch_model_runner.h"
 #include "pipeline/attribution_methods.h"
@@ -50,8 +51,8 @@ ABSL_FLAG(int, max_id_bytes, 64, "Longest item id, feature name or value, in byt
 ABSL_FLAG(int, default_top_k, 10, "top_k when a request leaves it 0");
 ABSL_FLAG(int, default_max_attributions, 10, "Attributions per item when a request leaves it 0");
 ABSL_FLAG(std::string, explain_method, "cf_exact",
-          "Attribution method when a request leaves it unspecified: integrated_gradients, "
-          "gradient_x_input, occlusion, kernel_shap, cf_exact or none");
+          "Attribution method when a request leaves it unspecified (a wrong name lists the "
+          "choices; the proto's AttributionMethod, lower case, without ATTRIBUTION_METHOD_)");
 ABSL_FLAG(int, ig_steps, 16, "Integrated Gradients steps when a request leaves them 0");
 ABSL_FLAG(int, shap_samples, 128, "KernelSHAP coalitions when a request leaves them 0");
 ABSL_FLAG(double, explain_degrade_load, 0.5,
@@ -63,40 +64,34 @@ ABSL_FLAG(absl::Duration, bundle_poll_interval, absl::Seconds(10),
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "Time calls in flight get to finish after SIGTERM");
 
-int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("Explainable recommendation gRPC server.");
-  absl::ParseCommandLine(argc, argv);
+namespace {
 
-  // Block the shutdown signals in every thread; this one waits for them below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
+// The server's options from the flags, checked. Errors name the flag.
+absl::StatusOr<recsys::server::ServerOptions> OptionsFromFlags(int cpus) {
   recsys::server::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   if (options.tls_cert_file.empty() != absl::GetFlag(FLAGS_plaintext)) {
-    std::cerr << (options.tls_cert_file.empty()
-                      ? "error: give --tls_cert and --tls_key (and --tls_client_ca for mutual "
-                        "TLS), or --plaintext to serve gRPC unencrypted\n"
-                      : "error: --plaintext and --tls_cert exclude each other\n");
-    return 1;
+    return absl::InvalidArgumentError(
+        options.tls_cert_file.empty()
+            ? "give --tls_cert and --tls_key (and --tls_client_ca for mutual TLS), or "
+              "--plaintext to serve gRPC unencrypted"
+            : "--plaintext and --tls_cert exclude each other");
   }
   options.metrics_host = absl::GetFlag(FLAGS_metrics_host);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.bundle_path = absl::GetFlag(FLAGS_bundle);
-  const int cpus = recsys::server::CpuQuota();
   if (absl::GetFlag(FLAGS_workers) < 0 || absl::GetFlag(FLAGS_torch_threads) < 1) {
-    std::cerr << "error: need --workers >= 0 (0: one per CPU) and --torch_threads >= 1\n";
-    return 1;
+    return absl::InvalidArgumentError(
+        "need --workers >= 0 (0: one per CPU) and --torch_threads >= 1");
   }
   options.workers = absl::GetFlag(FLAGS_workers) > 0 ? absl::GetFlag(FLAGS_workers) : cpus;
   options.device = absl::GetFlag(FLAGS_device);
+  if (absl::Status device = recsys::core::CheckTorchDevice(options.device); !device.ok()) {
+    return absl::Status(device.code(), absl::StrCat("--device: ", device.message()));
+  }
   options.queue_capacity = absl::GetFlag(FLAGS_queue_capacity);
   options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
   options.bundle_poll_interval = absl::GetFlag(FLAGS_bundle_poll_interval);
@@ -111,35 +106,56 @@ int main(int argc, char** argv) {
   absl::StatusOr<recsys::core::AttributionMethod> method =
       recsys::pipeline::ParseAttributionMethod(absl::GetFlag(FLAGS_explain_method));
   if (!method.ok()) {
-    std::cerr << "error: --explain_method: " << method.status().message() << "\n";
-    return 1;
+    return absl::InvalidArgumentError(absl::StrCat("--explain_method: ", method.status().message()));
   }
   pipeline.default_method = *method;
   pipeline.default_ig_steps = absl::GetFlag(FLAGS_ig_steps);
   pipeline.default_shap_samples = absl::GetFlag(FLAGS_shap_samples);
   pipeline.degrade_load = absl::GetFlag(FLAGS_explain_degrade_load);
-  if (absl::Status device = recsys::core::CheckTorchDevice(options.device); !device.ok()) {
-    std::cerr << "error: --device: " << device.message() << "\n";
-    return 1;
-  }
   if (absl::Status valid = recsys::server::ValidateServerOptions(options); !valid.ok()) {
-    std::cerr << "error: " << valid.message() << " (flags take the option's name)\n";
+    return absl::InvalidArgumentError(
+        absl::StrCat(valid.message(), " (each option is set by the flag of the same name)"));
+  }
+  return options;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("Explainable recommendation gRPC server.");
+  absl::ParseCommandLine(argc, argv);
+
+  // Block the shutdown signals in every thread; this one waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const int cpus = recsys::server::CpuQuota();
+  absl::StatusOr<recsys::server::ServerOptions> options = OptionsFromFlags(cpus);
+  if (!options.ok()) {
+    std::cerr << "error: " << options.status().message() << "\n";
     return 1;
   }
-
   // A client can make libprotobuf log one line per request (strings that are not UTF-8).
   recsys::server::LimitProtobufLogging();
   // Thread counts are set once, before any model loads.
-  recsys::core::SetTorchThreads(absl::GetFlag(FLAGS_torch_threads), 1);
+  if (absl::Status threads = recsys::core::SetTorchThreads(absl::GetFlag(FLAGS_torch_threads), 1);
+      !threads.ok()) {
+    std::cerr << "error: " << threads.message() << "\n";
+    return 1;
+  }
   absl::StatusOr<std::unique_ptr<recsys::server::RecsysServer>> server =
-      recsys::server::RecsysServer::Start(options);
+      recsys::server::RecsysServer::Start(*options);
   if (!server.ok()) {
     std::cerr << "error: " << server.status().ToString() << "\n";
     return 1;
   }
   std::cerr << "recsys_server: serving bundle " << (*server)->bundle_version() << " on port "
             << (*server)->port() << ", metrics on port " << (*server)->metrics_port() << ", "
-            << options.workers << " workers (CPU quota " << cpus << ")\n";
+            << options->workers << " workers (CPU quota " << cpus << ")\n";
 
   int signal_number = 0;
   while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {

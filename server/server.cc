@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <chrono>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -32,8 +33,12 @@ absl::Status WarmUp(const pipeline::RecommendPipeline& pipeline, const core::Bun
   for (core::ItemIndex i = 0; i < std::min<core::ItemIndex>(3, bundle.catalog().size()); ++i) {
     request.history.emplace_back().item_id = bundle.catalog().item(i).id;
   }
-  absl::StatusOr<core::RecommendResponse> response =
-      pipeline.Run(request, bundle, absl::InfiniteFuture());
+  absl::StatusOr<core::RecommendResponse> response;
+  try {  // A model that throws must not take the process (or the reload watcher) down.
+    response = pipeline.Run(request, bundle, absl::InfiniteFuture());
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("warm-up request failed: ", e.what()));
+  }
   if (!response.ok()) {
     return absl::InternalError(absl::StrCat("warm-up request failed: ", response.status().ToString()));
   }

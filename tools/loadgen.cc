@@ -184,7 +184,11 @@ int main(int argc, char** argv) {
         return 1;
       }
       bundle = *loaded;
-      recsys::core::SetTorchThreads(1, 1);  // As recsys_server's workers.
+      // As recsys_server's workers.
+      if (absl::Status threads = recsys::core::SetTorchThreads(1, 1); !threads.ok()) {
+        std::cerr << "error: " << threads << "\n";
+        return 1;
+      }
       for (const v1::RecommendRequest& r : *requests) domain.push_back(recsys::server::ToDomain(r));
       call = [&](size_t n) {
         return recsys::server::ToGrpcStatus(

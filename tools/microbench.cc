@@ -158,10 +158,10 @@ BENCHMARK(BM_BestItems)->Arg(4620)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_NthElement)->Arg(4620)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_PartialSort)->Arg(4620)->Arg(100000)->Arg(1000000);
 
-// The attribution methods, by their index in pipeline/attribution_methods.h's table (0 is
-// "none").
+// The attribution methods that explain something, by index: pipeline/attribution_methods.h's
+// table without its first entry, "none" (0 is cf_exact).
 const recsys::pipeline::AttributionMethodName& MethodAt(int64_t index) {
-  return recsys::pipeline::AttributionMethodNames()[index];
+  return recsys::pipeline::AttributionMethodNames()[index + 1];
 }
 
 // Explains `top_k` items of a few requests ranked once, with `settings`.
@@ -189,7 +189,7 @@ void BM_Explain(benchmark::State& state) {
   state.SetLabel(MethodAt(state.range(0)).name);
   RunExplain(state, settings, state.range(1));
 }
-BENCHMARK(BM_Explain)->ArgsProduct({{1, 2, 3, 4, 5}, {1, 10, 50}});
+BENCHMARK(BM_Explain)->ArgsProduct({{0, 1, 2, 3, 4}, {1, 10, 50}});
 
 void BM_IgSteps(benchmark::State& state) {
   recsys::explain::ExplainSettings settings;
@@ -283,7 +283,11 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&rest_argc, rest.data());
   if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 2;
 
-  core::SetTorchThreads(1, 1);  // As recsys_server's workers.
+  // As recsys_server's workers.
+  if (absl::Status threads = core::SetTorchThreads(1, 1); !threads.ok()) {
+    std::cerr << "error: " << threads << "\n";
+    return 1;
+  }
   absl::StatusOr<std::string> dir = core::ResolveBundleDir(bundle_path);
   absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle =
       dir.ok() ? core::Bundle::Load(*dir, core::TorchScriptLoader("cpu")) : dir.status();

@@ -1,7 +1,7 @@
 #include "core/ranker.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <random>
 #include <set>
@@ -11,7 +11,9 @@
 #include "core/retail_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/fake_model.h"
 #include "tests/testutil/fixtures.h"
+#include "tests/testutil/ranking_fixtures.h"
 
 namespace recsys::core {
 namespace {
@@ -242,6 +244,177 @@ TEST(RankerScoresTest, ANewShopperGetsPopularItemsFlaggedAsFallback) {
   EXPECT_TRUE(out.metadata.fallback_used);
   EXPECT_THAT(out.metadata.fallback_reason,
               HasSubstr("no history item is in the catalogue: this bundle has no popularity"));
+}
+
+// Ranking with model sources, on the tiny bundle with the fake models "cnn" (weight 0.5, slope
+// 2, intercept -0.25) and "rnn" (0.25, 0.5, 0.1) after "cf" (1, 1, 0) and "pop" (0, 1, 0).
+class RankerModelsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bundle_ = testing::TinyBundleWithFakeModels();
+    ASSERT_NE(bundle_, nullptr);
+    ASSERT_EQ(bundle_->sources().size(), 4u);
+  }
+
+  const testing::FakeModelRunner& Model(const std::string& name) const {
+    return *testing::FakeModel(*bundle_, name);
+  }
+
+  static const RankedSource& SourceNamed(const RankedList& ranked, const std::string& name) {
+    for (const RankedSource& s : ranked.sources) {
+      if (s.source.spec.name == name) return s;
+    }
+    ADD_FAILURE() << "no source " << name;
+    return ranked.sources.front();
+  }
+
+  // The fake model's own score of `item` for `input` (one ScoreTargets call).
+  double ModelScore(const std::string& name, const ModelInput& input, ItemIndex item) const {
+    std::vector<float> scores;
+    EXPECT_TRUE(Model(name).ScoreTargets({input}, {item}, &scores).ok());
+    return scores.at(0);
+  }
+
+  // The model's score of `item` for the empty history with a zero context.
+  double EmptyHistoryScore(const std::string& name, ItemIndex item) const {
+    const ModelShape& shape = Model(name).shape();
+    ModelInput empty;
+    empty.items.assign(shape.max_history, shape.num_items);
+    empty.event_features.assign(static_cast<size_t>(shape.max_history) *
+                                    shape.num_event_features, 0.0f);
+    empty.mask.assign(shape.max_history, 0.0f);
+    empty.context.assign(shape.num_context, 0.0f);
+    return ModelScore(name, empty, item);
+  }
+
+  std::shared_ptr<const Bundle> bundle_;
+};
+
+// CF raw scores of the items 21A..21D for testing::TinyModelRequest()'s history A, C, B
+// (recency weights 1/7, 2/7, 4/7), by hand.
+const double kTinyModelRequestCf[4] = {
+    2.0 / 7 * kSimAC + 4.0 / 7 * kSimAB,  // 21A
+    1.0 / 7 * kSimAB + 2.0 / 7 * kSimBC,  // 21B
+    1.0 / 7 * kSimAC + 4.0 / 7 * kSimBC,  // 21C
+    0.0,                                  // 21D: no shared customer.
+};
+
+TEST_F(RankerModelsTest, FusedScoreIsTheWeightedSumOfNormalisedSourceScores) {
+  RecommendRequest request = testing::TinyModelRequest();
+  // The request's weights override the bundle's: pop 0 -> 0.5, rnn 0.25 -> 2.
+  request.fusion_weights = {{"pop", 0.5}, {"rnn", 2.0}};
+  RankedList ranked;
+  ASSERT_TRUE(Ranker::Rank(*bundle_, request, 10, &ranked).ok());
+  ASSERT_EQ(ranked.items.size(), 4u);
+  // Recent purchase lines (see TheRecentPopularitySourceAddsCandidatesAndScores).
+  const double pop_raw[4] = {std::log1p(2.0), 0.0, 0.0, std::log1p(1.0)};
+  const ModelInput& cnn_input = SourceNamed(ranked, "cnn").input;
+  const ModelInput& rnn_input = SourceNamed(ranked, "rnn").input;
+  for (const RecommendedItem& item : ranked.items) {
+    SCOPED_TRACE(item.item_id);
+    const ItemIndex i = item.index;
+    ASSERT_LT(i, 4u);
+    const double cnn_raw = ModelScore("cnn", cnn_input, i);
+    const double rnn_raw = ModelScore("rnn", rnn_input, i);
+    ASSERT_EQ(item.sources.size(), 4u);
+    EXPECT_EQ(item.sources[0].source, "cf");
+    EXPECT_NEAR(item.sources[0].raw_score, kTinyModelRequestCf[i], 1e-9);
+    EXPECT_NEAR(item.sources[0].contribution, kTinyModelRequestCf[i], 1e-9);
+    EXPECT_EQ(item.sources[1].source, "pop");
+    EXPECT_NEAR(item.sources[1].raw_score, pop_raw[i], 1e-12);
+    EXPECT_EQ(item.sources[1].weight, 0.5);
+    EXPECT_NEAR(item.sources[1].contribution, 0.5 * pop_raw[i], 1e-12);
+    EXPECT_EQ(item.sources[2].source, "cnn");
+    EXPECT_NEAR(item.sources[2].raw_score, cnn_raw, 1e-6);
+    EXPECT_NEAR(item.sources[2].normalized_score, 2.0 * cnn_raw - 0.25, 1e-6);
+    EXPECT_NEAR(item.sources[2].contribution, 0.5 * (2.0 * cnn_raw - 0.25), 1e-6);
+    EXPECT_EQ(item.sources[3].source, "rnn");
+    EXPECT_EQ(item.sources[3].weight, 2.0);
+    EXPECT_NEAR(item.sources[3].contribution, 2.0 * (0.5 * rnn_raw + 0.1), 1e-6);
+    EXPECT_NEAR(item.score,
+                kTinyModelRequestCf[i] + 0.5 * pop_raw[i] + 0.5 * (2.0 * cnn_raw - 0.25) +
+                    2.0 * (0.5 * rnn_raw + 0.1),
+                1e-6);
+    // The baseline (an empty history) scores 0 for cf and pop, the models' empty-history scores.
+    EXPECT_NEAR(item.baseline_score,
+                0.5 * (2.0 * EmptyHistoryScore("cnn", i) - 0.25) +
+                    2.0 * (0.5 * EmptyHistoryScore("rnn", i) + 0.1),
+                1e-6);
+  }
+  for (size_t r = 1; r < ranked.items.size(); ++r) {
+    EXPECT_GE(ranked.items[r - 1].score, ranked.items[r].score);
+  }
+}
+
+TEST_F(RankerModelsTest, AZeroWeightModelIsNotRunOverTheCatalogueButItsRawScoresAreReported) {
+  RecommendRequest request = testing::TinyModelRequest();
+  request.fusion_weights = {{"cnn", 0.0}};
+  const int cnn_calls = Model("cnn").calls(), rnn_calls = Model("rnn").calls();
+  RankedList ranked;
+  ASSERT_TRUE(Ranker::Rank(*bundle_, request, 10, &ranked).ok());
+  ASSERT_EQ(ranked.items.size(), 4u);
+  EXPECT_TRUE(SourceNamed(ranked, "cnn").scores.empty());  // Not run over the catalogue...
+  EXPECT_EQ(SourceNamed(ranked, "rnn").scores.size(), 4u);
+  // ...but asked once, for the returned items' scores; rnn ran once, over the catalogue.
+  EXPECT_EQ(Model("cnn").calls() - cnn_calls, 1);
+  EXPECT_EQ(Model("rnn").calls() - rnn_calls, 1);
+  const ModelInput& cnn_input = SourceNamed(ranked, "cnn").input;
+  const ModelInput& rnn_input = SourceNamed(ranked, "rnn").input;
+  for (const RecommendedItem& item : ranked.items) {
+    SCOPED_TRACE(item.item_id);
+    ASSERT_EQ(item.sources.size(), 4u);
+    EXPECT_EQ(item.sources[2].source, "cnn");
+    EXPECT_EQ(item.sources[2].weight, 0.0);
+    EXPECT_EQ(item.sources[2].contribution, 0.0);
+    EXPECT_NEAR(item.sources[2].raw_score, ModelScore("cnn", cnn_input, item.index), 1e-6);
+    EXPECT_NEAR(item.score,
+                kTinyModelRequestCf[item.index] +
+                    0.25 * (0.5 * ModelScore("rnn", rnn_input, item.index) + 0.1),
+                1e-6);
+  }
+}
+
+TEST_F(RankerModelsTest, ModelsBringCandidatesThatCfHasNot) {
+  // 21D shares no customer with any item: CF has no candidate for it, and pop weighs 0.
+  RankedList ranked;
+  ASSERT_TRUE(Ranker::Rank(*bundle_, testing::RequestWithHistory({"21D"}), 10, &ranked).ok());
+  EXPECT_EQ(ranked.items.size(), 4u);  // The whole (tiny) catalogue, from the models' top-M...
+  EXPECT_EQ(ranked.metadata.candidates_scored, 4);
+  EXPECT_FALSE(ranked.metadata.backfilled);  // ...not from back-fill.
+
+  // Models that weigh 0 bring none: the list is back-filled.
+  RecommendRequest unweighted = testing::RequestWithHistory({"21D"});
+  unweighted.fusion_weights = {{"cnn", 0.0}, {"rnn", 0.0}};
+  RankedList backfilled;
+  ASSERT_TRUE(Ranker::Rank(*bundle_, unweighted, 10, &backfilled).ok());
+  EXPECT_TRUE(backfilled.metadata.backfilled);
+}
+
+TEST_F(RankerModelsTest, AnItemsScoreDoesNotDependOnTheOtherCandidates) {
+  RecommendRequest one = testing::TinyModelRequest();
+  one.candidates_only = true;
+  one.candidate_item_ids = {"21D"};
+  RecommendRequest many = one;
+  many.candidate_item_ids = {"21A", "21B", "21C", "21D"};
+  RankedList a, b;
+  ASSERT_TRUE(Ranker::Rank(*bundle_, one, 10, &a).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle_, many, 10, &b).ok());
+  ASSERT_EQ(a.items.size(), 1u);
+  ASSERT_EQ(b.items.size(), 4u);
+  auto d = std::find_if(b.items.begin(), b.items.end(),
+                        [](const RecommendedItem& item) { return item.item_id == "21D"; });
+  ASSERT_NE(d, b.items.end());
+  EXPECT_EQ(d->score, a.items[0].score);
+}
+
+TEST_F(RankerModelsTest, FusionWeightsNamingAnUnknownSourceAreRejected) {
+  RecommendRequest request = testing::TinyModelRequest();
+  request.fusion_weights = {{"rnn", 1.0}, {"x", 1.0}};
+  RankedList ranked;
+  absl::Status s = Ranker::Rank(*bundle_, request, 10, &ranked);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "fusion.weights[\"x\"]: unknown source; this bundle has cf, pop, cnn, rnn");
 }
 
 TEST(CategorizerTest, DescriptionsMapToCategoriesByOrderedKeywordRules) {

@@ -1,13 +1,20 @@
 #include "core/torch_model_runner.h"
 
+#include <cmath>
 #include <fstream>
+#include <string>
+#include <vector>
 
-#include "core/featurizer.h"
 #include "core/ranker.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testutil/model_fixtures.h"
+
+// What only LibTorch can test: the TorchScript runner against the Python reference of
+// tests/testutil/make_tiny_models.py, its gradient primitive, the contract checks, threads and
+// devices. The ranker's fusion over model sources is tested on the fake model in
+// tests/core/ranker_test.cc.
 
 namespace recsys::core {
 namespace {
@@ -22,7 +29,8 @@ class TorchModelTest : public ::testing::Test {
     if (dir_ == nullptr) {
       dir_ = new std::string(testing::MakeTinyModelBundleDir());
       std::ifstream in(*dir_ + "/reference.json");
-      reference_ = new nlohmann::json(nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false));
+      reference_ =
+          new nlohmann::json(nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false));
       absl::StatusOr<std::shared_ptr<const Bundle>> bundle =
           Bundle::Load(*dir_, TorchScriptLoader("cpu"));
       EXPECT_TRUE(bundle.ok()) << bundle.status();
@@ -30,6 +38,7 @@ class TorchModelTest : public ::testing::Test {
     }
     ASSERT_FALSE(reference_->is_discarded()) << "reference.json missing or malformed";
     ASSERT_NE(bundle_, nullptr) << "the tiny model bundle did not load";
+    ASSERT_EQ((*bundle_)->models().size(), 2u);
   }
 
   // The reference request of make_tiny_models.py.
@@ -47,6 +56,39 @@ class TorchModelTest : public ::testing::Test {
     return r;
   }
 
+  // The model input Python computed for the reference request.
+  static ModelInput ReferenceInput() {
+    ModelInput input;
+    input.items = (*reference_)["items"].get<std::vector<int64_t>>();
+    input.mask = (*reference_)["mask"].get<std::vector<float>>();
+    input.event_features = (*reference_)["event_features"].get<std::vector<float>>();
+    input.context = (*reference_)["context"].get<std::vector<float>>();
+    return input;
+  }
+
+  static std::vector<double> ReferenceScores(const std::string& model) {
+    return (*reference_)["scores"][model].get<std::vector<double>>();
+  }
+
+  // The embedded-space point of `input` (Embed of its items and features, its context).
+  static void AddPoint(const ModelRunner& model, const ModelInput& input, double weight,
+                       EmbeddedPoints* points) {
+    std::vector<float> embedded;
+    ASSERT_TRUE(model.Embed(input.items, input.event_features, &embedded).ok());
+    points->embedded.insert(points->embedded.end(), embedded.begin(), embedded.end());
+    points->context.insert(points->context.end(), input.context.begin(), input.context.end());
+    points->mask = input.mask;
+    points->weights.push_back(weight);
+  }
+
+  static const RankedSource& SourceNamed(const RankedList& ranked, const std::string& name) {
+    for (const RankedSource& s : ranked.sources) {
+      if (s.source.spec.name == name) return s;
+    }
+    ADD_FAILURE() << "no source " << name;
+    return ranked.sources.front();
+  }
+
   static inline std::string* dir_ = nullptr;
   static inline nlohmann::json* reference_ = nullptr;
   static inline std::shared_ptr<const Bundle>* bundle_ = nullptr;
@@ -54,112 +96,30 @@ class TorchModelTest : public ::testing::Test {
 
 TEST_F(TorchModelTest, FeaturesAndScoresMatchThePythonReference) {
   const Bundle& bundle = **bundle_;
-  ASSERT_EQ(bundle.models().size(), 2u);
-  RecommendRequest request = ReferenceRequest();
-  RankedList ranked;
-  ASSERT_TRUE(Ranker::Rank(bundle, request, 10, &ranked).ok());
-  for (size_t m = 0; m < bundle.models().size(); ++m) {
-    const ModelRunner& model = *bundle.models()[m];
-    SCOPED_TRACE(model.name());
-    EXPECT_EQ(model.device(), "cpu");
-    const ModelInput& input = ranked.model_inputs[m];
-    EXPECT_EQ(input.items, (*reference_)["items"].get<std::vector<int64_t>>());
-    EXPECT_EQ(input.mask, (*reference_)["mask"].get<std::vector<float>>());
-    const auto features = (*reference_)["event_features"].get<std::vector<double>>();
-    ASSERT_EQ(input.event_features.size(), features.size());
-    for (size_t i = 0; i < features.size(); ++i) {
-      EXPECT_NEAR(input.event_features[i], features[i], 1e-6) << "event feature " << i;
-    }
-    const auto context = (*reference_)["context"].get<std::vector<double>>();
-    ASSERT_EQ(input.context.size(), context.size());
-    for (size_t i = 0; i < context.size(); ++i) {
-      EXPECT_NEAR(input.context[i], context[i], 1e-6) << "context feature " << i;
-    }
-    const auto expected = (*reference_)["scores"][model.name()].get<std::vector<double>>();
-    const std::vector<float>& scores = ranked.model_scores[m];
-    ASSERT_EQ(scores.size(), expected.size());
-    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(scores[i], expected[i], 1e-4);
-    EXPECT_EQ(model.baseline_scores().size(), expected.size());
-  }
-}
-
-TEST_F(TorchModelTest, FusedScoreIsTheWeightedSumOfNormalisedSourceScores) {
-  const Bundle& bundle = **bundle_;
   RankedList ranked;
   ASSERT_TRUE(Ranker::Rank(bundle, ReferenceRequest(), 10, &ranked).ok());
-  ASSERT_FALSE(ranked.items.empty());
-  for (const RecommendedItem& item : ranked.items) {
-    SCOPED_TRACE(item.item_id);
-    ASSERT_EQ(item.sources.size(), 3u);
-    double sum = 0.0, baseline = 0.0;
-    for (size_t s = 0; s < item.sources.size(); ++s) {
-      const SourceScore& source = item.sources[s];
-      const SourceSpec& spec = *bundle.manifest().FindSource(source.source);
-      EXPECT_DOUBLE_EQ(source.normalized_score, spec.slope * source.raw_score + spec.intercept);
-      EXPECT_DOUBLE_EQ(source.contribution, spec.weight * source.normalized_score);
-      sum += source.contribution;
-      if (s > 0) {
-        EXPECT_FLOAT_EQ(source.raw_score, ranked.model_scores[s - 1][item.index]);
-        baseline += spec.weight *
-                    (spec.slope * bundle.models()[s - 1]->baseline_scores()[item.index] +
-                     spec.intercept);
-      } else {
-        baseline += spec.weight * spec.intercept;
-      }
+  const ModelInput reference = ReferenceInput();
+  for (const auto& model : bundle.models()) {
+    SCOPED_TRACE(model->name());
+    EXPECT_EQ(model->device(), "cpu");
+    const RankedSource& source = SourceNamed(ranked, model->name());
+    const ModelInput& input = source.input;
+    EXPECT_EQ(input.items, reference.items);
+    EXPECT_EQ(input.mask, reference.mask);
+    ASSERT_EQ(input.event_features.size(), reference.event_features.size());
+    for (size_t i = 0; i < reference.event_features.size(); ++i) {
+      EXPECT_NEAR(input.event_features[i], reference.event_features[i], 1e-6)
+          << "event feature " << i;
     }
-    EXPECT_NEAR(item.score, sum, 1e-9);
-    EXPECT_NEAR(item.baseline_score, baseline, 1e-9);
+    ASSERT_EQ(input.context.size(), reference.context.size());
+    for (size_t i = 0; i < reference.context.size(); ++i) {
+      EXPECT_NEAR(input.context[i], reference.context[i], 1e-6) << "context feature " << i;
+    }
+    const std::vector<double> expected = ReferenceScores(model->name());
+    ASSERT_EQ(source.scores.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(source.scores[i], expected[i], 1e-4);
+    EXPECT_EQ(model->baseline_scores().size(), expected.size());
   }
-}
-
-TEST_F(TorchModelTest, AZeroWeightModelIsNotRunOverTheCatalogueButItsRawScoresAreReported) {
-  const Bundle& bundle = **bundle_;
-  RecommendRequest request = ReferenceRequest();
-  request.fusion_weights = {{"cnn", 0.0}};
-  RankedList ranked;
-  ASSERT_TRUE(Ranker::Rank(bundle, request, 10, &ranked).ok());
-  ASSERT_FALSE(ranked.items.empty());
-  EXPECT_TRUE(ranked.model_scores[0].empty());    // cnn: not run over the catalogue.
-  EXPECT_FALSE(ranked.model_scores[1].empty());   // rnn: weighted, run.
-  std::vector<float> cnn_scores;
-  ASSERT_TRUE(bundle.models()[0]->ScoreAll(ranked.model_inputs[0], &cnn_scores).ok());
-  for (const RecommendedItem& item : ranked.items) {
-    SCOPED_TRACE(item.item_id);
-    ASSERT_EQ(item.sources.size(), 3u);
-    EXPECT_EQ(item.sources[1].source, "cnn");
-    EXPECT_EQ(item.sources[1].weight, 0.0);
-    EXPECT_EQ(item.sources[1].contribution, 0.0);
-    EXPECT_NEAR(item.sources[1].raw_score, cnn_scores[item.index], 1e-5);
-    EXPECT_NEAR(item.score, item.sources[0].contribution + item.sources[2].contribution, 1e-9);
-  }
-}
-
-TEST_F(TorchModelTest, ModelsBringCandidatesThatCfHasNot) {
-  // 21D shares no customer with any item: CF alone has no candidate for it.
-  RecommendRequest request;
-  request.history.emplace_back().item_id = "21D";
-  RankedList ranked;
-  ASSERT_TRUE(Ranker::Rank(**bundle_, request, 10, &ranked).ok());
-  EXPECT_EQ(ranked.items.size(), 4u);  // The whole (tiny) catalogue, from the models' top-M.
-}
-
-TEST_F(TorchModelTest, AnItemsScoreDoesNotDependOnTheOtherCandidates) {
-  RecommendRequest one = ReferenceRequest();
-  one.candidates_only = true;
-  one.candidate_item_ids = {"21D"};
-  RecommendRequest many = one;
-  many.candidate_item_ids = {"21A", "21B", "21C", "21D"};
-  RankedList a, b;
-  ASSERT_TRUE(Ranker::Rank(**bundle_, one, 10, &a).ok());
-  ASSERT_TRUE(Ranker::Rank(**bundle_, many, 10, &b).ok());
-  ASSERT_EQ(a.items.size(), 1u);
-  bool found = false;
-  for (const RecommendedItem& item : b.items) {
-    if (item.item_id != "21D") continue;
-    found = true;
-    EXPECT_EQ(item.score, a.items[0].score);
-  }
-  EXPECT_TRUE(found);
 }
 
 TEST_F(TorchModelTest, BatchedTargetScoresEqualTheSingleRequestScores) {
@@ -172,18 +132,193 @@ TEST_F(TorchModelTest, BatchedTargetScoresEqualTheSingleRequestScores) {
   RankedList ranked_shorter;
   ASSERT_TRUE(Ranker::Rank(bundle, shorter, 10, &ranked_shorter).ok());
   const std::vector<ItemIndex> targets = {3, 0, 2};
-  for (size_t m = 0; m < bundle.models().size(); ++m) {
+  for (const auto& model : bundle.models()) {
+    SCOPED_TRACE(model->name());
+    const RankedSource& full = SourceNamed(ranked, model->name());
+    const RankedSource& part = SourceNamed(ranked_shorter, model->name());
+    ASSERT_NE(full.input.mask, part.input.mask);  // Two different requests.
     std::vector<float> batched;
-    ASSERT_TRUE(bundle.models()[m]
-                    ->ScoreTargets({ranked.model_inputs[m], ranked_shorter.model_inputs[m]},
-                                   targets, &batched)
-                    .ok());
+    ASSERT_TRUE(model->ScoreTargets({full.input, part.input}, targets, &batched).ok());
     ASSERT_EQ(batched.size(), 6u);
     for (size_t k = 0; k < targets.size(); ++k) {
-      EXPECT_NEAR(batched[k], ranked.model_scores[m][targets[k]], 1e-5);
-      EXPECT_NEAR(batched[3 + k], ranked_shorter.model_scores[m][targets[k]], 1e-5);
+      EXPECT_NEAR(batched[k], full.scores[targets[k]], 1e-5);
+      EXPECT_NEAR(batched[3 + k], part.scores[targets[k]], 1e-5);
     }
   }
+}
+
+TEST_F(TorchModelTest, EmbedFeedsEncodeWhatPythonsEmbedDoes) {
+  // reference.json has no embed() output; its scores are encode(embed(...)), so Embed is
+  // checked through them: Gradients' scores at the embedded reference input are Python's.
+  const ModelInput reference = ReferenceInput();
+  const size_t L = reference.items.size();
+  for (const auto& model : (*bundle_)->models()) {
+    SCOPED_TRACE(model->name());
+    const size_t D = model->embedding_dim();
+    EXPECT_EQ(D, 8u);  // make_tiny_models.py's DIM.
+    std::vector<float> embedded;
+    ASSERT_TRUE(model->Embed(reference.items, reference.event_features, &embedded).ok());
+    ASSERT_EQ(embedded.size(), L * D);
+
+    EmbeddedPoints point{embedded, reference.context, reference.mask, {1.0}};
+    const std::vector<ItemIndex> all = {0, 1, 2, 3};
+    ScoreGradients out;
+    ASSERT_TRUE(model->Gradients(point, all, &out).ok());
+    const std::vector<double> expected = ReferenceScores(model->name());
+    ASSERT_EQ(out.scores.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(out.scores[i], expected[i], 1e-4);
+
+    // A batch [reference; empty history] embeds the reference as alone, and every padding
+    // position (index N, no features) to the same vector, whatever the row and position.
+    std::vector<int64_t> items = reference.items;
+    items.insert(items.end(), L, model->shape().num_items);
+    std::vector<float> features = reference.event_features;
+    features.insert(features.end(), reference.event_features.size(), 0.0f);
+    std::vector<float> batch;
+    ASSERT_TRUE(model->Embed(items, features, &batch).ok());
+    ASSERT_EQ(batch.size(), 2 * L * D);
+    for (size_t j = 0; j < L * D; ++j) EXPECT_NEAR(batch[j], embedded[j], 1e-6) << j;
+    const std::vector<float> pad(batch.begin() + L * D, batch.begin() + (L + 1) * D);
+    for (size_t row = 0; row < 2 * L; ++row) {
+      if (row < L && reference.mask[row] != 0.0f) continue;  // A real event.
+      for (size_t d = 0; d < D; ++d) EXPECT_EQ(batch[row * D + d], pad[d]) << row << "," << d;
+    }
+  }
+}
+
+TEST_F(TorchModelTest, GradientsScoreLikeScoreTargetsAtTheSamePoints) {
+  const ModelInput first = ReferenceInput();
+  ModelInput second = first;  // Same history and mask, other quantities and another context.
+  for (float& f : second.event_features) f = 0.5f * f + 0.25f;
+  for (size_t c = 0; c < second.context.size(); ++c) second.context[c] = 0.3f * c - 0.4f;
+  const std::vector<ItemIndex> targets = {3, 0, 2};
+  for (const auto& model : (*bundle_)->models()) {
+    SCOPED_TRACE(model->name());
+    EmbeddedPoints points;
+    AddPoint(*model, first, 0.25, &points);
+    AddPoint(*model, second, 0.75, &points);
+    ScoreGradients out;
+    ASSERT_TRUE(model->Gradients(points, targets, &out).ok());
+    std::vector<float> expected;
+    ASSERT_TRUE(model->ScoreTargets({first, second}, targets, &expected).ok());
+    ASSERT_EQ(out.scores.size(), expected.size());
+    for (size_t j = 0; j < expected.size(); ++j) EXPECT_NEAR(out.scores[j], expected[j], 1e-5) << j;
+  }
+}
+
+TEST_F(TorchModelTest, GradientsAreWeightedSumsThatAgreeWithCentralDifferences) {
+  const ModelInput reference = ReferenceInput();
+  ModelInput other = reference;
+  for (float& f : other.event_features) f = -f;
+  const std::vector<ItemIndex> targets = {2, 1};
+  const size_t K = targets.size();
+  for (const auto& model : (*bundle_)->models()) {
+    SCOPED_TRACE(model->name());
+    const size_t L = model->shape().max_history, C = model->shape().num_context;
+    const size_t D = model->embedding_dim();
+    EmbeddedPoints at;
+    AddPoint(*model, reference, 1.0, &at);
+    ScoreGradients g;
+    ASSERT_TRUE(model->Gradients(at, targets, &g).ok());
+    ASSERT_EQ(g.embedded.size(), K * L * D);
+    ASSERT_EQ(g.context.size(), K * C);
+
+    // The score at `point` with coordinate j of the embedded history (or of the context)
+    // moved by `h`, for each target.
+    auto scores_moved = [&](bool context, size_t j, float h) {
+      EmbeddedPoints moved = at;
+      (context ? moved.context : moved.embedded)[j] += h;
+      ScoreGradients out;
+      EXPECT_TRUE(model->Gradients(moved, targets, &out).ok());
+      return out.scores;
+    };
+    // Central differences with h = 1e-2 in float32: truncation ~h^2 and rounding ~1e-7/h,
+    // both well inside 1e-3 + 1% of the gradient.
+    const float h = 1e-2f;
+    auto check = [&](bool context, size_t j) {
+      const std::vector<float> up = scores_moved(context, j, h);
+      const std::vector<float> down = scores_moved(context, j, -h);
+      for (size_t k = 0; k < K; ++k) {
+        const double fd = (up[k] - down[k]) / (2.0 * h);
+        const double grad = context ? g.context[k * C + j] : g.embedded[k * L * D + j];
+        EXPECT_NEAR(grad, fd, 1e-3 + 1e-2 * std::abs(fd))
+            << (context ? "context " : "embedded ") << j << ", target " << targets[k];
+      }
+    };
+    // Positions 2..4 hold the three events (0 and 1 are padding); a few coordinates of each.
+    for (size_t l : {0u, 2u, 3u, 4u}) {
+      for (size_t d : {0u, 5u}) check(false, l * D + d);
+    }
+    for (size_t c : {size_t{0}, size_t{2}, C - 1}) check(true, c);
+    bool moves = false;  // The check above is not vacuous.
+    for (float x : g.embedded) moves |= std::abs(x) > 1e-3f;
+    EXPECT_TRUE(moves);
+
+    // Two points: the weighted sum of each point's gradient.
+    EmbeddedPoints second;
+    AddPoint(*model, other, 1.0, &second);
+    ScoreGradients g2;
+    ASSERT_TRUE(model->Gradients(second, targets, &g2).ok());
+    EmbeddedPoints both;
+    AddPoint(*model, reference, 0.25, &both);
+    AddPoint(*model, other, 0.75, &both);
+    ScoreGradients sum;
+    ASSERT_TRUE(model->Gradients(both, targets, &sum).ok());
+    ASSERT_EQ(sum.embedded.size(), g.embedded.size());
+    for (size_t j = 0; j < g.embedded.size(); ++j) {
+      EXPECT_NEAR(sum.embedded[j], 0.25 * g.embedded[j] + 0.75 * g2.embedded[j], 1e-5) << j;
+    }
+    ASSERT_EQ(sum.context.size(), g.context.size());
+    for (size_t j = 0; j < g.context.size(); ++j) {
+      EXPECT_NEAR(sum.context[j], 0.25 * g.context[j] + 0.75 * g2.context[j], 1e-5) << j;
+    }
+  }
+}
+
+TEST_F(TorchModelTest, WrongSizesAndIndicesAreInvalidArguments) {
+  const ModelRunner& model = *(*bundle_)->models()[0];
+  const ModelInput input = ReferenceInput();
+  const int64_t N = model.shape().num_items;
+  std::vector<float> embedded;
+  auto embed = [&](std::vector<int64_t> items, std::vector<float> features) {
+    return model.Embed(items, features, &embedded).code();
+  };
+  std::vector<int64_t> items = input.items;
+  std::vector<float> features = input.event_features;
+  EXPECT_EQ(embed(std::vector<int64_t>(items.begin(), items.end() - 1),
+                  std::vector<float>(features.begin(),
+                                     features.end() - model.shape().num_event_features)),
+            absl::StatusCode::kInvalidArgument);  // Not a multiple of L.
+  EXPECT_EQ(embed(items, std::vector<float>(features.begin(), features.end() - 1)),
+            absl::StatusCode::kInvalidArgument);
+  items[4] = N + 1;
+  EXPECT_EQ(embed(items, features), absl::StatusCode::kInvalidArgument);
+  items[4] = -1;
+  EXPECT_EQ(embed(items, features), absl::StatusCode::kInvalidArgument);
+
+  EmbeddedPoints good;
+  AddPoint(model, input, 1.0, &good);
+  ScoreGradients out;
+  ASSERT_TRUE(model.Gradients(good, {0}, &out).ok());
+  auto gradients = [&](const EmbeddedPoints& points, std::vector<ItemIndex> targets) {
+    return model.Gradients(points, targets, &out);
+  };
+  EXPECT_EQ(gradients(EmbeddedPoints{}, {0}).code(), absl::StatusCode::kInvalidArgument);
+  EmbeddedPoints bad = good;
+  bad.embedded.pop_back();
+  EXPECT_EQ(gradients(bad, {0}).code(), absl::StatusCode::kInvalidArgument);
+  bad = good;
+  bad.context.push_back(0.0f);
+  EXPECT_EQ(gradients(bad, {0}).code(), absl::StatusCode::kInvalidArgument);
+  bad = good;
+  bad.mask.pop_back();
+  EXPECT_EQ(gradients(bad, {0}).code(), absl::StatusCode::kInvalidArgument);
+  bad = good;
+  bad.weights.push_back(1.0);  // Two weights, one point.
+  EXPECT_EQ(gradients(bad, {0}).code(), absl::StatusCode::kInvalidArgument);
+  absl::Status s = gradients(good, {0, static_cast<ItemIndex>(N)});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("target 4 is outside the catalogue"));
 }
 
 TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
@@ -202,22 +337,67 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
 }
 
-TEST(TorchThreadsTest, OpenBlasGetsTheIntraOpBudget) {
-  SetTorchThreads(1, 1);
-  const int blas = BlasThreads();
-  if (blas != -1) {  // -1: the BLAS is not OpenBLAS (nothing to set).
-    EXPECT_EQ(blas, 1);
+TEST_F(TorchModelTest, OnCudaScoresAndGradientsMatchTheCpu) {
+  if (absl::Status cuda = CheckTorchDevice("cuda:0"); !cuda.ok()) {
+    GTEST_SKIP() << "no CUDA device for this LibTorch: " << cuda;
+  }
+  absl::StatusOr<std::shared_ptr<const Bundle>> gpu =
+      Bundle::Load(*dir_, TorchScriptLoader("cuda:0"));
+  ASSERT_TRUE(gpu.ok()) << gpu.status();
+  const ModelInput reference = ReferenceInput();
+  for (size_t m = 0; m < (*gpu)->models().size(); ++m) {
+    const ModelRunner& model = *(*gpu)->models()[m];
+    const ModelRunner& cpu = *(*bundle_)->models()[m];
+    SCOPED_TRACE(model.name());
+    EXPECT_EQ(model.device(), "cuda:0");
+    std::vector<float> scores;
+    ASSERT_TRUE(model.ScoreAll(reference, &scores).ok());
+    const std::vector<double> expected = ReferenceScores(model.name());
+    ASSERT_EQ(scores.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(scores[i], expected[i], 1e-4);
+    EmbeddedPoints point;
+    AddPoint(cpu, reference, 1.0, &point);
+    ScoreGradients on_gpu, on_cpu;
+    ASSERT_TRUE(model.Gradients(point, {0, 3}, &on_gpu).ok());  // cuDNN's RNN would refuse.
+    ASSERT_TRUE(cpu.Gradients(point, {0, 3}, &on_cpu).ok());
+    ASSERT_EQ(on_gpu.embedded.size(), on_cpu.embedded.size());
+    for (size_t j = 0; j < on_cpu.embedded.size(); ++j) {
+      EXPECT_NEAR(on_gpu.embedded[j], on_cpu.embedded[j], 1e-4) << j;
+    }
   }
 }
 
-TEST(TorchDeviceTest, CudaIsAClearErrorWhereItIsUnavailableAndNamesAreChecked) {
+TEST(TorchThreadsTest, OpenBlasGetsTheIntraOpBudget) {
+  if (BlasThreads() == -1) GTEST_SKIP() << "the BLAS is not OpenBLAS: no thread count to set";
+  // A count that differs from OpenBLAS's own (the core count), so that it must have been set.
+  // LibTorch allows one SetTorchThreads a process.
+  const int want = BlasThreads() == 3 ? 2 : 3;
+  ASSERT_TRUE(SetTorchThreads(want, 1).ok());
+  EXPECT_EQ(BlasThreads(), want);
+}
+
+TEST(TorchDeviceTest, DeviceNamesAreChecked) {
   EXPECT_TRUE(CheckTorchDevice("cpu").ok());
-  EXPECT_EQ(CheckTorchDevice("gpu").code(), absl::StatusCode::kInvalidArgument);
-  absl::Status cuda = CheckTorchDevice("cuda:0");
-  if (!cuda.ok()) {  // CPU-only LibTorch (CI): a clear refusal, never a silent fallback.
-    EXPECT_EQ(cuda.code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_THAT(cuda.message(), HasSubstr("CUDA"));
+  for (const char* name : {"gpu", "CPU", "cuda", "cuda:", "cuda:x", "cpu:0", ""}) {
+    SCOPED_TRACE(name);
+    absl::Status s = CheckTorchDevice(name);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(s.message(), HasSubstr("expected cpu or cuda:N"));
   }
+  // No machine has this device: a refusal that names CUDA, never a fallback to the CPU.
+  absl::Status s = CheckTorchDevice("cuda:999");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("CUDA"));
+}
+
+TEST(TorchDeviceTest, CudaIsAClearRefusalWhereItIsUnavailable) {
+  absl::Status cuda = CheckTorchDevice("cuda:0");
+  if (cuda.ok()) {
+    GTEST_SKIP() << "CUDA is available here (TorchModelTest.OnCudaScoresAndGradientsMatchTheCpu "
+                    "runs instead)";
+  }
+  EXPECT_EQ(cuda.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(cuda.message(), HasSubstr("CUDA is not available"));
 }
 
 }  // namespace

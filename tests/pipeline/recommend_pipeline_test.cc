@@ -1,15 +1,40 @@
 #include "pipeline/recommend_pipeline.h"
 
-#include "absl/time/clock.h"
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/fake_model.h"
 #include "tests/testutil/fixtures.h"
-#include "tests/testutil/model_fixtures.h"
+#include "tests/testutil/ranking_fixtures.h"
 
-namespace recsys::server {
+namespace recsys::pipeline {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+
+// What the response says after an exact-sources explanation of a bundle with models.
+constexpr char kModelsShare[] =
+    "each item's completeness_error holds the models' share of score - baseline_score";
+
+std::vector<std::string> Stages(const core::RecommendResponse& r) {
+  std::vector<std::string> stages;
+  for (const core::StageTiming& t : r.metadata.stage_timings) stages.push_back(t.stage);
+  return stages;
+}
+
+double StageSeconds(const core::RecommendResponse& r, const std::string& stage) {
+  for (const core::StageTiming& t : r.metadata.stage_timings) {
+    if (t.stage == stage) return t.seconds;
+  }
+  ADD_FAILURE() << "no stage " << stage;
+  return -1.0;
+}
 
 TEST(RecommendPipelineTest, RanksExplainsAndTimesEachStage) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
@@ -25,9 +50,7 @@ TEST(RecommendPipelineTest, RanksExplainsAndTimesEachStage) {
   EXPECT_EQ(r->metadata.explanation_note, "");  // No models: nothing is left unexplained.
   ASSERT_EQ(r->items.size(), 4u);  // Three related items, one back-filled.
   EXPECT_FALSE(r->items[0].attributions.empty());
-  std::vector<std::string> stages;
-  for (const core::StageTiming& t : r->metadata.stage_timings) stages.push_back(t.stage);
-  EXPECT_THAT(stages, ::testing::ElementsAre("validate", "rank", "explain"));
+  EXPECT_THAT(Stages(*r), ElementsAre("validate", "rank", "explain"));
 }
 
 TEST(RecommendPipelineTest, UsesTheDefaultTopKAndRejectsBadRequests) {
@@ -35,52 +58,117 @@ TEST(RecommendPipelineTest, UsesTheDefaultTopKAndRejectsBadRequests) {
   PipelineOptions options;
   options.default_top_k = 2;
   RecommendPipeline pipeline(options);
-  EXPECT_EQ(pipeline.Run(testing::RequestWithHistory({"21A", "21B"}), *bundle, absl::InfiniteFuture())->items.size(), 2u);
-  absl::Status s = pipeline.Run(testing::RequestWithHistory({""}), *bundle, absl::InfiniteFuture()).status();
+  absl::StatusOr<core::RecommendResponse> r =
+      pipeline.Run(testing::RequestWithHistory({"21A", "21B"}), *bundle, absl::InfiniteFuture());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->items.size(), 2u);
+  absl::Status s =
+      pipeline.Run(testing::RequestWithHistory({""}), *bundle, absl::InfiniteFuture()).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("history[0].item_id: empty"));
 }
 
-TEST(RecommendPipelineTest, AnExpiredDeadlineStopsBeforeRanking) {
-  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
-  RecommendPipeline pipeline({});
-  absl::Status s = pipeline.Run(testing::RequestWithHistory({"21A"}), *bundle, absl::Now() - absl::Seconds(1)).status();
-  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
-}
-
-TEST(RecommendPipelineTest, AModelMethodDegradesToCfAndSaysSo) {
+TEST(RecommendPipelineTest, AModelMethodOnABundleWithoutModelsExplainsTheExactSourcesAndSaysSo) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
   RecommendPipeline pipeline({});
   core::RecommendRequest request = testing::RequestWithHistory({"21A"});
   request.explain.method = core::AttributionMethod::kIntegratedGradients;
   absl::StatusOr<core::RecommendResponse> r =
       pipeline.Run(request, *bundle, absl::InfiniteFuture());
-  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kCfExact);
-  EXPECT_THAT(r->metadata.explanation_note, HasSubstr("no"));
+  EXPECT_EQ(r->metadata.explanation_note,
+            "this bundle has no models: the exact item-CF contributions are the explanation");
   EXPECT_FALSE(r->items[0].attributions.empty());
 }
 
-}  // namespace
-}  // namespace recsys::server
+// The tiny bundle with two fake models ("cnn", "rnn", both weighted), whose every call takes
+// `tick` on a fake clock that the pipeline reads: what a stage costs is known exactly, so the
+// deadline tests need no wall-clock margins.
+class RecommendPipelineModelsTest : public ::testing::Test {
+ protected:
+  void Load(absl::Duration tick) {
+    testing::FakeModelOptions options;
+    options.on_call = [this, tick] {
+      clock_.Advance(tick);
+      return absl::OkStatus();
+    };
+    bundle_ = testing::TinyBundleWithFakeModels(options);
+    ASSERT_NE(bundle_, nullptr);
+  }
 
-namespace recsys::server {
-namespace {
+  PipelineOptions Options() const {
+    PipelineOptions options;
+    options.clock = clock_.AsFunction();
+    return options;
+  }
 
-core::RecommendRequest ModelRequest(core::AttributionMethod method) {
-  core::RecommendRequest r;
-  for (const char* id : {"21A", "21C", "21B"}) r.history.emplace_back().item_id = id;
-  r.context.time = 1262703600;
-  r.explain.method = method;
-  return r;
+  // Calls of both models so far.
+  int Calls() const {
+    return testing::FakeModel(*bundle_, "cnn")->calls() +
+           testing::FakeModel(*bundle_, "rnn")->calls();
+  }
+
+  static core::RecommendRequest Request(core::AttributionMethod method) {
+    core::RecommendRequest r = testing::TinyModelRequest();
+    r.explain.method = method;
+    return r;
+  }
+
+  testing::FakeClock clock_;
+  std::shared_ptr<const core::Bundle> bundle_;
+};
+
+// Ranking runs each weighted model over the catalogue once: two calls.
+constexpr int kRankCalls = 2;
+
+TEST_F(RecommendPipelineModelsTest, StageTimingsReadTheInjectedClock) {
+  Load(absl::Milliseconds(1));
+  RecommendPipeline pipeline(Options());
+  absl::StatusOr<core::RecommendResponse> r = pipeline.Run(
+      Request(core::AttributionMethod::kGradientXInput), *bundle_, absl::InfiniteFuture());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_THAT(Stages(*r), ElementsAre("validate", "rank", "explain"));
+  const int explain_calls = Calls() - kRankCalls;
+  ASSERT_GT(explain_calls, 0);
+  EXPECT_EQ(StageSeconds(*r, "validate"), 0.0);
+  EXPECT_DOUBLE_EQ(StageSeconds(*r, "rank"), 0.001 * kRankCalls);
+  EXPECT_DOUBLE_EQ(StageSeconds(*r, "explain"), 0.001 * explain_calls);
 }
 
-TEST(RecommendPipelineModelsTest, IntegratedGradientsRunsWhenTheDeadlineAffordsIt) {
-  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
-  ASSERT_NE(bundle, nullptr);
-  RecommendPipeline pipeline({});
+TEST_F(RecommendPipelineModelsTest, AnExpiredDeadlineStopsBeforeRanking) {
+  Load(absl::Milliseconds(1));
+  RecommendPipeline pipeline(Options());
+  absl::Status s = pipeline.Run(testing::RequestWithHistory({"21A"}), *bundle_, clock_.Now())
+                       .status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(s.message(), "deadline passed before ranking");
+  EXPECT_EQ(Calls(), 0);  // No model ran.
+}
+
+TEST_F(RecommendPipelineModelsTest, ADeadlineThatPassesDuringRankingStopsBeforeExplaining) {
+  Load(absl::Milliseconds(10));  // Ranking takes 20 ms.
+  RecommendPipeline pipeline(Options());
+  absl::Status s = pipeline.Run(Request(core::AttributionMethod::kIntegratedGradients), *bundle_,
+                                clock_.Now() + absl::Milliseconds(15))
+                       .status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(s.message(), "deadline passed before explaining");
+  EXPECT_EQ(Calls(), kRankCalls);  // It ranked, and explained nothing.
+
+  // With 5 ms left after ranking the request answers, with what those 5 ms afford.
+  absl::StatusOr<core::RecommendResponse> r =
+      pipeline.Run(Request(core::AttributionMethod::kCfExact), *bundle_,
+                   clock_.Now() + absl::Milliseconds(25));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->items.empty());
+}
+
+TEST_F(RecommendPipelineModelsTest, IntegratedGradientsRunsWhenTheDeadlineAffordsIt) {
+  Load(absl::ZeroDuration());
+  RecommendPipeline pipeline(Options());
   absl::StatusOr<core::RecommendResponse> r = pipeline.Run(
-      ModelRequest(core::AttributionMethod::kIntegratedGradients), *bundle, absl::InfiniteFuture());
+      Request(core::AttributionMethod::kIntegratedGradients), *bundle_, absl::InfiniteFuture());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kIntegratedGradients);
   EXPECT_EQ(r->metadata.explanation_note, "");
@@ -88,79 +176,140 @@ TEST(RecommendPipelineModelsTest, IntegratedGradientsRunsWhenTheDeadlineAffordsI
   for (const auto& item : r->items) {
     for (const auto& a : item.attributions) has_context |= a.kind == core::FeatureKind::kContext;
   }
-  EXPECT_TRUE(has_context);
+  EXPECT_TRUE(has_context);  // Only a model attribution has context features.
 }
 
-TEST(RecommendPipelineModelsTest, ATightDeadlineDegradesToTheExactSourcesAndSaysSo) {
-  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
-  ASSERT_NE(bundle, nullptr);
-  PipelineOptions options;
-  // One second a unit: even gradient x input (items x models units) exceeds half of 5 s.
+TEST_F(RecommendPipelineModelsTest, ATightDeadlineDegradesToTheExactSourcesAndSaysSo) {
+  Load(absl::Milliseconds(1));
+  PipelineOptions options = Options();
+  // One second a unit: IG costs 4 items x 16 steps x 2 models = 128 s, gradient x input 8 s;
+  // after ranking (2 ms) the deadline leaves 4,998 ms, whose half affords neither.
   options.initial_attribution_seconds_per_unit = 1.0;
   RecommendPipeline pipeline(options);
   absl::StatusOr<core::RecommendResponse> r =
-      pipeline.Run(ModelRequest(core::AttributionMethod::kIntegratedGradients), *bundle,
-                   absl::Now() + absl::Seconds(5));
+      pipeline.Run(Request(core::AttributionMethod::kIntegratedGradients), *bundle_,
+                   clock_.Now() + absl::Seconds(5));
   ASSERT_TRUE(r.ok()) << r.status();  // The recommendation stands.
-  EXPECT_FALSE(r->items.empty());
+  ASSERT_EQ(r->items.size(), 4u);
   EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kCfExact);
-  EXPECT_THAT(r->metadata.explanation_note,
-              HasSubstr("Integrated Gradients would take about"));
-  EXPECT_THAT(r->metadata.explanation_note, HasSubstr("exact contributions (cf, pop) ran instead"));
-  EXPECT_THAT(r->metadata.explanation_note, HasSubstr("completeness_error"));
+  EXPECT_EQ(r->metadata.explanation_note,
+            absl::StrCat("Integrated Gradients would take about 128000.0 ms and the deadline "
+                         "leaves 4998.0 ms: exact contributions (cf, pop) ran instead; ",
+                         kModelsShare));
+  EXPECT_EQ(Calls(), kRankCalls);  // No model was called to explain.
+  EXPECT_FALSE(r->items.front().attributions.empty());
 }
 
-TEST(RecommendPipelineModelsTest, WhatTheDeadlineCannotAffordDegradesToGradientTimesInput) {
-  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
-  ASSERT_NE(bundle, nullptr);
-  PipelineOptions options;
-  // 256 steps cost 256x gradient x input: with 10 ms a unit, IG needs >= 2.56 s per item and
-  // model, more than half of the 4 s left; gradient x input needs 10 ms per item and model.
-  options.initial_attribution_seconds_per_unit = 0.01;
-  RecommendPipeline pipeline(options);
-  core::RecommendRequest request = ModelRequest(core::AttributionMethod::kIntegratedGradients);
+TEST_F(RecommendPipelineModelsTest, WhatTheDeadlineCannotAffordDegradesToGradientTimesInput) {
+  Load(absl::Milliseconds(1));
+  RecommendPipeline pipeline(Options());
+  // A first run teaches the pipeline what IG costs: k model calls of 1 ms for 4 items x 16
+  // steps x 2 models = 128 units.
+  absl::StatusOr<core::RecommendResponse> first = pipeline.Run(
+      Request(core::AttributionMethod::kIntegratedGradients), *bundle_, absl::InfiniteFuture());
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->items.size(), 4u);
+  EXPECT_EQ(first->metadata.attribution_method, core::AttributionMethod::kIntegratedGradients);
+  const int k = Calls() - kRankCalls;
+  ASSERT_GT(k, 0);
+  EXPECT_DOUBLE_EQ(StageSeconds(*first, "explain"), 0.001 * k);
+
+  // 256 steps: 2,048 units, 16 k ms. The deadline leaves 24 k ms after ranking (2 ms): more
+  // than the estimate, but an explanation may take only half; gradient x input has not been
+  // measured yet, so it is estimated free.
+  core::RecommendRequest request = Request(core::AttributionMethod::kIntegratedGradients);
   request.explain.steps = 256;
   absl::StatusOr<core::RecommendResponse> r =
-      pipeline.Run(request, *bundle, absl::Now() + absl::Seconds(4));
+      pipeline.Run(request, *bundle_, clock_.Now() + absl::Milliseconds(24 * k + 2));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kGradientXInput);
-  EXPECT_THAT(r->metadata.explanation_note, HasSubstr("gradient x input ran instead"));
+  EXPECT_EQ(r->metadata.explanation_note,
+            absl::StrCat("Integrated Gradients would take about ", 16 * k,
+                         ".0 ms and the deadline leaves ", 24 * k,
+                         ".0 ms: gradient x input ran instead"));
+
+  // Where half the time left covers the estimate, IG runs as asked.
+  r = pipeline.Run(request, *bundle_, clock_.Now() + absl::Milliseconds(40 * k));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kIntegratedGradients);
+  EXPECT_EQ(r->metadata.explanation_note, "");
 }
 
-TEST(RecommendPipelineModelsTest, UnderLoadOnlyTheExactSourcesAreExplained) {
-  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
-  ASSERT_NE(bundle, nullptr);
-  RecommendPipeline pipeline({});
-  absl::StatusOr<core::RecommendResponse> idle =
-      pipeline.Run(ModelRequest(core::AttributionMethod::kKernelShap), *bundle,
-                   absl::InfiniteFuture(), 0.2);
-  ASSERT_TRUE(idle.ok());
+TEST_F(RecommendPipelineModelsTest, UnderLoadOnlyTheExactSourcesAreExplained) {
+  Load(absl::ZeroDuration());
+  RecommendPipeline pipeline(Options());  // degrade_load 0.5.
+  absl::StatusOr<core::RecommendResponse> idle = pipeline.Run(
+      Request(core::AttributionMethod::kKernelShap), *bundle_, absl::InfiniteFuture(), 0.2);
+  ASSERT_TRUE(idle.ok()) << idle.status();
   EXPECT_EQ(idle->metadata.attribution_method, core::AttributionMethod::kKernelShap);
   EXPECT_EQ(idle->metadata.explanation_note, "");
-  absl::StatusOr<core::RecommendResponse> busy =
-      pipeline.Run(ModelRequest(core::AttributionMethod::kKernelShap), *bundle,
-                   absl::InfiniteFuture(), 0.75);
-  ASSERT_TRUE(busy.ok());
-  EXPECT_EQ(busy->metadata.attribution_method, core::AttributionMethod::kCfExact);
-  EXPECT_THAT(busy->metadata.explanation_note, HasSubstr("server is busy (request queue 75% full)"));
-  EXPECT_FALSE(busy->items.front().attributions.empty());
+  for (double load : {0.5, 0.75}) {
+    SCOPED_TRACE(load);
+    absl::StatusOr<core::RecommendResponse> busy = pipeline.Run(
+        Request(core::AttributionMethod::kKernelShap), *bundle_, absl::InfiniteFuture(), load);
+    ASSERT_TRUE(busy.ok()) << busy.status();
+    EXPECT_EQ(busy->metadata.attribution_method, core::AttributionMethod::kCfExact);
+    EXPECT_EQ(busy->metadata.explanation_note,
+              absl::StrCat("the server is busy (request queue ", load == 0.5 ? "50" : "75",
+                           "% full): model attribution was skipped, exact contributions only; ",
+                           kModelsShare));
+    EXPECT_FALSE(busy->items.front().attributions.empty());
+  }
 }
 
-TEST(RecommendPipelineModelsTest, EveryMethodRunsAsAskedWhenAffordable) {
-  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
-  ASSERT_NE(bundle, nullptr);
-  RecommendPipeline pipeline({});
+TEST_F(RecommendPipelineModelsTest, TheDefaultMethodSaysTheModelsAreNotAttributed) {
+  Load(absl::ZeroDuration());
+  RecommendPipeline pipeline(Options());  // Default method: the exact sources.
+  absl::StatusOr<core::RecommendResponse> r =
+      pipeline.Run(testing::TinyModelRequest(), *bundle_, absl::InfiniteFuture());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kCfExact);
+  EXPECT_EQ(r->metadata.explanation_note,
+            absl::StrCat("model sources are not attributed by this method (ask for a model "
+                         "method, e.g. ATTRIBUTION_METHOD_OCCLUSION); ",
+                         kModelsShare));
+}
+
+TEST_F(RecommendPipelineModelsTest, EveryMethodRunsAsAskedWhenAffordable) {
+  Load(absl::ZeroDuration());
+  RecommendPipeline pipeline(Options());
   for (core::AttributionMethod method :
-       {core::AttributionMethod::kGradientXInput, core::AttributionMethod::kOcclusion,
-        core::AttributionMethod::kKernelShap, core::AttributionMethod::kNone}) {
+       {core::AttributionMethod::kGradientXInput, core::AttributionMethod::kIntegratedGradients,
+        core::AttributionMethod::kOcclusion, core::AttributionMethod::kKernelShap,
+        core::AttributionMethod::kNone}) {
+    SCOPED_TRACE(static_cast<int>(method));
     absl::StatusOr<core::RecommendResponse> r =
-        pipeline.Run(ModelRequest(method), *bundle, absl::InfiniteFuture());
-    ASSERT_TRUE(r.ok());
+        pipeline.Run(Request(method), *bundle_, absl::InfiniteFuture());
+    ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->metadata.attribution_method, method);
     EXPECT_EQ(r->metadata.explanation_note, "");
     EXPECT_EQ(r->items.front().attributions.empty(), method == core::AttributionMethod::kNone);
   }
 }
 
+TEST(RecommendPipelineFailureTest, AModelFailingWhileExplainingCostsOnlyItsAttribution) {
+  // The models answer the ranking's two calls, then fail.
+  auto calls = std::make_shared<int>(0);
+  testing::FakeModelOptions options;
+  options.on_call = [calls] {
+    return ++*calls <= kRankCalls ? absl::OkStatus() : absl::InternalError("injected failure");
+  };
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundleWithFakeModels(options);
+  ASSERT_NE(bundle, nullptr);
+  RecommendPipeline pipeline({});
+  core::RecommendRequest request = testing::TinyModelRequest();
+  request.explain.method = core::AttributionMethod::kIntegratedGradients;
+  absl::StatusOr<core::RecommendResponse> r =
+      pipeline.Run(request, *bundle, absl::InfiniteFuture());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->items.size(), 4u);
+  EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kIntegratedGradients);
+  EXPECT_EQ(r->metadata.explanation_note,
+            "cnn could not be attributed: injected failure; "
+            "rnn could not be attributed: injected failure");
+  // The exact sources are still explained.
+  EXPECT_FALSE(r->items.front().attributions.empty());
+}
+
 }  // namespace
-}  // namespace recsys::server
+}  // namespace recsys::pipeline

@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace recsys::server {
+namespace recsys::pipeline {
 namespace {
 
 using ::testing::HasSubstr;
@@ -111,4 +111,4 @@ TEST(ValidateRequestTest, NamesTheFieldAndTheLimit) {
 }
 
 }  // namespace
-}  // namespace recsys::server
+}  // namespace recsys::pipeline

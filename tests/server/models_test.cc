@@ -1,0 +1,184 @@
+// Models through the server: the tiny TorchScript cnn and rnn of make_tiny_models.py on the
+// real loader, and the fake model of tests/testutil/fake_model.h through ServerOptions::loader.
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "recsys/v1/recommender.grpc.pb.h"
+#include "server/server.h"
+#include "tests/testutil/fake_model.h"
+#include "tests/testutil/model_fixtures.h"
+#include "tests/testutil/server_fixtures.h"
+
+namespace recsys::server {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using testing::LoopbackOptions;
+using ::testing::Optional;
+using testing::TestServer;
+
+TEST(ServerModelsTest, EveryResponseShowsCfCnnAndRnn) {
+  absl::StatusOr<std::unique_ptr<TestServer>> server =
+      TestServer::Start(LoopbackOptions(testing::MakeTinyModelBundleDir()));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Recommender::NewStub((*server)->channel());
+  v1::RecommendRequest request;
+  request.add_history()->set_item_id("21A");
+  request.add_history()->set_item_id("21D");
+  request.mutable_context()->set_country("France");
+  grpc::ClientContext context;
+  v1::RecommendResponse response;
+  ASSERT_TRUE(stub->Recommend(&context, request, &response).ok());
+  ASSERT_EQ(response.items_size(), 4);
+  EXPECT_EQ(response.metadata().device(), "cpu");
+  for (const v1::RecommendedItem& item : response.items()) {
+    ASSERT_EQ(item.sources_size(), 3) << item.item_id();
+    EXPECT_EQ(item.sources(0).source(), "cf");
+    EXPECT_EQ(item.sources(1).source(), "cnn");
+    EXPECT_EQ(item.sources(2).source(), "rnn");
+    double sum = 0.0;
+    for (const v1::SourceScore& s : item.sources()) sum += s.contribution();
+    EXPECT_NEAR(item.score(), sum, 1e-9);
+  }
+
+  grpc::ClientContext info_context;
+  v1::GetModelInfoResponse info;
+  ASSERT_TRUE(stub->GetModelInfo(&info_context, {}, &info).ok());
+  ASSERT_EQ(info.models_size(), 2);
+  EXPECT_EQ(info.models(0).kind(), "cnn");
+  EXPECT_EQ(info.models(0).max_history(), 5);
+  EXPECT_EQ(info.models(0).device(), "cpu");
+  EXPECT_EQ(info.feature_schema().event_features_size(), 3);
+  EXPECT_EQ(info.feature_schema().context_features(0).name(), "hour_sin");
+}
+
+TEST(ServerModelsTest, OcclusionOfAnEventIsTheScoreChangeOfTheRequestWithoutIt) {
+  absl::StatusOr<std::unique_ptr<TestServer>> server =
+      TestServer::Start(LoopbackOptions(testing::MakeTinyModelBundleDir()));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Recommender::NewStub((*server)->channel());
+  auto recommend = [&](const v1::RecommendRequest& request) {
+    grpc::ClientContext context;
+    v1::RecommendResponse response;
+    EXPECT_TRUE(stub->Recommend(&context, request, &response).ok());
+    return response;
+  };
+  v1::RecommendRequest request;
+  const char* ids[] = {"21A", "21C", "21B", "21A"};
+  for (int i = 0; i < 4; ++i) {
+    v1::HistoryEvent* e = request.add_history();
+    e->set_item_id(ids[i]);
+    e->mutable_timestamp()->set_seconds(1262340000 + i * 86400);
+    e->set_quantity(1 + i);
+  }
+  request.mutable_context()->set_country("France");
+  request.mutable_context()->mutable_time()->set_seconds(1262703600);
+  request.mutable_filters()->set_exclude_history(false);
+  request.mutable_explain()->set_method(v1::ATTRIBUTION_METHOD_OCCLUSION);
+  request.mutable_explain()->set_max_attributions(50);
+  const v1::RecommendResponse response = recommend(request);
+  EXPECT_EQ(response.metadata().attribution_method(), v1::ATTRIBUTION_METHOD_OCCLUSION);
+  ASSERT_GT(response.items_size(), 0);
+  int checked = 0;
+  for (const v1::RecommendedItem& item : response.items()) {
+    for (const v1::Attribution& a : item.attributions()) {
+      if (a.kind() != v1::FEATURE_KIND_HISTORY_EVENT) continue;
+      v1::RecommendRequest without = request;
+      without.mutable_history()->erase(without.mutable_history()->begin() + a.history_index());
+      without.add_candidate_item_ids(item.item_id());
+      without.set_candidates_only(true);
+      const v1::RecommendResponse other = recommend(without);
+      ASSERT_EQ(other.items_size(), 1);
+      EXPECT_NEAR(a.attribution(), item.score() - other.items(0).score(), 1e-4)
+          << item.item_id() << " without history[" << a.history_index() << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, response.items_size() * 3);  // Every item depends on most events.
+}
+
+// ServerOptions::loader: the fake model serves where no TorchScript file exists, and its
+// scores reach the response as a source of their own.
+TEST(ServerModelsTest, AnInjectedLoaderServesAFakeModelWithoutATorchScriptFile) {
+  const std::string dir = testing::MakeFakeModelBundleDir({{"fake_rnn", 0.5, 1.0, 0.0}});
+  ASSERT_FALSE(dir.empty());
+  ASSERT_FALSE(std::filesystem::exists(dir + "/fake_rnn.pt"));
+  // Without the loader the manifest's model file is missing: the TorchScript loader refuses.
+  EXPECT_FALSE(RecsysServer::Start(LoopbackOptions(dir)).ok());
+
+  ServerOptions options = LoopbackOptions(dir);
+  options.loader = testing::FakeModelLoader();
+  absl::StatusOr<std::unique_ptr<TestServer>> server = TestServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  v1::RecommendRequest request;
+  request.add_history()->set_item_id("21A");
+  request.mutable_context()->set_country("France");
+  v1::RecommendResponse response;
+  grpc::Status status = (*server)->Recommend(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_GT(response.items_size(), 0);
+  for (const v1::RecommendedItem& item : response.items()) {
+    SCOPED_TRACE(item.item_id());
+    std::vector<std::string> names;
+    double sum = 0.0;
+    for (const v1::SourceScore& s : item.sources()) {
+      names.push_back(s.source());
+      sum += s.contribution();
+    }
+    EXPECT_THAT(names, Contains("fake_rnn"));
+    EXPECT_NEAR(item.score(), sum, 1e-9);
+  }
+  v1::GetModelInfoResponse info;
+  ASSERT_TRUE((*server)->GetModelInfo(&info).ok());
+  ASSERT_EQ(info.models_size(), 1);
+  EXPECT_EQ(info.models(0).name(), "fake_rnn");
+}
+
+// A model that throws (a bug, or a library that throws where it should return a status) costs
+// the request it runs for, not the process: the call gets INTERNAL with the exception's
+// message, the worker survives, and the next call is answered.
+TEST(ServerModelsTest, AModelThatThrowsFailsItsCallWithInternalAndTheNextCallWorks) {
+  const std::string dir = testing::MakeFakeModelBundleDir({{"fake_rnn", 0.5, 1.0, 0.0}});
+  ASSERT_FALSE(dir.empty());
+  std::atomic<bool> throwing{false};
+  testing::FakeModelOptions model;
+  model.on_call = [&throwing]() -> absl::Status {
+    if (throwing) throw std::runtime_error("fake_rnn: the model threw");
+    return absl::OkStatus();
+  };
+  ServerOptions options = LoopbackOptions(dir);
+  options.loader = testing::FakeModelLoader(model);
+  options.workers = 1;  // The one worker must survive the throw to answer the next call.
+  options.metrics_port = 0;
+  absl::StatusOr<std::unique_ptr<TestServer>> server = TestServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  v1::RecommendRequest request;
+  request.add_history()->set_item_id("21A");
+  v1::RecommendResponse response;
+
+  throwing = true;
+  grpc::Status status = (*server)->Recommend(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_THAT(status.error_message(), HasSubstr("fake_rnn: the model threw"));
+
+  throwing = false;
+  status = (*server)->Recommend(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_GT(response.items_size(), 0);
+  absl::StatusOr<std::string> metrics = (*server)->ScrapeMetrics();
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_THAT(testing::Sample(*metrics, "recsys_requests_total",
+                              {"method=\"Recommend\"", "code=\"INTERNAL\""}),
+              Optional(1.0));
+}
+
+}  // namespace
+}  // namespace recsys::server

@@ -1,0 +1,156 @@
+// The real recsys_server binary as a process: SIGTERM drains the calls in flight and exits 0;
+// a second server on an address already served exits non-zero saying why.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "recsys/v1/recommender.grpc.pb.h"
+#include "tests/testutil/fixtures.h"
+#include "tests/testutil/server_fixtures.h"
+
+namespace recsys::server {
+namespace {
+
+using testing::Eventually;
+using ::testing::HasSubstr;
+using testing::Retail;
+
+// Starts RECSYS_SERVER_BINARY with `flags`, its stderr in `log`; returns its pid, or -1.
+// posix_spawn, not fork: this process runs gRPC threads.
+pid_t Spawn(const std::vector<std::string>& flags, const std::string& log) {
+  std::vector<std::string> args = {RECSYS_SERVER_BINARY};
+  args.insert(args.end(), flags.begin(), flags.end());
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return error == 0 ? pid : -1;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// The number after `marker` in the log, once the log has it; 0 when it never appears.
+int NumberAfter(const std::string& log, const std::string& marker) {
+  int n = 0;
+  Eventually([&] {
+    const std::string text = ReadAll(log);
+    const size_t at = text.find(marker);
+    if (at != std::string::npos) n = std::atoi(text.c_str() + at + marker.size());
+    return n != 0;
+  });
+  return n;
+}
+
+TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
+  ASSERT_TRUE(Retail().status.ok()) << Retail().status;
+  const std::string log = testing::MakeTempDir("sigterm") + "/stderr.log";
+  const pid_t pid =
+      Spawn({"--bundle=" + Retail().root, "--address=127.0.0.1:0", "--plaintext",
+             "--metrics_port=0", "--workers=1", "--queue_capacity=256", "--shutdown_grace=30s"},
+            log);
+  ASSERT_GT(pid, 0);
+  const int port = NumberAfter(log, " on port ");
+  const int metrics_port = NumberAfter(log, "metrics on port ");
+  if (port == 0 || metrics_port <= 0) kill(pid, SIGKILL);
+  ASSERT_GT(port, 0) << "the server did not start; see " << log;
+  ASSERT_GT(metrics_port, 0) << log;
+
+  // Slow requests (KernelSHAP over a long history, one worker) fill the queue.
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  v1::RecommendRequest request = testing::RealCustomerRequest(testing::kServerMaxHistory);
+  request.mutable_explain()->set_method(v1::ATTRIBUTION_METHOD_KERNEL_SHAP);
+  request.mutable_explain()->set_samples(1024);
+  request.set_top_k(100);
+  constexpr int kCalls = 120;
+  std::atomic<int> ok{0}, done{0};
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&] {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      v1::RecommendResponse response;
+      if (v1::Recommender::NewStub(channel)->Recommend(&context, request, &response).ok() &&
+          response.items_size() > 0) {
+        ++ok;
+      }
+      ++done;
+    });
+  }
+  // SIGTERM once the server has accepted every call: one runs, the others wait in the queue
+  // or are done. (A call still on its way when the listener closes was never accepted.)
+  httplib::Client metrics("127.0.0.1", metrics_port);
+  const bool all_accepted = Eventually([&] {
+    httplib::Result r = metrics.Get("/metrics");
+    const std::optional<double> depth =
+        r ? testing::Sample(r->body, "recsys_queue_depth") : std::nullopt;
+    return depth.has_value() && *depth >= 1 && *depth + done >= kCalls - 1;
+  });
+  const int done_before_term = done;
+  kill(pid, SIGTERM);
+  for (std::thread& t : callers) t.join();
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(all_accepted) << "the calls did not all reach the queue";
+  EXPECT_LT(done_before_term, kCalls) << "nothing was in flight: make the requests slower";
+  EXPECT_EQ(ok, kCalls);  // Every accepted call finished, none was cut off.
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  // Gone: a new call is refused.
+  grpc::ClientContext late;
+  late.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::RecommendResponse out;
+  EXPECT_FALSE(v1::Recommender::NewStub(channel)->Recommend(&late, request, &out).ok());
+}
+
+TEST(ServerProcessTest, ASecondServerOnAnAddressInUseExitsNonZeroSayingSo) {
+  const testing::TestServer* first = testing::SharedRetailServer();
+  ASSERT_NE(first, nullptr);
+  const std::string log = testing::MakeTempDir("second") + "/stderr.log";
+  const pid_t pid = Spawn({"--bundle=" + Retail().root, "--address=" + first->address(),
+                           "--plaintext", "--metrics_port=-1"},
+                          log);
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  const bool exited =
+      Eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, absl::Seconds(60));
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  ASSERT_TRUE(exited) << "the second server kept running on " << first->address();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "status " << status;
+  EXPECT_THAT(ReadAll(log), HasSubstr("cannot listen on " + first->address()));
+  // The first one still answers.
+  v1::RecommendResponse response;
+  EXPECT_TRUE(first->Recommend(testing::RealCustomerRequest(5), &response).ok());
+}
+
+}  // namespace
+}  // namespace recsys::server
