@@ -176,85 +176,84 @@ absl::Status Occlusion(const CoalitionScorer& scorer, PlayerAttributions* phi) {
   return absl::OkStatus();
 }
 
-absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t seed,
-                        PlayerAttributions* phi, int* evaluated) {
-  const int M = static_cast<int>(scorer.players().size());
-  const size_t K = scorer.num_items();
-  // Rows 0 and 1: all players and none; then the fitted coalitions with their weights.
-  std::vector<std::vector<bool>> coalitions = {std::vector<bool>(M, true),
-                                               std::vector<bool>(M, false)};
-  std::vector<double> weights = {0.0, 0.0};
-  const bool enumerate = M >= 2 && M < 31 && (int64_t{1} << M) - 2 <= samples;
-  if (enumerate) {
-    // Every coalition, with the Shapley kernel (M - 1) / (C(M, s) s (M - s)).
-    std::vector<double> binomial(M + 1, 1.0);
-    for (int s = 1; s <= M; ++s) binomial[s] = binomial[s - 1] * (M - s + 1) / s;
-    for (int64_t mask = 1; mask < (int64_t{1} << M) - 1; ++mask) {
-      std::vector<bool>& z = coalitions.emplace_back(M);
-      int size = 0;
-      for (int p = 0; p < M; ++p) size += z[p] = (mask >> p) & 1;
-      weights.push_back((M - 1.0) / (binomial[size] * size * (M - size)));
-    }
-  } else if (M >= 2) {
-    // Sizes drawn from the kernel's distribution p(s) ~ 1 / (s (M - s)), players uniformly
-    // within a size; each draw also adds its complement. Drawn this way the fit weighs every
-    // coalition equally.
-    std::vector<double> cumulative(M, 0.0);
-    for (int s = 1; s < M; ++s) cumulative[s] = cumulative[s - 1] + 1.0 / (s * (M - s));
-    std::mt19937_64 rng(seed);
-    std::vector<int> order(M);
-    for (int pair = 0; pair < samples / 2; ++pair) {
-      const double u = Uniform(rng) * cumulative[M - 1];
-      const int size = static_cast<int>(
-          std::upper_bound(cumulative.begin() + 1, cumulative.end(), u) - cumulative.begin());
-      std::iota(order.begin(), order.end(), 0);
-      std::vector<bool> z(M, false);
-      for (int i = 0; i < std::min(size, M - 1); ++i) {  // Partial Fisher-Yates.
-        const int j = i + static_cast<int>(Uniform(rng) * (M - i));
-        std::swap(order[i], order[j]);
-        z[order[i]] = true;
-      }
-      std::vector<bool> complement(M);
-      for (int p = 0; p < M; ++p) complement[p] = !z[p];
-      coalitions.push_back(std::move(z));
-      coalitions.push_back(std::move(complement));
-      weights.insert(weights.end(), {1.0, 1.0});
-    }
-  }
-  std::vector<double> v;
-  if (absl::Status s = scorer.Score(coalitions, &v); !s.ok()) return s;
-  *evaluated = static_cast<int>(coalitions.size());
+namespace {
 
-  phi->assign(K, std::vector<double>(M, 0.0));
-  if (M == 0) return absl::OkStatus();
+// Coalitions and their weights in the fit: rows 0 and 1 are all players and none (weight 0),
+// then every other coalition with the Shapley kernel when `enumerate`, else `samples` draws.
+struct Design {
+  std::vector<std::vector<bool>> coalitions;
+  std::vector<double> weights;
+};
+
+Design EnumeratedDesign(int M) {
+  Design d{{std::vector<bool>(M, true), std::vector<bool>(M, false)}, {0.0, 0.0}};
+  // Every coalition, with the Shapley kernel (M - 1) / (C(M, s) s (M - s)).
+  std::vector<double> binomial(M + 1, 1.0);
+  for (int s = 1; s <= M; ++s) binomial[s] = binomial[s - 1] * (M - s + 1) / s;
+  for (int64_t mask = 1; mask < (int64_t{1} << M) - 1; ++mask) {
+    std::vector<bool>& z = d.coalitions.emplace_back(M);
+    int size = 0;
+    for (int p = 0; p < M; ++p) size += z[p] = (mask >> p) & 1;
+    d.weights.push_back((M - 1.0) / (binomial[size] * size * (M - size)));
+  }
+  return d;
+}
+
+// Sizes drawn from the kernel's distribution p(s) ~ 1 / (s (M - s)), players uniformly within
+// a size; each draw also adds its complement. Drawn this way the fit weighs every coalition
+// equally. REQUIRES: M >= 2.
+Design SampledDesign(int M, int samples, uint64_t seed) {
+  Design d{{std::vector<bool>(M, true), std::vector<bool>(M, false)}, {0.0, 0.0}};
+  std::vector<double> cumulative(M, 0.0);
+  for (int s = 1; s < M; ++s) cumulative[s] = cumulative[s - 1] + 1.0 / (s * (M - s));
+  std::mt19937_64 rng(seed);
+  std::vector<int> order(M);
+  for (int pair = 0; pair < samples / 2; ++pair) {
+    const double u = Uniform(rng) * cumulative[M - 1];
+    const int size = static_cast<int>(
+        std::upper_bound(cumulative.begin() + 1, cumulative.end(), u) - cumulative.begin());
+    std::iota(order.begin(), order.end(), 0);
+    std::vector<bool> z(M, false);
+    for (int i = 0; i < std::min(size, M - 1); ++i) {  // Partial Fisher-Yates.
+      const int j = i + static_cast<int>(Uniform(rng) * (M - i));
+      std::swap(order[i], order[j]);
+      z[order[i]] = true;
+    }
+    std::vector<bool> complement(M);
+    for (int p = 0; p < M; ++p) complement[p] = !z[p];
+    d.coalitions.push_back(std::move(z));
+    d.coalitions.push_back(std::move(complement));
+    d.weights.insert(d.weights.end(), {1.0, 1.0});
+  }
+  return d;
+}
+
+// The constrained weighted least-squares fit of the coalition values `v` (v[r * K + k]: row r,
+// item k): efficiency eliminates the last player, phi_M = delta - sum_{j<M} phi_j, leaving a
+// fit of y - z_M delta on (z_j - z_M), j < M, with one normal matrix for all items. `ridge`
+// keeps it defined when the rows do not span every player (unspanned directions get 0).
+// REQUIRES: M >= 2.
+void FitShapley(const Design& d, const std::vector<double>& v, size_t K, int M, bool ridge,
+                PlayerAttributions* phi) {
   std::vector<double> delta(K);  // v(all) - v(none) per item.
   for (size_t k = 0; k < K; ++k) delta[k] = v[k] - v[K + k];
-  if (M == 1) {
-    for (size_t k = 0; k < K; ++k) (*phi)[k][0] = delta[k];
-    return absl::OkStatus();
-  }
-  // Efficiency eliminates the last player: phi_M = delta - sum_{j<M} phi_j, leaving a weighted
-  // least squares fit of y - z_M delta on (z_j - z_M), j < M, with one normal matrix for all
-  // items.
   const int n = M - 1;
   std::vector<double> A(static_cast<size_t>(n) * n, 0.0), rhs(static_cast<size_t>(n) * K, 0.0);
   std::vector<double> x(n);
-  for (size_t r = 2; r < coalitions.size(); ++r) {
-    const std::vector<bool>& z = coalitions[r];
+  for (size_t r = 2; r < d.coalitions.size(); ++r) {
+    const std::vector<bool>& z = d.coalitions[r];
     const double last = z[n] ? 1.0 : 0.0;
     for (int j = 0; j < n; ++j) x[j] = (z[j] ? 1.0 : 0.0) - last;
     for (int i = 0; i < n; ++i) {
       if (x[i] == 0.0) continue;
-      for (int j = 0; j < n; ++j) A[i * n + j] += weights[r] * x[i] * x[j];
+      for (int j = 0; j < n; ++j) A[i * n + j] += d.weights[r] * x[i] * x[j];
       for (size_t k = 0; k < K; ++k) {
         const double y = v[r * K + k] - v[K + k] - last * delta[k];
-        rhs[k * n + i] += weights[r] * x[i] * y;
+        rhs[k * n + i] += d.weights[r] * x[i] * y;
       }
     }
   }
-  // Every coalition makes A positive definite; samples may not span every player, and a small
-  // ridge then keeps the fit defined (unspanned directions get 0).
-  if (!enumerate) {
+  if (ridge) {
     double trace = 0.0;
     for (int i = 0; i < n; ++i) trace += A[i * n + i];
     for (int i = 0; i < n; ++i) A[i * n + i] += 1e-9 * trace / n + 1e-12;
@@ -264,6 +263,28 @@ absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t see
     double sum = 0.0;
     for (int j = 0; j < n; ++j) sum += (*phi)[k][j] = rhs[k * n + j];
     (*phi)[k][n] = delta[k] - sum;
+  }
+}
+
+}  // namespace
+
+absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t seed,
+                        PlayerAttributions* phi, int* evaluated) {
+  const int M = static_cast<int>(scorer.players().size());
+  const size_t K = scorer.num_items();
+  const bool enumerate = M >= 2 && M < 31 && (int64_t{1} << M) - 2 <= samples;
+  Design design = enumerate ? EnumeratedDesign(M)
+                  : M >= 2  ? SampledDesign(M, samples, seed)
+                            : Design{{std::vector<bool>(M, true), std::vector<bool>(M, false)},
+                                     {0.0, 0.0}};
+  std::vector<double> v;
+  if (absl::Status s = scorer.Score(design.coalitions, &v); !s.ok()) return s;
+  *evaluated = static_cast<int>(design.coalitions.size());
+  phi->assign(K, std::vector<double>(M, 0.0));
+  if (M == 1) {
+    for (size_t k = 0; k < K; ++k) (*phi)[k][0] = v[k] - v[K + k];
+  } else if (M >= 2) {
+    FitShapley(design, v, K, M, /*ridge=*/!enumerate, phi);
   }
   return absl::OkStatus();
 }

@@ -91,13 +91,7 @@ absl::Status CheckFeatures(absl::string_view field,
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::Status ValidateRequest(const core::RecommendRequest& r, const RequestLimits& limits) {
-  if (r.request_id.size() > static_cast<size_t>(limits.max_request_id_bytes)) {
-    return Invalid("request_id", absl::StrCat(r.request_id.size(), " bytes exceed the limit of ",
-                                              limits.max_request_id_bytes));
-  }
+absl::Status CheckHistory(const core::RecommendRequest& r, const RequestLimits& limits) {
   if (absl::Status s = CheckCount("history", r.history.size(), limits.max_history); !s.ok()) {
     return s;
   }
@@ -118,24 +112,27 @@ absl::Status ValidateRequest(const core::RecommendRequest& r, const RequestLimit
     }
     if (absl::Status s = CheckFeatures(prefix + "features", e.features, limits); !s.ok()) return s;
   }
-  if (r.context.time) {
-    if (absl::Status s = CheckTime("context.time", *r.context.time); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
+absl::Status CheckContext(const core::RequestContext& context, const RequestLimits& limits) {
+  if (context.time) {
+    if (absl::Status s = CheckTime("context.time", *context.time); !s.ok()) return s;
   }
-  if (r.context.country.size() > static_cast<size_t>(limits.max_id_bytes)) {
-    return Invalid("context.country", absl::StrCat(r.context.country.size(),
+  if (context.country.size() > static_cast<size_t>(limits.max_id_bytes)) {
+    return Invalid("context.country", absl::StrCat(context.country.size(),
                                                    " bytes exceed the limit of ",
                                                    limits.max_id_bytes));
   }
-  if (absl::Status s =
-          CheckFeatures("context.numeric_features", r.context.numeric_features, limits);
+  if (absl::Status s = CheckFeatures("context.numeric_features", context.numeric_features, limits);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s =
-          CheckFeatures("context.categorical_features", r.context.categorical_features, limits);
-      !s.ok()) {
-    return s;
-  }
+  return CheckFeatures("context.categorical_features", context.categorical_features, limits);
+}
+
+// top_k, the id lists and the explanation options.
+absl::Status CheckListOptions(const core::RecommendRequest& r, const RequestLimits& limits) {
   if (r.top_k < 0) return Invalid("top_k", absl::StrCat(r.top_k, " is negative"));
   if (r.top_k > limits.max_top_k) {
     return Invalid("top_k", absl::StrCat(r.top_k, " exceeds the limit of ", limits.max_top_k));
@@ -163,11 +160,12 @@ absl::Status ValidateRequest(const core::RecommendRequest& r, const RequestLimit
   if (r.explain.samples == 1) {
     return Invalid("explain.samples", "1 is too few: 0 (the default) or at least 2");
   }
-  if (absl::Status s = CheckRange("explain.max_attributions", r.explain.max_attributions,
-                                  limits.max_attributions);
-      !s.ok()) {
-    return s;
-  }
+  return CheckRange("explain.max_attributions", r.explain.max_attributions,
+                    limits.max_attributions);
+}
+
+// Fusion weights, filters, diversity and the long-tail knob.
+absl::Status CheckRankingOptions(const core::RecommendRequest& r, const RequestLimits& limits) {
   for (const auto& [name, weight] : r.fusion_weights) {
     if (absl::Status s = CheckNonNegative(absl::StrCat("fusion.weights[\"", name, "\"]"), weight);
         !s.ok()) {
@@ -201,6 +199,19 @@ absl::Status ValidateRequest(const core::RecommendRequest& r, const RequestLimit
     return Invalid("diversity.mmr_lambda", absl::StrCat(r.mmr_lambda, " is not in [0, 1]"));
   }
   return CheckNonNegative("ranking.popularity_penalty", r.popularity_penalty);
+}
+
+}  // namespace
+
+absl::Status ValidateRequest(const core::RecommendRequest& r, const RequestLimits& limits) {
+  if (r.request_id.size() > static_cast<size_t>(limits.max_request_id_bytes)) {
+    return Invalid("request_id", absl::StrCat(r.request_id.size(), " bytes exceed the limit of ",
+                                              limits.max_request_id_bytes));
+  }
+  if (absl::Status s = CheckHistory(r, limits); !s.ok()) return s;
+  if (absl::Status s = CheckContext(r.context, limits); !s.ok()) return s;
+  if (absl::Status s = CheckListOptions(r, limits); !s.ok()) return s;
+  return CheckRankingOptions(r, limits);
 }
 
 }  // namespace recsys::pipeline

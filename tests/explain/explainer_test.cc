@@ -1,9 +1,14 @@
 #include "explain/explainer.h"
 
 #include <cmath>
+#include <map>
+#include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/explain_fixtures.h"
 #include "tests/testutil/fixtures.h"
 
 namespace recsys::explain {
@@ -11,7 +16,6 @@ namespace {
 
 using core::Attribution;
 using core::FeatureKind;
-
 
 double Sum(const std::vector<Attribution>& attributions) {
   double sum = 0.0;
@@ -66,11 +70,13 @@ TEST(ExplainItemsTest, FusedAttributionsScaleByWeightAndAddUpToTheScore) {
         EXPECT_NEAR(a.attribution, -0.01 * std::log1p(item.info.popularity), 1e-12);
       } else {
         // Fused = weight 3 x slope 1 x the CF attribution of the same event.
+        int same_event = 0;
         for (const Attribution& own : cf.attributions) {
-          if (own.history_index == a.history_index) {
-            EXPECT_NEAR(a.attribution, 3.0 * own.attribution, 1e-12);
-          }
+          if (own.history_index != a.history_index) continue;
+          ++same_event;
+          EXPECT_NEAR(a.attribution, 3.0 * own.attribution, 1e-12);
         }
+        EXPECT_EQ(same_event, 1) << "history index " << a.history_index;
       }
     }
     EXPECT_TRUE(has_prior);
@@ -111,27 +117,135 @@ TEST(ExplainItemsTest, ARepeatPurchaseIsExplainedAsSuch) {
   EXPECT_NEAR(b.completeness_error, 0.0, 1e-12);
 }
 
+// The tiny CF bundle with every purchase recent (testutil/explain_fixtures.h), no models.
+std::shared_ptr<const core::Bundle> AllRecentBundle(int64_t min_country_recent_lines = 100) {
+  testing::FakeModelBundleOptions options;
+  options.models = {};
+  options.min_country_recent_lines = min_country_recent_lines;
+  return testing::FakeModelBundle(options);
+}
+
 TEST(ExplainItemsTest, RecentPopularityIsAnExactPriorAttribution) {
-  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
+  std::shared_ptr<const core::Bundle> bundle = AllRecentBundle();
+  ASSERT_NE(bundle, nullptr);
   core::RecommendRequest request = testing::RequestWithHistory({"21A"});
   request.fusion_weights = {{"pop", 0.25}};
   core::RankedList ranked;
   ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
   ExplainItems(*bundle, request, ExplainSettings(), &ranked);
+  ASSERT_EQ(ranked.items.size(), 4u);
   for (const core::RecommendedItem& item : ranked.items) {
     SCOPED_TRACE(item.item_id);
     EXPECT_NEAR(Sum(item.attributions), item.score - item.baseline_score, 1e-12);
+    // Every item was bought in the recent window, so each has a popularity entry.
+    ASSERT_GT(item.info.recent_popularity, 0);
     const Attribution* prior = nullptr;
     for (const Attribution& a : item.attributions) {
       if (a.feature == "recent_popularity") prior = &a;
     }
-    const double expected = 0.25 * std::log1p(item.info.recent_popularity);
-    if (expected == 0.0) continue;  // Zero attributions are left out.
     ASSERT_NE(prior, nullptr);
     EXPECT_EQ(prior->kind, FeatureKind::kPrior);
-    EXPECT_NEAR(prior->attribution, expected, 1e-12);
-    if (item.attributions.front().feature == "recent_popularity") {
-      EXPECT_EQ(item.reason, "popular right now");
+    EXPECT_NEAR(prior->attribution, 0.25 * std::log1p(item.info.recent_popularity), 1e-12);
+    EXPECT_EQ(prior->display_value, absl::StrCat(item.info.recent_popularity, " recent purchases"));
+  }
+}
+
+TEST(ExplainItemsTest, PopularityIsTheReasonWhenNoEventLinksToTheItem) {
+  std::shared_ptr<const core::Bundle> bundle = AllRecentBundle();
+  ASSERT_NE(bundle, nullptr);
+  // Customer 5 bought only D: D has no CF neighbour, so every item's CF score is 0 and recent
+  // popularity is each item's one positive attribution.
+  core::RecommendRequest request = testing::RequestWithHistory({"21D"});
+  request.fusion_weights = {{"pop", 0.25}};
+  core::RankedList ranked;
+  ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
+  ExplainItems(*bundle, request, ExplainSettings(), &ranked);
+  ASSERT_EQ(ranked.items.size(), 4u);
+  for (const core::RecommendedItem& item : ranked.items) {
+    SCOPED_TRACE(item.item_id);
+    ASSERT_EQ(item.sources[0].source, "cf");
+    ASSERT_EQ(item.sources[0].raw_score, 0.0);
+    ASSERT_EQ(item.attributions.size(), 1u);
+    EXPECT_EQ(item.attributions[0].feature, "recent_popularity");
+    EXPECT_EQ(item.reason, "popular right now");
+  }
+}
+
+TEST(ExplainItemsTest, ANewShoppersPopularityReasonNamesTheirCountry) {
+  // France's 2 recent lines get their own list.
+  std::shared_ptr<const core::Bundle> bundle = AllRecentBundle(1);
+  ASSERT_NE(bundle, nullptr);
+  // No known event: a new shopper, ranked by France's recent purchases (A and B once each).
+  core::RecommendRequest request = testing::RequestWithHistory({"not-in-catalogue"});
+  request.context.country = "France";
+  request.fusion_weights = {{"pop", 0.5}};
+  core::RankedList ranked;
+  ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 2, &ranked).ok());
+  ASSERT_EQ(ranked.popularity_country, "France");
+  ExplainItems(*bundle, request, ExplainSettings(), &ranked);
+  ASSERT_EQ(ranked.items.size(), 2u);
+  for (const core::RecommendedItem& item : ranked.items) {
+    SCOPED_TRACE(item.item_id);
+    ASSERT_EQ(item.attributions.size(), 1u);
+    EXPECT_EQ(item.attributions[0].feature, "recent_popularity");
+    EXPECT_EQ(item.attributions[0].display_value, "1 recent purchases in France");
+    EXPECT_NEAR(item.attributions[0].attribution, 0.5 * std::log1p(1.0), 1e-12);
+    EXPECT_EQ(item.reason, "popular in France right now");
+  }
+}
+
+// Ranks `request` and explains it with `method`.
+core::RankedList ExplainedBy(const core::Bundle& bundle, const core::RecommendRequest& request,
+                             core::AttributionMethod method) {
+  core::RankedList ranked;
+  EXPECT_TRUE(core::Ranker::Rank(bundle, request, 10, &ranked).ok());
+  ExplainSettings settings;
+  settings.method = method;
+  settings.max_attributions = 100;
+  EXPECT_EQ(ExplainItems(bundle, request, settings, &ranked), "");
+  return ranked;
+}
+
+TEST(ExplainItemsTest, EveryMethodReportsTheSameBaselineScore) {
+  testing::FakeModelBundleOptions options;
+  // Non-trivial fusion of the model (weight, slope, intercept) and an active "pop" source;
+  // padding embeds to 0, as in trained models. (With padding that embeds elsewhere, the
+  // gradient methods report their path's start, padding under the request's mask, as the
+  // baseline instead, and the methods disagree: a known finding, not asserted here.)
+  options.models = {{"rnn", 0.7, 2.0, 0.1}};
+  options.popularity_weight = 0.5;
+  options.model.pad_embedding = 0.0f;
+  std::shared_ptr<const core::Bundle> bundle = testing::FakeModelBundle(options);
+  ASSERT_NE(bundle, nullptr);
+  core::RecommendRequest request = testing::TimedRequest({"21A", "21C", "21B"});
+  request.popularity_penalty = 0.05;
+  const core::ModelRunner& model = *bundle->models().at(0);
+
+  using core::AttributionMethod;
+  std::map<AttributionMethod, std::map<std::string, double>> baselines;
+  for (AttributionMethod method : {AttributionMethod::kCfExact, AttributionMethod::kGradientXInput,
+                                   AttributionMethod::kIntegratedGradients,
+                                   AttributionMethod::kOcclusion, AttributionMethod::kKernelShap}) {
+    SCOPED_TRACE(static_cast<int>(method));
+    const core::RankedList ranked = ExplainedBy(*bundle, request, method);
+    ASSERT_EQ(ranked.items.size(), 4u);
+    for (const core::RecommendedItem& item : ranked.items) {
+      SCOPED_TRACE(item.item_id);
+      baselines[method][item.item_id] = item.baseline_score;
+      // The empty history's fused score, from the manifest and the model's baseline: cf and pop
+      // score 0 there (their intercepts are 0), the model its baseline_scores().
+      EXPECT_NEAR(item.baseline_score, 0.7 * (2.0 * model.baseline_scores()[item.index] + 0.1),
+                  1e-6);
+      if (method != AttributionMethod::kCfExact && method != AttributionMethod::kOcclusion) {
+        // Exact on a linear model (the gradient methods) or by the efficiency constraint.
+        EXPECT_NEAR(Sum(item.attributions), item.score - item.baseline_score, 1e-5);
+      }
+    }
+  }
+  for (const auto& [method, by_item] : baselines) {
+    for (const auto& [id, baseline] : by_item) {
+      EXPECT_NEAR(baseline, baselines[AttributionMethod::kCfExact].at(id), 1e-6)
+          << "method " << static_cast<int>(method) << ", item " << id;
     }
   }
 }

@@ -2,12 +2,16 @@
 // oracle: the ranker's score of the same request with some history events left out.
 #include "explain/perturbation.h"
 
+#include <cmath>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "core/ranker.h"
 #include "explain/explainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/explain_fixtures.h"
 #include "tests/testutil/fixtures.h"
 
 namespace recsys::explain {
@@ -31,6 +35,12 @@ double ScoreWithout(const core::Bundle& bundle, const core::RecommendRequest& re
   core::RankedList ranked;
   EXPECT_TRUE(core::Ranker::Rank(bundle, reduced, 1, &ranked).ok());
   return ranked.items.at(0).score;
+}
+
+double Sum(const std::vector<Attribution>& attributions) {
+  double sum = 0.0;
+  for (const Attribution& a : attributions) sum += a.attribution;
+  return sum;
 }
 
 // Fused attributions of HISTORY_EVENT entries by history index (absent = 0).
@@ -61,6 +71,32 @@ core::RecommendRequest RepeatingHistory() {
   return r;
 }
 
+// The exact Shapley values of the history events for `item`'s fused score, by enumeration: the
+// value of a coalition is the ranker's score of the request reduced to it.
+std::vector<double> ExactShapley(const core::Bundle& bundle, const core::RecommendRequest& request,
+                                 const std::string& item) {
+  const int M = static_cast<int>(request.history.size());
+  std::vector<double> v(1 << M);
+  for (int mask = 0; mask < (1 << M); ++mask) {
+    std::vector<bool> keep(M);
+    for (int t = 0; t < M; ++t) keep[t] = (mask >> t) & 1;
+    v[mask] = ScoreWithout(bundle, request, keep, item);
+  }
+  std::vector<double> phi(M, 0.0);
+  for (int i = 0; i < M; ++i) {
+    for (int mask = 0; mask < (1 << M); ++mask) {
+      if ((mask >> i) & 1) continue;
+      const int s = __builtin_popcount(mask);
+      double weight = 1.0;  // s! (M - s - 1)! / M!
+      for (int j = 1; j <= s; ++j) weight *= j;
+      for (int j = 1; j <= M - s - 1; ++j) weight *= j;
+      for (int j = 1; j <= M; ++j) weight /= j;
+      phi[i] += weight * (v[mask | (1 << i)] - v[mask]);
+    }
+  }
+  return phi;
+}
+
 TEST(KernelShapTest, WithEveryCoalitionItIsTheExactShapleyValueOfTheScore) {
   // Self-similarity and recency weights that renormalise over the kept events make the CF
   // score non-additive in the events, so Shapley values differ from leave-one-out effects.
@@ -71,32 +107,14 @@ TEST(KernelShapTest, WithEveryCoalitionItIsTheExactShapleyValueOfTheScore) {
   ASSERT_FALSE(ranked.items.empty());
   for (const core::RecommendedItem& item : ranked.items) {
     SCOPED_TRACE(item.item_id);
-    std::vector<double> v(1 << M);
-    for (int mask = 0; mask < (1 << M); ++mask) {
-      std::vector<bool> keep(M);
-      for (int t = 0; t < M; ++t) keep[t] = (mask >> t) & 1;
-      v[mask] = ScoreWithout(*bundle, request, keep, item.item_id);
-    }
+    const std::vector<double> shapley = ExactShapley(*bundle, request, item.item_id);
     std::map<int, double> phi = EventAttributions(item);
-    for (int i = 0; i < M; ++i) {
-      double shapley = 0.0;
-      for (int mask = 0; mask < (1 << M); ++mask) {
-        if ((mask >> i) & 1) continue;
-        const int s = __builtin_popcount(mask);
-        double weight = 1.0;  // s! (M - s - 1)! / M!
-        for (int j = 1; j <= s; ++j) weight *= j;
-        for (int j = 1; j <= M - s - 1; ++j) weight *= j;
-        for (int j = 1; j <= M; ++j) weight /= j;
-        shapley += weight * (v[mask | (1 << i)] - v[mask]);
-      }
-      EXPECT_NEAR(phi[i], shapley, 1e-9) << "event " << i;
-    }
+    for (int i = 0; i < M; ++i) EXPECT_NEAR(phi[i], shapley[i], 1e-9) << "event " << i;
     EXPECT_NEAR(item.completeness_error, 0.0, 1e-9);
-    EXPECT_NEAR(item.score - item.baseline_score, v[(1 << M) - 1] - v[0], 1e-9);
   }
 }
 
-TEST(KernelShapTest, SampledCoalitionsAreSeededAndStillComplete) {
+TEST(KernelShapTest, SampledCoalitionsAreSeeded) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.8, 100, 2.0);
   core::RecommendRequest request =
       testing::RequestWithHistory({"21A", "21B", "21C", "21A", "21D", "21B", "21C", "21A"});
@@ -108,11 +126,84 @@ TEST(KernelShapTest, SampledCoalitionsAreSeededAndStillComplete) {
   ASSERT_FALSE(a.items.empty());
   bool seed_matters = false;
   for (size_t k = 0; k < a.items.size(); ++k) {
-    EXPECT_NEAR(a.items[k].completeness_error, 0.0, 1e-9);  // Efficiency is a constraint.
     EXPECT_EQ(EventAttributions(a.items[k]), EventAttributions(b.items[k]));
     seed_matters |= EventAttributions(a.items[k]) != EventAttributions(c.items[k]);
   }
   EXPECT_TRUE(seed_matters);
+}
+
+// Root mean square over items and events of sampled KernelSHAP's error against `exact`.
+double RmsError(const core::RankedList& ranked, const std::vector<std::vector<double>>& exact) {
+  double sum = 0.0;
+  int n = 0;
+  for (size_t k = 0; k < ranked.items.size(); ++k) {
+    std::map<int, double> phi = EventAttributions(ranked.items[k]);
+    for (size_t i = 0; i < exact[k].size(); ++i) {
+      sum += (phi[static_cast<int>(i)] - exact[k][i]) * (phi[static_cast<int>(i)] - exact[k][i]);
+      ++n;
+    }
+  }
+  return std::sqrt(sum / n);
+}
+
+TEST(KernelShapTest, SampledCoalitionsEstimateTheShapleyValues) {
+  // 10 events, 1,022 proper coalitions: the exact values by enumeration (they reach 0.56 in
+  // magnitude), against estimates from 64 and 512 sampled coalitions for each of 20 seeds.
+  // Measured, as the RMS error over the 4 items x 10 events: 64 samples mean 0.126 and worst
+  // seed 0.186; 512 samples mean 0.034 and worst seed 0.052 (the error falls like
+  // 1 / sqrt(samples)); the mean over the 20 seeds of the 512-sample estimates is off by 0.0064
+  // (no bias beyond the seeds' spread). The bounds are about 2-3x those. A sampler that draws
+  // coalition sizes uniformly rather than by the Shapley kernel is off by 0.031 on average
+  // over the seeds, however many samples it draws.
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.8, 100, 2.0);
+  core::RecommendRequest request = testing::RequestWithHistory(
+      {"21A", "21B", "21C", "21A", "21D", "21B", "21C", "21A", "21B", "21C"});
+  request.exclude_history = false;
+  const int M = static_cast<int>(request.history.size());
+  const core::RankedList ranked = Explain(*bundle, request, core::AttributionMethod::kKernelShap);
+  ASSERT_EQ(ranked.items.size(), 4u);
+  std::vector<std::vector<double>> exact;
+  for (const core::RecommendedItem& item : ranked.items) {
+    exact.push_back(ExactShapley(*bundle, request, item.item_id));
+  }
+  constexpr int kSeeds = 20;
+  double mean_64 = 0.0, mean_512 = 0.0;
+  std::vector<std::vector<double>> average(exact.size(), std::vector<double>(M, 0.0));
+  for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
+    SCOPED_TRACE(seed);
+    const core::RankedList few =
+        Explain(*bundle, request, core::AttributionMethod::kKernelShap, 64, seed);
+    const core::RankedList many =
+        Explain(*bundle, request, core::AttributionMethod::kKernelShap, 512, seed);
+    ASSERT_EQ(few.items.size(), exact.size());
+    ASSERT_EQ(many.items.size(), exact.size());
+    const double error_64 = RmsError(few, exact), error_512 = RmsError(many, exact);
+    EXPECT_LT(error_64, 0.5);
+    EXPECT_LT(error_512, 0.15);
+    mean_64 += error_64 / kSeeds;
+    mean_512 += error_512 / kSeeds;
+    for (size_t k = 0; k < exact.size(); ++k) {
+      std::map<int, double> phi = EventAttributions(many.items[k]);
+      for (int i = 0; i < M; ++i) average[k][i] += phi[i] / kSeeds;
+    }
+  }
+  EXPECT_LT(mean_512, 0.07);
+  // More samples, smaller error on average (1 / sqrt(8) = 0.35 expected; 0.27 measured).
+  EXPECT_LT(mean_512, 0.5 * mean_64);
+  // Sampling is an estimate: the comparison can tell the sampled values from the exact ones.
+  EXPECT_GT(mean_512, 1e-4);
+  // The estimates centre on the Shapley values: averaging over seeds leaves little error.
+  core::RankedList averaged = ranked;
+  for (size_t k = 0; k < exact.size(); ++k) {
+    averaged.items[k].attributions.clear();
+    for (int i = 0; i < M; ++i) {
+      Attribution& a = averaged.items[k].attributions.emplace_back();
+      a.kind = FeatureKind::kHistoryEvent;
+      a.history_index = i;
+      a.attribution = average[k][i];
+    }
+  }
+  EXPECT_LT(RmsError(averaged, exact), 0.015);
 }
 
 TEST(OcclusionTest, AnEventsAttributionIsTheScoreChangeWithoutIt) {
@@ -148,6 +239,83 @@ TEST(KernelShapTest, ASinglePlayerTakesTheWholeDifference) {
   ASSERT_FALSE(ranked.items.empty());
   for (const core::RecommendedItem& item : ranked.items) {
     EXPECT_NEAR(EventAttributions(item)[0], item.score - item.baseline_score, 1e-12);
+  }
+}
+
+// The fused score of `item` without the "pop" source's contribution (the popularity penalty
+// is the item's own and the same with any history).
+double ScoreWithoutPopularity(const core::RecommendedItem& item) {
+  double score = item.score;
+  for (const core::SourceScore& source : item.sources) {
+    if (source.source == "pop") score -= source.contribution;
+  }
+  return score;
+}
+
+TEST(PerturbationTest, WithPopularityAndAPenaltyASingleEventTakesItsLeaveOneOutEffect) {
+  testing::FakeModelBundleOptions options;
+  options.popularity_weight = 0.5;
+  options.min_country_recent_lines = 1;  // France has a popularity list of its own.
+  std::shared_ptr<const core::Bundle> bundle = testing::FakeModelBundle(options);
+  ASSERT_NE(bundle, nullptr);
+  // One known event among unknown ids, without timestamps: no context feature depends on the
+  // history, so the fake model's score is additive in the players and the event's Shapley value
+  // is its leave-one-out effect.
+  core::RecommendRequest request = testing::RequestWithHistory({"unknown-1", "21B", "unknown-2"});
+  request.history[1].quantity = 3.0;
+  request.history[1].price = 2.0;
+  request.context.country = "France";
+  request.context.time = 1262703600;
+  request.popularity_penalty = 0.1;
+  core::RecommendRequest without = request;
+  without.history.erase(without.history.begin() + 1);
+
+  for (core::AttributionMethod method :
+       {core::AttributionMethod::kOcclusion, core::AttributionMethod::kKernelShap}) {
+    SCOPED_TRACE(static_cast<int>(method));
+    const core::RankedList ranked = Explain(*bundle, request, method);
+    ASSERT_EQ(ranked.items.size(), 4u);
+    ASSERT_EQ(ranked.popularity_country, "");  // A known event: the catalogue's popularity.
+    for (const core::RecommendedItem& item : ranked.items) {
+      SCOPED_TRACE(item.item_id);
+      // Complete: everything the score gained over the baseline is attributed (float model).
+      EXPECT_NEAR(Sum(item.attributions), item.score - item.baseline_score, 1e-5);
+      EXPECT_NEAR(item.completeness_error, 0.0, 1e-5);
+
+      std::map<int, double> events = EventAttributions(item);
+      ASSERT_EQ(events.size(), 1u);
+      ASSERT_EQ(events.begin()->first, 1);
+      // The ranker's score of the request without the event, for this item.
+      core::RecommendRequest alone = without;
+      alone.candidate_item_ids = {item.item_id};
+      alone.candidates_only = true;
+      core::RankedList reduced;
+      ASSERT_TRUE(core::Ranker::Rank(*bundle, alone, 1, &reduced).ok());
+      ASSERT_EQ(reduced.items.size(), 1u);
+      // Without its one known event the shopper is new, and the ranker's "pop" source switches
+      // to France's recent purchases; the explainer keeps "pop" out of the players (it is the
+      // recent_popularity PRIOR entry, from the catalogue's counts) and so attributes to the
+      // event the score change without the "pop" part. Known finding (another issue): the
+      // event's full leave-one-out effect, score - reduced score, also holds the switch of
+      // "pop" from the catalogue's to France's counts, which no entry reports.
+      ASSERT_EQ(reduced.popularity_country, "France");
+      EXPECT_NEAR(events.begin()->second,
+                  ScoreWithoutPopularity(item) - ScoreWithoutPopularity(reduced.items[0]), 1e-5);
+
+      // The popularity parts are PRIOR entries of their exact values.
+      const Attribution* recent = nullptr;
+      const Attribution* penalty = nullptr;
+      for (const Attribution& a : item.attributions) {
+        if (a.feature == "recent_popularity") recent = &a;
+        if (a.feature == "popularity") penalty = &a;
+      }
+      ASSERT_NE(recent, nullptr);
+      EXPECT_EQ(recent->kind, FeatureKind::kPrior);
+      EXPECT_NEAR(recent->attribution, 0.5 * std::log1p(item.info.recent_popularity), 1e-12);
+      ASSERT_NE(penalty, nullptr);
+      EXPECT_EQ(penalty->kind, FeatureKind::kPrior);
+      EXPECT_NEAR(penalty->attribution, -0.1 * std::log1p(item.info.popularity), 1e-12);
+    }
   }
 }
 
