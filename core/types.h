@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/catalog.h"
+#include "core/interest_profile.h"
 
 namespace recsys::core {
 
@@ -106,7 +107,12 @@ struct RecommendedItem {
   double baseline_score = 0.0;
   double completeness_error = 0.0;
   std::string reason;
+  // What the reason cites: "history_event", "repeat_purchase", "popularity", or "none"; and the
+  // cited attribution's share of score - baseline_score (0 without a reason).
+  std::string reason_kind = "none";
+  double reason_share = 0.0;
   ItemInfo info;
+  int32_t profile_entry = -1;  // Index into RecommendResponse::profile.entries, or -1.
 };
 
 struct StageTiming {
@@ -133,6 +139,7 @@ struct RecommendResponse {
   std::string request_id;
   std::vector<RecommendedItem> items;
   ResponseMetadata metadata;
+  InterestProfile profile;
 };
 
 }  // namespace recsys::core

@@ -46,23 +46,39 @@ bool LargerMagnitude(const Attribution& a, const Attribution& b) {
   return ma != mb ? ma > mb : a.history_index < b.history_index;
 }
 
-// `country`: the country whose popularity the "pop" source read, or "".
-std::string Reason(const core::RecommendRequest& request, const std::string& item_id,
-                   const std::string& country, const std::vector<Attribution>& sorted) {
-  for (const Attribution& a : sorted) {
-    if (a.attribution <= 0) continue;  // Only a positive reason is a reason.
-    if (a.kind == FeatureKind::kHistoryEvent) {
-      const char* verb = Verb(request.history[a.history_index].event_type);
-      if (a.item_id == item_id) return absl::StrCat("you ", verb, " it before");
-      const std::string& name = a.display_value.empty() ? a.item_id : a.display_value;
-      return absl::StrCat("because you ", verb, " ", name);
+// Sets item.reason, reason_kind and reason_share from the largest positive history-event or
+// recent-popularity entry of `sorted`, unless its share of score - baseline_score is below
+// `min_share` (> 0); the item then has no reason, since any later candidate is smaller still.
+// `country`: the country whose popularity the popularity source read, or "".
+void SetReason(const core::RecommendRequest& request, const std::string& country,
+               double min_share, const std::vector<Attribution>& sorted,
+               core::RecommendedItem* item) {
+  auto cited = std::find_if(sorted.begin(), sorted.end(), [](const Attribution& a) {
+    // Only a positive reason is a reason.
+    return a.attribution > 0 &&
+           (a.kind == FeatureKind::kHistoryEvent || a.feature == "recent_popularity");
+  });
+  if (cited == sorted.end()) return;
+  const double explained = item->score - item->baseline_score;
+  const double share = explained != 0.0 ? cited->attribution / explained : 0.0;
+  if (min_share > 0.0 && share < min_share) return;
+  if (cited->kind == FeatureKind::kHistoryEvent) {
+    const char* verb = Verb(request.history[cited->history_index].event_type);
+    if (cited->item_id == item->item_id) {
+      item->reason = absl::StrCat("you ", verb, " it before");
+      item->reason_kind = "repeat_purchase";
+    } else {
+      const std::string& name = cited->display_value.empty() ? cited->item_id
+                                                             : cited->display_value;
+      item->reason = absl::StrCat("because you ", verb, " ", name);
+      item->reason_kind = "history_event";
     }
-    if (a.feature == "recent_popularity") {
-      return country.empty() ? "popular right now"
-                             : absl::StrCat("popular in ", country, " right now");
-    }
+  } else {
+    item->reason = country.empty() ? "popular right now"
+                                   : absl::StrCat("popular in ", country, " right now");
+    item->reason_kind = "popularity";
   }
-  return "";
+  item->reason_share = share;
 }
 
 }  // namespace
@@ -312,7 +328,7 @@ class ExplainJob {
     }
     item.completeness_error = Sum(fused) - (item.score - item.baseline_score);
     KeepLargest(static_cast<int>(fused.size()), &fused);
-    item.reason = Reason(request_, item.item_id, ranked_.popularity_country, fused);
+    SetReason(request_, ranked_.popularity_country, settings_.reason_min_share, fused, &item);
     if (fused.size() > static_cast<size_t>(settings_.max_attributions)) {
       fused.resize(settings_.max_attributions);
     }

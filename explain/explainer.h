@@ -36,6 +36,11 @@ struct ExplainSettings {
   // Attributions kept per item, largest |attribution| first. REQUIRES: >= 1.
   int max_attributions = 10;
   bool include_source_attributions = false;
+  // The least share of score - baseline_score the cited attribution must carry for the item to
+  // get a reason; below it the reason is "" and reason_kind "none" (a weak reason reads as a
+  // non sequitur to the shopper). 0 gives a reason whenever there is a positive candidate.
+  // tools/feedback_report.py derives it from the feedback log (docs/feedback.md).
+  double reason_min_share = 0.0;
 };
 
 // Explains the ranked items in place: per-source attributions, fused attributions (sum over

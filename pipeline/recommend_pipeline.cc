@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "core/interest_profile.h"
 #include "core/ranker.h"
 #include "explain/explainer.h"
 #include "pipeline/attribution_methods.h"
@@ -47,6 +50,18 @@ int WeightedModels(const core::RankedList& ranked) {
     n += s.source.kind == core::SourceKind::kModel && s.source.active();
   }
   return n;
+}
+
+// The shopper's profile from the known events, at the prices the request says they paid.
+core::InterestProfile InterestProfileOf(const core::RecommendRequest& request,
+                                        const core::Bundle& bundle,
+                                        const core::ResolvedHistory& history) {
+  std::vector<double> prices(history.positions.size(), -1.0);  // Unknown: the reference price.
+  for (size_t t = 0; t < prices.size(); ++t) {
+    const std::optional<double>& price = request.history[history.positions[t]].price;
+    if (price) prices[t] = *price;
+  }
+  return core::BuildInterestProfile(bundle.catalog(), history.items, history.weights, prices);
 }
 
 }  // namespace
@@ -91,6 +106,7 @@ explain::ExplainSettings RecommendPipeline::Settings(const core::RecommendReques
   settings.max_attributions =
       asked.max_attributions > 0 ? asked.max_attributions : options_.default_max_attributions;
   settings.include_source_attributions = asked.include_source_attributions;
+  settings.reason_min_share = options_.reason_min_share;
   return settings;
 }
 
@@ -184,7 +200,11 @@ absl::StatusOr<core::RecommendResponse> RecommendPipeline::Run(
 
   core::RecommendResponse response;
   response.request_id = request.request_id;
+  response.profile = InterestProfileOf(request, bundle, ranked.history);
   response.items = std::move(ranked.items);
+  for (core::RecommendedItem& item : response.items) {
+    item.profile_entry = core::ProfileEntryOf(response.profile, item.info);
+  }
   response.metadata = std::move(ranked.metadata);
   response.metadata.bundle_version = bundle.manifest().version;
   response.metadata.attribution_method = settings.method;

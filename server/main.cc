@@ -61,6 +61,20 @@ ABSL_FLAG(int, max_receive_message_bytes, 4 << 20, "Largest request message, in 
 ABSL_FLAG(absl::Duration, bundle_poll_interval, absl::Seconds(10),
           "How often a bundle root is checked for a newer version (0: never; SIGHUP checks at "
           "once)");
+ABSL_FLAG(std::string, feedback_log_dir, "",
+          "Directory of the feedback log (JSON lines, docs/feedback_log.md); empty: the Feedback "
+          "RPC answers UNIMPLEMENTED");
+ABSL_FLAG(int64_t, feedback_log_max_bytes, int64_t{64} << 20,
+          "Size from which the current feedback log file is rotated, in bytes");
+ABSL_FLAG(int, feedback_log_dedup_files, 3,
+          "Rotated feedback log files (besides the current one) whose events a retried Feedback "
+          "is checked against; bounds the memory of the index (docs/feedback_log.md)");
+ABSL_FLAG(double, served_log_sample, 0.0,
+          "Share (0..1) of Recommend responses logged to the feedback log as served records, "
+          "chosen by a hash of request_id (needs --feedback_log_dir)");
+ABSL_FLAG(double, reason_min_share, 0.0,
+          "Smallest share of (score - baseline) an attribution must have to be cited as an "
+          "item's reason (0: any; see tools/feedback_report.py)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "Time calls in flight get to finish after SIGTERM");
 
@@ -112,6 +126,11 @@ absl::StatusOr<recsys::server::ServerOptions> OptionsFromFlags(int cpus) {
   pipeline.default_ig_steps = absl::GetFlag(FLAGS_ig_steps);
   pipeline.default_shap_samples = absl::GetFlag(FLAGS_shap_samples);
   pipeline.degrade_load = absl::GetFlag(FLAGS_explain_degrade_load);
+  pipeline.reason_min_share = absl::GetFlag(FLAGS_reason_min_share);
+  options.feedback_log_dir = absl::GetFlag(FLAGS_feedback_log_dir);
+  options.feedback_log_max_bytes = absl::GetFlag(FLAGS_feedback_log_max_bytes);
+  options.feedback_log_dedup_files = absl::GetFlag(FLAGS_feedback_log_dedup_files);
+  options.served_log_sample = absl::GetFlag(FLAGS_served_log_sample);
   if (absl::Status valid = recsys::server::ValidateServerOptions(options); !valid.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(valid.message(), " (each option is set by the flag of the same name)"));

@@ -8,7 +8,7 @@ namespace recsys::server {
 
 namespace {
 
-const char* const kRpcNames[kNumRpcs] = {"Recommend", "GetModelInfo"};
+const char* const kRpcNames[kNumRpcs] = {"Recommend", "GetModelInfo", "Feedback"};
 const char* const kCodeNames[kNumCodes] = {
     "OK",         "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
     "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",   "PERMISSION_DENIED",
@@ -58,7 +58,43 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry)
                              .Register(registry)
                              .Add({})),
       bundle_reloads(reloads_family_.Add({{"result", "loaded"}})),
-      bundle_rejections(reloads_family_.Add({{"result", "rejected"}})) {
+      bundle_rejections(reloads_family_.Add({{"result", "rejected"}})),
+      served_logged(prometheus::BuildCounter()
+                        .Name("recsys_served_logged_total")
+                        .Help("Recommend responses logged as served records to the feedback log "
+                              "(sampled by --served_log_sample)")
+                        .Register(registry)
+                        .Add({})),
+      feedback_duplicates_(prometheus::BuildCounter()
+                               .Name("recsys_feedback_duplicates_total")
+                               .Help("Feedback events already in the log (a retried call), not "
+                                     "stored again")
+                               .Register(registry)
+                               .Add({})),
+      feedback_log_errors_(prometheus::BuildCounter()
+                               .Name("recsys_feedback_log_errors_total")
+                               .Help("Feedback log writes, fdatasyncs or rotations that failed "
+                                     "(their calls answered UNAVAILABLE)")
+                               .Register(registry)
+                               .Add({})),
+      feedback_log_rotations_(prometheus::BuildCounter()
+                                  .Name("recsys_feedback_log_rotations_total")
+                                  .Help("Feedback log files rotated by size")
+                                  .Register(registry)
+                                  .Add({})),
+      feedback_log_sync_(prometheus::BuildHistogram()
+                             .Name("recsys_feedback_log_sync_duration_seconds")
+                             .Help("Time of one group commit of the feedback log: write and "
+                                   "fdatasync of the events of every call waiting")
+                             .Register(registry)
+                             .Add({}, LatencyBuckets())) {
+  auto& events = prometheus::BuildCounter()
+                     .Name("recsys_feedback_events_total")
+                     .Help("Feedback events stored in the log, by event")
+                     .Register(registry);
+  for (int e = 1; e < kNumFeedbackEvents; ++e) {
+    feedback_events_[e] = &events.Add({{"event", FeedbackEventName(static_cast<FeedbackEvent>(e))}});
+  }
   auto& requests = prometheus::BuildCounter()
                        .Name("recsys_requests_total")
                        .Help("Finished RPCs by method and gRPC status code")
@@ -95,6 +131,19 @@ void ServiceMetrics::RecordStages(const std::vector<core::StageTiming>& timings)
       if (name == t.stage) histogram->Observe(t.seconds);
     }
   }
+}
+
+void ServiceMetrics::RecordFeedback(const FeedbackResult& result) {
+  for (int e = 1; e < kNumFeedbackEvents; ++e) {
+    if (result.accepted_by_event[e] > 0) feedback_events_[e]->Increment(result.accepted_by_event[e]);
+  }
+  if (result.duplicates > 0) feedback_duplicates_.Increment(result.duplicates);
+}
+
+void ServiceMetrics::RecordFeedbackCommit(const FeedbackLogCommit& commit) {
+  if (!commit.ok) feedback_log_errors_.Increment();
+  if (commit.rotated) feedback_log_rotations_.Increment();
+  if (commit.synced) feedback_log_sync_.Observe(commit.seconds);
 }
 
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(

@@ -14,6 +14,8 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/feedback.h"
+#include "server/feedback_log.h"
 
 namespace httplib {
 class Server;
@@ -21,8 +23,8 @@ class Server;
 
 namespace recsys::server {
 
-enum class Rpc { kRecommend = 0, kGetModelInfo = 1 };
-inline constexpr int kNumRpcs = 2;
+enum class Rpc { kRecommend = 0, kGetModelInfo = 1, kFeedback = 2 };
+inline constexpr int kNumRpcs = 3;
 inline constexpr int kNumCodes = 17;  // grpc::StatusCode OK .. UNAUTHENTICATED.
 
 // The service's Prometheus metrics. Every series is created here, at start-up, so the request
@@ -40,6 +42,10 @@ class ServiceMetrics {
   void RecordRpc(Rpc rpc, grpc::StatusCode code, double seconds);
   // Observes the stage timings of one Recommend call (unknown stage names are skipped).
   void RecordStages(const std::vector<core::StageTiming>& timings);
+  // Counts what the feedback log stored of one Feedback call.
+  void RecordFeedback(const FeedbackResult& result);
+  // Counts one write of the feedback log's writer thread.
+  void RecordFeedbackCommit(const FeedbackLogCommit& commit);
 
   prometheus::Gauge& queue_depth;         // Requests waiting for a worker.
   prometheus::Counter& rejected_total;    // Requests refused because the queue was full.
@@ -48,6 +54,14 @@ class ServiceMetrics {
   prometheus::Gauge& bundle_loaded_unix;  // When it was loaded.
   prometheus::Counter& bundle_reloads;     // New versions loaded by the watcher.
   prometheus::Counter& bundle_rejections;  // New versions rejected (old one kept).
+  prometheus::Counter& served_logged;      // Served records handed to the feedback log.
+
+ private:
+  prometheus::Counter& feedback_duplicates_;
+  prometheus::Counter& feedback_log_errors_;
+  prometheus::Counter& feedback_log_rotations_;
+  prometheus::Histogram& feedback_log_sync_;
+  std::array<prometheus::Counter*, kNumFeedbackEvents> feedback_events_{};  // [0] unused.
 
  private:
   std::array<std::array<prometheus::Counter*, kNumCodes>, kNumRpcs> requests_{};

@@ -160,7 +160,18 @@ void ToProto(const core::RecommendResponse& r, v1::RecommendResponse* p) {
     info->set_price(item.info.price);
     info->set_category(item.info.category);
     info->set_popularity(item.info.popularity);
+    pi->set_profile_entry(item.profile_entry);
   }
+  v1::InterestProfile* profile = p->mutable_profile();
+  for (const core::InterestEntry& e : r.profile.entries) {
+    v1::InterestProfile::Entry* pe = profile->add_entries();
+    pe->set_category(e.category);
+    pe->set_share(e.share);
+    for (const std::string& id : e.item_ids) pe->add_item_ids(id);
+  }
+  profile->set_price_low(r.profile.price_low);
+  profile->set_price_median(r.profile.price_median);
+  profile->set_price_high(r.profile.price_high);
   const core::ResponseMetadata& m = r.metadata;
   v1::ResponseMetadata* pm = p->mutable_metadata();
   pm->set_bundle_version(m.bundle_version);
@@ -252,6 +263,26 @@ void ToModelInfo(const core::Bundle& bundle, const pipeline::PipelineOptions& op
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+FeedbackRequest ToDomain(const v1::FeedbackRequest& proto) {
+  FeedbackRequest request;
+  request.request_id = proto.request_id();
+  request.events.reserve(proto.events_size());
+  for (const v1::FeedbackEntry& e : proto.events()) {
+    FeedbackEntry& entry = request.events.emplace_back();
+    entry.item_id = e.item_id();
+    entry.event = static_cast<FeedbackEvent>(e.event());  // Same numbers; unknown stays unknown.
+    if (e.has_time()) {
+      entry.time = absl::FromUnixSeconds(e.time().seconds()) + absl::Nanoseconds(e.time().nanos());
+    }
+  }
+  return request;
+}
+
+void ToProto(const FeedbackResult& result, v1::FeedbackResponse* proto) {
+  proto->set_accepted(result.accepted);
+  proto->set_duplicates(result.duplicates);
 }
 
 }  // namespace recsys::server

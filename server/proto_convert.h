@@ -9,6 +9,7 @@
 #include "grpcpp/support/status.h"
 #include "recsys/v1/recommender.pb.h"
 #include "pipeline/recommend_pipeline.h"
+#include "server/feedback.h"
 
 namespace recsys::server {
 
@@ -24,6 +25,11 @@ void ToModelInfo(const core::Bundle& bundle, const pipeline::PipelineOptions& op
 
 v1::AttributionMethod ToProto(core::AttributionMethod method);
 core::AttributionMethod ToDomain(v1::AttributionMethod method);
+
+// The Feedback call in domain form; the event keeps its number (ValidateFeedback refuses
+// unknown ones). Never fails.
+FeedbackRequest ToDomain(const v1::FeedbackRequest& proto);
+void ToProto(const FeedbackResult& result, v1::FeedbackResponse* proto);
 
 // absl::Status -> grpc::Status, code for code, message kept.
 grpc::Status ToGrpcStatus(const absl::Status& status);

@@ -19,8 +19,9 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-// Parses the request bytes. False when they are not a RecommendRequest.
-bool ParseRequest(const grpc::ByteBuffer& buffer, v1::RecommendRequest* request) {
+// Parses the request bytes. False when they are not a `Message`.
+template <typename Message>
+bool ParseRequest(const grpc::ByteBuffer& buffer, Message* request) {
   std::vector<grpc::Slice> slices;
   if (!buffer.Dump(&slices).ok()) return false;
   std::string bytes;
@@ -78,6 +79,8 @@ grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerCont
     metrics_->RecordStages(result->metadata.stage_timings);
     v1::RecommendResponse response;
     ToProto(*result, &response);
+    // Before the response goes out: a Feedback call about it then finds it logged.
+    LogServed(*result);
     bool own_buffer;
     finish(grpc::SerializationTraits<v1::RecommendResponse>::Serialize(response, response_bytes,
                                                                        &own_buffer));
@@ -90,6 +93,59 @@ grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerCont
     finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "server overloaded: the request queue is full, retry with backoff"));
   }
+  return reactor;
+}
+
+void RecommenderService::LogServed(const core::RecommendResponse& response) {
+  if (feedback_log_ == nullptr || !ShouldLogServed(response.request_id, served_log_sample_)) {
+    return;
+  }
+  feedback_log_->AppendServed(ServedRecordOf(response, absl::Now()));
+  metrics_->served_logged.Increment();
+}
+
+grpc::ServerUnaryReactor* RecommenderService::Feedback(grpc::CallbackServerContext* context,
+                                                       const grpc::ByteBuffer* request_bytes,
+                                                       grpc::ByteBuffer* response_bytes) {
+  const absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto finish = [this, reactor, start](const grpc::Status& status) {
+    metrics_->RecordRpc(Rpc::kFeedback, status.error_code(),
+                        absl::ToDoubleSeconds(absl::Now() - start));
+    reactor->Finish(status);
+  };
+  if (feedback_log_ == nullptr) {
+    finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                        "Feedback is not enabled on this server: it has no feedback log "
+                        "(--feedback_log_dir)"));
+    return reactor;
+  }
+  v1::FeedbackRequest request;
+  if (!ParseRequest(*request_bytes, &request)) {
+    finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "request: the bytes are not a recsys.v1.FeedbackRequest (malformed "
+                        "protobuf, or a string field that is not valid UTF-8)"));
+    return reactor;
+  }
+  FeedbackRequest feedback = ToDomain(request);
+  if (absl::Status valid = ValidateFeedback(feedback, pipeline_->options().limits); !valid.ok()) {
+    finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  // Finished on the log's writer thread once the events are on disk.
+  feedback_log_->Append(std::move(feedback), [this, finish, response_bytes](
+                                                 absl::StatusOr<FeedbackResult> result) {
+    if (!result.ok()) {
+      finish(ToGrpcStatus(result.status()));
+      return;
+    }
+    metrics_->RecordFeedback(*result);
+    v1::FeedbackResponse response;
+    ToProto(*result, &response);
+    bool own_buffer;
+    finish(grpc::SerializationTraits<v1::FeedbackResponse>::Serialize(response, response_bytes,
+                                                                      &own_buffer));
+  });
   return reactor;
 }
 

@@ -14,6 +14,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "prometheus/registry.h"
+#include "server/feedback_log.h"
 #include "server/health_service.h"
 #include "server/metrics.h"
 #include "server/recommender_service.h"
@@ -109,6 +110,9 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
     return bad(absl::StrCat("default_shap_samples: ", p.default_shap_samples,
                             " is not in [2, ", limits.max_samples, "]"));
   }
+  if (!(p.reason_min_share >= 0.0 && p.reason_min_share <= 1.0)) {
+    return bad(absl::StrCat("reason_min_share: ", p.reason_min_share, " is not in [0, 1]"));
+  }
   if (p.default_method == core::AttributionMethod::kDefault) {
     return bad("default_method: must name a method");
   }
@@ -117,6 +121,15 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   }
   if (!options.tls_client_ca_file.empty() && options.tls_cert_file.empty()) {
     return bad("tls_client_ca_file: a TLS client CA needs a server certificate and key");
+  }
+  if (options.feedback_log_max_bytes <= 0) return bad("feedback_log_max_bytes: must be > 0");
+  if (options.feedback_log_dedup_files < 0) return bad("feedback_log_dedup_files: must be >= 0");
+  if (!(options.served_log_sample >= 0.0 && options.served_log_sample <= 1.0)) {
+    return bad(absl::StrCat("served_log_sample: ", options.served_log_sample,
+                            " is not in [0, 1]"));
+  }
+  if (options.served_log_sample > 0.0 && options.feedback_log_dir.empty()) {
+    return bad("served_log_sample: served records need a feedback_log_dir");
   }
   return absl::OkStatus();
 }
@@ -147,8 +160,22 @@ absl::StatusOr<std::unique_ptr<RecsysServer>> RecsysServer::Start(const ServerOp
   s->health_ = std::make_unique<HealthService>();
   s->health_->SetStatus("", grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   s->health_->SetStatus(kServiceName, grpc::health::v1::HealthCheckResponse::NOT_SERVING);
-  s->service_ = std::make_unique<RecommenderService>(s->pipeline_.get(), s->bundles_.get(),
-                                                     s->pool_.get(), s->metrics_.get());
+  if (!options.feedback_log_dir.empty()) {
+    FeedbackLogOptions log_options;
+    log_options.dir = options.feedback_log_dir;
+    log_options.max_file_bytes = options.feedback_log_max_bytes;
+    log_options.dedup_rotated_files = options.feedback_log_dedup_files;
+    ServiceMetrics* metrics = s->metrics_.get();
+    log_options.on_commit = [metrics](const FeedbackLogCommit& c) {
+      metrics->RecordFeedbackCommit(c);
+    };
+    absl::StatusOr<std::unique_ptr<FeedbackLog>> log = FeedbackLog::Open(log_options);
+    if (!log.ok()) return log.status();
+    s->feedback_log_ = *std::move(log);
+  }
+  s->service_ = std::make_unique<RecommenderService>(
+      s->pipeline_.get(), s->bundles_.get(), s->pool_.get(), s->metrics_.get(),
+      s->feedback_log_.get(), options.served_log_sample);
 
   if (options.metrics_port >= 0) {
     absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
@@ -242,6 +269,9 @@ void RecsysServer::Shutdown(absl::Duration grace) {
   }
   // Accepted requests still run (and finish their calls) before the workers exit.
   if (pool_ != nullptr) pool_->Shutdown();
+  // The writer finished every Feedback call the server accepted; what the workers logged last
+  // (served records) is written and synced now.
+  if (feedback_log_ != nullptr) feedback_log_->Close();
   metrics_endpoint_.reset();
 }
 

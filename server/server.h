@@ -1,6 +1,7 @@
 #ifndef RECSYS_SERVER_SERVER_H_
 #define RECSYS_SERVER_SERVER_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@ class Registry;
 namespace recsys::server {
 
 class BundleHolder;
+class FeedbackLog;
 class HealthService;
 class MetricsEndpoint;
 class RecommenderService;
@@ -59,30 +61,48 @@ struct ServerOptions {
   // TorchScript loader on `device`; tests inject a fake (tests/testutil/fake_model.h).
   core::ModelLoader loader;
   recsys::pipeline::PipelineOptions pipeline;
+  // Directory of the feedback log (docs/feedback_log.md), created if missing, opened at Start
+  // and closed (everything pending synced) at Shutdown. Empty: Feedback answers UNIMPLEMENTED
+  // and no served record is logged. Default: empty.
+  std::string feedback_log_dir;
+  // Size from which the current feedback log file is rotated. Default: 64 MiB.
+  int64_t feedback_log_max_bytes = int64_t{64} << 20;
+  // Deduplication window: a retried Feedback event is recognised while its file is the current
+  // one or one of this many newest rotated files (FeedbackLogOptions). Default: 3.
+  int feedback_log_dedup_files = 3;
+  // Share of successful Recommend responses logged to the feedback log as served records, in
+  // [0, 1], chosen by a hash of request_id (a retry gets the same answer). Default: 0.
+  double served_log_sample = 0.0;
 };
 
 // Checks `options` as Start does before anything is loaded: INVALID_ARGUMENT naming the first
 // bad field (workers >= 1, queue_capacity >= 0, 1 <= default_top_k <= limits.max_top_k,
 // default_max_attributions >= 1, 1 <= default_ig_steps <= limits.max_steps, 2 <=
-// default_shap_samples <= limits.max_samples, a concrete default method, a bundle path,
-// max_receive_message_bytes > 0, a TLS key pair that is complete).
+// default_shap_samples <= limits.max_samples, reason_min_share in [0, 1], a concrete default
+// method, a bundle path,
+// max_receive_message_bytes > 0, a TLS key pair that is complete, feedback_log_max_bytes > 0,
+// feedback_log_dedup_files >= 0, 0 <= served_log_sample <= 1 and, when it is > 0, a
+// feedback_log_dir).
 absl::Status ValidateServerOptions(const ServerOptions& options);
 
 // The whole service in one process: gRPC server (Recommender, grpc.health.v1, reflection),
 // worker pool and Prometheus endpoint, around one loaded bundle.
 //
-// Start returns only when the bundle is loaded and warmed up and health says SERVING.
+// Start returns only when the bundle is loaded and warmed up, the feedback log (if any) is open
+// and health says SERVING.
 // Thread-safe; Shutdown may be called from any thread, once or more.
 class RecsysServer {
  public:
-  // Errors: ValidateServerOptions's, the bundle does not load (NOT_FOUND, DATA_LOSS, ...), a
+  // Errors: ValidateServerOptions's, the bundle does not load (NOT_FOUND, DATA_LOSS, ...), the
+  // feedback log cannot be opened (FeedbackLog::Open's), a
   // TLS file cannot be read (INVALID_ARGUMENT), or the gRPC port cannot be bound, including one
   // another process already listens on (UNAVAILABLE; SO_REUSEPORT is off, so a second server
   // on the same address fails instead of silently sharing the traffic).
   static absl::StatusOr<std::unique_ptr<RecsysServer>> Start(const ServerOptions& options);
   ~RecsysServer();
 
-  // Health goes NOT_SERVING, new calls are refused, calls in flight get `grace` to finish.
+  // Health goes NOT_SERVING, new calls are refused, calls in flight get `grace` to finish; then
+  // the feedback log is synced and closed.
   void Shutdown(absl::Duration grace);
   // Blocks until the gRPC server has shut down.
   void Wait();
@@ -110,6 +130,7 @@ class RecsysServer {
   std::unique_ptr<BundleHolder> bundles_;
   std::unique_ptr<pipeline::RecommendPipeline> pipeline_;
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<FeedbackLog> feedback_log_;
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<RecommenderService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -10,6 +10,7 @@ ServiceMonitor pointing at the right objects.
 Exits 77 (CTest: skipped) when kubectl is not installed.
 """
 
+import fnmatch
 import os
 import re
 import shutil
@@ -56,7 +57,7 @@ class OverlayTest(unittest.TestCase):
     def check_overlay(self, overlay):
         objects = render(overlay)
         for kind in ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                     "ServiceMonitor"]:
+                     "ServiceMonitor", "ConfigMap"]:
             self.assertEqual(len(objects.get(kind, [])), 1, f"{overlay}: one {kind}")
         deployment = objects["Deployment"][0]
         pod = deployment["spec"]["template"]
@@ -106,6 +107,35 @@ class OverlayTest(unittest.TestCase):
         self.assertEqual(pre_stop[0], "sleep")
         needed = int(pre_stop[1]) + seconds(args.get("shutdown_grace", "10s")) + 5
         self.assertGreaterEqual(spec["terminationGracePeriodSeconds"], needed)
+
+        # The feedback log: the directory the server writes is a volume that the collector, a
+        # native sidecar (stopped after the server, so it ships the file rotated at shutdown),
+        # mounts at the same path; it reads only rotated files there (removing the current one
+        # would lose what the server appends next) and removes them once read.
+        log_dir = args["feedback_log_dir"]
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        self.assertIn(log_dir, mounts, f"{overlay}: --feedback_log_dir is not a volume")
+        self.assertIn(mounts[log_dir], {v["name"] for v in spec["volumes"]})
+        collectors = [c for c in spec.get("initContainers", []) if c["name"] == "log-collector"]
+        self.assertEqual(len(collectors), 1, f"{overlay}: one log-collector sidecar")
+        collector = collectors[0]
+        self.assertEqual(collector.get("restartPolicy"), "Always", "a native sidecar")
+        self.assertIn((mounts[log_dir], log_dir),
+                      [(m["name"], m["mountPath"]) for m in collector["volumeMounts"]])
+        self.assertTrue(collector["securityContext"]["readOnlyRootFilesystem"])
+        self.assertEqual(collector["securityContext"]["capabilities"]["drop"], ["ALL"])
+        self.assertIn("memory", collector["resources"]["limits"])
+        (config_map,) = objects["ConfigMap"]
+        self.assertIn(config_map["metadata"]["name"],
+                      {v.get("configMap", {}).get("name") for v in spec["volumes"]})
+        source = yaml.safe_load(config_map["data"]["vector.yaml"])["sources"]["feedback_log"]
+        for pattern in source["include"]:
+            self.assertEqual(os.path.dirname(pattern), log_dir)
+            self.assertTrue(fnmatch.fnmatch("feedback-20261130T150405.123Z-000001.jsonl",
+                                            os.path.basename(pattern)), pattern)
+            self.assertFalse(fnmatch.fnmatch("feedback.jsonl", os.path.basename(pattern)),
+                             f"{pattern} matches the current file")
+        self.assertGreater(source["remove_after_secs"], 0)
 
         # Service, HPA, PDB, ServiceMonitor point at this Deployment's pods and ports.
         service = objects["Service"][0]

@@ -311,5 +311,36 @@ TEST(RecommendPipelineFailureTest, AModelFailingWhileExplainingCostsOnlyItsAttri
   EXPECT_FALSE(r->items.front().attributions.empty());
 }
 
+TEST(RecommendPipelineTest, TheProfileReadsTheKnownEventsAtThePricesTheRequestGives) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
+  const core::Catalog& catalog = bundle->catalog();
+  const std::string category = catalog.item(0).category;  // The tiny items share one.
+  ASSERT_FALSE(category.empty());
+  for (core::ItemIndex i = 1; i < catalog.size(); ++i) {
+    ASSERT_EQ(catalog.item(i).category, category);
+  }
+  // The unknown first event shifts the known events' positions in the request by one: 21A paid
+  // 7.0 (weight 1/3), 21B at its reference price (weight 2/3).
+  core::RecommendRequest request = testing::RequestWithHistory({"zzz", "21A", "21B"});
+  request.history[1].price = 7.0;
+  RecommendPipeline pipeline({});
+  absl::StatusOr<core::RecommendResponse> r =
+      pipeline.Run(request, *bundle, absl::InfiniteFuture());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->profile.entries.size(), 1u);
+  EXPECT_EQ(r->profile.entries[0].category, category);
+  EXPECT_DOUBLE_EQ(r->profile.entries[0].share, 1.0);
+  EXPECT_THAT(r->profile.entries[0].item_ids, ElementsAre("21B", "21A"));
+  const double price_21b = catalog.item(1).price;
+  ASSERT_LT(price_21b, 7.0);
+  EXPECT_EQ(r->profile.price_low, price_21b);
+  EXPECT_EQ(r->profile.price_median, price_21b);
+  EXPECT_EQ(r->profile.price_high, 7.0);
+  ASSERT_FALSE(r->items.empty());
+  for (const core::RecommendedItem& item : r->items) {
+    EXPECT_EQ(item.profile_entry, 0) << item.item_id;
+  }
+}
+
 }  // namespace
 }  // namespace recsys::pipeline

@@ -1,16 +1,9 @@
 // The real recsys_server binary as a process: SIGTERM drains the calls in flight and exits 0;
 // a second server on an address already served exits non-zero saying why.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +17,7 @@
 #include "httplib.h"
 #include "recsys/v1/recommender.grpc.pb.h"
 #include "tests/testutil/fixtures.h"
+#include "tests/testutil/process_fixtures.h"
 #include "tests/testutil/server_fixtures.h"
 
 namespace recsys::server {
@@ -31,50 +25,19 @@ namespace {
 
 using testing::Eventually;
 using ::testing::HasSubstr;
+using testing::NumberAfter;
+using testing::ReadFile;
 using testing::Retail;
-
-// Starts RECSYS_SERVER_BINARY with `flags`, its stderr in `log`; returns its pid, or -1.
-// posix_spawn, not fork: this process runs gRPC threads.
-pid_t Spawn(const std::vector<std::string>& flags, const std::string& log) {
-  std::vector<std::string> args = {RECSYS_SERVER_BINARY};
-  args.insert(args.end(), flags.begin(), flags.end());
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = -1;
-  const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return error == 0 ? pid : -1;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-// The number after `marker` in the log, once the log has it; 0 when it never appears.
-int NumberAfter(const std::string& log, const std::string& marker) {
-  int n = 0;
-  Eventually([&] {
-    const std::string text = ReadAll(log);
-    const size_t at = text.find(marker);
-    if (at != std::string::npos) n = std::atoi(text.c_str() + at + marker.size());
-    return n != 0;
-  });
-  return n;
-}
+using testing::SpawnServer;
 
 TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
   ASSERT_TRUE(Retail().status.ok()) << Retail().status;
   const std::string log = testing::MakeTempDir("sigterm") + "/stderr.log";
   const pid_t pid =
-      Spawn({"--bundle=" + Retail().root, "--address=127.0.0.1:0", "--plaintext",
-             "--metrics_port=0", "--workers=1", "--queue_capacity=256", "--shutdown_grace=30s"},
-            log);
+      SpawnServer({"--bundle=" + Retail().root, "--address=127.0.0.1:0", "--plaintext",
+                   "--metrics_port=0", "--workers=1", "--queue_capacity=256",
+                   "--shutdown_grace=30s"},
+                  log);
   ASSERT_GT(pid, 0);
   const int port = NumberAfter(log, " on port ");
   const int metrics_port = NumberAfter(log, "metrics on port ");
@@ -133,9 +96,10 @@ TEST(ServerProcessTest, ASecondServerOnAnAddressInUseExitsNonZeroSayingSo) {
   const testing::TestServer* first = testing::SharedRetailServer();
   ASSERT_NE(first, nullptr);
   const std::string log = testing::MakeTempDir("second") + "/stderr.log";
-  const pid_t pid = Spawn({"--bundle=" + Retail().root, "--address=" + first->address(),
-                           "--plaintext", "--metrics_port=-1"},
-                          log);
+  const pid_t pid = SpawnServer({"--bundle=" + Retail().root,
+                                 "--address=" + first->address(), "--plaintext",
+                                 "--metrics_port=-1"},
+                                log);
   ASSERT_GT(pid, 0);
   int status = 0;
   const bool exited =
@@ -146,7 +110,7 @@ TEST(ServerProcessTest, ASecondServerOnAnAddressInUseExitsNonZeroSayingSo) {
   }
   ASSERT_TRUE(exited) << "the second server kept running on " << first->address();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "status " << status;
-  EXPECT_THAT(ReadAll(log), HasSubstr("cannot listen on " + first->address()));
+  EXPECT_THAT(ReadFile(log), HasSubstr("cannot listen on " + first->address()));
   // The first one still answers.
   v1::RecommendResponse response;
   EXPECT_TRUE(first->Recommend(testing::RealCustomerRequest(5), &response).ok());

@@ -103,6 +103,35 @@ TEST(ProtoConvertTest, ResponseFieldsReachTheWire) {
   EXPECT_EQ(p.metadata().stage_timings(0).stage(), "rank");
 }
 
+TEST(ProtoConvertTest, TheProfileAndEachItemsLinkToItReachTheWire) {
+  core::RecommendResponse r;
+  r.profile.entries = {{"candles", 0.7, {"A", "C"}}, {"bags", 0.2, {"B"}}};
+  r.profile.price_low = 1.25;
+  r.profile.price_median = 2.5;
+  r.profile.price_high = 4.0;
+  r.items.emplace_back().profile_entry = 1;
+  r.items.emplace_back().profile_entry = -1;
+  r.items.emplace_back().profile_entry = 0;
+
+  v1::RecommendResponse p;
+  ToProto(r, &p);
+  const v1::InterestProfile& profile = p.profile();
+  ASSERT_EQ(profile.entries_size(), 2);
+  EXPECT_EQ(profile.entries(0).category(), "candles");
+  EXPECT_EQ(profile.entries(0).share(), 0.7);
+  EXPECT_THAT(profile.entries(0).item_ids(), ElementsAre("A", "C"));
+  EXPECT_EQ(profile.entries(1).category(), "bags");
+  EXPECT_EQ(profile.entries(1).share(), 0.2);
+  EXPECT_THAT(profile.entries(1).item_ids(), ElementsAre("B"));
+  EXPECT_EQ(profile.price_low(), 1.25);
+  EXPECT_EQ(profile.price_median(), 2.5);
+  EXPECT_EQ(profile.price_high(), 4.0);
+  ASSERT_EQ(p.items_size(), 3);
+  EXPECT_EQ(p.items(0).profile_entry(), 1);
+  EXPECT_EQ(p.items(1).profile_entry(), -1);  // Not the proto default 0: no entry.
+  EXPECT_EQ(p.items(2).profile_entry(), 0);
+}
+
 TEST(ProtoConvertTest, ModelInfoDescribesTheBundleAndTheLimits) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
   pipeline::PipelineOptions options;

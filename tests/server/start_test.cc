@@ -53,6 +53,10 @@ std::vector<BadOption> BadOptions() {
        "default_ig_steps"},
       {"one shap sample", [](ServerOptions* o) { o->pipeline.default_shap_samples = 1; },
        "default_shap_samples"},
+      {"reason share above 1", [](ServerOptions* o) { o->pipeline.reason_min_share = 1.5; },
+       "reason_min_share"},
+      {"negative reason share", [](ServerOptions* o) { o->pipeline.reason_min_share = -0.1; },
+       "reason_min_share"},
       {"shap samples over the limit",
        [](ServerOptions* o) {
          o->pipeline.default_shap_samples = o->pipeline.limits.max_samples + 1;
@@ -87,6 +91,7 @@ TEST(ServerStartTest, EachBadOptionIsInvalidArgumentNamingIt) {
   edge.pipeline.default_top_k = edge.pipeline.limits.max_top_k;
   edge.pipeline.default_ig_steps = edge.pipeline.limits.max_steps;
   edge.pipeline.default_shap_samples = 2;
+  edge.pipeline.reason_min_share = 1.0;
   EXPECT_TRUE(ValidateServerOptions(edge).ok()) << ValidateServerOptions(edge);
 }
 
