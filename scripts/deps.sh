@@ -2,6 +2,9 @@
 # Installs the Debian 12 packages this project needs to build, test and run: only those that
 # are missing, so a second run does nothing. Used by the README commands, by CI and by
 # docker/. Run as root (or with sudo available).
+#
+#   scripts/deps.sh                        # everything, container tools included
+#   scripts/deps.sh --no-container-tools   # without podman & co (docker/Dockerfile's build stage)
 set -euo pipefail
 
 packages=(
@@ -20,6 +23,15 @@ packages=(
   # Deployment tests (tests/deploy/): a real Prometheus and promtool, YAML, HTTP.
   prometheus python3-yaml curl
 )
+# The container image test (tests/deploy/container_test.sh, docker/podman.sh): podman on runc
+# (crun refuses this host's hybrid cgroup layout), catatonit for `podman run --init`, and
+# mmdebstrap to make the debian:12 base from the apt repository when no registry is reachable.
+container_tools=(podman runc catatonit mmdebstrap)
+case "${1:-}" in
+  "") packages+=("${container_tools[@]}") ;;
+  --no-container-tools) ;;
+  *) echo "usage: $0 [--no-container-tools]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
