@@ -42,8 +42,7 @@ absl::Status ReadCountryPopularity(const std::string& path, const Catalog& catal
   for (auto& entry : *out) {
     CountryPopularity& country = entry.second;
     std::stable_sort(country.items.begin(), country.items.end(), [&](ItemIndex a, ItemIndex b) {
-      return country.counts[a] != country.counts[b] ? country.counts[a] > country.counts[b]
-                                                    : a < b;
+      return country.counts[a] != country.counts[b] ? country.counts[a] > country.counts[b] : a < b;
     });
   }
   return absl::OkStatus();
@@ -63,7 +62,8 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
     return absl::Status(manifest.status().code(),
                         absl::StrCat(manifest_path, ": ", manifest.status().message()));
   }
-  absl::StatusOr<Catalog> catalog = Catalog::LoadTsv((fs::path(dir) / manifest->items_file).string());
+  absl::StatusOr<Catalog> catalog =
+      Catalog::LoadTsv((fs::path(dir) / manifest->items_file).string());
   if (!catalog.ok()) return catalog.status();
   const std::string cf_path = (fs::path(dir) / manifest->cf_index_file).string();
   absl::StatusOr<CfIndex> cf = CfIndex::Load(cf_path);

@@ -5,9 +5,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/bundle.h"
 #include "core/categorizer.h"
 #include "core/sources.h"
-#include "core/bundle.h"
 
 namespace recsys::core {
 
@@ -57,8 +57,7 @@ absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& option
   manifest.data_source = absl::StrCat(
       fs::path(options.input).filename().string(),
       "; filter: CustomerID present, Invoice numeric, Quantity > 0, Price > 0, products only",
-      options.cutoff_time == INT64_MAX ? ""
-                                       : absl::StrCat("; cutoff_unix: ", options.cutoff_time));
+      options.cutoff_time == INT64_MAX ? "" : absl::StrCat("; cutoff_unix: ", options.cutoff_time));
   manifest.category_method = kCategoryMethod;
   manifest.recency_decay = options.recency_decay;
   manifest.self_similarity = options.self_similarity;
@@ -66,7 +65,8 @@ absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& option
   if (options.cutoff_time != INT64_MAX) manifest.train_cutoff_unix = options.cutoff_time;
   manifest.exclude_history_default = options.exclude_history_default;
   manifest.sources.push_back(SourceSpec{kCfSourceName, 1.0, 1.0, 0.0});
-  manifest.sources.push_back(SourceSpec{kPopularitySourceName, options.popularity_weight, 1.0, 0.0});
+  manifest.sources.push_back(
+      SourceSpec{kPopularitySourceName, options.popularity_weight, 1.0, 0.0});
 
   if (absl::Status s = data->catalog.WriteTsv((tmp_dir / manifest.items_file).string()); !s.ok()) {
     return s;

@@ -62,8 +62,7 @@ absl::StatusOr<Catalog> Catalog::LoadTsv(const std::string& path) {
       return absl::DataLossError(absl::StrCat(where(), "bad popularity '", cols[4], "'"));
     }
     if (!absl::SimpleAtoi(cols[5], &item.recent_popularity) || item.recent_popularity < 0) {
-      return absl::DataLossError(
-          absl::StrCat(where(), "bad recent_popularity '", cols[5], "'"));
+      return absl::DataLossError(absl::StrCat(where(), "bad recent_popularity '", cols[5], "'"));
     }
     if (!seen.emplace(item.id, line_no).second) {
       return absl::DataLossError(absl::StrCat(where(), "duplicate id '", item.id, "'"));

@@ -17,11 +17,11 @@ using ItemIndex = int32_t;
 
 // Reference metadata of one item, as used by rules and shown in responses.
 struct ItemInfo {
-  std::string id;           // External id (Online Retail II: StockCode).
-  std::string description;  // Most frequent non-empty spelling; may be empty.
-  double price = 0.0;       // Reference unit price (median over purchase lines).
-  std::string category;     // Empty where the data has none.
-  int64_t popularity = 0;   // Purchase lines in the training data.
+  std::string id;                 // External id (Online Retail II: StockCode).
+  std::string description;        // Most frequent non-empty spelling; may be empty.
+  double price = 0.0;             // Reference unit price (median over purchase lines).
+  std::string category;           // Empty where the data has none.
+  int64_t popularity = 0;         // Purchase lines in the training data.
   int64_t recent_popularity = 0;  // Purchase lines in its last RetailReadOptions::recent_days.
 };
 

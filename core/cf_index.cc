@@ -152,8 +152,8 @@ absl::StatusOr<CfIndex> CfIndex::Load(const std::string& path) {
   }
   uint32_t stored_crc;
   std::memcpy(&stored_crc, bytes.data() + bytes.size() - sizeof(uint32_t), sizeof(uint32_t));
-  const uint32_t crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()),
-                             bytes.size() - sizeof(uint32_t));
+  const uint32_t crc =
+      crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size() - sizeof(uint32_t));
   if (crc != stored_crc) return corrupt("checksum mismatch");
 
   CfIndex index;

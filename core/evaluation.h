@@ -16,11 +16,11 @@ namespace recsys::core {
 struct EvalCase {
   std::string customer_id;
   std::string country;
-  std::vector<HistoryEvent> history;      // The last max_history purchases, oldest first.
-  std::vector<std::string> targets;       // Distinct items of the basket, in basket order.
-  std::vector<std::string> new_targets;   // Those the customer never bought before the cut-off.
+  std::vector<HistoryEvent> history;        // The last max_history purchases, oldest first.
+  std::vector<std::string> targets;         // Distinct items of the basket, in basket order.
+  std::vector<std::string> new_targets;     // Those the customer never bought before the cut-off.
   absl::flat_hash_set<std::string> bought;  // Every item bought before the cut-off.
-  int64_t time = 0;                       // Time of the target basket.
+  int64_t time = 0;                         // Time of the target basket.
 };
 
 // Builds the cases from uncut purchase data (ReadRetailCsv without a cut-off): customers with
@@ -38,7 +38,7 @@ struct RankingMetrics {
   double recall_at_20 = 0;
   double ndcg_at_10 = 0;
   double mrr_at_20 = 0;
-  double coverage_at_10 = 0;  // Distinct items in all top-10 lists / catalogue size.
+  double coverage_at_10 = 0;   // Distinct items in all top-10 lists / catalogue size.
   double long_tail_at_10 = 0;  // Share of top-10 slots holding items outside the head.
 };
 

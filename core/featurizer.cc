@@ -80,8 +80,8 @@ ModelInput Featurize(const BundleManifest& manifest, const ModelShape& shape,
   const int weekday = static_cast<int>(((days % 7) + 7 + 3) % 7);  // 1970-01-01 was a Thursday.
   double recency_days = 0.0;
   if (n > 0 && request.history[known[n - 1]].timestamp) {
-    recency_days = std::max<double>(0, request_time - *request.history[known[n - 1]].timestamp) /
-                   86400.0;
+    recency_days =
+        std::max<double>(0, request_time - *request.history[known[n - 1]].timestamp) / 86400.0;
   }
   const bool known_country = KnownCountry(manifest, request.context.country);
   for (const FeatureSpec& f : manifest.context_features) {

@@ -10,6 +10,11 @@
 
 namespace recsys::core {
 
+// The known event (an index into `known` of Featurize, oldest first) at model input position
+// `position` when `num_known` events are left-padded to `max_history` positions, or -1 for a
+// padding position. The one definition of the padding: the explainer maps positions back with it.
+int KnownEventAt(int position, int num_known, int max_history);
+
 // Turns a request into model inputs by the bundle's feature schema, computing each feature the
 // way tools/recsys_models.py does in training:
 // - event features: log_quantity, log_price, log_gap_days (days since the previous known
@@ -22,11 +27,6 @@ namespace recsys::core {
 // whose item is in the catalogue, with `item_indices` their catalogue indices; only the last
 // shape.max_history are used, left-padded with shape.num_items. `request_time` is the request's
 // time in seconds since the epoch (the caller resolves the default). Thread-safe.
-// The known event (an index into `known` of Featurize, oldest first) at model input position
-// `position` when `num_known` events are left-padded to `max_history` positions, or -1 for a
-// padding position. The one definition of the padding: the explainer maps positions back with it.
-int KnownEventAt(int position, int num_known, int max_history);
-
 ModelInput Featurize(const BundleManifest& manifest, const ModelShape& shape,
                      const RecommendRequest& request, const std::vector<int32_t>& known,
                      const std::vector<ItemIndex>& item_indices, int64_t request_time);

@@ -18,8 +18,8 @@ constexpr int32_t kFormatVersion = 1;
 std::vector<FeatureSpec> ParseFeatures(const json& array) {
   std::vector<FeatureSpec> features;
   for (const json& f : array) {
-    features.push_back({f.at("name").get<std::string>(), f.value("type", "numeric"),
-                        f.value("description", "")});
+    features.push_back(
+        {f.at("name").get<std::string>(), f.value("type", "numeric"), f.value("description", "")});
   }
   return features;
 }
@@ -47,8 +47,8 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
     const json j = json::parse(json_text);
     m.format_version = j.at("format_version").get<int32_t>();
     if (m.format_version != kFormatVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "format_version ", m.format_version, ", this server reads ", kFormatVersion));
+      return absl::FailedPreconditionError(absl::StrCat("format_version ", m.format_version,
+                                                        ", this server reads ", kFormatVersion));
     }
     m.version = j.at("version").get<std::string>();
     m.created_unix = j.value("created_unix", int64_t{0});
@@ -101,8 +101,8 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
   for (const SourceSpec& s : m.sources) {
     if (!std::isfinite(s.weight) || s.weight < 0 || !std::isfinite(s.slope) ||
         !std::isfinite(s.intercept)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("manifest: source \"", s.name, "\" needs finite slope, intercept, weight >= 0"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "manifest: source \"", s.name, "\" needs finite slope, intercept, weight >= 0"));
     }
   }
   return m;
@@ -116,8 +116,11 @@ std::string SerializeManifest(const BundleManifest& m) {
   }
   json models = json::array();
   for (const ModelSpec& model : m.models) {
-    models.push_back({{"name", model.name}, {"kind", model.kind}, {"file", model.file},
-                      {"embedding_dim", model.embedding_dim}, {"max_history", model.max_history}});
+    models.push_back({{"name", model.name},
+                      {"kind", model.kind},
+                      {"file", model.file},
+                      {"embedding_dim", model.embedding_dim},
+                      {"max_history", model.max_history}});
   }
   json j = {
       {"format_version", m.format_version},

@@ -51,7 +51,7 @@ struct ScoreGradients {
 // item_table() -> [N,H]; item_bias() -> [N]; score = encode . item_table^T + item_bias.
 // No Torch type appears here: the TorchScript implementation lives in torch_model_runner.cc.
 //
-// Implementations are thread-safe: ScoreAll may run concurrently.
+// Implementations are thread-safe: every method may run concurrently from several threads.
 class ModelRunner {
  public:
   virtual ~ModelRunner() = default;
@@ -102,7 +102,8 @@ class ModelRunner {
 };
 
 // Loads the model file `path` described by `spec`, checks the contract and the shapes with a
-// warm-up call, and returns it ready to score. Errors name the file and what is wrong.
+// warm-up call, and returns it ready to score. Errors name the file and what is wrong. Called at
+// start-up and on the reload thread: must be thread-safe.
 using ModelLoader = std::function<absl::StatusOr<std::unique_ptr<ModelRunner>>(
     const std::string& path, const ModelSpec& spec, const ModelShape& shape)>;
 

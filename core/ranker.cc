@@ -244,7 +244,7 @@ class RankJob {
   absl::flat_hash_set<std::string> allow_, deny_;
   bool exclude_history_ = false;
   std::vector<Scored> scored_;
-  std::vector<size_t> chosen_;  // Indices into scored_, in selection order.
+  std::vector<size_t> chosen_;                     // Indices into scored_, in selection order.
   std::vector<std::vector<float>> chosen_scores_;  // Per source: unrun models' scores of chosen_.
 };
 
@@ -259,9 +259,8 @@ absl::Status RankJob::CheckCategoryOptions() const {
     const char* field = r.max_per_category > 0        ? "diversity.max_per_category"
                         : !r.allow_categories.empty() ? "filters.allow_categories"
                                                       : "filters.deny_categories";
-    return absl::FailedPreconditionError(absl::StrCat(field, ": bundle ",
-                                                      bundle_.manifest().version,
-                                                      " has no item categories"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": bundle ", bundle_.manifest().version, " has no item categories"));
   }
   // A category name the bundle does not have is a caller's mistake, not an empty filter.
   for (const auto* list : {&r.allow_categories, &r.deny_categories}) {
@@ -269,8 +268,7 @@ absl::Status RankJob::CheckCategoryOptions() const {
       if (!std::binary_search(catalog.categories().begin(), catalog.categories().end(),
                               (*list)[i])) {
         return absl::InvalidArgumentError(absl::StrCat(
-            list == &r.allow_categories ? "filters.allow_categories["
-                                        : "filters.deny_categories[",
+            list == &r.allow_categories ? "filters.allow_categories[" : "filters.deny_categories[",
             i, "]: unknown category \"", (*list)[i], "\"; this bundle has ",
             absl::StrJoin(catalog.categories(), ", ")));
       }
@@ -310,7 +308,7 @@ absl::Status RankJob::RunModels(int64_t request_time) {
     const ModelRunner& model = *s.source.model;
     s.input = Featurize(bundle_.manifest(), model.shape(), request_, out_.history.positions,
                         out_.history.items, request_time);
-    meta_.device = model.device();
+    if (meta_.device.empty()) meta_.device = model.device();  // The first model's.
     // A model that weighs 0 adds nothing to any score: not running it over the catalogue saves
     // ~12 ms a model at 1M items.
     if (!s.source.active()) continue;
@@ -347,7 +345,7 @@ const Source* RankJob::FirstOfKind(SourceKind kind) const {
 
 void RankJob::AddPopularCandidates() {
   const Source* pop = FirstOfKind(SourceKind::kPopularity);
-  const bool pop_on = pop != nullptr && pop->spec.weight > 0;
+  const bool pop_on = pop != nullptr && pop->active();
   // A new shopper's popularity source reads their country's recent purchases when the bundle
   // has enough of them; everyone else's the whole catalogue's.
   const std::string& country = request_.context.country;
@@ -395,9 +393,9 @@ absl::Status RankJob::AddCallerCandidates() {
     if (!candidates_.contains(*index)) candidates_.emplace(*index, CfRaw(*index));
   }
   if (request_.candidates_only && known == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "candidate_item_ids: candidates_only is set but none of the ",
-        request_.candidate_item_ids.size(), " candidates is in the catalogue"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("candidate_item_ids: candidates_only is set but none of the ",
+                     request_.candidate_item_ids.size(), " candidates is in the catalogue"));
   }
   return absl::OkStatus();
 }

@@ -30,18 +30,19 @@ struct RankedSource {
   std::vector<float> scores;
 };
 
-// The outcome of ranking: the top items with their per-source scores, before explanation.
+// The outcome of ranking: the top items with their per-source scores, before explanation. It
+// points into the Bundle it was ranked on (models, country popularity): valid while it lives.
 struct RankedList {
   ResolvedHistory history;
-  int64_t request_time = 0;          // The context's time, or the server clock without one.
+  int64_t request_time = 0;  // The context's time, or the server clock without one.
   // The country whose recent purchases the popularity source read (a new shopper's, when the
   // bundle has them), or "" for the whole catalogue's; its counts, or nullptr.
   std::string popularity_country;
-  const CountryPopularity* country_popularity = nullptr;
+  const CountryPopularity* country_popularity = nullptr;  // Points into the Bundle.
   // The request's source table, in manifest order; items[i].sources[s] is sources[s]'s score.
   std::vector<RankedSource> sources;
   std::vector<RecommendedItem> items;  // Best first; attributions still empty.
-  ResponseMetadata metadata;         // Ids ignored, filter counts, candidates scored.
+  ResponseMetadata metadata;           // Ids ignored, filter counts, candidates scored.
 
   // The input of the first model source (every model reads the same context), or nullptr.
   const ModelInput* first_model_input() const;
@@ -73,16 +74,16 @@ std::vector<ItemIndex> BestItems(const std::vector<float>& scores, size_t m);
 // are not run over it and add none), the kModelCandidates most recently popular
 // items when the popularity source weighs > 0, and the caller's candidates (only those with
 // candidates_only). Raw scores: CF, sum over known history events t of CfContribution(t, c);
-// a model, its logit for c; popularity, PopularityScore(c's recent lines), or for a shopper without known history
-// whose country the bundle has recent data on, log(1 + c's recent lines in that country) (and
-// that country's most popular items are the pop candidates). Fused score: sum over sources of
-// weight * (slope * raw + intercept), minus popularity_penalty * log(1 + popularity); it depends
-// only on the request and the item, never on the other candidates (core/sources.h: Fuse). Filters (exclude ids, the
-// history when exclude_history, categories, price) remove candidates and are counted per filter.
-// Selection: the top_k by fused score; with max_per_category, an item whose category already
-// has that many is passed over; with mmr_lambda > 0, Maximal Marginal Relevance picks greedily
-// among the best max(5 top_k, 50) candidates the one maximising lambda * relevance - (1 -
-// lambda) * (largest similarity to the items already picked), relevance being the fused score
+// a model, its logit for c; popularity, PopularityScore(c's recent lines), or for a shopper without
+// known history whose country the bundle has recent data on, log(1 + c's recent lines in that
+// country) (and that country's most popular items are the pop candidates). Fused score: sum over
+// sources of weight * (slope * raw + intercept), minus popularity_penalty * log(1 + popularity); it
+// depends only on the request and the item, never on the other candidates (core/sources.h: Fuse).
+// Filters (exclude ids, the history when exclude_history, categories, price) remove candidates and
+// are counted per filter. Selection: the top_k by fused score; with max_per_category, an item whose
+// category already has that many is passed over; with mmr_lambda > 0, Maximal Marginal Relevance
+// picks greedily among the best max(5 top_k, 50) candidates the one maximising lambda * relevance -
+// (1 - lambda) * (largest similarity to the items already picked), relevance being the fused score
 // rescaled to [0, 1] in that pool and similarity 1 within a category, else the CF similarity.
 // The result is in selection order; scores stay the items' own. Back-fill: when fewer than
 // top_k survive (and the request is not candidates_only), the most recently popular items that
@@ -93,7 +94,7 @@ class Ranker {
   static constexpr int kModelCandidates = 100;
 
   // `now_unix` is the request time when the request's context has none.
-  // REQUIRES: `request` passed validation (server/request_validator) and top_k >= 1.
+  // REQUIRES: `request` passed validation (pipeline::ValidateRequest) and top_k >= 1.
   // Errors: INVALID_ARGUMENT for fusion weights naming an unknown source, or a candidates_only
   // request none of whose candidates is known, or a category the bundle does not have;
   // FAILED_PRECONDITION for category options on a bundle without categories.

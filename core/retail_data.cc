@@ -20,8 +20,8 @@ namespace {
 
 const absl::flat_hash_set<std::string>& NonProductCodes() {
   static const auto* codes = new absl::flat_hash_set<std::string>{
-      "POST", "DOT", "M", "m", "C2", "D", "S", "B", "BANK CHARGES", "ADJUST", "ADJUST2",
-      "AMAZONFEE", "PADS", "CRUK", "TEST001", "TEST002"};
+      "POST",         "DOT",    "M",       "m",         "C2",   "D",    "S",       "B",
+      "BANK CHARGES", "ADJUST", "ADJUST2", "AMAZONFEE", "PADS", "CRUK", "TEST001", "TEST002"};
   return *codes;
 }
 
@@ -153,8 +153,9 @@ absl::StatusOr<RetailData> ReadRetailCsv(const std::string& path, const RetailRe
     if (line_no == 1) {
       if (!absl::StartsWith(line, "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,")) {
         return absl::InvalidArgumentError(absl::StrCat(
-            path, ":1: expected the Online Retail II header "
-                  "'Invoice,StockCode,Description,Quantity,InvoiceDate,Price,CustomerID,Country'"));
+            path,
+            ":1: expected the Online Retail II header "
+            "'Invoice,StockCode,Description,Quantity,InvoiceDate,Price,CustomerID,Country'"));
       }
       continue;
     }
@@ -177,13 +178,29 @@ absl::StatusOr<RetailData> ReadRetailCsv(const std::string& path, const RetailRe
     // Some exports write customer ids as floats ("13085.0").
     if (absl::EndsWith(customer, ".0")) customer.resize(customer.size() - 2);
 
-    if (customer.empty()) { ++stats.no_customer; continue; }
-    if (invoice.empty() || !absl::ascii_isdigit(invoice[0])) { ++stats.not_an_invoice; continue; }
-    if (!(quantity > 0) || !(price > 0)) { ++stats.non_positive; continue; }
-    if (code.empty() || IsNonProduct(code)) { ++stats.non_product; continue; }
-    if (*time >= options.cutoff_time) { ++stats.after_cutoff; continue; }
+    if (customer.empty()) {
+      ++stats.no_customer;
+      continue;
+    }
+    if (invoice.empty() || !absl::ascii_isdigit(invoice[0])) {
+      ++stats.not_an_invoice;
+      continue;
+    }
+    if (!(quantity > 0) || !(price > 0)) {
+      ++stats.non_positive;
+      continue;
+    }
+    if (code.empty() || IsNonProduct(code)) {
+      ++stats.non_product;
+      continue;
+    }
+    if (*time >= options.cutoff_time) {
+      ++stats.after_cutoff;
+      continue;
+    }
     int32_t invoice_no = 0;
-    if (!absl::SimpleAtoi(invoice, &invoice_no)) return bad(absl::StrCat("bad Invoice '", invoice, "'"));
+    if (!absl::SimpleAtoi(invoice, &invoice_no))
+      return bad(absl::StrCat("bad Invoice '", invoice, "'"));
     ++stats.kept;
 
     auto [it, inserted] = item_index.try_emplace(code, static_cast<ItemIndex>(item_ids.size()));
@@ -236,8 +253,7 @@ absl::StatusOr<RetailData> ReadRetailCsv(const std::string& path, const RetailRe
   for (const CustomerHistory& c : customers) {
     for (const Purchase& p : c.purchases) last_time = std::max(last_time, p.time);
   }
-  const int64_t recent_end =
-      options.cutoff_time == INT64_MAX ? last_time + 1 : options.cutoff_time;
+  const int64_t recent_end = options.cutoff_time == INT64_MAX ? last_time + 1 : options.cutoff_time;
   const int64_t recent_start = recent_end - int64_t{86400} * options.recent_days;
   std::map<std::string, std::map<ItemIndex, int64_t>> recent_by_country;
   for (const CustomerHistory& c : customers) {

@@ -34,8 +34,7 @@ absl::StatusOr<std::vector<Source>> ResolveSources(
       auto it = std::find_if(models.begin(), models.end(),
                              [&](const auto& m) { return m->name() == spec.name; });
       if (it == models.end()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("source \"", spec.name, "\" has no model"));
+        return absl::InvalidArgumentError(absl::StrCat("source \"", spec.name, "\" has no model"));
       }
       source.kind = SourceKind::kModel;
       source.model = it->get();

@@ -6,6 +6,7 @@
 // name is matched here (and in the manifest the names come from) and nowhere else: everything
 // downstream switches on SourceKind.
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,7 +32,7 @@ enum class SourceKind {
 struct Source {
   SourceKind kind = SourceKind::kCf;
   SourceSpec spec;
-  const ModelRunner* model = nullptr;
+  const ModelRunner* model = nullptr;  // Owned by the Bundle; valid while it lives.
 
   // A source weighing 0 adds nothing to any score; the ranker does not run its model over the
   // catalogue and the explainer does not attribute it.
@@ -46,7 +47,9 @@ inline double Normalize(const SourceSpec& spec, double raw) {
 // The fusion formula: a source's contribution to an item's fused score,
 // weight * (slope * raw + intercept). The fused score is the sum over sources, minus the
 // request's popularity penalty (PopularityPenalty).
-inline double Fuse(const SourceSpec& spec, double raw) { return spec.weight * Normalize(spec, raw); }
+inline double Fuse(const SourceSpec& spec, double raw) {
+  return spec.weight * Normalize(spec, raw);
+}
 
 // d Fuse / d raw: how an attribution of a source's raw score scales into the fused score.
 inline double FusionScale(const SourceSpec& spec) { return spec.weight * spec.slope; }
@@ -69,7 +72,8 @@ absl::StatusOr<std::vector<Source>> ResolveSources(
     const BundleManifest& manifest, const std::vector<std::unique_ptr<ModelRunner>>& models);
 
 // `sources` with the request's fusion weights (name, weight) in effect. Errors:
-// INVALID_ARGUMENT naming fusion.weights["x"] for a name that is not a source.
+// INVALID_ARGUMENT naming fusion.weights["x"] for a name that is not a source. Both functions
+// are pure and thread-safe.
 absl::StatusOr<std::vector<Source>> WithRequestWeights(
     std::vector<Source> sources, const std::vector<std::pair<std::string, double>>& weights);
 

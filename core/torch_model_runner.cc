@@ -3,11 +3,10 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
-#include <torch/cuda.h>
-#include <torch/csrc/autograd/autograd.h>
-#include <torch/script.h>
-
 #include <dlfcn.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
 
 #include <regex>
 
@@ -69,9 +68,9 @@ class TorchModelRunner final : public ModelRunner {
     }
     return Guarded("score", [&] {
       c10::InferenceMode guard;
-      torch::Tensor embedded = EmbedTensor(torch::from_blob(items.data(), {B, L}, LongOptions()),
-                                           torch::from_blob(features.data(), {B, L, E},
-                                                            FloatOptions()));
+      torch::Tensor embedded =
+          EmbedTensor(torch::from_blob(items.data(), {B, L}, LongOptions()),
+                      torch::from_blob(features.data(), {B, L, E}, FloatOptions()));
       torch::Tensor user =
           Method("encode")({embedded,
                             torch::from_blob(mask.data(), {B, L}, FloatOptions()).to(device_),
@@ -97,16 +96,15 @@ class TorchModelRunner final : public ModelRunner {
     }
     for (int64_t item : items) {
       if (item < 0 || item > shape_.num_items) {
-        return absl::InvalidArgumentError(absl::StrCat(name_, ": item index ", item,
-                                                       " is outside the catalogue"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(name_, ": item index ", item, " is outside the catalogue"));
       }
     }
     return Guarded("embed", [&] {
       c10::InferenceMode guard;
       torch::Tensor out = EmbedTensor(
           torch::from_blob(const_cast<int64_t*>(items.data()), {B, L}, LongOptions()),
-          torch::from_blob(const_cast<float*>(event_features.data()), {B, L, E},
-                           FloatOptions()));
+          torch::from_blob(const_cast<float*>(event_features.data()), {B, L, E}, FloatOptions()));
       CopyOut(out, embedded);
     });
   }
@@ -119,7 +117,8 @@ class TorchModelRunner final : public ModelRunner {
     if (P == 0 || points.embedded.size() != static_cast<size_t>(P * L * D) ||
         points.context.size() != static_cast<size_t>(P * C) ||
         points.mask.size() != static_cast<size_t>(L)) {
-      return absl::InvalidArgumentError(absl::StrCat(name_, ": gradient points have the wrong size"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name_, ": gradient points have the wrong size"));
     }
     if (absl::Status s = CheckTargets(targets); !s.ok()) return s;
     return Guarded("gradients", [&] {
@@ -137,10 +136,10 @@ class TorchModelRunner final : public ModelRunner {
       torch::Tensor logits =
           (user * table_.index_select(0, rows)).sum(1) + bias_.index_select(0, rows);  // [P*K]
       std::vector<torch::Tensor> grads = torch::autograd::grad({logits.sum()}, {path, context});
-      torch::Tensor w = torch::tensor(std::vector<float>(points.weights.begin(),
-                                                         points.weights.end()))
-                            .to(device_)
-                            .repeat_interleave(K);
+      torch::Tensor w =
+          torch::tensor(std::vector<float>(points.weights.begin(), points.weights.end()))
+              .to(device_)
+              .repeat_interleave(K);
       CopyOut(logits.detach(), &out->scores);
       CopyOut((grads[0] * w.view({P * K, 1, 1})).view({P, K, L, D}).sum(0), &out->embedded);
       CopyOut((grads[1] * w.view({P * K, 1})).view({P, K, C}).sum(0), &out->context);
@@ -149,8 +148,8 @@ class TorchModelRunner final : public ModelRunner {
 
   absl::Status CheckSizes(const ModelInput& input) const {
     const size_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
-    if (input.items.size() != L || input.event_features.size() != L * E ||
-        input.mask.size() != L || input.context.size() != C) {
+    if (input.items.size() != L || input.event_features.size() != L * E || input.mask.size() != L ||
+        input.context.size() != C) {
       return absl::InvalidArgumentError(absl::StrCat(name_, ": model input has the wrong size"));
     }
     return absl::OkStatus();
@@ -166,13 +165,17 @@ class TorchModelRunner final : public ModelRunner {
     auto cpu_float = torch::TensorOptions().dtype(torch::kFloat);
     // from_blob does not copy; clone() keeps the tensors valid beyond `input`.
     return {torch::from_blob(const_cast<int64_t*>(input.items.data()), {1, L}, cpu_long)
-                .to(device_).clone(),
-            torch::from_blob(const_cast<float*>(input.event_features.data()), {1, L, E},
-                             cpu_float).to(device_).clone(),
+                .to(device_)
+                .clone(),
+            torch::from_blob(const_cast<float*>(input.event_features.data()), {1, L, E}, cpu_float)
+                .to(device_)
+                .clone(),
             torch::from_blob(const_cast<float*>(input.mask.data()), {1, L}, cpu_float)
-                .to(device_).clone(),
+                .to(device_)
+                .clone(),
             torch::from_blob(const_cast<float*>(input.context.data()), {1, C}, cpu_float)
-                .to(device_).clone()};
+                .to(device_)
+                .clone()};
   }
 
   // Runs `body`, mapping LibTorch's exceptions (and any other) to INTERNAL naming the step.
@@ -199,9 +202,7 @@ class TorchModelRunner final : public ModelRunner {
   }
 
   static torch::TensorOptions LongOptions() { return torch::TensorOptions().dtype(torch::kLong); }
-  static torch::TensorOptions FloatOptions() {
-    return torch::TensorOptions().dtype(torch::kFloat);
-  }
+  static torch::TensorOptions FloatOptions() { return torch::TensorOptions().dtype(torch::kFloat); }
 
   // A copy of `data` on the model's device, shaped `sizes`.
   torch::Tensor ToDevice(const std::vector<float>& data, at::IntArrayRef sizes) const {
@@ -270,9 +271,8 @@ absl::Status CheckTorchDevice(const std::string& device) {
         "device '", device, "': CUDA is not available to this LibTorch build or machine"));
   }
   if (index >= static_cast<int>(torch::cuda::device_count())) {
-    return absl::FailedPreconditionError(absl::StrCat("device '", device, "': only ",
-                                                      torch::cuda::device_count(),
-                                                      " CUDA devices"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("device '", device, "': only ", torch::cuda::device_count(), " CUDA devices"));
   }
   return absl::OkStatus();
 }
@@ -337,17 +337,17 @@ ModelLoader TorchScriptLoader(const std::string& device) {
                                   shape.num_items, " items"));
       }
       if (bias.dim() != 1 || bias.size(0) != shape.num_items) {
-        return wrong(absl::StrCat("item_bias() is ", Shape(bias), ", expected [",
-                                  shape.num_items, "]"));
+        return wrong(
+            absl::StrCat("item_bias() is ", Shape(bias), ", expected [", shape.num_items, "]"));
       }
-      auto runner = std::make_unique<TorchModelRunner>(
-          spec.name, shape, device, module, table.contiguous().to(torch::kFloat),
-          bias.contiguous().to(torch::kFloat));
+      auto runner = std::make_unique<TorchModelRunner>(spec.name, shape, device, module,
+                                                       table.contiguous().to(torch::kFloat),
+                                                       bias.contiguous().to(torch::kFloat));
       // Warm-up: an empty history with a neutral context exercises every method and shape.
       ModelInput input;
       input.items.assign(shape.max_history, shape.num_items);
-      input.event_features.assign(static_cast<size_t>(shape.max_history) *
-                                      shape.num_event_features, 0.0f);
+      input.event_features.assign(static_cast<size_t>(shape.max_history) * shape.num_event_features,
+                                  0.0f);
       input.mask.assign(shape.max_history, 0.0f);
       input.context.assign(shape.num_context, 0.0f);
       torch::Tensor user = runner->Encode(input);
@@ -356,8 +356,9 @@ ModelLoader TorchScriptLoader(const std::string& device) {
                                   table.size(1)));
       }
       runner->set_embedding_dim(static_cast<int32_t>(
-          runner->EmbedTensor(torch::full({1, shape.max_history}, shape.num_items, torch::kLong),
-                              torch::zeros({1, shape.max_history, shape.num_event_features}))
+          runner
+              ->EmbedTensor(torch::full({1, shape.max_history}, shape.num_items, torch::kLong),
+                            torch::zeros({1, shape.max_history, shape.num_event_features}))
               .size(2)));
       std::vector<float> scores;
       if (absl::Status s = runner->ScoreAll(input, &scores); !s.ok()) return wrong(s.ToString());

@@ -50,9 +50,8 @@ bool LargerMagnitude(const Attribution& a, const Attribution& b) {
 // recent-popularity entry of `sorted`, unless its share of score - baseline_score is below
 // `min_share` (> 0); the item then has no reason, since any later candidate is smaller still.
 // `country`: the country whose popularity the popularity source read, or "".
-void SetReason(const core::RecommendRequest& request, const std::string& country,
-               double min_share, const std::vector<Attribution>& sorted,
-               core::RecommendedItem* item) {
+void SetReason(const core::RecommendRequest& request, const std::string& country, double min_share,
+               const std::vector<Attribution>& sorted, core::RecommendedItem* item) {
   auto cited = std::find_if(sorted.begin(), sorted.end(), [](const Attribution& a) {
     // Only a positive reason is a reason.
     return a.attribution > 0 &&
@@ -68,14 +67,14 @@ void SetReason(const core::RecommendRequest& request, const std::string& country
       item->reason = absl::StrCat("you ", verb, " it before");
       item->reason_kind = "repeat_purchase";
     } else {
-      const std::string& name = cited->display_value.empty() ? cited->item_id
-                                                             : cited->display_value;
+      const std::string& name =
+          cited->display_value.empty() ? cited->item_id : cited->display_value;
       item->reason = absl::StrCat("because you ", verb, " ", name);
       item->reason_kind = "history_event";
     }
   } else {
-    item->reason = country.empty() ? "popular right now"
-                                   : absl::StrCat("popular in ", country, " right now");
+    item->reason =
+        country.empty() ? "popular right now" : absl::StrCat("popular in ", country, " right now");
     item->reason_kind = "popularity";
   }
   item->reason_share = share;
@@ -100,10 +99,10 @@ namespace {
 
 // A model's attributions of one item from its Integrated Gradients path, as entries.
 std::vector<Attribution> ModelAttributions(const core::Bundle& bundle,
-                                                  const core::ResolvedHistory& history,
-                                                  const core::ModelInput& input,
-                                                  const core::ModelShape& shape,
-                                                  const PathAttribution& path) {
+                                           const core::ResolvedHistory& history,
+                                           const core::ModelInput& input,
+                                           const core::ModelShape& shape,
+                                           const PathAttribution& path) {
   const core::BundleManifest& manifest = bundle.manifest();
   const int L = shape.max_history, E = shape.num_event_features;
   const int n = static_cast<int>(history.items.size());
@@ -170,13 +169,18 @@ double Sum(const std::vector<Attribution>& entries) {
   return sum;
 }
 
-// Sorts by magnitude and keeps the largest `max` non-zero entries.
-void KeepLargest(int max, std::vector<Attribution>* entries) {
-  // Zero entries (history events unrelated to an item) explain nothing.
+// Drops the zero entries (history events unrelated to an item explain nothing) and sorts the
+// rest by magnitude, largest first.
+void DropZerosAndSort(std::vector<Attribution>* entries) {
   entries->erase(std::remove_if(entries->begin(), entries->end(),
                                 [](const Attribution& a) { return a.attribution == 0.0; }),
                  entries->end());
   std::sort(entries->begin(), entries->end(), LargerMagnitude);
+}
+
+// DropZerosAndSort, then keeps the largest `max`.
+void KeepLargest(int max, std::vector<Attribution>* entries) {
+  DropZerosAndSort(entries);
   if (entries->size() > static_cast<size_t>(max)) entries->resize(max);
 }
 
@@ -221,12 +225,12 @@ class ExplainJob {
     for (size_t s = 0; s < ranked_.sources.size(); ++s) {
       const core::RankedSource& source = ranked_.sources[s];
       if (source.source.kind != core::SourceKind::kModel || !source.source.active()) continue;
-      if (absl::Status status = IntegratedGradients(*source.source.model, source.input, targets,
-                                                    rule, &paths_[s]);
+      if (absl::Status status =
+              IntegratedGradients(*source.source.model, source.input, targets, rule, &paths_[s]);
           !status.ok()) {
         paths_[s].clear();
-        AddNote(absl::StrCat(source.source.spec.name, " could not be attributed: ",
-                             status.message()));
+        AddNote(
+            absl::StrCat(source.source.spec.name, " could not be attributed: ", status.message()));
       }
     }
   }
@@ -235,10 +239,10 @@ class ExplainJob {
   void RunPerturbation() {
     scorer_.emplace(bundle_, request_, ranked_);
     int evaluated = 0;
-    absl::Status s = settings_.method == core::AttributionMethod::kOcclusion
-                         ? Occlusion(*scorer_, &players_phi_)
-                         : KernelShap(*scorer_, settings_.samples, settings_.seed, &players_phi_,
-                                      &evaluated);
+    absl::Status s =
+        settings_.method == core::AttributionMethod::kOcclusion
+            ? Occlusion(*scorer_, &players_phi_)
+            : KernelShap(*scorer_, settings_.samples, settings_.seed, &players_phi_, &evaluated);
     if (!s.ok()) {
       players_phi_.clear();
       AddNote(absl::StrCat("the perturbation method failed, exact sources only: ", s.message()));
@@ -327,7 +331,7 @@ class ExplainJob {
       fused.push_back(std::move(prior));
     }
     item.completeness_error = Sum(fused) - (item.score - item.baseline_score);
-    KeepLargest(static_cast<int>(fused.size()), &fused);
+    DropZerosAndSort(&fused);
     SetReason(request_, ranked_.popularity_country, settings_.reason_min_share, fused, &item);
     if (fused.size() > static_cast<size_t>(settings_.max_attributions)) {
       fused.resize(settings_.max_attributions);

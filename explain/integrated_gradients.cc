@@ -14,13 +14,13 @@ absl::Status CheckInput(const core::ModelRunner& model, const core::ModelInput& 
                         const std::vector<core::ItemIndex>& targets, const Quadrature& rule) {
   const core::ModelShape& shape = model.shape();
   const size_t L = shape.max_history, E = shape.num_event_features, C = shape.num_context;
-  if (input.items.size() != L || input.event_features.size() != L * E ||
-      input.mask.size() != L || input.context.size() != C) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        model.name(), ": attribution input has ", input.items.size(), " positions, ",
-        input.event_features.size(), " event features, ", input.mask.size(), " mask entries and ",
-        input.context.size(), " context features; the model takes ", L, ", ", L * E, ", ", L,
-        " and ", C));
+  if (input.items.size() != L || input.event_features.size() != L * E || input.mask.size() != L ||
+      input.context.size() != C) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(model.name(), ": attribution input has ", input.items.size(), " positions, ",
+                     input.event_features.size(), " event features, ", input.mask.size(),
+                     " mask entries and ", input.context.size(),
+                     " context features; the model takes ", L, ", ", L * E, ", ", L, " and ", C));
   }
   for (core::ItemIndex t : targets) {
     if (t >= static_cast<core::ItemIndex>(shape.num_items)) {
@@ -55,22 +55,20 @@ absl::Status EmbedRows(const core::ModelRunner& model, const core::ModelInput& i
   return model.Embed(items, features, embedded);
 }
 
-// The points of the path: one per quadrature node, then the start (weight 0), whose score is
-// the baseline.
+// The points of the path, one per quadrature node.
 core::EmbeddedPoints PathPoints(const std::vector<float>& rows, size_t row_size,
                                 const core::ModelInput& input, const Quadrature& rule) {
   const float* base = rows.data();
   const float* full = rows.data() + 2 * row_size;
   core::EmbeddedPoints points;
   points.mask = input.mask;
-  for (size_t s = 0; s <= rule.nodes.size(); ++s) {
-    const bool start = s == rule.nodes.size();
-    const float alpha = start ? 0.0f : static_cast<float>(rule.nodes[s]);
+  for (size_t s = 0; s < rule.nodes.size(); ++s) {
+    const float alpha = static_cast<float>(rule.nodes[s]);
     for (size_t i = 0; i < row_size; ++i) {
       points.embedded.push_back(base[i] + alpha * (full[i] - base[i]));
     }
     for (float c : input.context) points.context.push_back(alpha * c);
-    points.weights.push_back(start ? 0.0 : rule.weights[s]);
+    points.weights.push_back(rule.weights[s]);
   }
   return points;
 }
@@ -124,7 +122,7 @@ absl::Status IntegratedGradients(const core::ModelRunner& model, const core::Mod
   if (targets.empty()) return absl::OkStatus();
   const core::ModelShape& shape = model.shape();
   const size_t L = shape.max_history, E = shape.num_event_features, C = shape.num_context;
-  const size_t D = model.embedding_dim(), K = targets.size(), S = rule.nodes.size();
+  const size_t D = model.embedding_dim(), K = targets.size();
   std::vector<float> rows;
   if (absl::Status s = EmbedRows(model, input, &rows); !s.ok()) return s;
   if (rows.size() != (3 + E) * L * D) {
@@ -135,6 +133,23 @@ absl::Status IntegratedGradients(const core::ModelRunner& model, const core::Mod
   if (absl::Status s = model.Gradients(PathPoints(rows, L * D, input, rule), targets, &g);
       !s.ok()) {
     return s;
+  }
+  if (g.embedded.size() != K * L * D || g.context.size() != K * C) {
+    return absl::InternalError(absl::StrCat(model.name(), ": Gradients() gave ", g.embedded.size(),
+                                            " and ", g.context.size(), " values, expected ",
+                                            K * L * D, " and ", K * C));
+  }
+  // The path's start, the padding embedded under the request's mask with zero context, is the
+  // input of all-padding items with that mask: one forward pass without gradients.
+  core::ModelInput start = input;
+  start.items.assign(L, shape.num_items);
+  start.event_features.assign(L * E, 0.0f);
+  start.context.assign(C, 0.0f);
+  std::vector<float> baseline;
+  if (absl::Status s = model.ScoreTargets({start}, targets, &baseline); !s.ok()) return s;
+  if (baseline.size() != K) {
+    return absl::InternalError(absl::StrCat(model.name(), ": ScoreTargets() gave ", baseline.size(),
+                                            " scores, expected ", K));
   }
   const float* base = rows.data();
   const float* items = rows.data() + L * D;
@@ -152,7 +167,7 @@ absl::Status IntegratedGradients(const core::ModelRunner& model, const core::Mod
       }
     }
     for (size_t c = 0; c < C; ++c) a.context[c] = g.context[k * C + c] * input.context[c];
-    a.baseline = g.scores[S * K + k];
+    a.baseline = baseline[k];
   }
   return absl::OkStatus();
 }

@@ -58,8 +58,7 @@ double Uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) *
 
 }  // namespace
 
-CoalitionScorer::CoalitionScorer(const core::Bundle& bundle,
-                                 const core::RecommendRequest& request,
+CoalitionScorer::CoalitionScorer(const core::Bundle& bundle, const core::RecommendRequest& request,
                                  const core::RankedList& ranked)
     : bundle_(bundle), request_(request), ranked_(ranked) {
   const size_t n = ranked.history.items.size(), K = ranked.items.size();
@@ -73,8 +72,8 @@ CoalitionScorer::CoalitionScorer(const core::Bundle& bundle,
     for (size_t k = 0; k < K; ++k) {
       const core::ItemIndex to = ranked.items[k].index;
       is_self_[t * K + k] = from == to;
-      cf_terms_[t * K + k] = from == to ? bundle.manifest().self_similarity
-                                        : bundle.cf_index().Similarity(from, to);
+      cf_terms_[t * K + k] =
+          from == to ? bundle.manifest().self_similarity : bundle.cf_index().Similarity(from, to);
     }
   }
 }
@@ -144,8 +143,8 @@ absl::Status CoalitionScorer::ModelRaw(const core::RankedSource& source,
       positions.push_back(history.positions[t]);
       known.push_back(history.items[t]);
     }
-    core::ModelInput input = core::Featurize(bundle_.manifest(), model.shape(), request_,
-                                             positions, known, ranked_.request_time);
+    core::ModelInput input = core::Featurize(bundle_.manifest(), model.shape(), request_, positions,
+                                             known, ranked_.request_time);
     // Context features are present only as players of the coalition; the rest are 0.
     std::vector<float> context(input.context.size(), 0.0f);
     for (size_t c = 0; c < players_.context.size(); ++c) {
@@ -273,10 +272,10 @@ absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t see
   const int M = static_cast<int>(scorer.players().size());
   const size_t K = scorer.num_items();
   const bool enumerate = M >= 2 && M < 31 && (int64_t{1} << M) - 2 <= samples;
-  Design design = enumerate ? EnumeratedDesign(M)
-                  : M >= 2  ? SampledDesign(M, samples, seed)
-                            : Design{{std::vector<bool>(M, true), std::vector<bool>(M, false)},
-                                     {0.0, 0.0}};
+  Design design =
+      enumerate ? EnumeratedDesign(M)
+      : M >= 2  ? SampledDesign(M, samples, seed)
+                : Design{{std::vector<bool>(M, true), std::vector<bool>(M, false)}, {0.0, 0.0}};
   std::vector<double> v;
   if (absl::Status s = scorer.Score(design.coalitions, &v); !s.ok()) return s;
   *evaluated = static_cast<int>(design.coalitions.size());

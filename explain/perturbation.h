@@ -30,9 +30,8 @@ struct Players {
 // Evaluates coalitions of one ranked request for all its returned items, each model's share in
 // one batched pass. A coalition is one flag per player, events first, then context features.
 // The value v(S) of a coalition is the fused score of the request reduced to S without the parts
-// no player changes (the popularity source and the popularity penalty): for the full coalition it is
-// item.score - pop contribution + penalty. Holds references to its arguments.
-// Thread-compatible.
+// no player changes (the popularity source and the popularity penalty): for the full coalition it
+// is item.score - pop contribution + penalty. Holds references to its arguments. Thread-compatible.
 class CoalitionScorer {
  public:
   CoalitionScorer(const core::Bundle& bundle, const core::RecommendRequest& request,

@@ -22,9 +22,8 @@ absl::StatusOr<AttributionMethod> ParseAttributionMethod(absl::string_view name)
   for (const AttributionMethodName& m : AttributionMethodNames()) {
     if (name == m.name) return m.method;
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown attribution method \"", name,
-                                                 "\"; expected one of ",
-                                                 AttributionMethodNameList()));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown attribution method \"", name, "\"; expected one of ", AttributionMethodNameList()));
 }
 
 const char* AttributionMethodFlagName(AttributionMethod method) {

@@ -81,8 +81,7 @@ double RecommendPipeline::CostUnits(const explain::ExplainSettings& settings,
     case AttributionMethod::kOcclusion:
       return (players + 1) * models;
     case AttributionMethod::kKernelShap:
-      return (std::min(static_cast<double>(settings.samples), std::pow(2.0, players)) + 2) *
-             models;
+      return (std::min(static_cast<double>(settings.samples), std::pow(2.0, players)) + 2) * models;
     default:
       return 0.0;  // The exact sources cost microseconds.
   }
@@ -111,8 +110,8 @@ explain::ExplainSettings RecommendPipeline::Settings(const core::RecommendReques
 }
 
 void RecommendPipeline::Afford(const core::Bundle& bundle, const core::RankedList& ranked,
-                               absl::Time deadline, double load,
-                               explain::ExplainSettings* settings, std::string* note) const {
+                               absl::Time deadline, double load, explain::ExplainSettings* settings,
+                               std::string* note) const {
   const bool gradient = settings->method == AttributionMethod::kIntegratedGradients ||
                         settings->method == AttributionMethod::kGradientXInput;
   if (gradient && bundle.models().empty()) {

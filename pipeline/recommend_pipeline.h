@@ -53,12 +53,13 @@ struct PipelineOptions {
 // request finishes on the version it started with.
 class RecommendPipeline {
  public:
-  explicit RecommendPipeline(const PipelineOptions& options)
-      : options_(options) {
+  explicit RecommendPipeline(const PipelineOptions& options) : options_(options) {
     for (auto& rate : seconds_per_unit_) rate.store(options.initial_attribution_seconds_per_unit);
   }
 
-  // Errors: INVALID_ARGUMENT for a bad request (the message names the field),
+  // Throws only what a ModelRunner throws (the TorchScript runner maps every exception to a
+  // status; the server still catches, see WorkerPool). Errors: INVALID_ARGUMENT for a bad request
+  // (the message names the field),
   // DEADLINE_EXCEEDED when `deadline` passes between stages, plus those of core::Ranker.
   // `load`: the server's request-queue fill in [0, 1].
   absl::StatusOr<core::RecommendResponse> Run(const core::RecommendRequest& request,

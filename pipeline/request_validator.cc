@@ -83,8 +83,8 @@ absl::Status CheckFeatures(absl::string_view field,
       if (absl::Status s = CheckNumber(key, value); !s.ok()) return s;
     } else {
       if (value.size() > static_cast<size_t>(limits.max_id_bytes)) {
-        return Invalid(key, absl::StrCat(value.size(), " bytes exceed the limit of ",
-                                         limits.max_id_bytes));
+        return Invalid(
+            key, absl::StrCat(value.size(), " bytes exceed the limit of ", limits.max_id_bytes));
       }
     }
   }
@@ -120,9 +120,9 @@ absl::Status CheckContext(const core::RequestContext& context, const RequestLimi
     if (absl::Status s = CheckTime("context.time", *context.time); !s.ok()) return s;
   }
   if (context.country.size() > static_cast<size_t>(limits.max_id_bytes)) {
-    return Invalid("context.country", absl::StrCat(context.country.size(),
-                                                   " bytes exceed the limit of ",
-                                                   limits.max_id_bytes));
+    return Invalid(
+        "context.country",
+        absl::StrCat(context.country.size(), " bytes exceed the limit of ", limits.max_id_bytes));
   }
   if (absl::Status s = CheckFeatures("context.numeric_features", context.numeric_features, limits);
       !s.ok()) {
@@ -137,8 +137,8 @@ absl::Status CheckListOptions(const core::RecommendRequest& r, const RequestLimi
   if (r.top_k > limits.max_top_k) {
     return Invalid("top_k", absl::StrCat(r.top_k, " exceeds the limit of ", limits.max_top_k));
   }
-  if (absl::Status s = CheckIds("exclude_item_ids", r.exclude_item_ids, limits.max_exclude,
-                                limits.max_id_bytes);
+  if (absl::Status s =
+          CheckIds("exclude_item_ids", r.exclude_item_ids, limits.max_exclude, limits.max_id_bytes);
       !s.ok()) {
     return s;
   }
@@ -177,8 +177,8 @@ absl::Status CheckRankingOptions(const core::RecommendRequest& r, const RequestL
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckIds("filters.deny_categories", r.deny_categories,
-                                limits.max_categories, limits.max_id_bytes);
+  if (absl::Status s = CheckIds("filters.deny_categories", r.deny_categories, limits.max_categories,
+                                limits.max_id_bytes);
       !s.ok()) {
     return s;
   }
@@ -189,8 +189,8 @@ absl::Status CheckRankingOptions(const core::RecommendRequest& r, const RequestL
     if (absl::Status s = CheckNonNegative("filters.max_price", *r.max_price); !s.ok()) return s;
   }
   if (r.min_price && r.max_price && *r.min_price > *r.max_price) {
-    return Invalid("filters.min_price", absl::StrCat(*r.min_price, " exceeds filters.max_price ",
-                                                     *r.max_price));
+    return Invalid("filters.min_price",
+                   absl::StrCat(*r.min_price, " exceeds filters.max_price ", *r.max_price));
   }
   if (r.max_per_category < 0) {
     return Invalid("diversity.max_per_category", absl::StrCat(r.max_per_category, " is negative"));

@@ -9,10 +9,14 @@ namespace recsys::server {
 
 namespace {
 
-constexpr std::array<const char*, kNumFeedbackEvents> kEventNames = {
-    "unspecified",         "shown",     "clicked",
-    "added_to_cart",       "purchased", "explanation_helpful",
-    "explanation_not_helpful", "explanation_hidden"};
+constexpr std::array<const char*, kNumFeedbackEvents> kEventNames = {"unspecified",
+                                                                     "shown",
+                                                                     "clicked",
+                                                                     "added_to_cart",
+                                                                     "purchased",
+                                                                     "explanation_helpful",
+                                                                     "explanation_not_helpful",
+                                                                     "explanation_hidden"};
 
 absl::Status Invalid(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));

@@ -82,9 +82,9 @@ struct ServedItem {
 // joined with what was shown and why.
 struct ServedRecord {
   std::string request_id;
-  absl::Time time;             // When it was served.
+  absl::Time time;  // When it was served.
   std::string bundle_version;
-  std::string method;          // pipeline::AttributionMethodFlagName of the method that ran.
+  std::string method;  // pipeline::AttributionMethodFlagName of the method that ran.
   std::vector<ServedItem> items;
 };
 

@@ -76,8 +76,8 @@ std::string Key(absl::string_view request_id, absl::string_view item_id, absl::s
   return absl::StrCat(request_id.size(), ":", request_id, item_id.size(), ":", item_id, event);
 }
 
-void AppendFeedbackLine(std::string* out, const std::string& request_id,
-                        const FeedbackEntry& entry, absl::Time received) {
+void AppendFeedbackLine(std::string* out, const std::string& request_id, const FeedbackEntry& entry,
+                        absl::Time received) {
   out->append("{\"type\":\"feedback\",\"request_id\":");
   AppendJsonString(out, request_id);
   out->append(",\"item_id\":");
@@ -102,8 +102,8 @@ void AppendServedLine(std::string* out, const ServedRecord& r) {
     AppendJsonString(out, item.reason);
     out->append(",\"reason_kind\":");
     AppendJsonString(out, item.reason_kind);
-    absl::StrAppend(out, ",\"reason_share\":",
-                    std::isfinite(item.reason_share) ? item.reason_share : 0.0, "}");
+    absl::StrAppend(
+        out, ",\"reason_share\":", std::isfinite(item.reason_share) ? item.reason_share : 0.0, "}");
   }
   out->append("]}\n");
 }
@@ -144,8 +144,8 @@ absl::StatusOr<std::unique_ptr<FeedbackLog>> FeedbackLog::Open(const FeedbackLog
   std::error_code ec;
   std::filesystem::create_directories(options.dir, ec);
   if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("feedback log ", options.dir, ": cannot create the directory: ", ec.message()));
+    return absl::UnavailableError(absl::StrCat("feedback log ", options.dir,
+                                               ": cannot create the directory: ", ec.message()));
   }
   std::unique_ptr<FeedbackLog> log(new FeedbackLog(options));
   if (absl::Status s = log->Recover(); !s.ok()) return s;
@@ -208,7 +208,11 @@ absl::Status FeedbackLog::LoadIndex() {
     return absl::UnavailableError(
         absl::StrCat("feedback log ", options_.dir, ": cannot list: ", ec.message()));
   }
-  std::sort(rotated.begin(), rotated.end());  // Oldest first: names start with the UTC time.
+  // Oldest first by sequence number, which only grows (the time in the name comes from a clock
+  // that may step back).
+  std::sort(rotated.begin(), rotated.end(), [](const std::string& a, const std::string& b) {
+    return RotatedSeq(a) < RotatedSeq(b);
+  });
   const size_t keep = std::min(rotated.size(), static_cast<size_t>(options_.dedup_rotated_files));
   std::vector<std::string> files(rotated.end() - keep, rotated.end());
   files.push_back(kCurrentName);
@@ -284,7 +288,12 @@ void FeedbackLog::Close() {
     absl::MutexLock lock(&mu_);
     closing_ = true;
   }
-  if (writer_.joinable()) writer_.join();
+  if (!writer_.joinable()) {  // Open failed, or closed already: leave the files as they are.
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    return;
+  }
+  writer_.join();
   if (fd_ < 0) return;
   // Everything written ends up in a complete rotated file, which the collector ships whole.
   absl::Status status = file_bytes_ > 0 && !broken_ ? RenameCurrent() : absl::OkStatus();
@@ -377,8 +386,8 @@ void FeedbackLog::Commit(std::vector<Pending> calls, std::string served) {
     if (status.ok()) {
       calls[c].done(results[c]);
     } else {
-      calls[c].done(absl::UnavailableError(absl::StrCat(
-          status.message(), "; nothing of this call was stored, retry it")));
+      calls[c].done(absl::UnavailableError(
+          absl::StrCat(status.message(), "; nothing of this call was stored, retry it")));
     }
   }
 }
@@ -406,10 +415,9 @@ absl::Status FeedbackLog::RenameCurrent() {
   const std::string current = options_.dir + "/" + kCurrentName;
   // Served records were written without a sync: the rotated file is complete on disk.
   if (fdatasync(fd_) != 0) return absl::UnavailableError(Errno("fdatasync", current));
-  const std::string name = absl::StrFormat("%s%s-%06d%s", kRotatedPrefix,
-                                           absl::FormatTime("%Y%m%dT%H%M%E3SZ", Now(),
-                                                            absl::UTCTimeZone()),
-                                           next_seq_, kSuffix);
+  const std::string name = absl::StrFormat(
+      "%s%s-%06d%s", kRotatedPrefix,
+      absl::FormatTime("%Y%m%dT%H%M%E3SZ", Now(), absl::UTCTimeZone()), next_seq_, kSuffix);
   const std::string path = options_.dir + "/" + name;
   if (rename(current.c_str(), path.c_str()) != 0) {
     return absl::UnavailableError(Errno("rename to " + name, current));
@@ -427,7 +435,9 @@ absl::Status FeedbackLog::WriteAll(const std::string& text) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const absl::Status status =
-          absl::UnavailableError(Errno("write", options_.dir + "/" + kCurrentName));
+          n == 0 ? absl::UnavailableError(absl::StrCat("write ", options_.dir, "/", kCurrentName,
+                                                       ": wrote nothing (disk full?)"))
+                 : absl::UnavailableError(Errno("write", options_.dir + "/" + kCurrentName));
       // A partial write is taken back out, so the file holds only whole, acknowledged lines.
       if (done > 0 && ftruncate(fd_, file_bytes_) != 0) broken_ = true;
       return status;

@@ -21,10 +21,10 @@ namespace recsys::server {
 
 // One write of the writer thread, for metrics.
 struct FeedbackLogCommit {
-  bool ok = true;         // False: a write, fdatasync or rotation failed.
-  bool synced = false;    // The write was fdatasync'ed (it held feedback, not only served records).
-  bool rotated = false;   // The current file was rotated before the write.
-  double seconds = 0.0;   // Write (and rotation and fdatasync) time.
+  bool ok = true;        // False: a write, fdatasync or rotation failed.
+  bool synced = false;   // The write was fdatasync'ed (it held feedback, not only served records).
+  bool rotated = false;  // The current file was rotated before the write.
+  double seconds = 0.0;  // Write (and rotation and fdatasync) time.
 };
 
 struct FeedbackLogOptions {

@@ -120,7 +120,8 @@ absl::StatusOr<recsys::server::ServerOptions> OptionsFromFlags(int cpus) {
   absl::StatusOr<recsys::core::AttributionMethod> method =
       recsys::pipeline::ParseAttributionMethod(absl::GetFlag(FLAGS_explain_method));
   if (!method.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--explain_method: ", method.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--explain_method: ", method.status().message()));
   }
   pipeline.default_method = *method;
   pipeline.default_ig_steps = absl::GetFlag(FLAGS_ig_steps);

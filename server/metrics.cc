@@ -10,17 +10,16 @@ namespace {
 
 const char* const kRpcNames[kNumRpcs] = {"Recommend", "GetModelInfo", "Feedback"};
 const char* const kCodeNames[kNumCodes] = {
-    "OK",         "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",   "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",      "DATA_LOSS",
-    "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 const char* const kStages[] = {"validate", "rank", "explain"};
 
 // From 50 us to 10 s: sub-millisecond requests and slow outliers both land in a bucket.
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-          0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0};
 }
 
 }  // namespace
@@ -36,11 +35,12 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry)
                       .Help("Requests waiting for a worker thread")
                       .Register(registry)
                       .Add({})),
-      rejected_total(prometheus::BuildCounter()
-                         .Name("recsys_rejected_total")
-                         .Help("Requests refused with RESOURCE_EXHAUSTED because the queue was full")
-                         .Register(registry)
-                         .Add({})),
+      rejected_total(
+          prometheus::BuildCounter()
+              .Name("recsys_rejected_total")
+              .Help("Requests refused with RESOURCE_EXHAUSTED because the queue was full")
+              .Register(registry)
+              .Add({})),
       dropped_total(prometheus::BuildCounter()
                         .Name("recsys_dropped_total")
                         .Help("Requests dropped before work because their deadline passed or "
@@ -93,7 +93,8 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry)
                      .Help("Feedback events stored in the log, by event")
                      .Register(registry);
   for (int e = 1; e < kNumFeedbackEvents; ++e) {
-    feedback_events_[e] = &events.Add({{"event", FeedbackEventName(static_cast<FeedbackEvent>(e))}});
+    feedback_events_[e] =
+        &events.Add({{"event", FeedbackEventName(static_cast<FeedbackEvent>(e))}});
   }
   auto& requests = prometheus::BuildCounter()
                        .Name("recsys_requests_total")
@@ -135,7 +136,8 @@ void ServiceMetrics::RecordStages(const std::vector<core::StageTiming>& timings)
 
 void ServiceMetrics::RecordFeedback(const FeedbackResult& result) {
   for (int e = 1; e < kNumFeedbackEvents; ++e) {
-    if (result.accepted_by_event[e] > 0) feedback_events_[e]->Increment(result.accepted_by_event[e]);
+    if (result.accepted_by_event[e] > 0)
+      feedback_events_[e]->Increment(result.accepted_by_event[e]);
   }
   if (result.duplicates > 0) feedback_duplicates_.Increment(result.duplicates);
 }

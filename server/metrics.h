@@ -47,11 +47,11 @@ class ServiceMetrics {
   // Counts one write of the feedback log's writer thread.
   void RecordFeedbackCommit(const FeedbackLogCommit& commit);
 
-  prometheus::Gauge& queue_depth;         // Requests waiting for a worker.
-  prometheus::Counter& rejected_total;    // Requests refused because the queue was full.
-  prometheus::Counter& dropped_total;     // Requests dropped (deadline passed or cancelled).
-  prometheus::Gauge& bundle_items;        // Catalogue size of the bundle being served.
-  prometheus::Gauge& bundle_loaded_unix;  // When it was loaded.
+  prometheus::Gauge& queue_depth;          // Requests waiting for a worker.
+  prometheus::Counter& rejected_total;     // Requests refused because the queue was full.
+  prometheus::Counter& dropped_total;      // Requests dropped (deadline passed or cancelled).
+  prometheus::Gauge& bundle_items;         // Catalogue size of the bundle being served.
+  prometheus::Gauge& bundle_loaded_unix;   // When it was loaded.
   prometheus::Counter& bundle_reloads;     // New versions loaded by the watcher.
   prometheus::Counter& bundle_rejections;  // New versions rejected (old one kept).
   prometheus::Counter& served_logged;      // Served records handed to the feedback log.

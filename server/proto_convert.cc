@@ -203,16 +203,15 @@ void ToModelInfo(const core::Bundle& bundle, const pipeline::PipelineOptions& op
   p->mutable_created_at()->set_seconds(m.created_unix);
   p->set_catalog_size(bundle.catalog().size());
   p->set_data_source(m.data_source);
-  for (const core::ModelSpec& model : m.models) {
+  for (size_t i = 0; i < m.models.size(); ++i) {
+    const core::ModelSpec& model = m.models[i];
     v1::ModelInfo* pm = p->add_models();
     pm->set_name(model.name);
     pm->set_kind(model.kind);
     pm->set_file(model.file);
     pm->set_embedding_dim(model.embedding_dim);
     pm->set_max_history(model.max_history);
-    for (const auto& runner : bundle.models()) {
-      if (runner->name() == model.name) pm->set_device(runner->device());
-    }
+    pm->set_device(bundle.models()[i]->device());  // Bundle::models() is in manifest order.
   }
   for (const core::SourceSpec& s : m.sources) {
     v1::SourceInfo* ps = p->add_sources();

@@ -7,8 +7,8 @@
 #include "core/bundle.h"
 #include "core/types.h"
 #include "grpcpp/support/status.h"
-#include "recsys/v1/recommender.pb.h"
 #include "pipeline/recommend_pipeline.h"
+#include "recsys/v1/recommender.pb.h"
 #include "server/feedback.h"
 
 namespace recsys::server {

@@ -56,37 +56,39 @@ grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerCont
     finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no model bundle loaded yet"));
     return reactor;
   }
-  const bool accepted = pool_->TrySubmit([this, context, request, response_bytes, bundle, finish] {
-    metrics_->queue_depth.Set(pool_->queue_depth());
-    const absl::Time deadline = DeadlineOf(*context);
-    if (context->IsCancelled()) {
-      metrics_->dropped_total.Increment();
-      finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled before work started"));
-      return;
-    }
-    if (absl::Now() >= deadline) {
-      metrics_->dropped_total.Increment();
-      finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                          "deadline passed while the request was queued"));
-      return;
-    }
-    absl::StatusOr<core::RecommendResponse> result =
-        pipeline_->Run(ToDomain(*request), *bundle, deadline, pool_->load());
-    if (!result.ok()) {
-      finish(ToGrpcStatus(result.status()));
-      return;
-    }
-    metrics_->RecordStages(result->metadata.stage_timings);
-    v1::RecommendResponse response;
-    ToProto(*result, &response);
-    // Before the response goes out: a Feedback call about it then finds it logged.
-    LogServed(*result);
-    bool own_buffer;
-    finish(grpc::SerializationTraits<v1::RecommendResponse>::Serialize(response, response_bytes,
-                                                                       &own_buffer));
-  }, [finish](const std::string& what) {
-    finish(grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat("internal error: ", what)));
-  });
+  const bool accepted = pool_->TrySubmit(
+      [this, context, request, response_bytes, bundle, finish] {
+        metrics_->queue_depth.Set(pool_->queue_depth());
+        const absl::Time deadline = DeadlineOf(*context);
+        if (context->IsCancelled()) {
+          metrics_->dropped_total.Increment();
+          finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled before work started"));
+          return;
+        }
+        if (absl::Now() >= deadline) {
+          metrics_->dropped_total.Increment();
+          finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                              "deadline passed while the request was queued"));
+          return;
+        }
+        absl::StatusOr<core::RecommendResponse> result =
+            pipeline_->Run(ToDomain(*request), *bundle, deadline, pool_->load());
+        if (!result.ok()) {
+          finish(ToGrpcStatus(result.status()));
+          return;
+        }
+        metrics_->RecordStages(result->metadata.stage_timings);
+        v1::RecommendResponse response;
+        ToProto(*result, &response);
+        // Before the response goes out: a Feedback call about it then finds it logged.
+        LogServed(*result);
+        bool own_buffer;
+        finish(grpc::SerializationTraits<v1::RecommendResponse>::Serialize(response, response_bytes,
+                                                                           &own_buffer));
+      },
+      [finish](const std::string& what) {
+        finish(grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat("internal error: ", what)));
+      });
   metrics_->queue_depth.Set(pool_->queue_depth());
   if (!accepted) {
     metrics_->rejected_total.Increment();
@@ -133,19 +135,19 @@ grpc::ServerUnaryReactor* RecommenderService::Feedback(grpc::CallbackServerConte
     return reactor;
   }
   // Finished on the log's writer thread once the events are on disk.
-  feedback_log_->Append(std::move(feedback), [this, finish, response_bytes](
-                                                 absl::StatusOr<FeedbackResult> result) {
-    if (!result.ok()) {
-      finish(ToGrpcStatus(result.status()));
-      return;
-    }
-    metrics_->RecordFeedback(*result);
-    v1::FeedbackResponse response;
-    ToProto(*result, &response);
-    bool own_buffer;
-    finish(grpc::SerializationTraits<v1::FeedbackResponse>::Serialize(response, response_bytes,
-                                                                      &own_buffer));
-  });
+  feedback_log_->Append(std::move(feedback),
+                        [this, finish, response_bytes](absl::StatusOr<FeedbackResult> result) {
+                          if (!result.ok()) {
+                            finish(ToGrpcStatus(result.status()));
+                            return;
+                          }
+                          metrics_->RecordFeedback(*result);
+                          v1::FeedbackResponse response;
+                          ToProto(*result, &response);
+                          bool own_buffer;
+                          finish(grpc::SerializationTraits<v1::FeedbackResponse>::Serialize(
+                              response, response_bytes, &own_buffer));
+                        });
   return reactor;
 }
 

@@ -6,10 +6,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "core/bundle.h"
+#include "pipeline/recommend_pipeline.h"
 #include "recsys/v1/recommender.grpc.pb.h"
 #include "server/feedback_log.h"
 #include "server/metrics.h"
-#include "pipeline/recommend_pipeline.h"
 #include "server/worker_pool.h"
 
 namespace recsys::server {

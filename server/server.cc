@@ -41,7 +41,8 @@ absl::Status WarmUp(const pipeline::RecommendPipeline& pipeline, const core::Bun
     return absl::InternalError(absl::StrCat("warm-up request failed: ", e.what()));
   }
   if (!response.ok()) {
-    return absl::InternalError(absl::StrCat("warm-up request failed: ", response.status().ToString()));
+    return absl::InternalError(
+        absl::StrCat("warm-up request failed: ", response.status().ToString()));
   }
   return absl::OkStatus();
 }
@@ -98,8 +99,8 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
     return bad("max_receive_message_bytes: must be > 0");
   }
   if (p.default_top_k < 1 || p.default_top_k > limits.max_top_k) {
-    return bad(absl::StrCat("default_top_k: ", p.default_top_k, " is not in [1, max_top_k = ",
-                            limits.max_top_k, "]"));
+    return bad(absl::StrCat("default_top_k: ", p.default_top_k,
+                            " is not in [1, max_top_k = ", limits.max_top_k, "]"));
   }
   if (p.default_max_attributions < 1) return bad("default_max_attributions: must be >= 1");
   if (p.default_ig_steps < 1 || p.default_ig_steps > limits.max_steps) {
@@ -107,8 +108,8 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
                             limits.max_steps, "]"));
   }
   if (p.default_shap_samples < 2 || p.default_shap_samples > limits.max_samples) {
-    return bad(absl::StrCat("default_shap_samples: ", p.default_shap_samples,
-                            " is not in [2, ", limits.max_samples, "]"));
+    return bad(absl::StrCat("default_shap_samples: ", p.default_shap_samples, " is not in [2, ",
+                            limits.max_samples, "]"));
   }
   if (!(p.reason_min_share >= 0.0 && p.reason_min_share <= 1.0)) {
     return bad(absl::StrCat("reason_min_share: ", p.reason_min_share, " is not in [0, 1]"));
@@ -125,8 +126,7 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   if (options.feedback_log_max_bytes <= 0) return bad("feedback_log_max_bytes: must be > 0");
   if (options.feedback_log_dedup_files < 0) return bad("feedback_log_dedup_files: must be >= 0");
   if (!(options.served_log_sample >= 0.0 && options.served_log_sample <= 1.0)) {
-    return bad(absl::StrCat("served_log_sample: ", options.served_log_sample,
-                            " is not in [0, 1]"));
+    return bad(absl::StrCat("served_log_sample: ", options.served_log_sample, " is not in [0, 1]"));
   }
   if (options.served_log_sample > 0.0 && options.feedback_log_dir.empty()) {
     return bad("served_log_sample: served records need a feedback_log_dir");
@@ -226,14 +226,12 @@ absl::Status RecsysServer::ReloadNow() {
   std::shared_ptr<const core::Bundle> current = bundles_->Get();
   if (current != nullptr && current->dir() == *dir) return absl::OkStatus();
   std::error_code ec;
-  const auto mtime = std::filesystem::last_write_time(
-      std::filesystem::path(*dir) / "manifest.json", ec);
-  const std::string key =
-      absl::StrCat(*dir, "@", ec ? 0 : mtime.time_since_epoch().count());
+  const auto mtime =
+      std::filesystem::last_write_time(std::filesystem::path(*dir) / "manifest.json", ec);
+  const std::string key = absl::StrCat(*dir, "@", ec ? 0 : mtime.time_since_epoch().count());
   if (key == rejected_) return rejected_status_;  // Not tried again.
 
-  absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle =
-      core::Bundle::Load(*dir, loader_);
+  absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle = core::Bundle::Load(*dir, loader_);
   absl::Status status = bundle.status();
   if (bundle.ok()) status = WarmUp(*pipeline_, **bundle);
   const std::string old_version = current == nullptr ? "" : current->manifest().version;
@@ -241,8 +239,8 @@ absl::Status RecsysServer::ReloadNow() {
     rejected_ = key;
     rejected_status_ = status;
     metrics_->bundle_rejections.Increment();
-    std::cerr << "recsys_server: rejected bundle " << *dir << ": " << status
-              << "; still serving " << old_version << "\n";
+    std::cerr << "recsys_server: rejected bundle " << *dir << ": " << status << "; still serving "
+              << old_version << "\n";
     return status;
   }
   bundles_->Set(*bundle);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <iostream>
 
 namespace recsys::server {
 
@@ -54,7 +55,11 @@ void WorkerPool::Run(const Task& task) {
   } catch (...) {
     what = "unknown exception";
   }
-  if (task.on_exception) task.on_exception(what);
+  if (task.on_exception) {
+    task.on_exception(what);
+  } else {
+    std::cerr << "recsys_server: a worker task threw and has no handler: " << what << "\n";
+  }
 }
 
 void WorkerPool::Loop() {

@@ -31,7 +31,8 @@ class WorkerPool {
   // Queues `task` and returns true, or returns false without running it when the queue is full
   // or the pool is shutting down. A task that throws does not end the process or the thread:
   // the pool catches the exception and calls `on_exception` with its what() (a request's task
-  // answers INTERNAL there).
+  // answers INTERNAL there; it runs only when `task` did not finish its call), or logs it to
+  // stderr without a handler.
   bool TrySubmit(std::function<void()> task,
                  std::function<void(const std::string&)> on_exception = nullptr);
 

@@ -3,8 +3,8 @@
 //   recsys_build_bundle --input=data/online-retail-ii/online_retail_ii.csv.gz --out_root=bundles
 //
 // The CF defaults are the settings tools/evaluate.sh chose on the validation month
-// (docs/evaluation.md). Prints progress on a terminal and one summary line at the end; exits non-zero with one clear
-// line on error.
+// (docs/evaluation.md). Prints progress on a terminal and one summary line at the end; exits
+// non-zero with one clear line on error.
 #include <unistd.h>
 
 #include <algorithm>

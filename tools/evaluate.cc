@@ -22,6 +22,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -30,7 +31,6 @@
 #include "core/ranker.h"
 #include "core/retail_data.h"
 #include "core/torch_model_runner.h"
-#include "absl/strings/numbers.h"
 
 ABSL_FLAG(std::string, input, "data/online-retail-ii/online_retail_ii.csv.gz",
           "Purchase data in the Online Retail II layout (uncut)");
@@ -137,9 +137,8 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << message << "\n";
     return 1;
   };
-  absl::StatusOr<std::shared_ptr<const recsys::core::Bundle>> bundle =
-      recsys::core::Bundle::Load(absl::GetFlag(FLAGS_bundle),
-                                 recsys::core::TorchScriptLoader("cpu"));
+  absl::StatusOr<std::shared_ptr<const recsys::core::Bundle>> bundle = recsys::core::Bundle::Load(
+      absl::GetFlag(FLAGS_bundle), recsys::core::TorchScriptLoader("cpu"));
   if (!bundle.ok()) return fail(bundle.status().ToString());
   const int64_t cutoff = (*bundle)->manifest().train_cutoff_unix;
   if (cutoff == 0) return fail("the bundle was built without --cutoff: nothing is held out");
@@ -150,10 +149,9 @@ int main(int argc, char** argv) {
   absl::StatusOr<recsys::core::RetailData> data =
       recsys::core::ReadRetailCsv(absl::GetFlag(FLAGS_input), {});
   if (!data.ok()) return fail(data.status().ToString());
-  const std::vector<EvalCase> cases = recsys::core::MakeNextBasketCases(
-      *data, cutoff, *end, absl::GetFlag(FLAGS_max_history));
-  const std::vector<EvalCase> cold_cases =
-      recsys::core::MakeNewCustomerCases(*data, cutoff, *end);
+  const std::vector<EvalCase> cases =
+      recsys::core::MakeNextBasketCases(*data, cutoff, *end, absl::GetFlag(FLAGS_max_history));
+  const std::vector<EvalCase> cold_cases = recsys::core::MakeNewCustomerCases(*data, cutoff, *end);
 
   // Popularity before the cut-off, overall and recent, in the bundle's catalogue.
   const recsys::core::Catalog& catalog = (*bundle)->catalog();
@@ -199,7 +197,8 @@ int main(int argc, char** argv) {
     for (absl::string_view kv : absl::StrSplit(absl::GetFlag(FLAGS_weights), ',')) {
       std::pair<std::string, std::string> parts = absl::StrSplit(kv, '=');
       double w;
-      if (!absl::SimpleAtod(parts.second, &w)) return fail("--weights: bad entry " + std::string(kv));
+      if (!absl::SimpleAtod(parts.second, &w))
+        return fail("--weights: bad entry " + std::string(kv));
       blend_weights.emplace_back(parts.first, w);
     }
   }
@@ -250,8 +249,8 @@ int main(int argc, char** argv) {
           ranked = TopAllowed(recent_popular, c, only_new);
         } else if (method == "recent_popular_country") {
           auto it = recent_popular_country.find(c.country);
-          ranked = TopAllowed(it == recent_popular_country.end() ? recent_popular : it->second,
-                              c, only_new);
+          ranked = TopAllowed(it == recent_popular_country.end() ? recent_popular : it->second, c,
+                              only_new);
         } else if (method == "repeat") {
           ranked = only_new ? std::vector<std::string>() : Repeat(c);
         } else if (method == "blend") {

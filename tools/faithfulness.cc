@@ -72,8 +72,7 @@ class Client {
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     grpc::Status status = stub_->Recommend(&context, request, response);
     if (!status.ok()) {
-      std::cerr << "error: code " << status.error_code() << ": " << status.error_message()
-                << "\n";
+      std::cerr << "error: code " << status.error_code() << ": " << status.error_message() << "\n";
     }
     return status.ok();
   }
@@ -126,8 +125,8 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << data.status() << "\n";
     return 1;
   }
-  std::vector<recsys::core::EvalCase> cases = recsys::core::MakeNextBasketCases(
-      *data, *cutoff, *end, absl::GetFlag(FLAGS_max_history));
+  std::vector<recsys::core::EvalCase> cases =
+      recsys::core::MakeNextBasketCases(*data, *cutoff, *end, absl::GetFlag(FLAGS_max_history));
   if (cases.size() > static_cast<size_t>(absl::GetFlag(FLAGS_cases))) {
     cases.resize(absl::GetFlag(FLAGS_cases));
   }
@@ -202,8 +201,7 @@ int main(int argc, char** argv) {
   std::cout << absl::StrFormat(
       "%d held-out requests (customers with a basket in [%s, %s), last %d purchases before "
       "the cut-off as history%s), top-1 item of each, top_k 10.\n\n",
-      used, absl::GetFlag(FLAGS_cutoff), absl::GetFlag(FLAGS_end),
-      absl::GetFlag(FLAGS_max_history),
+      used, absl::GetFlag(FLAGS_cutoff), absl::GetFlag(FLAGS_end), absl::GetFlag(FLAGS_max_history),
       absl::GetFlag(FLAGS_exclude_history) ? ", only items new to the shopper" : "");
   std::cout << "| method | mean score drop, top-attributed event deleted | mean score drop, random "
                "event deleted | top >= random | mean abs completeness error | median explain "

@@ -1,12 +1,11 @@
 #include "tools/heldout.h"
 
-#include "pipeline/attribution_methods.h"
-#include "server/proto_convert.h"
-
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "core/retail_data.h"
+#include "pipeline/attribution_methods.h"
+#include "server/proto_convert.h"
 
 namespace recsys::tools {
 

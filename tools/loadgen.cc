@@ -41,9 +41,9 @@
 #include "core/torch_model_runner.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "pipeline/recommend_pipeline.h"
 #include "recsys/v1/recommender.grpc.pb.h"
 #include "server/proto_convert.h"
-#include "pipeline/recommend_pipeline.h"
 #include "tools/heldout.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "Server address (loopback)");

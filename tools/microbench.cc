@@ -86,7 +86,8 @@ void BM_CfScoring(benchmark::State& state) {
   int64_t n = 0;
   for (auto _ : state) {
     core::RankedList ranked;
-    benchmark::DoNotOptimize(core::Ranker::Rank(*fixture->cf_only, RequestAt(n++), 10, &ranked, kNow));
+    benchmark::DoNotOptimize(
+        core::Ranker::Rank(*fixture->cf_only, RequestAt(n++), 10, &ranked, kNow));
   }
 }
 BENCHMARK(BM_CfScoring);
@@ -138,9 +139,8 @@ void SelectOverIndices(benchmark::State& state, Select select) {
   for (auto _ : state) {
     std::vector<core::ItemIndex> order(scores.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<core::ItemIndex>(i);
-    select(order.begin(), order.begin() + 100, order.end(), [&](int a, int b) {
-      return scores[a] != scores[b] ? scores[a] > scores[b] : a < b;
-    });
+    select(order.begin(), order.begin() + 100, order.end(),
+           [&](int a, int b) { return scores[a] != scores[b] ? scores[a] > scores[b] : a < b; });
     benchmark::DoNotOptimize(order.data());
   }
 }
@@ -223,8 +223,7 @@ BENCHMARK(BM_ParseRequest);
 void BM_RequestToDomain(benchmark::State& state) {
   int64_t n = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(
-        recsys::server::ToDomain(fixture->wire[n++ % fixture->wire.size()]));
+    benchmark::DoNotOptimize(recsys::server::ToDomain(fixture->wire[n++ % fixture->wire.size()]));
   }
 }
 BENCHMARK(BM_RequestToDomain);

@@ -37,14 +37,12 @@ TEST(ManifestTest, RoundTripsThroughJson) {
 
 TEST(ManifestTest, RejectsBadManifestsWithAReason) {
   EXPECT_THAT(ParseManifest("{").status().message(), HasSubstr("malformed manifest"));
-  EXPECT_THAT(ParseManifest(R"({"format_version": 2, "version": "x", "sources": []})")
-                  .status()
-                  .message(),
-              HasSubstr("format_version 2"));
-  EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x", "sources": []})")
-                  .status()
-                  .message(),
-              HasSubstr("no \"cf\""));
+  EXPECT_THAT(
+      ParseManifest(R"({"format_version": 2, "version": "x", "sources": []})").status().message(),
+      HasSubstr("format_version 2"));
+  EXPECT_THAT(
+      ParseManifest(R"({"format_version": 1, "version": "x", "sources": []})").status().message(),
+      HasSubstr("no \"cf\""));
   EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x", "cf": {"recency_decay": 0},
                                 "sources": [{"name": "cf"}]})")
                   .status()
@@ -85,8 +83,9 @@ TEST(BundleTest, LoadNamesTheBrokenFile) {
   absl::StatusOr<BundleBuildResult> built = BuildCfBundle(options);
   ASSERT_TRUE(built.ok());
 
-  testing::WriteFile(built->dir + "/items.tsv", "id\tdescription\tprice\tcategory\tpopularity\trecent_popularity\n"
-                                               "A\tx\tcheap\t\t1\t0\n");
+  testing::WriteFile(built->dir + "/items.tsv",
+                     "id\tdescription\tprice\tcategory\tpopularity\trecent_popularity\n"
+                     "A\tx\tcheap\t\t1\t0\n");
   absl::Status s = Bundle::Load(built->dir).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(s.message(), HasSubstr("items.tsv:2: bad price 'cheap'"));

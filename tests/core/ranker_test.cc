@@ -19,10 +19,10 @@ namespace recsys::core {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::UnorderedElementsAre;
-using ::testing::UnorderedElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
+using ::testing::UnorderedElementsAreArray;
 
 // Similarities of the tiny data with shrinkage 1 (see cf_index_test.cc).
 const double kSimAB = 0.5;
@@ -280,8 +280,8 @@ class RankerModelsTest : public ::testing::Test {
     const ModelShape& shape = Model(name).shape();
     ModelInput empty;
     empty.items.assign(shape.max_history, shape.num_items);
-    empty.event_features.assign(static_cast<size_t>(shape.max_history) *
-                                    shape.num_event_features, 0.0f);
+    empty.event_features.assign(static_cast<size_t>(shape.max_history) * shape.num_event_features,
+                                0.0f);
     empty.mask.assign(shape.max_history, 0.0f);
     empty.context.assign(shape.num_context, 0.0f);
     return ModelScore(name, empty, item);

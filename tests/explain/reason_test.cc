@@ -85,10 +85,9 @@ TEST(ReasonTest, TheMinimumShareAppliesToEachItemOnItsOwn) {
                                                             {"21C", "history_event"},
                                                             {"21D", "popularity"}}));
   const core::RankedList some = Explained(*bundle, request, 0.6);
-  EXPECT_EQ(Kinds(some), (std::map<std::string, std::string>{{"21A", "none"},
-                                                             {"21B", "popularity"},
-                                                             {"21C", "none"},
-                                                             {"21D", "popularity"}}));
+  EXPECT_EQ(Kinds(some),
+            (std::map<std::string, std::string>{
+                {"21A", "none"}, {"21B", "popularity"}, {"21C", "none"}, {"21D", "popularity"}}));
   for (const core::RecommendedItem& item : some.items) {
     SCOPED_TRACE(item.item_id);
     EXPECT_EQ(item.reason.empty(), item.reason_kind == "none");
@@ -122,8 +121,7 @@ TEST(ReasonTest, ARepeatPurchaseIsItsOwnKind) {
   ASSERT_EQ(b.item_id, "21B");
   EXPECT_EQ(b.reason, "you bought it before");
   EXPECT_EQ(b.reason_kind, "repeat_purchase");
-  EXPECT_NEAR(b.reason_share, b.attributions[0].attribution / (b.score - b.baseline_score),
-              1e-12);
+  EXPECT_NEAR(b.reason_share, b.attributions[0].attribution / (b.score - b.baseline_score), 1e-12);
   EXPECT_GT(b.reason_share, 0.5);
 }
 

@@ -29,9 +29,8 @@ namespace {
 using namespace recsys;  // NOLINT: a fuzzer's one file.
 
 std::shared_ptr<const core::Bundle> MakeBundle() {
-  const std::string root = (std::filesystem::temp_directory_path() /
-                            absl::StrCat("recsys_fuzz_", getpid()))
-                               .string();
+  const std::string root =
+      (std::filesystem::temp_directory_path() / absl::StrCat("recsys_fuzz_", getpid())).string();
   std::filesystem::remove_all(root);
   std::filesystem::create_directories(root);
   {
@@ -71,7 +70,8 @@ std::shared_ptr<const core::Bundle> MakeBundle() {
 
 std::string Id(FuzzedDataProvider& in) {
   static const char* kIds[] = {"21A", "21B", "21C", "21D", "21E", "unknown", ""};
-  return in.ConsumeBool() ? kIds[in.ConsumeIntegralInRange<int>(0, 6)] : in.ConsumeRandomLengthString(80);
+  return in.ConsumeBool() ? kIds[in.ConsumeIntegralInRange<int>(0, 6)]
+                          : in.ConsumeRandomLengthString(80);
 }
 
 double Number(FuzzedDataProvider& in) {
@@ -103,8 +103,10 @@ core::RecommendRequest MakeRequest(FuzzedDataProvider& in) {
   r.context.country = in.ConsumeBool() ? "France" : in.ConsumeRandomLengthString(20);
   if (in.ConsumeBool()) r.context.numeric_features.emplace_back("log_recency_days", Number(in));
   r.top_k = in.ConsumeIntegralInRange<int>(-2, 110);
-  for (int n = in.ConsumeIntegralInRange<int>(0, 3); n > 0; --n) r.exclude_item_ids.push_back(Id(in));
-  for (int n = in.ConsumeIntegralInRange<int>(0, 4); n > 0; --n) r.candidate_item_ids.push_back(Id(in));
+  for (int n = in.ConsumeIntegralInRange<int>(0, 3); n > 0; --n)
+    r.exclude_item_ids.push_back(Id(in));
+  for (int n = in.ConsumeIntegralInRange<int>(0, 4); n > 0; --n)
+    r.candidate_item_ids.push_back(Id(in));
   r.candidates_only = in.ConsumeBool();
   if (in.ConsumeBool()) r.fusion_weights.emplace_back(in.ConsumeBool() ? "rnn" : "cf", Number(in));
   if (in.ConsumeBool()) r.exclude_history = in.ConsumeBool();
@@ -125,12 +127,12 @@ core::RecommendRequest MakeRequest(FuzzedDataProvider& in) {
 }
 
 // Traps with the failed condition and the request, so that a crash file explains itself.
-#define CHECK_OR_TRAP(condition)                                                 \
-  do {                                                                           \
-    if (!(condition)) {                                                          \
+#define CHECK_OR_TRAP(condition)                                                   \
+  do {                                                                             \
+    if (!(condition)) {                                                            \
       std::fprintf(stderr, "check failed at line %d: %s\n", __LINE__, #condition); \
-      __builtin_trap();                                                          \
-    }                                                                            \
+      __builtin_trap();                                                            \
+    }                                                                              \
   } while (0)
 
 }  // namespace
@@ -150,8 +152,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CHECK_OR_TRAP(static_cast<int>(response->items.size()) <= top_k);
   for (const core::RecommendedItem& item : response->items) {
     CHECK_OR_TRAP(std::isfinite(item.score) && std::isfinite(item.baseline_score) &&
-          std::isfinite(item.completeness_error));
-    for (const core::Attribution& a : item.attributions) CHECK_OR_TRAP(std::isfinite(a.attribution));
+                  std::isfinite(item.completeness_error));
+    for (const core::Attribution& a : item.attributions)
+      CHECK_OR_TRAP(std::isfinite(a.attribution));
     for (const std::string& id : request.exclude_item_ids) CHECK_OR_TRAP(item.item_id != id);
     if (request.candidates_only) {
       bool listed = false;

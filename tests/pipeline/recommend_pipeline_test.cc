@@ -48,7 +48,7 @@ TEST(RecommendPipelineTest, RanksExplainsAndTimesEachStage) {
   EXPECT_EQ(r->metadata.bundle_version, "v1");
   EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kCfExact);  // Default.
   EXPECT_EQ(r->metadata.explanation_note, "");  // No models: nothing is left unexplained.
-  ASSERT_EQ(r->items.size(), 4u);  // Three related items, one back-filled.
+  ASSERT_EQ(r->items.size(), 4u);               // Three related items, one back-filled.
   EXPECT_FALSE(r->items[0].attributions.empty());
   EXPECT_THAT(Stages(*r), ElementsAre("validate", "rank", "explain"));
 }
@@ -139,8 +139,8 @@ TEST_F(RecommendPipelineModelsTest, StageTimingsReadTheInjectedClock) {
 TEST_F(RecommendPipelineModelsTest, AnExpiredDeadlineStopsBeforeRanking) {
   Load(absl::Milliseconds(1));
   RecommendPipeline pipeline(Options());
-  absl::Status s = pipeline.Run(testing::RequestWithHistory({"21A"}), *bundle_, clock_.Now())
-                       .status();
+  absl::Status s =
+      pipeline.Run(testing::RequestWithHistory({"21A"}), *bundle_, clock_.Now()).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(s.message(), "deadline passed before ranking");
   EXPECT_EQ(Calls(), 0);  // No model ran.
@@ -149,17 +149,17 @@ TEST_F(RecommendPipelineModelsTest, AnExpiredDeadlineStopsBeforeRanking) {
 TEST_F(RecommendPipelineModelsTest, ADeadlineThatPassesDuringRankingStopsBeforeExplaining) {
   Load(absl::Milliseconds(10));  // Ranking takes 20 ms.
   RecommendPipeline pipeline(Options());
-  absl::Status s = pipeline.Run(Request(core::AttributionMethod::kIntegratedGradients), *bundle_,
-                                clock_.Now() + absl::Milliseconds(15))
+  absl::Status s = pipeline
+                       .Run(Request(core::AttributionMethod::kIntegratedGradients), *bundle_,
+                            clock_.Now() + absl::Milliseconds(15))
                        .status();
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(s.message(), "deadline passed before explaining");
   EXPECT_EQ(Calls(), kRankCalls);  // It ranked, and explained nothing.
 
   // With 5 ms left after ranking the request answers, with what those 5 ms afford.
-  absl::StatusOr<core::RecommendResponse> r =
-      pipeline.Run(Request(core::AttributionMethod::kCfExact), *bundle_,
-                   clock_.Now() + absl::Milliseconds(25));
+  absl::StatusOr<core::RecommendResponse> r = pipeline.Run(
+      Request(core::AttributionMethod::kCfExact), *bundle_, clock_.Now() + absl::Milliseconds(25));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_FALSE(r->items.empty());
 }

@@ -141,9 +141,9 @@ TEST(FeedbackLogTest, EveryEventHasItsNameAndIdsSurviveEscaping) {
   ASSERT_TRUE(AppendAndWait(*log, request).ok());
   const std::string key = odd_id + "/" + odd_id + "/";
   EXPECT_THAT(FeedbackKeys(dir),
-              ElementsAre(key + "shown", key + "clicked", key + "added_to_cart",
-                          key + "purchased", key + "explanation_helpful",
-                          key + "explanation_not_helpful", key + "explanation_hidden"));
+              ElementsAre(key + "shown", key + "clicked", key + "added_to_cart", key + "purchased",
+                          key + "explanation_helpful", key + "explanation_not_helpful",
+                          key + "explanation_hidden"));
 }
 
 TEST(FeedbackLogTest, ARetriedCallIsStoredOnce) {
@@ -227,7 +227,8 @@ TEST(FeedbackLogTest, AReopenedLogDropsATornLastLineAndStillDeduplicates) {
   {  // A current file whose last write a crash cut short (never acknowledged).
     std::ofstream out(dir + "/feedback.jsonl");
     out << R"({"type":"feedback","request_id":"r5","item_id":"Q","event":"shown",)"
-        << R"("time":"2026-11-30T15:04:05.123Z","received":"2026-11-30T15:04:06.000Z"})" << "\n"
+        << R"("time":"2026-11-30T15:04:05.123Z","received":"2026-11-30T15:04:06.000Z"})"
+        << "\n"
         << R"({"type":"feedback","request_id":"r9","item_id":"Z","ev)";
   }
   std::unique_ptr<FeedbackLog> log = OpenOrDie(Options(dir));
@@ -245,9 +246,8 @@ TEST(FeedbackLogTest, AReopenedLogDropsATornLastLineAndStillDeduplicates) {
   ASSERT_TRUE(torn.ok());
   EXPECT_EQ(torn->accepted, 1);
   // Every line is whole JSON (FeedbackKeys fails the test otherwise).
-  EXPECT_THAT(FeedbackKeys(dir),
-              ::testing::UnorderedElementsAre("r1/A/shown", "r1/B/clicked", "r5/Q/shown",
-                                              "r9/Z/shown"));
+  EXPECT_THAT(FeedbackKeys(dir), ::testing::UnorderedElementsAre("r1/A/shown", "r1/B/clicked",
+                                                                 "r5/Q/shown", "r9/Z/shown"));
 }
 
 TEST(FeedbackLogTest, RotationLosesAndDuplicatesNothing) {
@@ -262,9 +262,9 @@ TEST(FeedbackLogTest, RotationLosesAndDuplicatesNothing) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int c = 0; c < kCalls; ++c) {
-        const FeedbackRequest request = Request(
-            absl::StrCat("t", t, "c", c),
-            {{"A", FeedbackEvent::kShown}, {"B", FeedbackEvent::kAddedToCart}});
+        const FeedbackRequest request =
+            Request(absl::StrCat("t", t, "c", c),
+                    {{"A", FeedbackEvent::kShown}, {"B", FeedbackEvent::kAddedToCart}});
         // Each call twice: the retry finds the first in the index, whichever file it is in.
         for (int attempt = 0; attempt < 2; ++attempt) {
           absl::StatusOr<FeedbackResult> r = AppendAndWait(*log, request);

@@ -29,8 +29,8 @@ namespace recsys::server {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::Retail;
+using ::testing::StartsWith;
 
 v1::FeedbackEntry Entry(const std::string& item_id, v1::FeedbackEvent event) {
   v1::FeedbackEntry entry;
@@ -88,8 +88,8 @@ std::map<std::string, int> FeedbackCounts(const std::vector<nlohmann::json>& rec
   std::map<std::string, int> counts;
   for (const nlohmann::json& r : records) {
     if (r["type"] != "feedback") continue;
-    ++counts[absl::StrCat(r["request_id"].get<std::string>(), "/",
-                          r["item_id"].get<std::string>(), "/", r["event"].get<std::string>())];
+    ++counts[absl::StrCat(r["request_id"].get<std::string>(), "/", r["item_id"].get<std::string>(),
+                          "/", r["event"].get<std::string>())];
   }
   return counts;
 }
@@ -129,9 +129,9 @@ testing::TestServer* FeedbackTest::server_ = nullptr;
 std::string* FeedbackTest::log_dir_ = nullptr;
 
 TEST_F(FeedbackTest, InvalidCallsNameTheFieldAndStoreNothing) {
-  const v1::FeedbackRequest good =
-      Request("bad-call", {Entry("85123A", v1::FEEDBACK_EVENT_SHOWN),
-                           Entry("22423", v1::FEEDBACK_EVENT_CLICKED)});
+  const v1::FeedbackRequest good = Request(
+      "bad-call",
+      {Entry("85123A", v1::FEEDBACK_EVENT_SHOWN), Entry("22423", v1::FEEDBACK_EVENT_CLICKED)});
   struct Case {
     std::function<void(v1::FeedbackRequest*)> mutate;
     std::string message;
@@ -153,8 +153,7 @@ TEST_F(FeedbackTest, InvalidCallsNameTheFieldAndStoreNothing) {
       {[](auto* r) { r->mutable_events(1)->set_event(static_cast<v1::FeedbackEvent>(99)); },
        "events[1].event: unknown value 99"},
       {[](auto* r) { r->mutable_events(1)->clear_time(); }, "events[1].time: required"},
-      {[](auto* r) { r->mutable_events(1)->mutable_time()->set_seconds(-1); },
-       "events[1].time: "},
+      {[](auto* r) { r->mutable_events(1)->mutable_time()->set_seconds(-1); }, "events[1].time: "},
       {[](auto* r) { r->mutable_events(1)->mutable_time()->set_seconds(253402300800); },
        "events[1].time: "},
   };
@@ -195,9 +194,9 @@ TEST_F(FeedbackTest, ARetriedCallIsStoredOnceAndCounted) {
     ++counts[absl::StrCat(r["item_id"].get<std::string>(), "/", r["event"].get<std::string>())];
     EXPECT_EQ(r["time"], "2026-11-30T14:46:40.123Z") << r;
   }
-  EXPECT_EQ(counts, (std::map<std::string, int>{{"85123A/shown", 1},
-                                                {"85123A/clicked", 1},
-                                                {"22423/explanation_helpful", 1}}));
+  EXPECT_EQ(counts,
+            (std::map<std::string, int>{
+                {"85123A/shown", 1}, {"85123A/clicked", 1}, {"22423/explanation_helpful", 1}}));
   EXPECT_EQ(Metric("recsys_feedback_events_total", {"event=\"clicked\""}), clicked + 1);
   EXPECT_EQ(Metric("recsys_feedback_duplicates_total"), duplicates + 3);
 }
@@ -215,8 +214,8 @@ TEST_F(FeedbackTest, SampledResponsesAreLoggedAsServedBeforeTheirFeedback) {
   // The served record is written with the next feedback (it is not synced on its own).
   v1::FeedbackResponse ack;
   ASSERT_TRUE(Feedback(server_->channel(),
-                       Request("served-1", {Entry(response.items(0).item_id(),
-                                                  v1::FEEDBACK_EVENT_CLICKED)}),
+                       Request("served-1",
+                               {Entry(response.items(0).item_id(), v1::FEEDBACK_EVENT_CLICKED)}),
                        &ack)
                   .ok());
 
@@ -261,8 +260,7 @@ int StartServer(const std::string& log_dir, const std::string& stderr_log, pid_t
   *pid = testing::SpawnServer(
       {"--bundle=" + Retail().root, "--address=127.0.0.1:0", "--plaintext", "--metrics_port=-1",
        "--workers=1", "--feedback_log_dir=" + log_dir, "--feedback_log_max_bytes=16384",
-       "--feedback_log_dedup_files=1000",
-       "--served_log_sample=1"},
+       "--feedback_log_dedup_files=1000", "--served_log_sample=1"},
       stderr_log);
   if (*pid <= 0) return 0;
   const int port = testing::NumberAfter(stderr_log, " on port ");
@@ -291,7 +289,7 @@ TEST(FeedbackProcessTest, AfterSigkillEveryAcknowledgedEventIsInTheLogOnce) {
   constexpr int kCallers = 8;
   std::atomic<int> acknowledged{0};
   std::vector<std::vector<int>> acked(kCallers);  // Per caller: its acknowledged calls.
-  std::vector<int> sent(kCallers, 0);              // Per caller: calls sent.
+  std::vector<int> sent(kCallers, 0);             // Per caller: calls sent.
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   for (int t = 0; t < kCallers; ++t) {
@@ -348,8 +346,8 @@ TEST(FeedbackProcessTest, AfterSigkillEveryAcknowledgedEventIsInTheLogOnce) {
   // event once: the index is rebuilt from the files, the torn line (if any) dropped.
   const int port2 = StartServer(log_dir, dir + "/stderr2.log", &pid);
   ASSERT_GT(port2, 0) << "the server did not restart; see " << dir << "/stderr2.log";
-  channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port2),
-                                grpc::InsecureChannelCredentials());
+  channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port2), grpc::InsecureChannelCredentials());
   int retried_duplicates = 0;
   for (int t = 0; t < kCallers; ++t) {
     for (int c = 0; c < sent[t]; ++c) {

@@ -33,11 +33,10 @@ using testing::SpawnServer;
 TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
   ASSERT_TRUE(Retail().status.ok()) << Retail().status;
   const std::string log = testing::MakeTempDir("sigterm") + "/stderr.log";
-  const pid_t pid =
-      SpawnServer({"--bundle=" + Retail().root, "--address=127.0.0.1:0", "--plaintext",
-                   "--metrics_port=0", "--workers=1", "--queue_capacity=256",
-                   "--shutdown_grace=30s"},
-                  log);
+  const pid_t pid = SpawnServer(
+      {"--bundle=" + Retail().root, "--address=127.0.0.1:0", "--plaintext", "--metrics_port=0",
+       "--workers=1", "--queue_capacity=256", "--shutdown_grace=30s"},
+      log);
   ASSERT_GT(pid, 0);
   const int port = NumberAfter(log, " on port ");
   const int metrics_port = NumberAfter(log, "metrics on port ");
@@ -96,9 +95,8 @@ TEST(ServerProcessTest, ASecondServerOnAnAddressInUseExitsNonZeroSayingSo) {
   const testing::TestServer* first = testing::SharedRetailServer();
   ASSERT_NE(first, nullptr);
   const std::string log = testing::MakeTempDir("second") + "/stderr.log";
-  const pid_t pid = SpawnServer({"--bundle=" + Retail().root,
-                                 "--address=" + first->address(), "--plaintext",
-                                 "--metrics_port=-1"},
+  const pid_t pid = SpawnServer({"--bundle=" + Retail().root, "--address=" + first->address(),
+                                 "--plaintext", "--metrics_port=-1"},
                                 log);
   ASSERT_GT(pid, 0);
   int status = 0;

@@ -13,28 +13,37 @@ using ::testing::Pair;
 
 TEST(ProtoConvertTest, RequestFieldsReachTheDomainStruct) {
   v1::RecommendRequest p;
-  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(
-    request_id: "r1"
-    history {
-      item_id: "85123A"
-      timestamp { seconds: 1291191960 }
-      event_type: EVENT_TYPE_VIEW
-      quantity: 6
-      features { key: "z" value: 1 }
-      features { key: "a" value: 2 }
-    }
-    history { item_id: "22423" }
-    context { country: "France" numeric_features { key: "n" value: 3 } }
-    top_k: 7
-    exclude_item_ids: "x"
-    candidate_item_ids: "c1"
-    candidates_only: true
-    explain { method: ATTRIBUTION_METHOD_OCCLUSION steps: 8 max_attributions: 4
-              include_source_attributions: true }
-    fusion { weights { key: "cf" value: 0.5 } }
-    filters { exclude_history: false max_price: 9.5 }
-    ranking { popularity_penalty: 0.1 }
-  )pb", &p));
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        request_id: "r1"
+        history {
+          item_id: "85123A"
+          timestamp { seconds: 1291191960 }
+          event_type: EVENT_TYPE_VIEW
+          quantity: 6
+          features { key: "z" value: 1 }
+          features { key: "a" value: 2 }
+        }
+        history { item_id: "22423" }
+        context {
+          country: "France"
+          numeric_features { key: "n" value: 3 }
+        }
+        top_k: 7
+        exclude_item_ids: "x"
+        candidate_item_ids: "c1"
+        candidates_only: true
+        explain {
+          method: ATTRIBUTION_METHOD_OCCLUSION
+          steps: 8
+          max_attributions: 4
+          include_source_attributions: true
+        }
+        fusion { weights { key: "cf" value: 0.5 } }
+        filters { exclude_history: false max_price: 9.5 }
+        ranking { popularity_penalty: 0.1 }
+      )pb",
+      &p));
   core::RecommendRequest r = ToDomain(p);
   EXPECT_EQ(r.request_id, "r1");
   ASSERT_EQ(r.history.size(), 2u);

@@ -12,7 +12,8 @@ namespace {
 
 // A deterministic pseudo-random value in [-0.5, 0.5) from a seed and two indices.
 float Param(uint64_t seed, uint64_t a, uint64_t b) {
-  uint64_t h = (seed * 0x9E3779B97F4A7C15ULL) ^ (a * 0xBF58476D1CE4E5B9ULL) ^ (b + 0x94D049BB133111EBULL);
+  uint64_t h =
+      (seed * 0x9E3779B97F4A7C15ULL) ^ (a * 0xBF58476D1CE4E5B9ULL) ^ (b + 0x94D049BB133111EBULL);
   h ^= h >> 31;
   h *= 0xBF58476D1CE4E5B9ULL;
   h ^= h >> 29;
@@ -38,7 +39,8 @@ FakeModelRunner::FakeModelRunner(std::string name, const core::ModelShape& shape
     for (size_t i = 0; i < v->size(); ++i) (*v)[i] = Param(seed, tag, i);
   };
   fill(&item_embedding_, N + 1, 1);
-  for (int d = 0; d < D; ++d) item_embedding_[static_cast<size_t>(N) * D + d] = options_.pad_embedding;
+  for (int d = 0; d < D; ++d)
+    item_embedding_[static_cast<size_t>(N) * D + d] = options_.pad_embedding;
   fill(&feature_embedding_, E, 2);
   fill(&context_embedding_, C, 3);
   fill(&table_, N, 4);
@@ -70,8 +72,8 @@ int FakeModelRunner::calls() const {
 
 absl::Status FakeModelRunner::CheckInput(const core::ModelInput& input) const {
   const size_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
-  if (input.items.size() != L || input.event_features.size() != L * E ||
-      input.mask.size() != L || input.context.size() != C) {
+  if (input.items.size() != L || input.event_features.size() != L * E || input.mask.size() != L ||
+      input.context.size() != C) {
     return absl::InvalidArgumentError(absl::StrCat(name_, ": model input has the wrong size"));
   }
   return absl::OkStatus();
@@ -142,7 +144,8 @@ absl::Status FakeModelRunner::Embed(const std::vector<int64_t>& items,
                                     std::vector<float>* embedded) const {
   if (absl::Status s = Enter(); !s.ok()) return s;
   const size_t D = options_.embedding_dim, E = shape_.num_event_features;
-  if (items.size() % shape_.max_history != 0 || event_features.size() != items.size() * E) {
+  if (shape_.max_history <= 0 || items.size() % shape_.max_history != 0 ||
+      event_features.size() != items.size() * E) {
     return absl::InvalidArgumentError(absl::StrCat(name_, ": embed input has the wrong size"));
   }
   embedded->assign(items.size() * D, 0.0f);
@@ -169,6 +172,11 @@ absl::Status FakeModelRunner::Gradients(const core::EmbeddedPoints& points,
       points.mask.size() != L) {
     return absl::InvalidArgumentError(absl::StrCat(name_, ": gradient points have the wrong size"));
   }
+  for (core::ItemIndex t : targets) {
+    if (t >= static_cast<core::ItemIndex>(shape_.num_items)) {
+      return absl::InvalidArgumentError(absl::StrCat(name_, ": target ", t, " out of range"));
+    }
+  }
   double weight_sum = 0.0;
   for (double w : points.weights) weight_sum += w;
   out->scores.clear();
@@ -180,7 +188,8 @@ absl::Status FakeModelRunner::Gradients(const core::EmbeddedPoints& points,
       }
     }
     for (size_t c = 0; c < C; ++c) {
-      for (size_t d = 0; d < D; ++d) user[d] += points.context[p * C + c] * context_embedding_[c * D + d];
+      for (size_t d = 0; d < D; ++d)
+        user[d] += points.context[p * C + c] * context_embedding_[c * D + d];
     }
     for (core::ItemIndex t : targets) out->scores.push_back(static_cast<float>(Score(user, t)));
   }
@@ -202,8 +211,9 @@ absl::Status FakeModelRunner::Gradients(const core::EmbeddedPoints& points,
 }
 
 core::ModelLoader FakeModelLoader(FakeModelOptions options) {
-  return [options](const std::string&, const core::ModelSpec& spec, const core::ModelShape& shape)
-             -> absl::StatusOr<std::unique_ptr<core::ModelRunner>> {
+  return [options](
+             const std::string&, const core::ModelSpec& spec,
+             const core::ModelShape& shape) -> absl::StatusOr<std::unique_ptr<core::ModelRunner>> {
     return std::make_unique<FakeModelRunner>(spec.name, shape, options);
   };
 }
@@ -232,7 +242,9 @@ absl::Status AddModelSources(const std::string& dir, const std::vector<core::Sou
     manifest->context_features.push_back({"country=" + country, "numeric", ""});
   }
   manifest->context_features.push_back({"country=other", "numeric", ""});
-  std::ofstream(path) << core::SerializeManifest(*manifest);
+  std::ofstream out(path);
+  out << core::SerializeManifest(*manifest);
+  if (!out.flush()) return absl::DataLossError(absl::StrCat(path, ": cannot write"));
   return absl::OkStatus();
 }
 

@@ -30,8 +30,8 @@ struct FakeModelOptions {
 
 // A model linear in its inputs, behind core::ModelRunner, with exact gradients and no LibTorch:
 //   embed(i, f)[p] = item_embedding[i] + sum_e f[p, e] * feature_embedding[e]
-//   user = sum_p mask[p] * position_weight[p] * embedded[p] + sum_c context[c] * context_embedding[c]
-//   score(j) = user . table[j] + bias[j]
+//   user = sum_p mask[p] * position_weight[p] * embedded[p] + sum_c context[c] *
+//   context_embedding[c] score(j) = user . table[j] + bias[j]
 // Parameters are pseudo-random in [-0.5, 0.5) from the seed (position weights in [0.5, 1.5)).
 // Because the score is linear, Integrated Gradients with any quadrature equals gradient x
 // (input - baseline) and every attribution is exact: tests can compare with the closed form.
@@ -86,10 +86,11 @@ class FakeModelRunner final : public core::ModelRunner {
 core::ModelLoader FakeModelLoader(FakeModelOptions options = {});
 
 // Adds model sources to the manifest.json of the bundle in `dir`: a "rnn"-kind model per
-// source (file <name>.pt, never read by FakeModelLoader), with max history `max_history`, and
+// source (file <name>.pt, never read by FakeModelLoader; the manifest's embedding_dim 4 is not
+// what FakeModelRunner uses, its options' is), with max history `max_history`, and
 // the feature schema the featurizer computes (log_quantity, log_price, log_gap_days; hour and
 // weekday sin/cos, log_recency_days, country=<each of countries>, country=other).
-// Errors: the manifest cannot be read or parsed.
+// Errors: the manifest cannot be read, parsed or written.
 absl::Status AddModelSources(const std::string& dir, const std::vector<core::SourceSpec>& models,
                              int max_history, const std::vector<std::string>& countries);
 

@@ -16,9 +16,9 @@ namespace fs = std::filesystem;
 std::string MakeTempDir(const std::string& name) {
   // Unique per process and call: CTest runs tests of one binary in parallel processes.
   static std::atomic<int> counter{0};
-  const fs::path dir = fs::path(::testing::TempDir()) /
-                       ("recsys_" + name + "_" + std::to_string(getpid()) + "_" +
-                        std::to_string(counter++));
+  const fs::path dir =
+      fs::path(::testing::TempDir()) /
+      ("recsys_" + name + "_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();

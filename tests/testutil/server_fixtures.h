@@ -63,7 +63,7 @@ class TestServer {
   absl::StatusOr<std::string> ScrapeMetrics() const;
 
  private:
-  TestServer(std::unique_ptr<server::RecsysServer> server);
+  explicit TestServer(std::unique_ptr<server::RecsysServer> server);
 
   std::unique_ptr<server::RecsysServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
