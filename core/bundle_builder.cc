@@ -13,6 +13,50 @@ namespace recsys::core {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// The manifest of a CF bundle built with `options` (file names left at their defaults).
+BundleManifest ManifestFor(const BundleBuildOptions& options) {
+  BundleManifest manifest;
+  manifest.version = options.version;
+  manifest.created_unix = options.created_unix;
+  manifest.data_source = absl::StrCat(
+      fs::path(options.input).filename().string(),
+      "; filter: CustomerID present, Invoice numeric, Quantity > 0, Price > 0, products only",
+      options.cutoff_time == INT64_MAX ? "" : absl::StrCat("; cutoff_unix: ", options.cutoff_time));
+  manifest.category_method = kCategoryMethod;
+  manifest.recency_decay = options.recency_decay;
+  manifest.self_similarity = options.self_similarity;
+  manifest.self_recency_decay = options.self_recency_decay;
+  if (options.cutoff_time != INT64_MAX) manifest.train_cutoff_unix = options.cutoff_time;
+  manifest.exclude_history_default = options.exclude_history_default;
+  manifest.sources.push_back(SourceSpec{kCfSourceName, 1.0, 1.0, 0.0});
+  manifest.sources.push_back(
+      SourceSpec{kPopularitySourceName, options.popularity_weight, 1.0, 0.0});
+
+  return manifest;
+}
+
+// Recent popularity per country, for new shoppers: countries with at least `min_lines` recent
+// lines only. Errors: DATA_LOSS when the file cannot be written.
+absl::Status WriteCountryPopularity(const RetailData& data, int64_t min_lines,
+                                    const fs::path& path) {
+  std::ofstream out(path);
+  out << "country\titem_id\trecent_purchases\n";
+  for (const auto& [country, counts] : data.recent_by_country) {
+    int64_t lines = 0;
+    for (const auto& [item, n] : counts) lines += n;
+    if (country.empty() || lines < min_lines) continue;
+    for (const auto& [item, n] : counts) {
+      out << country << '\t' << data.catalog.item(item).id << '\t' << n << '\n';
+    }
+  }
+  if (!out.flush()) return absl::DataLossError("country_popularity.tsv: write failed");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& options,
                                                 const ProgressFn& progress) {
   if (options.input.empty()) return absl::InvalidArgumentError("input: required");
@@ -51,41 +95,16 @@ absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& option
     return absl::PermissionDeniedError(
         absl::StrCat(tmp_dir.string(), ": cannot create: ", ec.message()));
   }
-  BundleManifest manifest;
-  manifest.version = options.version;
-  manifest.created_unix = options.created_unix;
-  manifest.data_source = absl::StrCat(
-      fs::path(options.input).filename().string(),
-      "; filter: CustomerID present, Invoice numeric, Quantity > 0, Price > 0, products only",
-      options.cutoff_time == INT64_MAX ? "" : absl::StrCat("; cutoff_unix: ", options.cutoff_time));
-  manifest.category_method = kCategoryMethod;
-  manifest.recency_decay = options.recency_decay;
-  manifest.self_similarity = options.self_similarity;
-  manifest.self_recency_decay = options.self_recency_decay;
-  if (options.cutoff_time != INT64_MAX) manifest.train_cutoff_unix = options.cutoff_time;
-  manifest.exclude_history_default = options.exclude_history_default;
-  manifest.sources.push_back(SourceSpec{kCfSourceName, 1.0, 1.0, 0.0});
-  manifest.sources.push_back(
-      SourceSpec{kPopularitySourceName, options.popularity_weight, 1.0, 0.0});
-
+  BundleManifest manifest = ManifestFor(options);
   if (absl::Status s = data->catalog.WriteTsv((tmp_dir / manifest.items_file).string()); !s.ok()) {
     return s;
   }
   if (absl::Status s = index.Save((tmp_dir / manifest.cf_index_file).string()); !s.ok()) return s;
-  // Recent popularity per country, for new shoppers: countries with enough recent lines only.
-  {
-    manifest.country_popularity_file = "country_popularity.tsv";
-    std::ofstream out(tmp_dir / manifest.country_popularity_file);
-    out << "country\titem_id\trecent_purchases\n";
-    for (const auto& [country, counts] : data->recent_by_country) {
-      int64_t lines = 0;
-      for (const auto& [item, n] : counts) lines += n;
-      if (country.empty() || lines < options.min_country_recent_lines) continue;
-      for (const auto& [item, n] : counts) {
-        out << country << '\t' << data->catalog.item(item).id << '\t' << n << '\n';
-      }
-    }
-    if (!out.flush()) return absl::DataLossError("country_popularity.tsv: write failed");
+  manifest.country_popularity_file = "country_popularity.tsv";
+  if (absl::Status s = WriteCountryPopularity(*data, options.min_country_recent_lines,
+                                              tmp_dir / manifest.country_popularity_file);
+      !s.ok()) {
+    return s;
   }
   {
     std::ofstream out(tmp_dir / "manifest.json");
