@@ -2,8 +2,42 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 namespace recsys::core {
+
+namespace {
+
+// The case of the basket that starts at purchase `begin` of `customer`: the history is every
+// purchase before it.
+EvalCase BasketCase(const RetailData& data, const CustomerHistory& customer, size_t begin,
+                    int max_history) {
+  const auto& p = customer.purchases;
+  EvalCase c;
+  c.customer_id = customer.customer_id;
+  c.country = customer.country;
+  c.time = p[begin].time;
+  for (size_t i = 0; i < begin; ++i) c.bought.insert(data.catalog.item(p[i].item).id);
+  const size_t first = begin > static_cast<size_t>(max_history) ? begin - max_history : 0;
+  for (size_t i = first; i < begin; ++i) {
+    HistoryEvent& e = c.history.emplace_back();
+    e.item_id = data.catalog.item(p[i].item).id;
+    e.timestamp = p[i].time;
+    e.event_type = EventType::kPurchase;
+    e.quantity = p[i].quantity;
+    e.price = p[i].price;
+  }
+  absl::flat_hash_set<std::string> seen;
+  for (size_t i = begin; i < p.size() && p[i].invoice == p[begin].invoice; ++i) {
+    const std::string& id = data.catalog.item(p[i].item).id;
+    if (!seen.insert(id).second) continue;
+    c.targets.push_back(id);
+    if (!c.bought.contains(id)) c.new_targets.push_back(id);
+  }
+  return c;
+}
+
+}  // namespace
 
 std::vector<EvalCase> MakeNextBasketCases(const RetailData& data, int64_t cutoff, int64_t end,
                                           int max_history) {
@@ -14,29 +48,12 @@ std::vector<EvalCase> MakeNextBasketCases(const RetailData& data, int64_t cutoff
     const size_t split = std::partition_point(p.begin(), p.end(),
                                               [&](const Purchase& x) { return x.time < cutoff; }) -
                          p.begin();
-    if (split == 0 || split == p.size() || p[split].time >= end) continue;
-    EvalCase c;
-    c.customer_id = customer.customer_id;
-    c.country = customer.country;
-    c.time = p[split].time;
-    for (size_t i = 0; i < split; ++i) c.bought.insert(data.catalog.item(p[i].item).id);
-    const size_t first = split > static_cast<size_t>(max_history) ? split - max_history : 0;
-    for (size_t i = first; i < split; ++i) {
-      HistoryEvent& e = c.history.emplace_back();
-      e.item_id = data.catalog.item(p[i].item).id;
-      e.timestamp = p[i].time;
-      e.event_type = EventType::kPurchase;
-      e.quantity = p[i].quantity;
-      e.price = p[i].price;
+    if (split == 0) continue;
+    for (size_t begin = split; begin < p.size() && p[begin].time < end;) {
+      cases.push_back(BasketCase(data, customer, begin, max_history));
+      const int32_t invoice = p[begin].invoice;
+      while (begin < p.size() && p[begin].invoice == invoice) ++begin;
     }
-    absl::flat_hash_set<std::string> seen;
-    for (size_t i = split; i < p.size() && p[i].invoice == p[split].invoice; ++i) {
-      const std::string& id = data.catalog.item(p[i].item).id;
-      if (!seen.insert(id).second) continue;
-      c.targets.push_back(id);
-      if (!c.bought.contains(id)) c.new_targets.push_back(id);
-    }
-    cases.push_back(std::move(c));
   }
   return cases;
 }
@@ -62,8 +79,8 @@ std::vector<EvalCase> MakeNewCustomerCases(const RetailData& data, int64_t cutof
   return cases;
 }
 
-void MetricsAccumulator::Add(const std::vector<std::string>& ranked,
-                             const std::vector<std::string>& targets) {
+double MetricsAccumulator::Add(const std::vector<std::string>& ranked,
+                               const std::vector<std::string>& targets) {
   const absl::flat_hash_set<std::string> target_set(targets.begin(), targets.end());
   int hits10 = 0, hits20 = 0;
   double dcg = 0, rr = 0;
@@ -91,6 +108,7 @@ void MetricsAccumulator::Add(const std::vector<std::string>& ranked,
   sums_.recall_at_20 += hits20 / n;
   sums_.ndcg_at_10 += dcg / ideal;
   sums_.mrr_at_20 += rr;
+  return dcg / ideal;
 }
 
 RankingMetrics MetricsAccumulator::Result() const {
@@ -106,6 +124,38 @@ RankingMetrics MetricsAccumulator::Result() const {
   m.coverage_at_10 =
       catalog_size_ > 0 ? static_cast<double>(top10_items_.size()) / catalog_size_ : 0;
   return m;
+}
+
+Interval PairedBootstrap(const std::vector<double>& a, const std::vector<double>& b,
+                         const std::vector<int>& group, int groups, int resamples, uint64_t seed) {
+  // Per group: the sum of the differences and the number of cases.
+  std::vector<double> diff(groups, 0.0), count(groups, 0.0);
+  double total = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff[group[i]] += a[i] - b[i];
+    count[group[i]] += 1;
+    total += a[i] - b[i];
+  }
+  Interval out;
+  if (a.empty()) return out;
+  out.mean = total / static_cast<double>(a.size());
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> pick(0, groups - 1);
+  std::vector<double> means;
+  means.reserve(resamples);
+  for (int r = 0; r < resamples; ++r) {
+    double sum = 0, n = 0;
+    for (int g = 0; g < groups; ++g) {
+      const int k = pick(rng);
+      sum += diff[k];
+      n += count[k];
+    }
+    means.push_back(n > 0 ? sum / n : 0.0);
+  }
+  std::sort(means.begin(), means.end());
+  out.low = means[static_cast<size_t>(0.025 * (resamples - 1))];
+  out.high = means[static_cast<size_t>(0.975 * (resamples - 1))];
+  return out;
 }
 
 }  // namespace recsys::core

@@ -11,20 +11,22 @@
 
 namespace recsys::core {
 
-// One held-out prediction task of a time split: a customer's purchases before the cut-off, and
-// the items of their first basket (invoice) in [cut-off, end).
+// One held-out prediction task of a time split: one basket (invoice) of a customer, and what a
+// storefront knows at its time: every purchase of the customer before it.
 struct EvalCase {
   std::string customer_id;
   std::string country;
   std::vector<HistoryEvent> history;        // The last max_history purchases, oldest first.
   std::vector<std::string> targets;         // Distinct items of the basket, in basket order.
-  std::vector<std::string> new_targets;     // Those the customer never bought before the cut-off.
-  absl::flat_hash_set<std::string> bought;  // Every item bought before the cut-off.
+  std::vector<std::string> new_targets;     // Those the customer never bought before the basket.
+  absl::flat_hash_set<std::string> bought;  // Every item bought before the basket.
   int64_t time = 0;                         // Time of the target basket.
 };
 
-// Builds the cases from uncut purchase data (ReadRetailCsv without a cut-off): customers with
-// at least one purchase before `cutoff` and one in [cutoff, end). Ordered by customer id.
+// Builds the cases from uncut purchase data (ReadRetailCsv without a cut-off): every basket in
+// [cutoff, end) of a customer who bought before `cutoff` is one case; its history is all of the
+// customer's purchases before the basket (earlier baskets in the window included), the last
+// `max_history` of them. Ordered by customer id, then time.
 std::vector<EvalCase> MakeNextBasketCases(const RetailData& data, int64_t cutoff, int64_t end,
                                           int max_history);
 
@@ -52,8 +54,9 @@ class MetricsAccumulator {
   explicit MetricsAccumulator(int64_t catalog_size, absl::flat_hash_set<std::string> head = {})
       : catalog_size_(catalog_size), head_(std::move(head)) {}
 
-  // `ranked`: recommended ids, best first; `targets`: distinct. REQUIRES: !targets.empty().
-  void Add(const std::vector<std::string>& ranked, const std::vector<std::string>& targets);
+  // `ranked`: recommended ids, best first; `targets`: distinct. Returns the case's NDCG@10 (for
+  // paired comparisons, see PairedBootstrap). REQUIRES: !targets.empty().
+  double Add(const std::vector<std::string>& ranked, const std::vector<std::string>& targets);
   RankingMetrics Result() const;
 
  private:
@@ -63,6 +66,20 @@ class MetricsAccumulator {
   int64_t top10_slots_ = 0;
   absl::flat_hash_set<std::string> top10_items_;
 };
+
+// A paired 95% bootstrap interval of mean(a) - mean(b) over cases, resampling groups (the
+// customers: their baskets are not independent) with replacement.
+struct Interval {
+  double mean = 0;
+  double low = 0;
+  double high = 0;
+};
+
+// `a`, `b`: one value per case, paired; `group`: the case's group, in [0, groups).
+// REQUIRES: a, b and group have the same size. Deterministic for a fixed `seed`.
+Interval PairedBootstrap(const std::vector<double>& a, const std::vector<double>& b,
+                         const std::vector<int>& group, int groups, int resamples = 1000,
+                         uint64_t seed = 1);
 
 }  // namespace recsys::core
 

@@ -32,6 +32,55 @@ json FeaturesToJson(const std::vector<FeatureSpec>& features) {
   return array;
 }
 
+void ParseNewItemDefaults(const json& defaults, BundleManifest* m) {
+  if (!defaults.contains("new_items")) return;
+  const json& n = defaults["new_items"];
+  const json weights = n.value("weights", json::object());
+  for (const auto& [name, weight] : weights.items()) {
+    m->new_items_weights.emplace_back(name, weight.get<double>());
+  }
+  if (n.contains("popularity_penalty")) {
+    m->new_items_popularity_penalty = n["popularity_penalty"].get<double>();
+  }
+}
+
+json NewItemDefaultsToJson(const BundleManifest& m) {
+  json n = {{"weights", json::object()}};
+  for (const auto& [name, weight] : m.new_items_weights) n["weights"][name] = weight;
+  if (m.new_items_popularity_penalty) n["popularity_penalty"] = *m.new_items_popularity_penalty;
+  return n;
+}
+
+ValidationReport ParseValidation(const json& j) {
+  ValidationReport v;
+  v.start_unix = j.value("start_unix", int64_t{0});
+  v.end_unix = j.value("end_unix", int64_t{0});
+  v.report_file = j.value("report_file", "");
+  const json rows = j.value("rows", json::array());
+  for (const json& row : rows) {
+    v.rows.push_back({row.at("method").get<std::string>(), row.at("variant").get<std::string>(),
+                      row.at("ndcg_at_10").get<double>(), row.value("cases", int64_t{0})});
+  }
+  const json notes = j.value("notes", json::array());
+  for (const json& note : notes) v.notes.push_back(note);
+  return v;
+}
+
+json ValidationToJson(const ValidationReport& v) {
+  json rows = json::array();
+  for (const ValidationRow& r : v.rows) {
+    rows.push_back({{"method", r.method},
+                    {"variant", r.variant},
+                    {"ndcg_at_10", r.ndcg_at_10},
+                    {"cases", r.cases}});
+  }
+  return {{"start_unix", v.start_unix},
+          {"end_unix", v.end_unix},
+          {"rows", rows},
+          {"notes", v.notes},
+          {"report_file", v.report_file}};
+}
+
 }  // namespace
 
 const SourceSpec* BundleManifest::FindSource(absl::string_view name) const {
@@ -65,7 +114,10 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
     m.train_cutoff_unix = j.value("train_cutoff_unix", int64_t{0});
     if (j.contains("defaults")) {
       m.exclude_history_default = j["defaults"].value("exclude_history", false);
+      m.popularity_penalty_default = j["defaults"].value("popularity_penalty", 0.0);
+      ParseNewItemDefaults(j["defaults"], &m);
     }
+    if (j.contains("validation")) m.validation = ParseValidation(j["validation"]);
     for (const json& s : j.at("sources")) {
       m.sources.push_back({s.at("name").get<std::string>(), s.value("weight", 1.0),
                            s.value("slope", 1.0), s.value("intercept", 0.0)});
@@ -93,6 +145,20 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
   }
   if (!std::isfinite(m.self_similarity) || m.self_similarity < 0) {
     return absl::InvalidArgumentError("manifest: cf.self_similarity must be finite and >= 0");
+  }
+  for (double penalty :
+       {m.popularity_penalty_default, m.new_items_popularity_penalty.value_or(0)}) {
+    if (!std::isfinite(penalty) || penalty < 0) {
+      return absl::InvalidArgumentError(
+          "manifest: defaults.popularity_penalty and defaults.new_items.popularity_penalty must "
+          "be finite and >= 0");
+    }
+  }
+  for (const auto& [name, weight] : m.new_items_weights) {
+    if (m.FindSource(name) == nullptr || !std::isfinite(weight) || weight < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("manifest: defaults.new_items.weights[\"",
+                                                     name, "\"] needs a source and a weight >= 0"));
+    }
   }
   if (m.FindSource(kCfSourceName) == nullptr) {
     return absl::InvalidArgumentError(
@@ -136,7 +202,11 @@ std::string SerializeManifest(const BundleManifest& m) {
        {{"recency_decay", m.recency_decay},
         {"self_recency_decay", m.self_recency_decay},
         {"self_similarity", m.self_similarity}}},
-      {"defaults", {{"exclude_history", m.exclude_history_default}}},
+      {"defaults",
+       {{"exclude_history", m.exclude_history_default},
+        {"popularity_penalty", m.popularity_penalty_default},
+        {"new_items", NewItemDefaultsToJson(m)}}},
+      {"validation", ValidationToJson(m.validation)},
       {"sources", sources},
       {"feature_schema",
        {{"event_features", FeaturesToJson(m.event_features)},

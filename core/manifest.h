@@ -2,7 +2,9 @@
 #define RECSYS_CORE_MANIFEST_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -22,6 +24,24 @@ struct FeatureSpec {
   std::string name;
   std::string type;  // "numeric" or "categorical".
   std::string description;
+};
+
+// How the bundle builder chose the bundle's settings: NDCG@10 of each method on a validation
+// window carved from the end of the training data (tools/make_bundle.py).
+struct ValidationRow {
+  std::string method;   // "blend", a source name alone, "recent_popular", "blend without rnn", ...
+  std::string variant;  // "all" (every basket item) or "new" (items new to the shopper).
+  double ndcg_at_10 = 0.0;
+  int64_t cases = 0;
+};
+
+struct ValidationReport {
+  int64_t start_unix = 0;  // The window [start, end); 0 when the bundle was not tuned.
+  int64_t end_unix = 0;
+  std::vector<ValidationRow> rows;
+  // What the builder decided and why, e.g. "cnn: weight 0, below recent_popular on new items".
+  std::vector<std::string> notes;
+  std::string report_file;  // A readable report in the bundle directory, "" = none.
 };
 
 struct ModelSpec {
@@ -57,6 +77,14 @@ struct BundleManifest {
   // epoch; 0: no cut-off). Evaluation checks it against its split.
   int64_t train_cutoff_unix = 0;
   bool exclude_history_default = false;
+  // ranking.popularity_penalty of a request that leaves it unset.
+  double popularity_penalty_default = 0.0;
+  // The defaults of a request that excludes the shopper's history (items new to the shopper),
+  // where other weights rank best: each listed source's fusion weight (replacing the source's
+  // own) and the popularity penalty. Empty / unset: the defaults above.
+  std::vector<std::pair<std::string, double>> new_items_weights;
+  std::optional<double> new_items_popularity_penalty;
+  ValidationReport validation;
   std::vector<SourceSpec> sources;
   std::vector<FeatureSpec> event_features;
   std::vector<FeatureSpec> context_features;

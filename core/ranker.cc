@@ -199,7 +199,8 @@ class RankJob {
   // Category options need categories, and name categories the bundle has. Errors:
   // FAILED_PRECONDITION on a bundle without categories, INVALID_ARGUMENT for an unknown one.
   absl::Status CheckCategoryOptions() const;
-  // The request's source table. Errors: those of WithRequestWeights.
+  // The request's options with the bundle's defaults, and its source table. Errors: those of
+  // WithRequestWeights.
   absl::Status ResolveSources();
   // The known events of the history and their CF recency weights; unknown ids are reported.
   void ResolveHistory();
@@ -243,6 +244,7 @@ class RankJob {
   absl::flat_hash_set<ItemIndex> excluded_, history_set_;
   absl::flat_hash_set<std::string> allow_, deny_;
   bool exclude_history_ = false;
+  EffectiveOptions options_;  // Set by ResolveSources.
   std::vector<Scored> scored_;
   std::vector<size_t> chosen_;                     // Indices into scored_, in selection order.
   std::vector<std::vector<float>> chosen_scores_;  // Per source: unrun models' scores of chosen_.
@@ -278,8 +280,10 @@ absl::Status RankJob::CheckCategoryOptions() const {
 }
 
 absl::Status RankJob::ResolveSources() {
+  options_ = ResolveOptions(request_, bundle_.manifest());
+  out_.popularity_penalty = options_.popularity_penalty;
   absl::StatusOr<std::vector<Source>> sources =
-      WithRequestWeights(bundle_.sources(), request_.fusion_weights);
+      WithRequestWeights(bundle_.sources(), options_.fusion_weights);
   if (!sources.ok()) return sources.status();
   for (Source& source : *sources) out_.sources.push_back({std::move(source), {}, {}});
   return absl::OkStatus();
@@ -435,7 +439,7 @@ void RankJob::AddScored(ItemIndex item, double cf_raw) {
     // An inactive source adds 0 (and an unrun model has no scores).
     if (source.active()) score += Fuse(source.spec, Raw(s, item, cf_raw));
   }
-  score -= PopularityPenalty(request_.popularity_penalty, bundle_.catalog().item(item));
+  score -= PopularityPenalty(options_.popularity_penalty, bundle_.catalog().item(item));
   scored_.push_back({item, cf_raw, score});
 }
 
@@ -448,7 +452,7 @@ void RankJob::FilterAndScore() {
       AddUnique(id, &meta_.ignored_candidate_item_ids);
     }
   }
-  exclude_history_ = request_.exclude_history.value_or(bundle_.manifest().exclude_history_default);
+  exclude_history_ = options_.exclude_history;
   history_set_.insert(out_.history.items.begin(), out_.history.items.end());
   allow_.insert(request_.allow_categories.begin(), request_.allow_categories.end());
   deny_.insert(request_.deny_categories.begin(), request_.deny_categories.end());

@@ -41,6 +41,7 @@ struct RankedList {
   const CountryPopularity* country_popularity = nullptr;  // Points into the Bundle.
   // The request's source table, in manifest order; items[i].sources[s] is sources[s]'s score.
   std::vector<RankedSource> sources;
+  double popularity_penalty = 0.0;     // The request's, or the bundle's default (ResolveOptions).
   std::vector<RecommendedItem> items;  // Best first; attributions still empty.
   ResponseMetadata metadata;           // Ids ignored, filter counts, candidates scored.
 

@@ -50,6 +50,19 @@ absl::StatusOr<std::vector<Source>> ResolveSources(
   return sources;
 }
 
+EffectiveOptions ResolveOptions(const RecommendRequest& request, const BundleManifest& manifest) {
+  EffectiveOptions o;
+  o.exclude_history = request.exclude_history.value_or(manifest.exclude_history_default);
+  o.popularity_penalty = request.popularity_penalty.value_or(
+      o.exclude_history
+          ? manifest.new_items_popularity_penalty.value_or(manifest.popularity_penalty_default)
+          : manifest.popularity_penalty_default);
+  if (o.exclude_history) o.fusion_weights = manifest.new_items_weights;
+  o.fusion_weights.insert(o.fusion_weights.end(), request.fusion_weights.begin(),
+                          request.fusion_weights.end());
+  return o;
+}
+
 absl::StatusOr<std::vector<Source>> WithRequestWeights(
     std::vector<Source> sources, const std::vector<std::pair<std::string, double>>& weights) {
   for (const auto& [name, weight] : weights) {

@@ -15,6 +15,7 @@
 #include "core/catalog.h"
 #include "core/manifest.h"
 #include "core/model_runner.h"
+#include "core/types.h"
 
 namespace recsys::core {
 
@@ -61,6 +62,19 @@ double BaselineRaw(const Source& source, ItemIndex item);
 // The fused score's popularity penalty of an item: penalty * log(1 + all-time popularity), 0
 // for penalty <= 0.
 double PopularityPenalty(double penalty, const ItemInfo& item);
+
+// A request's options once the bundle's defaults fill what it leaves unset. A request that
+// excludes the shopper's history (by filters.exclude_history or the bundle's default) asks for
+// items new to the shopper and gets the bundle's new-item defaults (BundleManifest::new_items_*)
+// where it sets nothing itself.
+struct EffectiveOptions {
+  bool exclude_history = false;
+  // Applied over the sources' own weights (WithRequestWeights): the new-item weights, then the
+  // request's fusion.weights.
+  std::vector<std::pair<std::string, double>> fusion_weights;
+  double popularity_penalty = 0.0;
+};
+EffectiveOptions ResolveOptions(const RecommendRequest& request, const BundleManifest& manifest);
 
 // Raw score of the popularity source from a count of recent purchase lines: log(1 + lines).
 double PopularityScore(int64_t recent_lines);

@@ -75,7 +75,8 @@ struct RecommendRequest {
   // Diversity and long tail.
   int32_t max_per_category = 0;
   double mmr_lambda = 0.0;
-  double popularity_penalty = 0.0;
+  // Unset: the bundle's default (BundleManifest::popularity_penalty_default).
+  std::optional<double> popularity_penalty;
 };
 
 struct Attribution {

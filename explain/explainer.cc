@@ -322,12 +322,12 @@ class ExplainJob {
       }
     }
     if (by_players) AddPlayerEntries(k, &fused);
-    if (request_.popularity_penalty > 0) {
+    if (const double penalty = ranked_.popularity_penalty; penalty > 0) {
       Attribution prior;
       prior.feature = "popularity";
       prior.kind = FeatureKind::kPrior;
       prior.display_value = absl::StrCat(item.info.popularity, " purchases");
-      prior.attribution = -core::PopularityPenalty(request_.popularity_penalty, item.info);
+      prior.attribution = -core::PopularityPenalty(penalty, item.info);
       fused.push_back(std::move(prior));
     }
     item.completeness_error = Sum(fused) - (item.score - item.baseline_score);

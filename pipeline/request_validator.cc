@@ -198,7 +198,8 @@ absl::Status CheckRankingOptions(const core::RecommendRequest& r, const RequestL
   if (!(r.mmr_lambda >= 0 && r.mmr_lambda <= 1)) {
     return Invalid("diversity.mmr_lambda", absl::StrCat(r.mmr_lambda, " is not in [0, 1]"));
   }
-  return CheckNonNegative("ranking.popularity_penalty", r.popularity_penalty);
+  if (!r.popularity_penalty) return absl::OkStatus();
+  return CheckNonNegative("ranking.popularity_penalty", *r.popularity_penalty);
 }
 
 }  // namespace

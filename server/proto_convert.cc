@@ -8,6 +8,21 @@ namespace {
 
 int64_t ToUnixSeconds(const google::protobuf::Timestamp& t) { return t.seconds(); }
 
+void ValidationToProto(const core::ValidationReport& v, v1::ValidationReport* p) {
+  if (v.end_unix == 0 && v.rows.empty()) return;
+  p->mutable_window_start()->set_seconds(v.start_unix);
+  p->mutable_window_end()->set_seconds(v.end_unix);
+  for (const core::ValidationRow& row : v.rows) {
+    v1::ValidationReport::Row* r = p->add_rows();
+    r->set_method(row.method);
+    r->set_variant(row.variant);
+    r->set_ndcg_at_10(row.ndcg_at_10);
+    r->set_cases(row.cases);
+  }
+  for (const std::string& note : v.notes) p->add_notes(note);
+  p->set_report_file(v.report_file);
+}
+
 template <typename Map>
 auto SortedEntries(const Map& map) {
   std::vector<std::pair<std::string, typename Map::mapped_type>> out(map.begin(), map.end());
@@ -129,7 +144,7 @@ core::RecommendRequest ToDomain(const v1::RecommendRequest& p) {
   if (f.has_max_price()) r.max_price = f.max_price();
   r.max_per_category = p.diversity().max_per_category();
   r.mmr_lambda = p.diversity().mmr_lambda();
-  r.popularity_penalty = p.ranking().popularity_penalty();
+  if (p.ranking().has_popularity_penalty()) r.popularity_penalty = p.ranking().popularity_penalty();
   return r;
 }
 
@@ -246,10 +261,18 @@ void ToModelInfo(const core::Bundle& bundle, const pipeline::PipelineOptions& op
   pd->set_attribution_method(ToProto(options.default_method));
   pd->set_max_attributions(options.default_max_attributions);
   pd->set_exclude_history(m.exclude_history_default);
+  pd->set_popularity_penalty(m.popularity_penalty_default);
+  for (const auto& [name, weight] : m.new_items_weights) {
+    (*pd->mutable_new_items()->mutable_weights())[name] = weight;
+  }
+  if (m.new_items_popularity_penalty) {
+    pd->mutable_new_items()->set_popularity_penalty(*m.new_items_popularity_penalty);
+  }
   pd->set_steps(options.default_ig_steps);
   pd->set_samples(options.default_shap_samples);
   for (const std::string& category : bundle.catalog().categories()) p->add_categories(category);
   p->set_category_method(m.category_method);
+  ValidationToProto(m.validation, p->mutable_validation());
   v1::CfIndexInfo* pc = p->mutable_cf_index();
   pc->set_neighbors_per_item(bundle.cf_index().neighbors_per_item());
   pc->set_total_neighbors(bundle.cf_index().num_neighbors());

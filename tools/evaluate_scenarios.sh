@@ -2,7 +2,7 @@
 # Reproduces docs/scenarios.md: the long-tail knob (ranking.popularity_penalty) at a few
 # settings, and new shoppers (customers whose first purchase falls in the held-out month), on
 # the held-out bundle of tools/eval_bundle.sh (trained only on purchases before 2011-11-09;
-# built on first use, about 3 minutes), scored by the C++ ranker the server runs. About
+# built on first use, about 10 minutes), scored by the C++ ranker the server runs. About
 # 5 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ evaluate() {
 # The blend's row of one variant at one penalty: NDCG@10, Coverage@10, Long tail@10.
 row() {
   evaluate --methods=blend --variants="$1" --popularity_penalty="$2" |
-    awk -F'|' '$2 ~ /blend/ {gsub(/ /, ""); printf "%s | %s | %s", $6, $8, $9}'
+    awk -F'|' '$2 ~ /blend/ {gsub(/ /, ""); printf "%s | %s | %s", $6, $9, $10}'
 }
 tail_table="| popularity_penalty | all: NDCG@10 | all: Coverage@10 | all: Long tail@10 | new: NDCG@10 | new: Coverage@10 | new: Long tail@10 |\n|---:|---:|---:|---:|---:|---:|---:|\n"
 for penalty in 0 0.05 0.1 0.2 0.5 1; do

@@ -1,28 +1,351 @@
 #!/usr/bin/python3
-"""Builds a complete bundle version in one command: item-CF index, catalogue, CNN and RNN.
+"""Builds a complete bundle version in one command, tuned on a validation window of its input.
 
   /usr/bin/python3 tools/make_bundle.py --input=data/online-retail-ii/online_retail_ii.csv.gz \\
-      --out_root=bundles [--cutoff=2011-11-09] [--version=NAME] [--weights=cf=1,cnn=..,rnn=..]
+      --out_root=bundles [--cutoff=2011-11-09] [--validation_days=28] [--version=NAME]
 
 The input is any CSV in the Online Retail II layout (plain or gzip); --cutoff keeps purchases
-at or after that date out of everything (for time-split evaluation). The C++ builder
-(build/tools/recsys_build_bundle, built by scripts/build.sh) writes the CF part, then
-train_models.py adds the models; the version directory appears in out_root only when complete.
-Extra CF options go through --cf_flags, e.g. --cf_flags="--neighbors=50".
+at or after that date out of everything (for time-split evaluation). The builder carves a
+validation window from the end of the training data (the last --validation_days before the
+cut-off) and chooses there, by NDCG@10 on the protocol of tools/evaluate.sh (every basket in
+the window one request, all items and items new to the shopper):
+
+  1. the item-CF settings (neighbour recency decay on new items, then the repeat terms),
+  2. each model's epoch count (early stopping on validation NDCG),
+  3. the fusion weights, the default popularity penalty and exclude_history by a coordinate
+     search on all items, and the weights and penalty for requests that exclude the history
+     (items new to the shopper) by one on new items; a model below recent popularity on
+     validation in either variant gets weight 0,
+
+then rebuilds the bundle on all the training data with those choices: the CF index and
+catalogue from scratch, the models by training the validation models on for --final_epochs
+over all the data (items new since the window start fresh; --final_training=full retrains
+from scratch instead, about twice the time). The bundle carries the validation table in its
+manifest (GetModelInfo reports it) and as validation.md. --tune=0 skips all of this and uses
+--weights, --popularity_penalty and --epochs as given.
+The version directory appears in out_root only when complete. Progress goes to stderr.
 """
 
 import argparse
+import copy
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from datetime import datetime, timezone
 
+import torch
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import train_models  # noqa: E402
+import recsys_models as rm  # noqa: E402
+import train_models as tm  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DAY = 86400
+VARIANTS = ("all", "new")
+# The searched values (one grid for any log; the search picks within it on validation).
+RECENCY_DECAYS = (0.6, 0.8, 0.9, 0.97)
+SELF_SIMILARITIES = (0, 4, 16, 64)
+SELF_RECENCY_DECAYS = (0.99, 1.0)
+WEIGHTS = (0, 0.1, 0.3, 1, 3)
+PENALTIES = (0, 0.05, 0.1, 0.2, 0.4)
+
+
+class Builder:
+    """Runs the C++ tools and keeps the tuning log."""
+
+    def __init__(self, args, work):
+        self.args = args
+        self.work = work
+        self.started = time.time()
+        self.report = []  # Markdown lines for validation.md.
+
+    def progress(self, message):
+        print(f"[make_bundle {time.time() - self.started:5.0f}s] {message}", file=sys.stderr,
+              flush=True)
+
+    def build_cf(self, out_root, version, cutoff_s, cf):
+        """recsys_build_bundle with the CF settings `cf` (dict) and a cut-off (or None)."""
+        command = [self.args.builder, f"--input={self.args.input}", f"--out_root={out_root}",
+                   f"--version={version}"] + [f"--{k}={v}" for k, v in cf.items()] + \
+            shlex.split(self.args.cf_flags)
+        if cutoff_s is not None:
+            command.append(f"--cutoff={date(cutoff_s)}")
+        result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+        if result.returncode != 0:
+            sys.exit(f"error: recsys_build_bundle failed:\n{result.stderr}")
+        return os.path.join(out_root, version)
+
+    def evaluate(self, bundle, end_s, methods, settings=(), variants=VARIANTS, bundles=()):
+        """{(method, variant): (ndcg, cases)} on [bundle's cut-off, end_s); `settings`: blends
+        as (label, {source: weight}, penalty, exclude_history); `bundles`: (label, directory)
+        of further bundles with the same cut-off, each evaluated as its blend."""
+        path = os.path.join(self.work, "settings.tsv")
+        with open(path, "w", encoding="utf-8") as f:
+            for label, weights, penalty, exclude in settings:
+                text = ",".join(f"{k}={v}" for k, v in weights.items())
+                f.write(f"{label}\t{text}\t{penalty}\t{str(exclude).lower()}\n")
+        command = [self.args.evaluator, f"--input={self.args.input}", f"--bundle={bundle}",
+                   f"--end={date(end_s)}", "--format=tsv", f"--settings={path}",
+                   "--bundles=" + ",".join(f"{label}={d}" for label, d in bundles),
+                   "--methods=" + ",".join(list(methods) + [s[0] for s in settings] +
+                                           [label for label, _ in bundles]),
+                   "--variants=" + ",".join(variants), f"--threads={self.args.threads}"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"error: recsys_evaluate failed:\n{result.stderr}")
+        out = {}
+        for line in result.stdout.splitlines():
+            method, variant, cases, ndcg = line.split("\t")[:4]
+            out[(method, variant)] = (float(ndcg), int(cases))
+        return out
+
+
+def date(seconds):
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cf_variant(bundle, directory, cf):
+    """A copy of `bundle` (links to its files) whose manifest has the CF scoring settings `cf`
+    and every source but cf at weight 0: these settings change scoring, not the index."""
+    os.makedirs(directory)
+    for name in os.listdir(bundle):
+        if name != "manifest.json":
+            os.symlink(os.path.abspath(os.path.join(bundle, name)), os.path.join(directory, name))
+    with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
+    manifest["cf"].update(cf)
+    for source in manifest["sources"]:
+        source["weight"] = 1.0 if source["name"] == "cf" else 0.0
+    with open(os.path.join(directory, "manifest.json"), "w", encoding="utf-8") as f:
+        json.dump(manifest, f)
+    return directory
+
+
+def tune_cf(b, bundle, end):
+    """Stage 1: recency_decay on new items; stage 2: the repeat terms on all items. Each
+    stage is one evaluation of copies of `bundle` with other settings."""
+    b.report += ["## 1. Item-CF settings", "", "| setting | variant | NDCG@10 |", "|---|---|---:|"]
+
+    def best(grid, variant):
+        labels = [f"cf{len(os.listdir(b.work))}_{i}" for i in range(len(grid))]
+        dirs = [cf_variant(bundle, os.path.join(b.work, label), cf)
+                for label, cf in zip(labels, grid)]
+        scores = b.evaluate(bundle, end, [], variants=[variant],
+                            bundles=list(zip(labels, dirs)))
+        for label, cf in zip(labels, grid):
+            b.report.append(f"| {', '.join(f'{k}={v}' for k, v in cf.items())} | {variant} | "
+                            f"{scores[(label, variant)][0]:.4f} |")
+        for d in dirs:
+            shutil.rmtree(d)
+        return grid[max(range(len(grid)), key=lambda i: (scores[(labels[i], variant)][0], -i))]
+
+    decay = best([{"recency_decay": d} for d in RECENCY_DECAYS], "new")["recency_decay"]
+    chosen = best([{"recency_decay": decay, "self_similarity": s, "self_recency_decay": r}
+                   for s in SELF_SIMILARITIES for r in SELF_RECENCY_DECAYS], "all")
+    b.report.append("")
+    b.progress(f"CF settings: {chosen}")
+    return chosen
+
+
+def train_validation_models(b, corpus, args):
+    """Trains each model on the data before the window with early stopping; returns
+    ({kind: best epoch}, {kind: model})."""
+    b.report += ["## 2. Models: validation NDCG@10 by epoch (model alone)", "",
+                 "| model | epoch | all | new |", "|---|---:|---:|---:|"]
+    epochs, models = {}, {}
+    for kind in args.models.split(","):
+        b.progress(f"training {kind} on the data before the window (early stopping)")
+        model, curve = tm.fit(corpus, kind, args, validate=True)
+        epochs[kind] = tm.best_epoch(curve)
+        models[kind] = model
+        for epoch, s in curve:
+            mark = " (kept)" if epoch == epochs[kind] else ""
+            b.report.append(f"| {kind} | {epoch}{mark} | {s['all']:.4f} | {s['new']:.4f} |")
+    b.report.append("")
+    return epochs, models
+
+
+def drop_losers(singles, sources):
+    """The starting weights (cf 1, the others 0.3) and a weight of 0 with a note for each model
+    whose NDCG@10 alone is not above recent_popular's in either variant. `singles`:
+    {(method, variant): (ndcg, cases)}."""
+    notes, weights = [], {s: (1.0 if s == "cf" else 0.3) for s in sources}
+    for s in sources:
+        losing = [v for v in VARIANTS if s not in ("cf", "pop") and
+                  singles[(s, v)][0] <= singles[("recent_popular", v)][0]]
+        if losing:
+            weights[s] = 0.0
+            detail = ", ".join(f"{v} items {singles[(s, v)][0]:.4f} vs "
+                               f"{singles[('recent_popular', v)][0]:.4f}" for v in losing)
+            notes.append(f"{s}: weight 0, not above recent_popular on validation ({detail})")
+    return weights, notes
+
+
+def search(b, bundle, end, variant, start, coordinates):
+    """Coordinate search maximising the blend's NDCG@10 on `variant` from `start` ({"weights",
+    "penalty", "exclude"}), one coordinate at a time over its grid, at most two rounds."""
+    state, best = start, None
+    for round_ in (1, 2):
+        changed = False
+        for coordinate in coordinates:
+            if coordinate == "penalty":
+                options = [dict(state, penalty=p) for p in PENALTIES]
+            elif coordinate == "exclude":
+                options = [dict(state, exclude=e) for e in (False, True)]
+            else:
+                options = [dict(state, weights=dict(state["weights"], **{coordinate: w}))
+                           for w in WEIGHTS]
+            settings = [(f"c{i}", o["weights"], o["penalty"], o["exclude"])
+                        for i, o in enumerate(options)]
+            scores = b.evaluate(bundle, end, [], settings, variants=[variant])
+            values = [scores[(f"c{i}", variant)][0] for i in range(len(options))]
+            b.report += [f"| {variant} | {round_} | {describe(o)} | {v:.4f} |"
+                         for o, v in zip(options, values)]
+            i = max(range(len(options)), key=lambda k: (values[k], -k))
+            if best is None or values[i] > best + 1e-9:
+                changed = changed or options[i] != state
+                state, best = options[i], values[i]
+        b.progress(f"{variant} items, round {round_}: {describe(state)} (NDCG@10 {best:.4f})")
+        if not changed:
+            break
+    return state
+
+
+def tune_fusion(b, bundle, end, sources):
+    """The fusion weights and defaults, from drop_losers' start (a dropped model stays at 0):
+    one search on all items (weights, penalty, exclude_history: the bundle's defaults) and one
+    on items new to the shopper (weights, penalty: the new-item defaults, for requests that
+    exclude the history). Returns (defaults, new-item defaults, notes, {(method, variant):
+    (ndcg, cases)} of the sources alone)."""
+    singles = b.evaluate(bundle, end, ["recent_popular"] + sources)
+    weights, notes = drop_losers(singles, sources)
+    for note in notes:
+        b.progress("dropped " + note)
+    free = [s for s in sources if s != "cf" and not any(n.startswith(s + ":") for n in notes)]
+    start = {"weights": weights, "penalty": 0.0, "exclude": False}
+    b.report += ["## 3. Fusion weights and defaults (coordinate searches)", "",
+                 "| variant | round | setting | NDCG@10 |", "|---|---:|---|---:|"]
+    main = search(b, bundle, end, "all", start, free + ["penalty", "exclude"])
+    new_items = search(b, bundle, end, "new", dict(start, exclude=True), free + ["penalty"])
+    b.report.append("")
+    for s in free:
+        zero = [v for v, st in (("all", main), ("new", new_items)) if st["weights"][s] == 0]
+        if zero:
+            notes.append(f"{s}: weight 0 on {' and '.join(zero)} items, the search found the "
+                         "blend no better with it")
+    return main, new_items, notes, singles
+
+
+def describe(state):
+    weights = ",".join(f"{k}={v:g}" for k, v in state["weights"].items())
+    return f"{weights}; penalty {state['penalty']:g}; exclude_history {str(state['exclude']).lower()}"
+
+
+def validation_table(b, bundle, end, modes, sources, singles):
+    """The final validation rows: baselines, each source alone, the blend (modes: {variant:
+    its settings}), and the blend without each model."""
+    scores = dict(singles)
+    for variant, state in modes.items():
+        settings = [("blend", state["weights"], state["penalty"], state["exclude"])]
+        settings += [(f"blend without {s}", dict(state["weights"], **{s: 0.0}), state["penalty"],
+                      state["exclude"]) for s in sources if s not in ("cf", "pop")]
+        scores.update(b.evaluate(bundle, end, [], settings, variants=[variant]))
+    methods = ["recent_popular"] + sources + ["blend"] + \
+        [f"blend without {s}" for s in sources if s not in ("cf", "pop")]
+    rows = [{"method": m, "variant": v, "ndcg_at_10": scores[(m, v)][0],
+             "cases": scores[(m, v)][1]} for m in methods for v in VARIANTS]
+    b.report += ["## 4. Validation table (chosen settings)", "",
+                 "| method | variant | cases | NDCG@10 |", "|---|---|---:|---:|"]
+    b.report += [f"| {r['method']} | {r['variant']} | {r['cases']} | {r['ndcg_at_10']:.4f} |"
+                 for r in rows]
+    b.report.append("")
+    return rows
+
+
+def tune(b, args, customers, end):
+    """Runs the validation stages; returns the choices and the validation report."""
+    val_start = end - args.validation_days * DAY
+    b.progress(f"validation window {date(val_start)} .. {date(end)}")
+    bundle = b.build_cf(b.work, "val", val_start, {})
+    cf = tune_cf(b, bundle, end)
+    shutil.rmtree(bundle)
+    bundle = b.build_cf(b.work, "val", val_start, cf)
+    corpus = tm.Corpus(args, bundle, customers, end, val_start)
+    if len(corpus.validation) == 0:
+        sys.exit("error: no basket in the validation window of a customer who bought before "
+                 "it; use a longer --validation_days or more data")
+    epochs, models = train_validation_models(b, corpus, args)
+    entries = []
+    for kind, model in models.items():
+        args_k = argparse.Namespace(**vars(args), bundle=bundle)
+        entries.append(tm.export(copy.deepcopy(model), corpus, kind, args_k, 0.0))
+    tm.write_models(argparse.Namespace(bundle=bundle), corpus, entries, {})
+    sources = [s["name"] for s in json.load(open(os.path.join(bundle, "manifest.json")))["sources"]]
+    b.progress("tuning the fusion weights and defaults")
+    state, new_items, notes, singles = tune_fusion(b, bundle, end, sources)
+    rows = validation_table(b, bundle, end, {"all": state, "new": new_items}, sources, singles)
+    return {"cf": cf, "epochs": epochs, "state": state, "new_items": new_items,
+            "models": {kind: (model, corpus.item_index) for kind, model in models.items()},
+            "validation": {"start_unix": val_start, "end_unix": end, "rows": rows,
+                           "notes": notes, "report_file": "validation.md"}}
+
+
+def untuned(args):
+    weights = {k: float(v) for k, v in (kv.split("=") for kv in args.weights.split(",") if kv)}
+    return {"cf": {}, "epochs": {}, "validation": None, "models": {}, "new_items": None,
+            "state": {"weights": weights, "penalty": args.popularity_penalty,
+                      "exclude": bool(args.exclude_history)}}
+
+
+def finish(b, args, bundle, corpus, choices):
+    """Trains the final models and writes the weights, defaults and validation report."""
+    state = choices["state"]
+    entries = []
+    for kind in args.models.split(","):
+        args_k = argparse.Namespace(**vars(args), bundle=bundle)
+        previous = choices["models"].get(kind) if args.final_training == "warm" else None
+        if previous:
+            args_k.epochs = args.final_epochs
+            b.progress(f"training {kind} on all the data: {args.final_epochs} epochs from the "
+                       "validation model")
+        else:
+            args_k.epochs = choices["epochs"].get(kind, args.epochs)
+            b.progress(f"training {kind} on all the data: {args_k.epochs} epochs")
+        model, _ = tm.fit(corpus, kind, args_k, validate=False, previous=previous)
+        entries.append(tm.export(model, corpus, kind, args_k, state["weights"].get(kind, 0.0)))
+    tm.write_models(argparse.Namespace(bundle=bundle), corpus, entries, state["weights"])
+    path = os.path.join(bundle, "manifest.json")
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    manifest["defaults"] = {"exclude_history": state["exclude"],
+                            "popularity_penalty": state["penalty"]}
+    if choices["new_items"]:
+        manifest["defaults"]["new_items"] = {"weights": choices["new_items"]["weights"],
+                                             "popularity_penalty": choices["new_items"]["penalty"]}
+    if choices["validation"]:
+        manifest["validation"] = choices["validation"]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def write_report(b, bundle, choices):
+    v = choices["validation"]
+    lines = [f"# Validation report of bundle {os.path.basename(bundle)}", "",
+             f"Tuned by tools/make_bundle.py on {date(v['start_unix'])} .. {date(v['end_unix'])}"
+             " (models trained before the window), then rebuilt on all training data.", "",
+             f"Chosen: CF {choices['cf']}; epochs {choices['epochs']}; defaults "
+             f"{describe(choices['state'])}; with the history excluded (items new to the "
+             f"shopper) {describe(choices['new_items'])}.", ""]
+    lines += [f"- {n}" for n in v["notes"]] + ([""] if v["notes"] else [])
+    with open(os.path.join(bundle, "validation.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines + b.report) + "\n")
 
 
 def main():
@@ -33,27 +356,57 @@ def main():
                         help="version directory name (default: the UTC time, e.g. "
                              "20261129T080000Z)")
     parser.add_argument("--cutoff", default="", help="train only before this date")
+    parser.add_argument("--validation_days", type=int, default=28)
+    parser.add_argument("--tune", type=int, default=1, help="0: no validation, flags as given")
+    parser.add_argument("--final_training", default="warm", choices=("warm", "full"),
+                        help="the shipped models: warm = the validation models trained on for "
+                             "--final_epochs over all the data; full = retrained from scratch "
+                             "for the epoch count chosen on validation (about twice the time)")
+    parser.add_argument("--final_epochs", type=int, default=2)
+    parser.add_argument("--weights", default="pop=0.3,cnn=0.3,rnn=0.3",
+                        help="with --tune=0: fusion weights, source=weight,...")
+    parser.add_argument("--popularity_penalty", type=float, default=0.0,
+                        help="with --tune=0: the bundle's default popularity penalty")
+    parser.add_argument("--exclude_history", type=int, default=0,
+                        help="with --tune=0: the bundle's default exclude_history")
     parser.add_argument("--cf_flags", default="", help="extra flags for recsys_build_bundle")
     parser.add_argument("--builder", default=os.path.join(ROOT, "build/tools/recsys_build_bundle"))
-    train_models.add_training_flags(parser)
+    parser.add_argument("--evaluator", default=os.path.join(ROOT, "build/tools/recsys_evaluate"))
+    tm.add_training_flags(parser)
     args = parser.parse_args()
 
     version = args.version or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     final = os.path.join(args.out_root, version)
     if os.path.exists(final):
         sys.exit(f"error: {final} already exists")
-    staging = os.path.join(args.out_root, ".staging-" + version)
-    shutil.rmtree(staging, ignore_errors=True)
-    command = [args.builder, f"--input={args.input}", f"--out_root={staging}",
-               f"--version={version}"] + ([f"--cutoff={args.cutoff}"] if args.cutoff else []) + \
-        shlex.split(args.cf_flags)
-    if subprocess.run(command).returncode != 0:
-        sys.exit("error: recsys_build_bundle failed")
-    args.bundle = os.path.join(staging, version)
-    train_models.train_bundle(args)
-    os.rename(args.bundle, final)
-    os.rmdir(staging)
-    print(f"bundle {final}: item-CF, {args.models} ready")
+    os.makedirs(args.out_root, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    cutoff = rm.parse_time(args.cutoff + " 00:00:00") if args.cutoff else None
+    with tempfile.TemporaryDirectory(dir=args.out_root, prefix=".staging-") as work:
+        b = Builder(args, work)
+        b.progress(f"reading {args.input}")
+        try:
+            customers = rm.read_purchases(args.input, cutoff)
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        if not customers:
+            sys.exit(f"error: {args.input}: no purchase passes the filter before the cut-off")
+        end = cutoff or (max(e[0] for c in customers.values() for e in c) // DAY + 1) * DAY
+        choices = tune(b, args, customers, end) if args.tune else untuned(args)
+        b.progress("building the bundle on all training data")
+        bundle = b.build_cf(work, version, cutoff,
+                            dict(choices["cf"], exclude_history_default=str(
+                                choices["state"]["exclude"]).lower()))
+        corpus = tm.Corpus(args, bundle, customers, end)
+        finish(b, args, bundle, corpus, choices)
+        if choices["validation"]:
+            write_report(b, bundle, choices)
+        os.rename(bundle, final)
+        b.progress(f"bundle {final} ready: {describe(choices['state'])}" +
+                   (f"; new items: {describe(choices['new_items'])}" if choices["new_items"]
+                    else ""))
+        for note in (choices["validation"] or {}).get("notes", []):
+            b.progress("note: " + note)
 
 
 if __name__ == "__main__":

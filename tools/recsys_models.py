@@ -106,18 +106,30 @@ def read_purchases(path, cutoff_s=None):
 
 class _Base(nn.Module):
     """Shared parts: item embedding with a padding row, event-feature projection, context
-    fusion, output table and bias."""
+    fusion, output table and bias, and the item side-features.
 
-    def __init__(self, num_items, max_history, num_event_features, num_context, dim):
+    Item side-features (F columns, fixed per bundle: the trend of each item's purchases before
+    the bundle's cut-off, its price, its category) sit beside the learned item vectors in
+    item_table(); encode() returns, beside the user vector, how much this user's score weighs
+    each feature, so score = user . vector + weights(user) . features + bias."""
+
+    def __init__(self, num_items, max_history, num_event_features, num_context, dim,
+                 item_features=None, dropout=0.0):
         super().__init__()
         self.num_items = num_items
         self.max_history = max_history
+        self.dim = dim
         self.item_embedding = nn.Embedding(num_items + 1, dim, padding_idx=num_items)
         self.event_projection = nn.Linear(num_event_features, dim, bias=False)
         self.context_projection = nn.Linear(num_context, dim)
         self.output = nn.Embedding(num_items, dim)
         self.bias = nn.Parameter(torch.zeros(num_items))
         self.combine = nn.Linear(2 * dim, dim)
+        if item_features is None:
+            item_features = torch.zeros(num_items, 0)
+        self.register_buffer("item_features", item_features.float().clone())
+        self.feature_weights = nn.Linear(dim, item_features.size(1))
+        self.dropout = nn.Dropout(dropout)
 
     @torch.jit.export
     def embed(self, items: torch.Tensor, event_features: torch.Tensor) -> torch.Tensor:
@@ -125,28 +137,53 @@ class _Base(nn.Module):
 
     @torch.jit.export
     def item_table(self) -> torch.Tensor:
-        return self.output.weight
+        return torch.cat([self.output.weight, self.item_features], dim=1)
 
     @torch.jit.export
     def item_bias(self) -> torch.Tensor:
         return self.bias
 
-    def _fuse(self, sequence: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.combine(torch.cat(
-            [sequence, torch.tanh(self.context_projection(context))], dim=1)))
+    def _user(self, sequence: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """encode()'s result from the sequence vector [B, D] and the context: the user vector
+        and its weights of the item features."""
+        user = self.dropout(torch.tanh(self.combine(torch.cat(
+            [sequence, torch.tanh(self.context_projection(context))], dim=1))))
+        return torch.cat([user, self.feature_weights(user)], dim=1)
 
     def forward(self, items: torch.Tensor, event_features: torch.Tensor, mask: torch.Tensor,
                 context: torch.Tensor) -> torch.Tensor:
         user = self.encode(self.embed(items, event_features), mask, context)
         return user @ self.item_table().t() + self.item_bias()
 
+    def training_logits(self, items, event_features, mask, context, dynamic):
+        """Scores of all items with the first dynamic.size(2) item features taken per example
+        from `dynamic` [B, N, Fd] (the trend at the example's time) instead of the table."""
+        table_in, table_out = self.training_tables()
+        embedded = nn.functional.embedding(items, table_in, padding_idx=self.num_items)
+        user = self.encode(embedded + self.event_projection(event_features), mask, context)
+        fd = dynamic.size(2)
+        vector, weights = user[:, :self.dim], user[:, self.dim:]
+        static = self.item_features[:, fd:]
+        logits = vector @ table_out.t() + weights[:, fd:] @ static.t() + self.bias
+        return logits + torch.einsum("bf,bnf->bn", weights[:, :fd], dynamic)
+
+    def training_tables(self):
+        """The item tables training differentiates: input [N + 1, D] (padding row last) and
+        output [N, D]."""
+        return self.item_embedding.weight, self.output.weight
+
+    def freeze(self):
+        """Writes what training_tables computes into the tables the exported methods read."""
+
 
 class GruRecommender(_Base):
     """GRU4Rec-style: a GRU over the embedded events; the state after the last one is the
     session vector."""
 
-    def __init__(self, num_items, max_history, num_event_features, num_context, dim=64):
-        super().__init__(num_items, max_history, num_event_features, num_context, dim)
+    def __init__(self, num_items, max_history, num_event_features, num_context, dim=64,
+                 item_features=None, dropout=0.0):
+        super().__init__(num_items, max_history, num_event_features, num_context, dim,
+                         item_features, dropout)
         self.gru = nn.GRU(dim, dim, batch_first=True)
 
     @torch.jit.export
@@ -154,8 +191,8 @@ class GruRecommender(_Base):
                context: torch.Tensor) -> torch.Tensor:
         # Left padding: zeroed padding inputs before the first event keep the state near its
         # start; the state after position L-1 sees every real event.
-        out, _ = self.gru(embedded * mask.unsqueeze(2))
-        return self._fuse(out[:, -1, :], context)
+        out, _ = self.gru(self.dropout(embedded) * mask.unsqueeze(2))
+        return self._user(out[:, -1, :], context)
 
 
 class CaserRecommender(_Base):
@@ -163,25 +200,104 @@ class CaserRecommender(_Base):
     vertical convolution over the last L events."""
 
     def __init__(self, num_items, max_history, num_event_features, num_context, dim=64,
-                 horizontal=16, vertical=4):
-        super().__init__(num_items, max_history, num_event_features, num_context, dim)
+                 item_features=None, dropout=0.0, horizontal=16, vertical=4):
+        super().__init__(num_items, max_history, num_event_features, num_context, dim,
+                         item_features, dropout)
         self.horizontal = nn.ModuleList(
             [nn.Conv2d(1, horizontal, (h, dim)) for h in range(1, 5)])
         self.vertical = nn.Conv2d(1, vertical, (max_history, 1))
-        self.sequence = nn.Linear(4 * horizontal + vertical * dim, dim)
+        self.project = nn.Linear(4 * horizontal + vertical * dim, dim)
 
     @torch.jit.export
     def encode(self, embedded: torch.Tensor, mask: torch.Tensor,
                context: torch.Tensor) -> torch.Tensor:
-        x = (embedded * mask.unsqueeze(2)).unsqueeze(1)  # [B, 1, L, D]
+        x = (self.dropout(embedded) * mask.unsqueeze(2)).unsqueeze(1)  # [B, 1, L, D]
         pooled = []
         for conv in self.horizontal:
             pooled.append(torch.relu(conv(x)).squeeze(3).max(dim=2).values)
         vertical = self.vertical(x).flatten(1)
-        sequence = torch.relu(self.sequence(torch.cat(pooled + [vertical], dim=1)))
-        return self._fuse(sequence, context)
+        return self._user(torch.relu(self.project(torch.cat(pooled + [vertical], dim=1))),
+                          context)
 
 
-def make_model(kind, num_items, max_history, num_context, dim):
+class TextCnnCaser(CaserRecommender):
+    """The Caser CNN over item vectors that a text CNN makes from the item descriptions (a
+    content signal: items with few purchases get vectors from words they share with others).
+
+    Item encoder: word embeddings of the description's first tokens, convolutions of widths
+    1..3 max-pooled over the words, a projection to D. The history embeds each item by its
+    content vector; the output table is a projection of it plus a learned per-item vector.
+    freeze() writes both into the plain tables before export, so the TorchScript contract (and
+    its cost at serving time) is the Caser's."""
+
+    def __init__(self, num_items, max_history, num_event_features, num_context, dim=64,
+                 item_features=None, dropout=0.0, tokens=None, vocabulary=1, words=32,
+                 filters=64, vocabulary_map=None):
+        super().__init__(num_items, max_history, num_event_features, num_context, dim,
+                         item_features, dropout)
+        self.register_buffer("tokens", tokens if tokens is not None else
+                             torch.zeros(num_items, 1, dtype=torch.long))
+        self.words = nn.Embedding(vocabulary + 1, words, padding_idx=0)
+        self.text = nn.ModuleList([nn.Conv1d(words, filters, k, padding=k - 1)
+                                   for k in (1, 2, 3)])
+        self.content = nn.Linear(3 * filters, dim)
+        self.output_projection = nn.Linear(dim, dim, bias=False)
+        self.vocabulary = vocabulary_map or {}  # Word -> index, for warm starts.
+        self.frozen = False
+        with torch.no_grad():
+            self.output.weight.mul_(0.1)
+
+    def content_vectors(self):
+        x = self.dropout(self.words(self.tokens)).transpose(1, 2)  # [N, words, T]
+        pooled = [torch.relu(conv(x)).max(dim=2).values for conv in self.text]
+        return torch.tanh(self.content(torch.cat(pooled, dim=1)))  # [N, D]
+
+    def training_tables(self):
+        if self.frozen:
+            return super().training_tables()
+        c = self.content_vectors()
+        table_in = torch.cat([c, torch.zeros(1, c.size(1))], dim=0)
+        return table_in, self.output_projection(c) + self.output.weight
+
+    def freeze(self):
+        with torch.no_grad():
+            table_in, table_out = self.training_tables()
+            self.item_embedding.weight.copy_(table_in)
+            self.output.weight.copy_(table_out)
+        self.frozen = True
+
+
+def description_vocabulary(descriptions, min_items=2):
+    """{word: index from 1}: the words of at least min_items of the descriptions."""
+    counts = {}
+    for words in map(_words, descriptions):
+        for w in set(words):
+            counts[w] = counts.get(w, 0) + 1
+    return {w: i + 1 for i, w in enumerate(sorted(w for w, n in counts.items() if n >= min_items))}
+
+
+def description_tokens(descriptions, vocabulary, max_tokens=8):
+    """[N, max_tokens]: the indices of each description's first words in `vocabulary` (0: a
+    word outside it, or padding)."""
+    rows = [[vocabulary[w] for w in _words(d) if w in vocabulary][:max_tokens]
+            for d in descriptions]
+    return torch.tensor([r + [0] * (max_tokens - len(r)) for r in rows], dtype=torch.long)
+
+
+def _words(description):
+    return "".join(ch if ch.isalnum() else " " for ch in description.upper()).split()
+
+
+def make_model(kind, num_items, max_history, num_context, dim, item_features=None, dropout=0.0,
+               descriptions=None, vocabulary=None):
+    """kind "rnn" (GRU4Rec), "cnn" (Caser; with `descriptions`, over text-CNN item vectors,
+    words indexed by `vocabulary`, default description_vocabulary(descriptions))."""
+    if kind == "cnn" and descriptions is not None:
+        vocabulary = vocabulary or description_vocabulary(descriptions)
+        return TextCnnCaser(num_items, max_history, len(EVENT_FEATURES), num_context, dim,
+                            item_features, dropout,
+                            description_tokens(descriptions, vocabulary), len(vocabulary),
+                            vocabulary_map=vocabulary)
     cls = {"rnn": GruRecommender, "cnn": CaserRecommender}[kind]
-    return cls(num_items, max_history, len(EVENT_FEATURES), num_context, dim)
+    return cls(num_items, max_history, len(EVENT_FEATURES), num_context, dim, item_features,
+               dropout)

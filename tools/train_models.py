@@ -1,25 +1,39 @@
 #!/usr/bin/python3
-"""Trains the CNN (Caser) and RNN (GRU4Rec) recommenders of a bundle and exports them.
+"""Trains the CNN (Caser over text-CNN item vectors) and RNN (GRU4Rec) recommenders of a bundle
+and exports them.
 
   /usr/bin/python3 tools/train_models.py --bundle=DIR --input=data/.../online_retail_ii.csv.gz
 
 DIR is a bundle version directory written by recsys_build_bundle (items.tsv fixes the item
 indices; the manifest's train_cutoff_unix, if set, keeps held-out purchases out of training).
-The script trains on next-basket prediction (the items of a customer's basket are the target
-given the events of their earlier baskets) with full-softmax cross-entropy averaged over the
-basket's items, writes cnn.pt and rnn.pt
-(TorchScript, the contract of tools/recsys_models.py) into DIR, and adds the models, their
-sources and the feature schema to DIR/manifest.json. Each source's affine normalisation is a
-z-score of its scores over the whole catalogue, fixed from a sample of training requests.
-Seeded and reproducible for a fixed thread count; progress goes to stderr.
+The script trains on next-basket prediction: each basket after a customer's first is one
+example, its items the target given the customer's last max_history events before it. The loss
+is the cross-entropy of a softmax over the whole catalogue (every item a negative: the limit of
+GRU4Rec's sampled negatives), averaged over the basket's items; Adam, dropout on the embedded
+history and the user vector. Each item's side-features (its purchase trend before the example's
+time, its price and category: item_feature_table) enter the score through weights the encoder
+derives from the user, so the models learn when a shopper follows the season's best-sellers.
+The CNN's item vectors come from a text CNN over the item descriptions (--text_cnn), a content
+signal that reaches items with few purchases.
+
+With --validation_start, baskets from then on are held out: training stops when their NDCG@10
+(all items and items new to the shopper, the protocol of tools/evaluate.sh, item trends frozen
+at the window's start as a served bundle's are) has not improved for --patience epochs, and the
+best epoch is kept. make_bundle.py uses this to choose the epoch count, then retrains on all
+data. Writes cnn.pt and rnn.pt (TorchScript, the contract of tools/recsys_models.py) into DIR
+and adds the models, their sources and the feature schema to DIR/manifest.json. Each source's
+affine normalisation is a z-score of its scores over the whole catalogue, fixed from a sample of
+training requests. Seeded and reproducible for a fixed thread count; progress goes to stderr.
 """
 
 import argparse
 import json
+import math
 import os
 import random
 import sys
 import time
+from datetime import datetime, timezone
 
 import numpy as np
 import torch
@@ -27,56 +41,133 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import recsys_models as rm  # noqa: E402
 
+DAY = 86400
+TREND_WINDOWS = (7, 28)  # Days of the trend features; then all purchases before.
+
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def load_items(bundle):
+def read_items(bundle):
+    """items.tsv: ({id: index}, [price], [category], [description])."""
+    index, prices, categories, descriptions = {}, [], [], []
     with open(os.path.join(bundle, "items.tsv"), encoding="utf-8") as f:
         header = f.readline().rstrip("\n").split("\t")
         assert header[0] == "id", "items.tsv: unexpected header"
-        return {line.split("\t", 1)[0]: i for i, line in enumerate(f)}
+        price_col, category_col = header.index("price"), header.index("category")
+        description_col = header.index("description")
+        for i, line in enumerate(f):
+            fields = line.rstrip("\n").split("\t")
+            index[fields[0]] = i
+            prices.append(float(fields[price_col] or 0))
+            categories.append(fields[category_col])
+            descriptions.append(fields[description_col])
+    return index, prices, categories, descriptions
 
 
-def build_examples(customers, item_index, countries, max_history):
-    """One training example per basket after a customer's first: left-padded item indices
-    [M, L], event features [M, L, E], mask [M, L], context [M, C], and the basket's distinct
-    items (a list of M lists)."""
+class ItemFeatures:
+    """Item side-features: the purchase trend (log1p of purchase lines in the last 7 and 28
+    days and all before) as of any day, then log1p(price) and a category one-hot."""
+
+    def __init__(self, customers, item_index, prices, categories, first_day, end):
+        """Counts the purchases before `end` (seconds) from `first_day` (days) on."""
+        n = len(item_index)
+        self.first_day = first_day
+        days = (end - 1) // DAY - first_day + 2
+        counts = np.zeros((days, n), dtype=np.float32)
+        for events in customers.values():
+            for e in events:
+                i = item_index.get(e[2])
+                if i is not None and e[0] < end:
+                    counts[e[0] // DAY - first_day + 1, i] += 1
+        cumulative = np.cumsum(counts, axis=0)  # Row d: lines on days before first_day + d.
+
+        def window(w):
+            lagged = np.zeros_like(cumulative)
+            lagged[w:] = cumulative[:-w]
+            return cumulative - lagged
+
+        self.trend = torch.from_numpy(np.log1p(np.stack(
+            [window(w) for w in TREND_WINDOWS] + [cumulative], axis=2)))  # [days, N, 3]
+        names = sorted(set(categories) - {""})
+        static = np.zeros((n, 1 + len(names)), dtype=np.float32)
+        static[:, 0] = np.log1p(np.maximum(prices, 0))
+        for i, c in enumerate(categories):
+            if c:
+                static[i, 1 + names.index(c)] = 1.0
+        self.static = torch.from_numpy(static)
+        self.names = ([f"log_lines_{w}d" for w in TREND_WINDOWS] + ["log_lines_all",
+                      "log_price"] + [f"category={c}" for c in names])
+
+    def day(self, time_s):
+        return min(max(time_s // DAY - self.first_day, 0), self.trend.size(0) - 1)
+
+    def dynamic(self, days):
+        """[B, N, 3]: the trend as of each of `days` (tensor of day rows)."""
+        return self.trend[days]
+
+    def table(self, time_s):
+        """[N, F]: every feature as of `time_s`, for export."""
+        return torch.cat([self.trend[self.day(time_s)], self.static], dim=1)
+
+
+class Examples:
+    """Left-padded histories [M, L], event features [M, L, E], mask [M, L], context [M, C],
+    the day row of each example (for its trend), its basket's distinct items, and (for
+    validation) every item bought before it."""
+
+    def __init__(self):
+        self.items, self.features, self.masks, self.contexts = [], [], [], []
+        self.days, self.targets, self.bought = [], [], []
+
+    def tensors(self):
+        self.items = torch.tensor(self.items, dtype=torch.long)
+        self.features = torch.tensor(self.features, dtype=torch.float32)
+        self.masks = torch.tensor(self.masks, dtype=torch.float32)
+        self.contexts = torch.tensor(self.contexts, dtype=torch.float32)
+        self.days = torch.tensor(self.days, dtype=torch.long)
+        return self
+
+    def __len__(self):
+        return len(self.targets)
+
+
+def build_examples(customers, item_index, countries, max_history, item_features,
+                   validation_start=None):
+    """(train, validation): one example per basket after a customer's first. With
+    validation_start, baskets from then on are validation examples (of customers who bought
+    before it), their trend frozen at validation_start; else validation is empty."""
     n = len(item_index)
-    items, features, masks, contexts, targets = [], [], [], [], []
+    train, validation = Examples(), Examples()
     for _, events in sorted(customers.items()):
         known = [e for e in events if e[2] in item_index]
-        if not known:
-            continue
         seq_items = [item_index[e[2]] for e in known]
-        seq_features = []
-        for k, e in enumerate(known):
-            gap = 0.0 if k == 0 else (e[0] - known[k - 1][0]) / 86400.0
-            seq_features.append(rm.event_features(e[3], e[4], gap))
-        # Baskets: runs of the same invoice.
+        seq_features = [rm.event_features(e[3], e[4], 0.0 if k == 0 else
+                                          (e[0] - known[k - 1][0]) / DAY)
+                        for k, e in enumerate(known)]
         start = 0
         while start < len(known):
             end = start
             while end < len(known) and known[end][1] == known[start][1]:
                 end += 1
-            if start > 0:
+            held = validation_start is not None and known[start][0] >= validation_start
+            if start > 0 and not (held and known[0][0] >= validation_start):
+                out = validation if held else train
                 lo = max(0, start - max_history)
                 pad = max_history - (start - lo)
-                row_items = [n] * pad + seq_items[lo:start]
-                row_features = [[0.0] * len(rm.EVENT_FEATURES)] * pad + seq_features[lo:start]
-                row_mask = [0.0] * pad + [1.0] * (start - lo)
-                context = rm.context_features(known[start][0], known[start - 1][0],
-                                              known[start][5], countries)
-                items.append(row_items)
-                features.append(row_features)
-                masks.append(row_mask)
-                contexts.append(context)
-                targets.append(list(dict.fromkeys(seq_items[start:end])))
+                out.items.append([n] * pad + seq_items[lo:start])
+                out.features.append([[0.0] * len(rm.EVENT_FEATURES)] * pad +
+                                    seq_features[lo:start])
+                out.masks.append([0.0] * pad + [1.0] * (start - lo))
+                out.contexts.append(rm.context_features(known[start][0], known[start - 1][0],
+                                                        known[start][5], countries))
+                out.days.append(item_features.day(validation_start if held else known[start][0]))
+                out.targets.append(list(dict.fromkeys(seq_items[start:end])))
+                if held:
+                    out.bought.append(set(seq_items[:start]))
             start = end
-    return (torch.tensor(items, dtype=torch.long), torch.tensor(features, dtype=torch.float32),
-            torch.tensor(masks, dtype=torch.float32),
-            torch.tensor(contexts, dtype=torch.float32), targets)
+    return train.tensors(), validation.tensors()
 
 
 def soft_targets(baskets, num_items):
@@ -88,109 +179,223 @@ def soft_targets(baskets, num_items):
     return dense
 
 
-def train(model, data, epochs, batch_size, lr, name):
-    items, features, masks, contexts, targets = data
-    m = len(targets)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+def ndcg_at_10(model, data, item_features, batch_size=512):
+    """{"all": NDCG@10, "new": NDCG@10} of the model alone on the examples: every basket item a
+    target, or only those new to the shopper with their past items not ranked."""
+    model.eval()
+    sums, counts = {"all": 0.0, "new": 0.0}, {"all": 0, "new": 0}
+    discount = 1.0 / np.log2(np.arange(2, 12))
+    with torch.no_grad():
+        for lo in range(0, len(data), batch_size):
+            idx = torch.arange(lo, min(lo + batch_size, len(data)))
+            logits = model.training_logits(data.items[idx], data.features[idx], data.masks[idx],
+                                           data.contexts[idx],
+                                           item_features.dynamic(data.days[idx]))
+            for row, k in enumerate(idx.tolist()):
+                targets = set(data.targets[k])
+                for variant in ("all", "new"):
+                    wanted = targets if variant == "all" else targets - data.bought[k]
+                    if not wanted:
+                        continue
+                    scores = logits[row]
+                    if variant == "new":
+                        scores = scores.clone()
+                        scores[list(data.bought[k])] = -math.inf
+                    top = torch.topk(scores, 10).indices.tolist()
+                    dcg = sum(discount[r] for r, i in enumerate(top) if i in wanted)
+                    sums[variant] += dcg / discount[:min(len(wanted), 10)].sum()
+                    counts[variant] += 1
+    return {v: sums[v] / max(counts[v], 1) for v in sums}
+
+
+def train(model, data, item_features, options, name, validation=None):
+    """Trains for options.epochs, or with `validation` until its NDCG@10 (mean of both
+    variants) has not improved for options.patience epochs, restoring the best epoch. Returns
+    [(epoch, {"all": .., "new": ..})] of the validation scores (empty without validation)."""
+    m = len(data)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
-    num_items = model.num_items
-    steps = (m + batch_size - 1) // batch_size
+    steps = (m + options.batch_size - 1) // options.batch_size
+    curve, best, best_state = [], -1.0, None
     started = time.time()
-    for epoch in range(epochs):
+    for epoch in range(options.epochs):
         model.train()
         order = torch.randperm(m)
         total = 0.0
         for step in range(steps):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            logits = model(items[idx], features[idx], masks[idx], contexts[idx])
-            loss = loss_fn(logits, soft_targets([targets[i] for i in idx.tolist()], num_items))
+            idx = order[step * options.batch_size:(step + 1) * options.batch_size]
+            logits = model.training_logits(data.items[idx], data.features[idx], data.masks[idx],
+                                           data.contexts[idx],
+                                           item_features.dynamic(data.days[idx]))
+            loss = loss_fn(logits, soft_targets([data.targets[i] for i in idx.tolist()],
+                                                model.num_items))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item()
             if step % 50 == 0 or step == steps - 1:
-                done = epoch * steps + step + 1
-                eta = (time.time() - started) / done * (epochs * steps - done)
-                sys.stderr.write(f"\r{name} epoch {epoch + 1}/{epochs} "
+                sys.stderr.write(f"\r{name} epoch {epoch + 1}/{options.epochs} "
                                  f"{100.0 * (step + 1) / steps:5.1f}% "
-                                 f"loss {total / (step + 1):.3f} eta {eta:4.0f}s ")
+                                 f"loss {total / (step + 1):.3f} "
+                                 f"{time.time() - started:4.0f}s ")
                 sys.stderr.flush()
-        sys.stderr.write("\n")
+        if validation is None or len(validation) == 0:
+            sys.stderr.write("\n")
+            continue
+        scores = ndcg_at_10(model, validation, item_features)
+        curve.append((epoch + 1, scores))
+        sys.stderr.write(f"validation NDCG@10 all {scores['all']:.4f} new {scores['new']:.4f}\n")
+        value = (scores["all"] + scores["new"]) / 2
+        if value > best:
+            best, best_state = value, {k: v.clone() for k, v in model.state_dict().items()}
+        elif epoch + 1 - max(e for e, s in curve if (s["all"] + s["new"]) / 2 == best) >= \
+                options.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
-    return model
+    return curve
 
 
-def calibrate(model, data, sample):
+def best_epoch(curve):
+    return max(curve, key=lambda c: (c[1]["all"] + c[1]["new"]) / 2)[0]
+
+
+def calibrate(model, data, item_features, sample):
     """Mean and standard deviation of the model's scores over all items, on a sample of
     training requests: the source's fixed z-score normalisation."""
-    items, features, masks, contexts, _ = data
-    idx = torch.arange(min(sample, len(items)))
+    idx = torch.arange(min(sample, len(data)))
     with torch.no_grad():
-        logits = model(items[idx], features[idx], masks[idx], contexts[idx])
+        logits = model.training_logits(data.items[idx], data.features[idx], data.masks[idx],
+                                       data.contexts[idx], item_features.dynamic(data.days[idx]))
     return float(logits.mean()), float(logits.std())
 
 
 def add_training_flags(parser):
     """The training options, shared with make_bundle.py."""
     parser.add_argument("--models", default="cnn,rnn")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=8,
+                        help="most epochs (with validation: stop earlier when it stalls)")
+    parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--max_history", type=int, default=20)
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument("--lr", type=float, default=0.005)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--item_features", type=int, default=1,
+                        help="1: item trend, price and category features; 0: none")
+    parser.add_argument("--text_cnn", type=int, default=1,
+                        help="1: the CNN's item vectors come from a text CNN over the item "
+                             "descriptions; 0: learned per item")
     parser.add_argument("--countries", type=int, default=8,
                         help="countries with their own context feature (the rest: other)")
-    parser.add_argument("--weights", default="pop=0.3,cnn=0,rnn=0.1",
-                        help="fusion weights, source=weight,... (cf, pop, cnn, rnn); the "
-                             "default is what tools/evaluate.sh chose on the validation month")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
 
 
-def train_bundle(args):
-    """Trains args.models on args.input and adds them to the bundle directory args.bundle."""
-    torch.manual_seed(args.seed)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.set_num_threads(args.threads)
+class Corpus:
+    """What training reads: the item indices of the bundle, the countries, item features and
+    the examples. `customers`: rm.read_purchases output, purchases before `end` (the bundle's
+    cut-off, or the data's end); with `validation_start`, the item table is frozen there and
+    baskets from then on are validation examples."""
 
+    def __init__(self, args, bundle, customers, end, validation_start=None):
+        self.item_index, prices, categories, self.descriptions = read_items(bundle)
+        by_country = {}
+        for events in customers.values():
+            by_country[events[-1][5]] = by_country.get(events[-1][5], 0) + 1
+        self.countries = sorted(by_country, key=lambda c: (-by_country[c], c))[:args.countries]
+        self.end = validation_start or end
+        first = min(e[0] for events in customers.values() for e in events)
+        self.item_features = ItemFeatures(customers, self.item_index, prices, categories,
+                                          first // DAY, self.end)
+        self.train, self.validation = build_examples(
+            customers, self.item_index, self.countries, args.max_history, self.item_features,
+            validation_start)
+        log(f"{len(self.train)} baskets to learn from, {len(self.validation)} to validate on, "
+            f"{len(customers)} customers, {len(self.item_index)} items")
+
+    def make_model(self, kind, args, vocabulary=None):
+        # The table holds the trend as of self.end (the bundle's cut-off).
+        features = self.item_features.table(self.end) if args.item_features else None
+        return rm.make_model(kind, len(self.item_index), args.max_history,
+                             len(rm.context_feature_names(self.countries)), args.dim, features,
+                             args.dropout, self.descriptions if args.text_cnn else None,
+                             vocabulary)
+
+
+def read_customers(path, bundle):
+    """Purchases before the bundle's cut-off, and that cut-off (or the day after the data)."""
+    with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as f:
+        cutoff = json.load(f).get("train_cutoff_unix") or None
+    log(f"reading {path}" + (f" (before {cutoff})" if cutoff else ""))
+    customers = rm.read_purchases(path, cutoff)
+    end = cutoff or (max(e[0] for c in customers.values() for e in c) // DAY + 1) * DAY
+    return customers, end
+
+
+def seed_everything(seed):
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+ITEM_ROWS = ("item_embedding.weight", "output.weight", "bias")
+DATA_BUFFERS = ("item_features", "tokens")
+
+
+def warm_start(model, previous, previous_index, index):
+    """Copies the trained `previous` (same kind and settings, catalogue `previous_index`) into
+    `model` (catalogue `index`): per-item rows by item id (items new to `index` keep their fresh
+    initialisation), everything else as is; the data buffers stay `model`'s."""
+    pairs = [(index[i], previous_index[i]) for i in index if i in previous_index]
+    new = torch.tensor([p[0] for p in pairs])
+    old = torch.tensor([p[1] for p in pairs])
+    state = model.state_dict()
+    with torch.no_grad():
+        for name, value in previous.state_dict().items():
+            if name in ITEM_ROWS:
+                state[name][new] = value[old]
+            elif name not in DATA_BUFFERS:
+                state[name].copy_(value)
+
+
+def fit(corpus, kind, args, validate, previous=None):
+    """A trained model of `kind`, and its validation curve (empty unless `validate`).
+    `previous`: (model, item index) to start from instead of a random initialisation."""
+    seed_everything(args.seed)
+    vocabulary = getattr(previous[0], "vocabulary", None) if previous else None
+    model = corpus.make_model(kind, args, vocabulary)
+    if previous:
+        warm_start(model, previous[0], previous[1], corpus.item_index)
+    curve = train(model, corpus.train, corpus.item_features, args, kind,
+                  corpus.validation if validate else None)
+    return model, curve
+
+
+def export(model, corpus, kind, args, weight):
+    """Writes DIR/kind.pt; returns its model and source entries for the manifest."""
+    mean, std = calibrate(model, corpus.train, corpus.item_features, 512)
+    model.freeze()
+    torch.jit.script(model).save(os.path.join(args.bundle, f"{kind}.pt"))
+    log(f"{kind}: wrote {kind}.pt; score mean {mean:.3f}, std {std:.3f}")
+    return ({"name": kind, "kind": kind, "file": f"{kind}.pt", "embedding_dim": args.dim,
+             "max_history": args.max_history},
+            {"name": kind, "weight": float(weight), "slope": 1.0 / std, "intercept": -mean / std})
+
+
+def write_models(args, corpus, entries, weights):
+    """Adds the models and their sources (entries: [(model, source)]) to the manifest."""
     manifest_path = os.path.join(args.bundle, "manifest.json")
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
-    cutoff = manifest.get("train_cutoff_unix") or None
-    item_index = load_items(args.bundle)
-    log(f"reading {args.input}" + (f" (before {cutoff})" if cutoff else ""))
-    customers = rm.read_purchases(args.input, cutoff)
-    by_country = {}
-    for events in customers.values():
-        by_country[events[-1][5]] = by_country.get(events[-1][5], 0) + 1
-    countries = sorted(by_country, key=lambda c: (-by_country[c], c))[:args.countries]
-    data = build_examples(customers, item_index, countries, args.max_history)
-    log(f"{len(data[4])} baskets to predict ({sum(len(t) for t in data[4])} items) from "
-        f"{len(customers)} customers, {len(item_index)} items")
-
-    weights = dict(kv.split("=") for kv in args.weights.split(","))
-    sources = [s for s in manifest["sources"] if s["name"] not in ("cnn", "rnn")]
-    models = []
-    for kind in args.models.split(","):
-        torch.manual_seed(args.seed)
-        model = rm.make_model(kind, len(item_index), args.max_history,
-                              len(rm.context_feature_names(countries)), args.dim)
-        train(model, data, args.epochs, args.batch_size, args.lr, kind)
-        mean, std = calibrate(model, data, 512)
-        scripted = torch.jit.script(model)
-        scripted.save(os.path.join(args.bundle, f"{kind}.pt"))
-        models.append({"name": kind, "kind": kind, "file": f"{kind}.pt",
-                       "embedding_dim": args.dim, "max_history": args.max_history})
-        sources.append({"name": kind, "weight": float(weights.get(kind, 0.5)),
-                        "slope": 1.0 / std, "intercept": -mean / std})
-        log(f"{kind}: wrote {kind}.pt; score mean {mean:.3f}, std {std:.3f}")
-
-    for source in sources:  # --weights may also set cf and pop.
+    names = {model["name"] for model, _ in entries}
+    manifest["models"] = [model for model, _ in entries]
+    manifest["sources"] = [s for s in manifest["sources"] if s["name"] not in names] + \
+        [source for _, source in entries]
+    for source in manifest["sources"]:
         if source["name"] in weights:
             source["weight"] = float(weights[source["name"]])
-    manifest["models"] = models
-    manifest["sources"] = sources
     manifest["feature_schema"] = {
         "event_features": [{"name": n, "type": "numeric", "description": d}
                            for n, d in rm.EVENT_FEATURES],
@@ -198,7 +403,7 @@ def train_bundle(args):
                              for n, d in rm.TIME_CONTEXT] +
                             [{"name": "country=" + c, "type": "numeric",
                               "description": "1 if the shopper's country is " + c}
-                             for c in countries] +
+                             for c in corpus.countries] +
                             [{"name": "country=other", "type": "numeric",
                               "description": "1 if the country is none of the above"}],
     }
@@ -209,12 +414,35 @@ def train_bundle(args):
     log(f"updated {manifest_path}")
 
 
+def train_bundle(args, weights, epochs=None):
+    """Trains args.models on args.input for epochs[kind] (default args.epochs) and adds them to
+    the bundle directory args.bundle with fusion `weights` ({source: weight})."""
+    torch.set_num_threads(args.threads)
+    customers, end = read_customers(args.input, args.bundle)
+    corpus = Corpus(args, args.bundle, customers, end)
+    entries = []
+    for kind in args.models.split(","):
+        if epochs and kind in epochs:
+            args_k = argparse.Namespace(**vars(args))
+            args_k.epochs = epochs[kind]
+        else:
+            args_k = args
+        model, _ = fit(corpus, kind, args_k, validate=False)
+        entries.append(export(model, corpus, kind, args, weights.get(kind, 0.5)))
+    write_models(args, corpus, entries, weights)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", required=True, help="bundle version directory")
     parser.add_argument("--input", default="data/online-retail-ii/online_retail_ii.csv.gz")
+    parser.add_argument("--weights", default="",
+                        help="fusion weights, source=weight,... (default 0.5 per model)")
     add_training_flags(parser)
-    train_bundle(parser.parse_args())
+    args = parser.parse_args()
+    weights = dict((k, float(v)) for k, v in
+                   (kv.split("=") for kv in args.weights.split(",") if kv))
+    train_bundle(args, weights)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,14 @@ TEST(ManifestTest, RoundTripsThroughJson) {
   m.created_unix = 123;
   m.recency_decay = 0.8;
   m.exclude_history_default = true;
+  m.popularity_penalty_default = 0.05;
+  m.new_items_weights = {{"rnn", 2.0}};
+  m.new_items_popularity_penalty = 0.2;
+  m.validation.start_unix = 100;
+  m.validation.end_unix = 200;
+  m.validation.rows = {{"blend", "new", 0.25, 17}, {"rnn", "all", 0.125, 20}};
+  m.validation.notes = {"cnn: weight 0"};
+  m.validation.report_file = "validation.md";
   m.sources = {{"cf", 0.5, 2.0, -1.0}, {"rnn", 1.0, 0.1, 0.0}};
   m.event_features = {{"quantity", "numeric", "units bought"}};
   m.models = {{"rnn", "rnn", "rnn.pt", 32, 20}};
@@ -28,6 +36,20 @@ TEST(ManifestTest, RoundTripsThroughJson) {
   EXPECT_EQ(parsed->created_unix, 123);
   EXPECT_DOUBLE_EQ(parsed->recency_decay, 0.8);
   EXPECT_TRUE(parsed->exclude_history_default);
+  EXPECT_DOUBLE_EQ(parsed->popularity_penalty_default, 0.05);
+  ASSERT_EQ(parsed->new_items_weights.size(), 1u);
+  EXPECT_EQ(parsed->new_items_weights[0].first, "rnn");
+  EXPECT_DOUBLE_EQ(parsed->new_items_weights[0].second, 2.0);
+  EXPECT_THAT(parsed->new_items_popularity_penalty, ::testing::Optional(0.2));
+  EXPECT_EQ(parsed->validation.start_unix, 100);
+  EXPECT_EQ(parsed->validation.end_unix, 200);
+  ASSERT_EQ(parsed->validation.rows.size(), 2u);
+  EXPECT_EQ(parsed->validation.rows[1].method, "rnn");
+  EXPECT_EQ(parsed->validation.rows[1].variant, "all");
+  EXPECT_DOUBLE_EQ(parsed->validation.rows[1].ndcg_at_10, 0.125);
+  EXPECT_EQ(parsed->validation.rows[0].cases, 17);
+  EXPECT_THAT(parsed->validation.notes, ::testing::ElementsAre("cnn: weight 0"));
+  EXPECT_EQ(parsed->validation.report_file, "validation.md");
   ASSERT_EQ(parsed->sources.size(), 2u);
   EXPECT_DOUBLE_EQ(parsed->FindSource("cf")->slope, 2.0);
   EXPECT_DOUBLE_EQ(parsed->FindSource("cf")->intercept, -1.0);
@@ -48,6 +70,18 @@ TEST(ManifestTest, RejectsBadManifestsWithAReason) {
                   .status()
                   .message(),
               HasSubstr("recency_decay"));
+  EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x",
+                                "defaults": {"popularity_penalty": -0.1},
+                                "sources": [{"name": "cf"}]})")
+                  .status()
+                  .message(),
+              HasSubstr("defaults.popularity_penalty"));
+  EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x",
+                                "defaults": {"new_items": {"weights": {"gnn": 1}}},
+                                "sources": [{"name": "cf"}]})")
+                  .status()
+                  .message(),
+              HasSubstr("defaults.new_items.weights[\"gnn\"]"));
 }
 
 TEST(BundleTest, BuildsAndLoadsAVersionDirectory) {

@@ -61,5 +61,76 @@ TEST(MakeNextBasketCasesTest, SplitsEachCustomerAtTheCutoff) {
                   .empty());
 }
 
+TEST(MakeNextBasketCasesTest, EveryBasketInTheWindowIsACaseWithEverythingBeforeIt) {
+  const std::string dir = testing::MakeTempDir("eval_every_basket");
+  // Customer 7: one basket before the cut-off (01-05), two in the window, one after it.
+  testing::WriteFile(dir + "/three.csv",
+                     "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,CustomerID,"
+                     "Country\n"
+                     "200,21A,A,1,2010-01-01 10:00:00,1.0,7,France\n"
+                     "201,21B,B,1,2010-01-10 10:00:00,1.0,7,France\n"
+                     "201,21A,A,1,2010-01-10 10:00:00,1.0,7,France\n"
+                     "202,21C,C,1,2010-01-11 10:00:00,1.0,7,France\n"
+                     "202,21B,B,1,2010-01-11 10:00:00,1.0,7,France\n"
+                     "203,21D,D,1,2010-03-01 10:00:00,1.0,7,France\n");
+  absl::StatusOr<RetailData> data = ReadRetailCsv(dir + "/three.csv", {});
+  ASSERT_TRUE(data.ok());
+  std::vector<EvalCase> cases =
+      MakeNextBasketCases(*data, *ParseDateTime("2010-01-05"), *ParseDateTime("2010-02-01"), 200);
+  ASSERT_EQ(cases.size(), 2u);  // Baskets 201 and 202; 203 is after the window.
+  EXPECT_THAT(cases[0].targets, ElementsAre("21B", "21A"));
+  EXPECT_THAT(cases[0].new_targets, ElementsAre("21B"));
+  ASSERT_EQ(cases[0].history.size(), 1u);
+  // The second basket's history holds the first basket of the window too.
+  EXPECT_THAT(cases[1].targets, ElementsAre("21C", "21B"));
+  EXPECT_THAT(cases[1].new_targets, ElementsAre("21C"));  // B was bought in basket 201.
+  ASSERT_EQ(cases[1].history.size(), 3u);
+  EXPECT_EQ(cases[1].history[2].timestamp, *ParseDateTime("2010-01-10 10:00:00"));
+  EXPECT_TRUE(cases[1].bought.contains("21B"));
+  // max_history keeps the most recent purchases.
+  cases = MakeNextBasketCases(*data, *ParseDateTime("2010-01-05"), *ParseDateTime("2010-02-01"), 2);
+  ASSERT_EQ(cases[1].history.size(), 2u);
+  EXPECT_EQ(cases[1].history[0].timestamp, *ParseDateTime("2010-01-10 10:00:00"));
+  EXPECT_EQ(cases[1].bought.size(), 2u);  // Everything before the basket, not only the last 2.
+}
+
+TEST(PairedBootstrapTest, ResamplesCustomersNotBaskets) {
+  // Customer 0: nine baskets that the first method wins by 1; customer 1: one tie. The mean
+  // difference is 0.9; resampling customers, a draw of customer 1 twice (probability 1/4) gives
+  // 0 and of customer 0 twice gives 1, so the 95% interval is [0, 1]. Resampling baskets
+  // would give a narrow interval around 0.9.
+  std::vector<double> a(10, 1.0), b(10, 0.0);
+  std::vector<int> group(10, 0);
+  a[9] = 0.0;
+  group[9] = 1;
+  const Interval i = PairedBootstrap(a, b, group, 2);
+  EXPECT_DOUBLE_EQ(i.mean, 0.9);
+  EXPECT_DOUBLE_EQ(i.low, 0.0);
+  EXPECT_DOUBLE_EQ(i.high, 1.0);
+}
+
+TEST(PairedBootstrapTest, AConstantDifferenceHasAPointInterval) {
+  const std::vector<double> a = {0.5, 0.25, 1.0, 0.0}, b = {0.25, 0.0, 0.75, -0.25};
+  const Interval i = PairedBootstrap(a, b, {0, 1, 2, 2}, 3);
+  EXPECT_DOUBLE_EQ(i.mean, 0.25);
+  EXPECT_DOUBLE_EQ(i.low, 0.25);
+  EXPECT_DOUBLE_EQ(i.high, 0.25);
+}
+
+TEST(PairedBootstrapTest, TheIntervalCoversTheMeanOfANoisyDifference) {
+  std::vector<double> a, b;
+  std::vector<int> group;
+  for (int g = 0; g < 200; ++g) {
+    a.push_back(0.1 + 0.2 * ((g * 37) % 11) / 10.0);  // Spread 0.1 .. 0.3, mean ~0.2.
+    b.push_back(0.0);
+    group.push_back(g);
+  }
+  const Interval i = PairedBootstrap(a, b, group, 200);
+  EXPECT_LT(i.low, i.mean);
+  EXPECT_GT(i.high, i.mean);
+  EXPECT_GT(i.low, 0.15);
+  EXPECT_LT(i.high, 0.25);
+}
+
 }  // namespace
 }  // namespace recsys::core

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include "core/bundle_builder.h"
 #include "core/categorizer.h"
@@ -200,6 +202,71 @@ TEST(RankerScoresTest, PopularityPenaltyDemotesPopularItems) {
   EXPECT_EQ(out.items[0].item_id, "21C");
   EXPECT_EQ(out.items[1].item_id, "21B");
   EXPECT_NEAR(out.items[0].score, kSimAC - std::log1p(2.0), 1e-6);
+}
+
+TEST(RankerScoresTest, TheBundlesDefaultPenaltyAppliesWhenTheRequestLeavesItUnset) {
+  const std::string dir = testing::TinyBundle(0.5)->dir();
+  std::ifstream in(dir + "/manifest.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<BundleManifest> manifest = ParseManifest(text.str());
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  manifest->popularity_penalty_default = 1.0;
+  testing::WriteFile(dir + "/manifest.json", SerializeManifest(*manifest));
+  absl::StatusOr<std::shared_ptr<const Bundle>> bundle = Bundle::Load(dir, nullptr);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  // The order of PopularityPenaltyDemotesPopularItems, from the bundle's default.
+  RecommendRequest r = testing::RequestWithHistory({"21A"});
+  RankedList out;
+  ASSERT_TRUE(Ranker::Rank(**bundle, r, 2, &out).ok());
+  ASSERT_GE(out.items.size(), 2u);
+  EXPECT_EQ(out.items[0].item_id, "21C");
+  EXPECT_NEAR(out.items[0].score, kSimAC - std::log1p(2.0), 1e-6);
+  EXPECT_DOUBLE_EQ(out.popularity_penalty, 1.0);
+  // A request's explicit 0 turns the default off.
+  r.popularity_penalty = 0.0;
+  out = {};
+  ASSERT_TRUE(Ranker::Rank(**bundle, r, 2, &out).ok());
+  EXPECT_EQ(out.items[0].item_id, "21B");
+  EXPECT_NEAR(out.items[0].score, kSimAB, 1e-6);
+}
+
+TEST(RankerScoresTest, ARequestExcludingTheHistoryGetsTheNewItemDefaults) {
+  const std::string dir = testing::TinyBundle(0.5)->dir();
+  std::ifstream in(dir + "/manifest.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<BundleManifest> manifest = ParseManifest(text.str());
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  manifest->new_items_weights = {{"cf", 3.0}};
+  manifest->new_items_popularity_penalty = 1.0;
+  testing::WriteFile(dir + "/manifest.json", SerializeManifest(*manifest));
+  absl::StatusOr<std::shared_ptr<const Bundle>> bundle = Bundle::Load(dir, nullptr);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  RecommendRequest r = testing::RequestWithHistory({"21A"});
+  RankedList out;
+  // The history kept: the bundle's own weight (cf 1) and penalty (0).
+  ASSERT_TRUE(Ranker::Rank(**bundle, r, 2, &out).ok());
+  EXPECT_EQ(out.items[0].item_id, "21B");
+  EXPECT_DOUBLE_EQ(out.items[0].sources[0].weight, 1.0);
+  EXPECT_NEAR(out.items[0].score, kSimAB, 1e-6);
+  // The history excluded: cf weighs 3 and the penalty is 1 x log(1 + purchases).
+  r.exclude_history = true;
+  out = {};
+  ASSERT_TRUE(Ranker::Rank(**bundle, r, 2, &out).ok());
+  ASSERT_EQ(out.items.size(), 2u);
+  EXPECT_EQ(out.items[0].item_id, "21B");
+  EXPECT_DOUBLE_EQ(out.items[0].sources[0].weight, 3.0);
+  EXPECT_NEAR(out.items[0].score, 3 * kSimAB - std::log1p(3.0), 1e-6);
+  EXPECT_NEAR(out.items[1].score, 3 * kSimAC - std::log1p(2.0), 1e-6);
+  EXPECT_DOUBLE_EQ(out.popularity_penalty, 1.0);
+  // The request's own weight and penalty still win.
+  r.fusion_weights = {{"cf", 1.0}};
+  r.popularity_penalty = 0.0;
+  out = {};
+  ASSERT_TRUE(Ranker::Rank(**bundle, r, 2, &out).ok());
+  EXPECT_EQ(out.items[0].item_id, "21B");
+  EXPECT_NEAR(out.items[0].score, kSimAB, 1e-6);
 }
 
 TEST(RankerScoresTest, CategoryOptionsOnABundleWithoutCategoriesFailClearly) {

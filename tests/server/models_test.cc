@@ -2,17 +2,21 @@
 // real loader, and the fake model of tests/testutil/fake_model.h through ServerOptions::loader.
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "core/manifest.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "recsys/v1/recommender.grpc.pb.h"
 #include "server/server.h"
 #include "tests/testutil/fake_model.h"
+#include "tests/testutil/fixtures.h"
 #include "tests/testutil/model_fixtures.h"
 #include "tests/testutil/server_fixtures.h"
 
@@ -140,6 +144,68 @@ TEST(ServerModelsTest, AnInjectedLoaderServesAFakeModelWithoutATorchScriptFile) 
   ASSERT_TRUE((*server)->GetModelInfo(&info).ok());
   ASSERT_EQ(info.models_size(), 1);
   EXPECT_EQ(info.models(0).name(), "fake_rnn");
+}
+
+// What the bundle builder chose on validation reaches the caller: GetModelInfo reports the
+// validation table, its notes and the default popularity penalty, and a request that leaves
+// ranking.popularity_penalty unset is ranked with that default (its explanation carries the
+// penalty's prior), while an explicit 0 turns it off.
+TEST(ServerModelsTest, GetModelInfoReportsTheValidationAndRequestsGetTheTunedPenalty) {
+  const std::string dir = testing::MakeFakeModelBundleDir({{"fake_rnn", 0.0, 1.0, 0.0}});
+  ASSERT_FALSE(dir.empty());
+  std::ifstream in(dir + "/manifest.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<core::BundleManifest> manifest = core::ParseManifest(text.str());
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  manifest->popularity_penalty_default = 0.25;
+  manifest->new_items_weights = {{"fake_rnn", 0.75}};
+  manifest->new_items_popularity_penalty = 0.5;
+  manifest->validation = {1000,
+                          2000,
+                          {{"blend", "new", 0.0625, 31}, {"fake_rnn", "all", 0.5, 40}},
+                          {"fake_rnn: weight 0, not above recent_popular"},
+                          "validation.md"};
+  testing::WriteFile(dir + "/manifest.json", core::SerializeManifest(*manifest));
+  ServerOptions options = LoopbackOptions(dir);
+  options.loader = testing::FakeModelLoader();
+  absl::StatusOr<std::unique_ptr<TestServer>> server = TestServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+
+  v1::GetModelInfoResponse info;
+  ASSERT_TRUE((*server)->GetModelInfo(&info).ok());
+  EXPECT_DOUBLE_EQ(info.defaults().popularity_penalty(), 0.25);
+  EXPECT_THAT(info.defaults().new_items().weights(),
+              ::testing::UnorderedElementsAre(::testing::Pair("fake_rnn", 0.75)));
+  EXPECT_DOUBLE_EQ(info.defaults().new_items().popularity_penalty(), 0.5);
+  const v1::ValidationReport& v = info.validation();
+  EXPECT_EQ(v.window_start().seconds(), 1000);
+  EXPECT_EQ(v.window_end().seconds(), 2000);
+  ASSERT_EQ(v.rows_size(), 2);
+  EXPECT_EQ(v.rows(0).method(), "blend");
+  EXPECT_EQ(v.rows(0).variant(), "new");
+  EXPECT_DOUBLE_EQ(v.rows(0).ndcg_at_10(), 0.0625);
+  EXPECT_EQ(v.rows(1).cases(), 40);
+  EXPECT_THAT(v.notes(), ::testing::ElementsAre("fake_rnn: weight 0, not above recent_popular"));
+  EXPECT_EQ(v.report_file(), "validation.md");
+
+  auto has_penalty = [&](const v1::RecommendRequest& request) {
+    v1::RecommendResponse response;
+    grpc::Status status = (*server)->Recommend(request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    EXPECT_GT(response.items_size(), 0);
+    for (const v1::RecommendedItem& item : response.items()) {
+      for (const v1::Attribution& a : item.attributions()) {
+        if (a.feature() == "popularity") return true;
+      }
+    }
+    return false;
+  };
+  v1::RecommendRequest request;
+  request.add_history()->set_item_id("21A");
+  EXPECT_TRUE(has_penalty(request));
+  request.mutable_ranking()->set_popularity_penalty(0.0);
+  EXPECT_FALSE(has_penalty(request));
 }
 
 // A model that throws (a bug, or a library that throws where it should return a status) costs

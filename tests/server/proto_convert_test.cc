@@ -66,7 +66,7 @@ TEST(ProtoConvertTest, RequestFieldsReachTheDomainStruct) {
   EXPECT_EQ(r.exclude_history, false);  // Set to false, not unset.
   EXPECT_FALSE(r.min_price.has_value());
   EXPECT_EQ(r.max_price, 9.5);
-  EXPECT_DOUBLE_EQ(r.popularity_penalty, 0.1);
+  EXPECT_DOUBLE_EQ(r.popularity_penalty.value_or(-1), 0.1);
 }
 
 TEST(ProtoConvertTest, ResponseFieldsReachTheWire) {

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""tools/make_bundle.py end to end on the vendored small sample: the tuned bundle carries its
+validation table, applies its own drop rule, and loads in recsys_evaluate; --tune=0 keeps the
+given settings; a file in another layout is a clear error.
+
+  make_bundle_test.py SOURCE_DIR BUILDER EVALUATOR
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SOURCE, BUILDER, EVALUATOR = sys.argv[1:4]
+SMALL = os.path.join(SOURCE, "data/online-retail-ii/online_retail_ii_small.csv.gz")
+MAKE = [sys.executable, os.path.join(SOURCE, "tools/make_bundle.py"), f"--input={SMALL}",
+        f"--builder={BUILDER}", f"--evaluator={EVALUATOR}", "--cutoff=2011-11-09",
+        "--epochs=3", "--dim=16"]
+
+
+def run(args):
+    return subprocess.run(args, capture_output=True, text=True)
+
+
+sys.path.insert(0, os.path.join(SOURCE, "tools"))
+import make_bundle  # noqa: E402
+
+
+class DropRuleTest(unittest.TestCase):
+    def test_a_model_not_above_recent_popularity_in_either_variant_gets_weight_zero(self):
+        singles = {("recent_popular", "all"): (0.10, 9), ("recent_popular", "new"): (0.05, 8),
+                   ("cf", "all"): (0.05, 9), ("cf", "new"): (0.01, 8),  # CF is never dropped.
+                   ("pop", "all"): (0.10, 9), ("pop", "new"): (0.05, 8),
+                   ("cnn", "all"): (0.20, 9), ("cnn", "new"): (0.05, 8),  # A tie on new.
+                   ("rnn", "all"): (0.20, 9), ("rnn", "new"): (0.06, 8)}
+        weights, notes = make_bundle.drop_losers(singles, ["cf", "pop", "cnn", "rnn"])
+        self.assertEqual(weights, {"cf": 1.0, "pop": 0.3, "cnn": 0.0, "rnn": 0.3})
+        self.assertEqual(notes, ["cnn: weight 0, not above recent_popular on validation "
+                                 "(new items 0.0500 vs 0.0500)"])
+
+
+class MakeBundleTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="make_bundle_test")
+        cls.result = run(MAKE + [f"--out_root={cls.root}", "--version=tuned"])
+        cls.bundle = os.path.join(cls.root, "tuned")
+
+    def manifest(self):
+        with open(os.path.join(self.bundle, "manifest.json"), encoding="utf-8") as f:
+            return json.load(f)
+
+    def test_builds_and_reports_progress(self):
+        self.assertEqual(self.result.returncode, 0, self.result.stderr[-3000:])
+        self.assertIn("[make_bundle", self.result.stderr)
+        self.assertIn("validation window 2011-10-12 00:00:00 .. 2011-11-09 00:00:00",
+                      self.result.stderr)
+        for name in ("cnn.pt", "rnn.pt", "cf_index.bin", "items.tsv", "validation.md"):
+            self.assertTrue(os.path.exists(os.path.join(self.bundle, name)), name)
+        self.assertEqual([e for e in os.listdir(self.root) if e.startswith(".staging")], [])
+
+    def test_the_validation_table_covers_every_source_baseline_and_ablation(self):
+        v = self.manifest()["validation"]
+        self.assertEqual(v["end_unix"] - v["start_unix"], 28 * 86400)
+        rows = {(r["method"], r["variant"]): r for r in v["rows"]}
+        for method in ("recent_popular", "cf", "pop", "cnn", "rnn", "blend"):
+            for variant in ("all", "new"):
+                self.assertIn((method, variant), rows)
+                self.assertGreater(rows[(method, variant)]["cases"], 0)
+        for model in ("cnn", "rnn"):
+            for variant in ("all", "new"):
+                self.assertIn((f"blend without {model}", variant), rows)
+
+    def test_the_weights_follow_the_drop_rule_on_its_own_table(self):
+        m = self.manifest()
+        rows = {(r["method"], r["variant"]): r["ndcg_at_10"] for r in m["validation"]["rows"]}
+        weights = {s["name"]: s["weight"] for s in m["sources"]}
+        new_weights = m["defaults"]["new_items"]["weights"]
+        for model in ("cnn", "rnn"):
+            losing = any(rows[(model, v)] <= rows[("recent_popular", v)] for v in ("all", "new"))
+            noted = any(n.startswith(model + ":") for n in m["validation"]["notes"])
+            if losing:
+                self.assertEqual((weights[model], new_weights[model]), (0.0, 0.0), model)
+            if weights[model] == 0 or new_weights[model] == 0:
+                self.assertTrue(noted, f"{model} has weight 0 without a note")
+
+    def test_the_defaults_are_chosen_values(self):
+        d = self.manifest()["defaults"]
+        self.assertIn(d["popularity_penalty"], make_bundle.PENALTIES)
+        self.assertIn(d["exclude_history"], (True, False))
+        # The new-item defaults: a weight for every source, from the searched grid.
+        new_items = d["new_items"]
+        self.assertIn(new_items["popularity_penalty"], make_bundle.PENALTIES)
+        self.assertEqual(set(new_items["weights"]), {"cf", "pop", "cnn", "rnn"})
+        for name, weight in new_items["weights"].items():
+            self.assertIn(weight, make_bundle.WEIGHTS + (1.0,), name)
+        with open(os.path.join(self.bundle, "validation.md"), encoding="utf-8") as f:
+            report = f.read()
+        self.assertIn(f"penalty {d['popularity_penalty']:g}", report)
+
+    def test_the_bundle_evaluates_on_the_month_after(self):
+        r = run([EVALUATOR, f"--input={SMALL}", f"--bundle={self.bundle}", "--end=2011-12-10",
+                 "--format=tsv", "--methods=recent_popular,blend,rnn"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [line.split("\t") for line in r.stdout.splitlines()]
+        self.assertEqual({(l[0], l[1]) for l in lines},
+                         {(m, v) for m in ("recent_popular", "blend", "rnn")
+                          for v in ("all", "new")})
+
+    def test_untuned_keeps_the_given_settings(self):
+        r = run(MAKE + [f"--out_root={self.root}", "--version=untuned", "--tune=0",
+                        "--weights=pop=0.2,cnn=0,rnn=0.7", "--popularity_penalty=0.1",
+                        "--models=rnn"])
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        with open(os.path.join(self.root, "untuned", "manifest.json"), encoding="utf-8") as f:
+            m = json.load(f)
+        weights = {s["name"]: s["weight"] for s in m["sources"]}
+        self.assertEqual(weights, {"cf": 1.0, "pop": 0.2, "rnn": 0.7})
+        self.assertEqual(m["defaults"]["popularity_penalty"], 0.1)
+        self.assertEqual(m["validation"]["rows"], [])
+
+    def test_another_layout_is_a_clear_error(self):
+        path = os.path.join(self.root, "other.csv")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("user,item,rating\n1,2,5\n")
+        r = run(MAKE[:2] + [f"--input={path}", f"--out_root={self.root}", "--version=bad"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not in the Online Retail II layout", r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "bad")))
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1])

@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+"""tools/recsys_models.py and the model parts of tools/train_models.py: the exported
+TorchScript module serves exactly what training scored (the item features at the bundle's
+cut-off, the text CNN's item vectors), and a warm start carries item rows over by item id.
+
+  models_test.py SOURCE_DIR
+"""
+
+import os
+import sys
+import unittest
+
+import torch
+
+sys.path.insert(0, os.path.join(sys.argv[1], "tools"))
+import recsys_models as rm  # noqa: E402
+import train_models as tm  # noqa: E402
+
+N, L, D, C = 6, 4, 8, 3
+DESCRIPTIONS = ["RED HEART T-LIGHT HOLDER", "WHITE HEART LANTERN", "BLUE BAG", "JUMBO BAG RED",
+                "RED RETROSPOT BAG", "PAPER CHAIN KIT"]
+
+
+def request():
+    return (torch.tensor([[N, 2, 0, 1], [N, N, N, 3]]), torch.rand(2, L, 3),
+            torch.tensor([[0.0, 1, 1, 1], [0, 0, 0, 1]]), torch.rand(2, C))
+
+
+class ExportTest(unittest.TestCase):
+    def check(self, kind, descriptions):
+        torch.manual_seed(3)
+        features = torch.rand(N, 5)  # 3 trend columns, then 2 static ones.
+        model = rm.make_model(kind, N, L, C, D, features, 0.3, descriptions)
+        model.eval()
+        items, events, mask, context = request()
+        with torch.no_grad():
+            trained = model.training_logits(items, events, mask, context,
+                                            features[:, :3].expand(2, N, 3))
+        model.freeze()
+        served = torch.jit.script(model)(items, events, mask, context)
+        self.assertTrue(torch.allclose(served, trained, atol=1e-5), (served, trained))
+        # The trend columns matter: other values give other scores.
+        with torch.no_grad():
+            other = model.training_logits(items, events, mask, context,
+                                          torch.zeros(2, N, 3))
+        self.assertFalse(torch.allclose(other, trained, atol=1e-3))
+
+    def test_rnn(self):
+        self.check("rnn", None)
+
+    def test_caser(self):
+        self.check("cnn", None)
+
+    def test_text_cnn(self):
+        self.check("cnn", DESCRIPTIONS)
+
+    def test_text_cnn_items_sharing_words_start_closer(self):
+        # Content: before any training, items 2 and 3 (BLUE BAG, JUMBO BAG RED) share "BAG";
+        # their vectors are closer than those of items without a shared word (2 and 5).
+        torch.manual_seed(5)
+        model = rm.make_model("cnn", N, L, C, D, None, 0.0, DESCRIPTIONS)
+        model.eval()
+        with torch.no_grad():
+            c = model.content_vectors()
+        self.assertLess(torch.dist(c[2], c[3]), torch.dist(c[2], c[5]))
+
+    def test_vocabulary_keeps_words_of_two_items(self):
+        vocabulary = rm.description_vocabulary(DESCRIPTIONS)
+        self.assertEqual(sorted(vocabulary), ["BAG", "HEART", "RED"])
+        tokens = rm.description_tokens(["RED BAG NEW"], vocabulary, max_tokens=4)
+        self.assertEqual(tokens.tolist(), [[vocabulary["RED"], vocabulary["BAG"], 0, 0]])
+
+
+class WarmStartTest(unittest.TestCase):
+    def test_item_rows_follow_the_item_ids(self):
+        torch.manual_seed(1)
+        previous = rm.make_model("rnn", 3, L, C, D)
+        model = rm.make_model("rnn", 4, L, C, D)
+        fresh = model.output.weight[2].clone()
+        # The new catalogue has one item more ("z", index 2) and another order.
+        tm.warm_start(model, previous, {"a": 0, "b": 1, "c": 2}, {"c": 0, "a": 1, "z": 2, "b": 3})
+        self.assertTrue(torch.equal(model.output.weight[0], previous.output.weight[2]))
+        self.assertTrue(torch.equal(model.item_embedding.weight[3],
+                                    previous.item_embedding.weight[1]))
+        self.assertTrue(torch.equal(model.output.weight[2], fresh))
+        self.assertTrue(torch.equal(model.item_embedding.weight[4], torch.zeros(D)))  # Padding.
+        self.assertTrue(torch.equal(model.gru.weight_hh_l0, previous.gru.weight_hh_l0))
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1])
