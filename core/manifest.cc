@@ -146,13 +146,13 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
   if (!std::isfinite(m.self_similarity) || m.self_similarity < 0) {
     return absl::InvalidArgumentError("manifest: cf.self_similarity must be finite and >= 0");
   }
-  for (double penalty :
-       {m.popularity_penalty_default, m.new_items_popularity_penalty.value_or(0)}) {
-    if (!std::isfinite(penalty) || penalty < 0) {
-      return absl::InvalidArgumentError(
-          "manifest: defaults.popularity_penalty and defaults.new_items.popularity_penalty must "
-          "be finite and >= 0");
-    }
+  if (!std::isfinite(m.popularity_penalty_default) || m.popularity_penalty_default < 0) {
+    return absl::InvalidArgumentError(
+        "manifest: defaults.popularity_penalty must be finite and >= 0");
+  }
+  if (const double p = m.new_items_popularity_penalty.value_or(0); !std::isfinite(p) || p < 0) {
+    return absl::InvalidArgumentError(
+        "manifest: defaults.new_items.popularity_penalty must be finite and >= 0");
   }
   for (const auto& [name, weight] : m.new_items_weights) {
     if (m.FindSource(name) == nullptr || !std::isfinite(weight) || weight < 0) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, prepares the default bundle from the vendored Online
-# Retail II data (once: item-CF in seconds, the CNN and RNN in about three minutes on 2 cores),
+# Retail II data (once: tools/make_bundle.py tunes on its last 4 weeks and rebuilds, about 8
+# minutes on 2 cores),
 # and serves it in the foreground: gRPC on 127.0.0.1:50051, Prometheus metrics on
 # 127.0.0.1:9464/metrics. Extra arguments go to recsys_server (see --help), e.g.
 # --device=cuda:0.

@@ -8,8 +8,10 @@ namespace {
 
 int64_t ToUnixSeconds(const google::protobuf::Timestamp& t) { return t.seconds(); }
 
-void ValidationToProto(const core::ValidationReport& v, v1::ValidationReport* p) {
+// Fills `response`'s validation report; leaves it unset for a bundle that was not tuned.
+void ValidationToProto(const core::ValidationReport& v, v1::GetModelInfoResponse* response) {
   if (v.end_unix == 0 && v.rows.empty()) return;
+  v1::ValidationReport* p = response->mutable_validation();
   p->mutable_window_start()->set_seconds(v.start_unix);
   p->mutable_window_end()->set_seconds(v.end_unix);
   for (const core::ValidationRow& row : v.rows) {
@@ -272,7 +274,7 @@ void ToModelInfo(const core::Bundle& bundle, const pipeline::PipelineOptions& op
   pd->set_samples(options.default_shap_samples);
   for (const std::string& category : bundle.catalog().categories()) p->add_categories(category);
   p->set_category_method(m.category_method);
-  ValidationToProto(m.validation, p->mutable_validation());
+  ValidationToProto(m.validation, p);
   v1::CfIndexInfo* pc = p->mutable_cf_index();
   pc->set_neighbors_per_item(bundle.cf_index().neighbors_per_item());
   pc->set_total_neighbors(bundle.cf_index().num_neighbors());

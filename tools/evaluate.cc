@@ -502,6 +502,79 @@ std::string Describe(const Bundle& bundle, const Baselines& b, size_t cases) {
       m.new_items_popularity_penalty.value_or(m.popularity_penalty_default));
 }
 
+// The held-out cases of [cutoff, end): at most --max_cases (every k-th).
+std::vector<EvalCase> ReadCases(const recsys::core::RetailData& data, int64_t cutoff, int64_t end) {
+  std::vector<EvalCase> cases =
+      recsys::core::MakeNextBasketCases(data, cutoff, end, absl::GetFlag(FLAGS_max_history));
+  if (const int max = absl::GetFlag(FLAGS_max_cases); max > 0 && cases.size() > size_t(max)) {
+    std::vector<EvalCase> kept;
+    const size_t step = (cases.size() + max - 1) / max;
+    for (size_t i = 0; i < cases.size(); i += step) kept.push_back(std::move(cases[i]));
+    cases = std::move(kept);
+  }
+  return cases;
+}
+
+// Registers the bundle's methods: blend (--weights, --popularity_penalty), each source alone
+// (every other source at 0, no penalty unless asked), the labels of --settings and --bundles
+// (loaded into `others`, which must outlive `methods`).
+absl::Status AddBundleMethods(const std::shared_ptr<const Bundle>& bundle, Methods* methods,
+                              std::vector<std::shared_ptr<const Bundle>>* others) {
+  absl::StatusOr<std::vector<std::pair<std::string, double>>> weights =
+      ParseWeights(absl::GetFlag(FLAGS_weights));
+  if (!weights.ok()) return absl::InvalidArgumentError("--weights: " + weights.status().ToString());
+  std::optional<double> penalty;
+  if (absl::GetFlag(FLAGS_popularity_penalty) >= 0) {
+    penalty = absl::GetFlag(FLAGS_popularity_penalty);
+  }
+  methods->AddBlend("blend", {bundle.get(), *weights, penalty, std::nullopt});
+  const auto& sources = bundle->manifest().sources;
+  for (const auto& s : sources) {
+    Blend alone{bundle.get(), {}, penalty.value_or(0.0), std::nullopt};
+    for (const auto& other : sources) {
+      alone.weights.emplace_back(other.name, other.name == s.name ? 1.0 : 0.0);
+    }
+    methods->AddBlend(s.name, std::move(alone));
+  }
+  absl::StatusOr<std::vector<std::pair<std::string, Blend>>> settings =
+      ReadSettings(absl::GetFlag(FLAGS_settings), *bundle);
+  if (!settings.ok()) return settings.status();
+  for (auto& [label, blend] : *settings) {
+    if (methods->Has(label))
+      return absl::InvalidArgumentError("--settings: " + label + " is taken");
+    methods->AddBlend(label, std::move(blend));
+  }
+  for (absl::string_view entry :
+       absl::StrSplit(absl::GetFlag(FLAGS_bundles), ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> label_dir = absl::StrSplit(entry, absl::MaxSplits('=', 1));
+    absl::StatusOr<std::shared_ptr<const Bundle>> other = LoadBundle(label_dir.second);
+    if (!other.ok()) return absl::InvalidArgumentError("--bundles: " + other.status().ToString());
+    if ((*other)->manifest().train_cutoff_unix != bundle->manifest().train_cutoff_unix) {
+      return absl::InvalidArgumentError("--bundles: " + label_dir.second + " has another cut-off");
+    }
+    if (methods->Has(label_dir.first)) {
+      return absl::InvalidArgumentError("--bundles: " + label_dir.first + " is taken");
+    }
+    others->push_back(*other);
+    methods->AddBlend(label_dir.first, {others->back().get(), {}, std::nullopt, std::nullopt});
+  }
+  return absl::OkStatus();
+}
+
+// The methods of --methods that `methods` has (a model missing from the bundle is skipped).
+absl::StatusOr<std::vector<std::string>> MethodNames(const Methods& methods) {
+  std::vector<std::string> names;
+  for (const std::string& name :
+       std::vector<std::string>(absl::StrSplit(absl::GetFlag(FLAGS_methods), ','))) {
+    if (methods.Has(name)) {
+      names.push_back(name);
+    } else if (name != "cnn" && name != "rnn") {
+      return absl::InvalidArgumentError("--methods: unknown method " + name);
+    }
+  }
+  return names;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -509,6 +582,8 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   if (absl::Status s = recsys::core::SetTorchThreads(1, 1); !s.ok()) return Fail(s.ToString());
   if (absl::GetFlag(FLAGS_threads) < 1) return Fail("--threads must be >= 1");
+  const std::string format = absl::GetFlag(FLAGS_format);
+  if (format != "markdown" && format != "tsv") return Fail("--format: markdown or tsv");
   absl::StatusOr<std::shared_ptr<const Bundle>> bundle = LoadBundle(absl::GetFlag(FLAGS_bundle));
   if (!bundle.ok()) return Fail(bundle.status().ToString());
   const int64_t cutoff = (*bundle)->manifest().train_cutoff_unix;
@@ -519,65 +594,18 @@ int main(int argc, char** argv) {
   absl::StatusOr<recsys::core::RetailData> data =
       recsys::core::ReadRetailCsv(absl::GetFlag(FLAGS_input), {});
   if (!data.ok()) return Fail(data.status().ToString());
-  std::vector<EvalCase> cases =
-      recsys::core::MakeNextBasketCases(*data, cutoff, *end, absl::GetFlag(FLAGS_max_history));
-  if (const int max = absl::GetFlag(FLAGS_max_cases); max > 0 && cases.size() > size_t(max)) {
-    std::vector<EvalCase> kept;
-    const size_t step = (cases.size() + max - 1) / max;
-    for (size_t i = 0; i < cases.size(); i += step) kept.push_back(std::move(cases[i]));
-    cases = std::move(kept);
-  }
+  const std::vector<EvalCase> cases = ReadCases(*data, cutoff, *end);
   const std::vector<EvalCase> cold_cases = recsys::core::MakeNewCustomerCases(*data, cutoff, *end);
   const Baselines baselines = MakeBaselines(*data, **bundle);
 
   Methods methods(**bundle, baselines);
-  const auto& manifest = (*bundle)->manifest();
-  absl::StatusOr<std::vector<std::pair<std::string, double>>> weights =
-      ParseWeights(absl::GetFlag(FLAGS_weights));
-  if (!weights.ok()) return Fail("--weights: " + std::string(weights.status().message()));
-  std::optional<double> penalty;
-  if (absl::GetFlag(FLAGS_popularity_penalty) >= 0)
-    penalty = absl::GetFlag(FLAGS_popularity_penalty);
-  methods.AddBlend("blend", {bundle->get(), *weights, penalty, std::nullopt});
-  // One source alone: every other source weighs 0, and no popularity penalty unless asked.
-  for (const auto& s : manifest.sources) {
-    Blend alone{bundle->get(), {}, penalty.value_or(0.0), std::nullopt};
-    for (const auto& other : manifest.sources) {
-      alone.weights.emplace_back(other.name, other.name == s.name ? 1.0 : 0.0);
-    }
-    methods.AddBlend(s.name, std::move(alone));
-  }
-  absl::StatusOr<std::vector<std::pair<std::string, Blend>>> settings =
-      ReadSettings(absl::GetFlag(FLAGS_settings), **bundle);
-  if (!settings.ok()) return Fail(settings.status().ToString());
-  for (auto& [label, blend] : *settings) methods.AddBlend(label, std::move(blend));
   std::vector<std::shared_ptr<const Bundle>> others;
-  for (absl::string_view entry :
-       absl::StrSplit(absl::GetFlag(FLAGS_bundles), ',', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> label_dir = absl::StrSplit(entry, absl::MaxSplits('=', 1));
-    absl::StatusOr<std::shared_ptr<const Bundle>> other = LoadBundle(label_dir.second);
-    if (!other.ok()) return Fail("--bundles: " + other.status().ToString());
-    if ((*other)->manifest().train_cutoff_unix != cutoff) {
-      return Fail("--bundles: " + label_dir.second + " has another cut-off");
-    }
-    others.push_back(*other);
-    methods.AddBlend(label_dir.first, {others.back().get(), {}, std::nullopt, std::nullopt});
+  if (absl::Status s = AddBundleMethods(*bundle, &methods, &others); !s.ok()) {
+    return Fail(s.ToString());
   }
-
-  std::vector<std::string> names;
-  for (const std::string& name :
-       std::vector<std::string>(absl::StrSplit(absl::GetFlag(FLAGS_methods), ','))) {
-    if (methods.Has(name)) {
-      names.push_back(name);
-    } else if (name != "cnn" && name != "rnn") {  // A model missing from the bundle is skipped.
-      return Fail("--methods: unknown method " + name);
-    }
-  }
-  if (absl::GetFlag(FLAGS_format) == "markdown") {
-    std::cout << Describe(**bundle, baselines, cases.size());
-  } else if (absl::GetFlag(FLAGS_format) != "tsv") {
-    return Fail("--format: markdown or tsv");
-  }
+  absl::StatusOr<std::vector<std::string>> names = MethodNames(methods);
+  if (!names.ok()) return Fail(names.status().ToString());
+  if (format == "markdown") std::cout << Describe(**bundle, baselines, cases.size());
   for (const std::string& variant :
        std::vector<std::string>(absl::StrSplit(absl::GetFlag(FLAGS_variants), ','))) {
     if (variant != "all" && variant != "new" && variant != "cold") {
@@ -585,7 +613,7 @@ int main(int argc, char** argv) {
     }
     const VariantCases v = SelectCases(variant == "cold" ? cold_cases : cases, variant == "new");
     absl::Status s =
-        EvaluateVariant(methods, names, variant, v, baselines, (*bundle)->catalog().size());
+        EvaluateVariant(methods, *names, variant, v, baselines, (*bundle)->catalog().size());
     if (!s.ok()) return Fail(s.ToString());
   }
   return 0;

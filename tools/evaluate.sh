@@ -7,6 +7,7 @@
 # intervals over customers against the blend.
 #
 #   tools/evaluate.sh            # about 35 minutes on 2 cores
+#   EVAL_WORK=DIR tools/evaluate.sh   # keeps the bundles in DIR and reuses those already there
 #
 # Sections: the Online Retail II test month (and the previous, untuned builder with the
 # long-tail knob, as a reference); (a) the 2010 season; (b) a ratings-like transform of the log
@@ -16,29 +17,38 @@ cd "$(dirname "$0")/.."
 ./scripts/build.sh recsys_build_bundle recsys_evaluate >/dev/null
 
 input=${INPUT:-data/online-retail-ii/online_retail_ii.csv.gz}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+if [[ -n ${EVAL_WORK:-} ]]; then
+  work=$EVAL_WORK
+  mkdir -p "$work"
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
 out=docs/evaluation.md
 methods=popular,recent_popular,repeat,cf,pop,cnn,rnn,blend
 
-# bundle NAME INPUT CUTOFF [FLAGS...]: builds $work/NAME, its log in $work/NAME.log; prints the
-# seconds it took.
+# bundle NAME INPUT CUTOFF [FLAGS...]: builds $work/NAME (unless there), its log in
+# $work/NAME.log and the seconds it took in $work/NAME.seconds.
 bundle() {
   local name=$1 data=$2 cutoff=$3 start
   shift 3
+  [[ -f $work/$name/manifest.json && -f $work/$name.seconds ]] && return 0
+  echo "building $name" >&2
   start=$(date +%s)
-  /usr/bin/python3 tools/make_bundle.py --input="$data" --out_root="$work" --version="$name" \
-    --cutoff="$cutoff" "$@" 2> >(tee "$work/$name.log" | tr '\r' '\n' | grep --line-buffered \
-    'make_bundle' >&2)
-  echo $(($(date +%s) - start))
+  if ! /usr/bin/python3 tools/make_bundle.py --input="$data" --out_root="$work" \
+    --version="$name" --cutoff="$cutoff" "$@" 2>"$work/$name.log"; then
+    tr '\r' '\n' <"$work/$name.log" | tail -20 >&2
+    echo "error: make_bundle.py failed for $name" >&2
+    exit 1
+  fi
+  echo $(($(date +%s) - start)) >"$work/$name.seconds"
 }
 
-# report NAME DATA END SECONDS [EVALUATE FLAGS...]: the bundle's test table and its builder's
-# decisions.
+# report NAME DATA END [EVALUATE FLAGS...]: the bundle's test table and its builder's decisions.
 report() {
-  local name=$1 data=$2 end=$3 seconds=$4
-  shift 4
-  echo "\`make_bundle.py\` took ${seconds} s (2 cores). Builder's notes:"
+  local name=$1 data=$2 end=$3
+  shift 3
+  echo "\`make_bundle.py\` took $(cat "$work/$name.seconds") s on 2 cores. Builder's notes:"
   echo
   /usr/bin/python3 - "$work/$name/manifest.json" <<'EOF'
 import json, sys
@@ -59,16 +69,14 @@ EOF
   sed -n '/^## 4/,$p' "$work/$name/validation.md" | tail -n +2
 }
 
-echo "building the test-month bundle" >&2
-t_test=$(bundle test "$input" 2011-11-09)
-echo "building the previous builder's bundle (no tuning, penalty knob 0.1)" >&2
-t_prev=$(bundle previous "$input" 2011-11-09 --tune=0 --weights=pop=0.3,cnn=0,rnn=0.1 \
-  --popularity_penalty=0.1 --item_features=0 --dropout=0 --epochs=10)
-echo "building the 2010-season bundle" >&2
-t_2010=$(bundle season2010 "$input" 2010-11-09)
-echo "building the ratings-like bundle" >&2
-/usr/bin/python3 tools/ratings_like.py --input="$input" --output="$work/ratings_like.csv.gz"
-t_ratings=$(bundle ratings "$work/ratings_like.csv.gz" 2011-11-09)
+bundle test "$input" 2011-11-09
+# The previous builder: no tuning, the former weights, the long-tail knob at 0.1.
+bundle previous "$input" 2011-11-09 --tune=0 --weights=pop=0.3,cnn=0,rnn=0.1 \
+  --popularity_penalty=0.1 --item_features=0 --text_cnn=0 --dropout=0 --lr=0.002 --epochs=10
+bundle season2010 "$input" 2010-11-09
+[[ -f $work/ratings_like.csv.gz ]] ||
+  /usr/bin/python3 tools/ratings_like.py --input="$input" --output="$work/ratings_like.csv.gz"
+bundle ratings "$work/ratings_like.csv.gz" 2011-11-09
 
 {
   echo "# Offline evaluation"
@@ -96,17 +104,17 @@ t_ratings=$(bundle ratings "$work/ratings_like.csv.gz" 2011-11-09)
   echo
   echo "## Online Retail II test month: cut-off 2011-11-09, held out 2011-11-09 .. 2011-12-09"
   echo
-  report test "$input" 2011-12-10 "$t_test" --methods="$methods,previous" \
+  report test "$input" 2011-12-10 --methods="$methods,previous" \
     --bundles="previous=$work/previous"
   echo "## (a) The 2010 season: cut-off 2010-11-09, held out 2010-11-09 .. 2010-12-09"
   echo
-  report season2010 "$input" 2010-12-10 "$t_2010" --methods="$methods"
+  report season2010 "$input" 2010-12-10 --methods="$methods"
   echo "## (b) Ratings-like: each customer-item pair once, quantity 1, price 1.0, one country"
   echo
   echo "\`tools/ratings_like.py\` of the same log (no repeats, so the **all** and **new**"
   echo "variants differ only by the exclusion of past items); cut-off 2011-11-09."
   echo
-  report ratings "$work/ratings_like.csv.gz" 2011-12-10 "$t_ratings" --methods="$methods"
+  report ratings "$work/ratings_like.csv.gz" 2011-12-10 --methods="$methods"
   echo "## The test bundle's tuning record (validation.md)"
   echo
   sed -n '/^## 1/,/^## 4/p' "$work/test/validation.md" | sed '$d'

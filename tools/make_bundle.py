@@ -14,7 +14,7 @@ the window one request, all items and items new to the shopper):
   2. each model's epoch count (early stopping on validation NDCG),
   3. the fusion weights, the default popularity penalty and exclude_history by a coordinate
      search on all items, and the weights and penalty for requests that exclude the history
-     (items new to the shopper) by one on new items; a model below recent popularity on
+     (items new to the shopper) by one on new items; a model not above recent popularity on
      validation in either variant gets weight 0,
 
 then rebuilds the bundle on all the training data with those choices: the CF index and
@@ -51,8 +51,8 @@ VARIANTS = ("all", "new")
 RECENCY_DECAYS = (0.6, 0.8, 0.9, 0.97)
 SELF_SIMILARITIES = (0, 4, 16, 64)
 SELF_RECENCY_DECAYS = (0.99, 1.0)
-WEIGHTS = (0, 0.1, 0.3, 1, 3)
-PENALTIES = (0, 0.05, 0.1, 0.2, 0.4)
+WEIGHTS = (0, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3)
+PENALTIES = (0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 
 
 class Builder:
@@ -174,7 +174,7 @@ def train_validation_models(b, corpus, args):
 def drop_losers(singles, sources):
     """The starting weights (cf 1, the others 0.3) and a weight of 0 with a note for each model
     whose NDCG@10 alone is not above recent_popular's in either variant. `singles`:
-    {(method, variant): (ndcg, cases)}."""
+    {(method, variant): (ndcg, cases)}. Returns (weights, notes, the dropped models)."""
     notes, weights = [], {s: (1.0 if s == "cf" else 0.3) for s in sources}
     for s in sources:
         losing = [v for v in VARIANTS if s not in ("cf", "pop") and
@@ -184,12 +184,14 @@ def drop_losers(singles, sources):
             detail = ", ".join(f"{v} items {singles[(s, v)][0]:.4f} vs "
                                f"{singles[('recent_popular', v)][0]:.4f}" for v in losing)
             notes.append(f"{s}: weight 0, not above recent_popular on validation ({detail})")
-    return weights, notes
+    return weights, notes, {s for s in sources if weights[s] == 0}
 
 
-def search(b, bundle, end, variant, start, coordinates):
+def search(b, bundle, end, variant, start, coordinates, excluding=None):
     """Coordinate search maximising the blend's NDCG@10 on `variant` from `start` ({"weights",
-    "penalty", "exclude"}), one coordinate at a time over its grid, at most two rounds."""
+    "penalty", "exclude"}), one coordinate at a time over its grid, at most two rounds. With
+    `excluding` (the new-item defaults), an option that excludes the history is scored with
+    those weights and penalty, as the server would serve it."""
     state, best = start, None
     for round_ in (1, 2):
         changed = False
@@ -201,8 +203,10 @@ def search(b, bundle, end, variant, start, coordinates):
             else:
                 options = [dict(state, weights=dict(state["weights"], **{coordinate: w}))
                            for w in WEIGHTS]
+            served = [dict(excluding, exclude=True) if excluding and o["exclude"] else o
+                      for o in options]
             settings = [(f"c{i}", o["weights"], o["penalty"], o["exclude"])
-                        for i, o in enumerate(options)]
+                        for i, o in enumerate(served)]
             scores = b.evaluate(bundle, end, [], settings, variants=[variant])
             values = [scores[(f"c{i}", variant)][0] for i in range(len(options))]
             b.report += [f"| {variant} | {round_} | {describe(o)} | {v:.4f} |"
@@ -224,15 +228,17 @@ def tune_fusion(b, bundle, end, sources):
     exclude the history). Returns (defaults, new-item defaults, notes, {(method, variant):
     (ndcg, cases)} of the sources alone)."""
     singles = b.evaluate(bundle, end, ["recent_popular"] + sources)
-    weights, notes = drop_losers(singles, sources)
+    weights, notes, dropped = drop_losers(singles, sources)
     for note in notes:
         b.progress("dropped " + note)
-    free = [s for s in sources if s != "cf" and not any(n.startswith(s + ":") for n in notes)]
+    free = [s for s in sources if s != "cf" and s not in dropped]
     start = {"weights": weights, "penalty": 0.0, "exclude": False}
     b.report += ["## 3. Fusion weights and defaults (coordinate searches)", "",
                  "| variant | round | setting | NDCG@10 |", "|---|---:|---|---:|"]
-    main = search(b, bundle, end, "all", start, free + ["penalty", "exclude"])
     new_items = search(b, bundle, end, "new", dict(start, exclude=True), free + ["penalty"])
+    main = search(b, bundle, end, "all", start, free + ["penalty", "exclude"], new_items)
+    if main["exclude"]:  # Default requests exclude the history: they get the new-item defaults.
+        main = dict(new_items)
     b.report.append("")
     for s in free:
         zero = [v for v, st in (("all", main), ("new", new_items)) if st["weights"][s] == 0]
@@ -252,10 +258,11 @@ def validation_table(b, bundle, end, modes, sources, singles):
     its settings}), and the blend without each model."""
     scores = dict(singles)
     for variant, state in modes.items():
-        settings = [("blend", state["weights"], state["penalty"], state["exclude"])]
+        settings = [("chosen", state["weights"], state["penalty"], state["exclude"])]
         settings += [(f"blend without {s}", dict(state["weights"], **{s: 0.0}), state["penalty"],
                       state["exclude"]) for s in sources if s not in ("cf", "pop")]
         scores.update(b.evaluate(bundle, end, [], settings, variants=[variant]))
+        scores[("blend", variant)] = scores.pop(("chosen", variant))
     methods = ["recent_popular"] + sources + ["blend"] + \
         [f"blend without {s}" for s in sources if s not in ("cf", "pop")]
     rows = [{"method": m, "variant": v, "ndcg_at_10": scores[(m, v)][0],
@@ -290,7 +297,7 @@ def tune(b, args, customers, end):
     b.progress("tuning the fusion weights and defaults")
     state, new_items, notes, singles = tune_fusion(b, bundle, end, sources)
     rows = validation_table(b, bundle, end, {"all": state, "new": new_items}, sources, singles)
-    return {"cf": cf, "epochs": epochs, "state": state, "new_items": new_items,
+    return {"cf": cf, "epochs": epochs, "state": state, "new_items": new_items, "corpus": corpus,
             "models": {kind: (model, corpus.item_index) for kind, model in models.items()},
             "validation": {"start_unix": val_start, "end_unix": end, "rows": rows,
                            "notes": notes, "report_file": "validation.md"}}
@@ -299,6 +306,7 @@ def tune(b, args, customers, end):
 def untuned(args):
     weights = {k: float(v) for k, v in (kv.split("=") for kv in args.weights.split(",") if kv)}
     return {"cf": {}, "epochs": {}, "validation": None, "models": {}, "new_items": None,
+            "corpus": None,
             "state": {"weights": weights, "penalty": args.popularity_penalty,
                       "exclude": bool(args.exclude_history)}}
 
@@ -397,7 +405,7 @@ def main():
         bundle = b.build_cf(work, version, cutoff,
                             dict(choices["cf"], exclude_history_default=str(
                                 choices["state"]["exclude"]).lower()))
-        corpus = tm.Corpus(args, bundle, customers, end)
+        corpus = tm.Corpus(args, bundle, customers, end, like=choices["corpus"])
         finish(b, args, bundle, corpus, choices)
         if choices["validation"]:
             write_report(b, bundle, choices)

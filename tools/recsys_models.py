@@ -161,7 +161,8 @@ class _Base(nn.Module):
         table_in, table_out = self.training_tables()
         embedded = nn.functional.embedding(items, table_in, padding_idx=self.num_items)
         user = self.encode(embedded + self.event_projection(event_features), mask, context)
-        fd = dynamic.size(2)
+        fd = dynamic.size(2) if self.item_features.size(1) > 0 else 0
+        dynamic = dynamic[:, :, :fd]
         vector, weights = user[:, :self.dim], user[:, self.dim:]
         static = self.item_features[:, fd:]
         logits = vector @ table_out.t() + weights[:, fd:] @ static.t() + self.bias

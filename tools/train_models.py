@@ -16,10 +16,11 @@ derives from the user, so the models learn when a shopper follows the season's b
 The CNN's item vectors come from a text CNN over the item descriptions (--text_cnn), a content
 signal that reaches items with few purchases.
 
-With --validation_start, baskets from then on are held out: training stops when their NDCG@10
-(all items and items new to the shopper, the protocol of tools/evaluate.sh, item trends frozen
-at the window's start as a served bundle's are) has not improved for --patience epochs, and the
-best epoch is kept. make_bundle.py uses this to choose the epoch count, then retrains on all
+With a validation start (make_bundle.py), baskets from then on are held out: training stops
+when their NDCG@10 (all items and items new to the shopper, as in tools/evaluate.sh except that
+items unknown to the catalogue are left out of the targets; item trends frozen at the window's
+start as a served bundle's are) has not improved for --patience epochs, and the best epoch is
+kept. make_bundle.py uses this to choose the epoch count, then retrains on all
 data. Writes cnn.pt and rnn.pt (TorchScript, the contract of tools/recsys_models.py) into DIR
 and adds the models, their sources and the feature schema to DIR/manifest.json. Each source's
 affine normalisation is a z-score of its scores over the whole catalogue, fixed from a sample of
@@ -70,8 +71,10 @@ class ItemFeatures:
     """Item side-features: the purchase trend (log1p of purchase lines in the last 7 and 28
     days and all before) as of any day, then log1p(price) and a category one-hot."""
 
-    def __init__(self, customers, item_index, prices, categories, first_day, end):
-        """Counts the purchases before `end` (seconds) from `first_day` (days) on."""
+    def __init__(self, customers, item_index, prices, categories, first_day, end,
+                 category_names=None):
+        """Counts the purchases before `end` (seconds) from `first_day` (days) on. The one-hot
+        covers `category_names` (default: the categories present)."""
         n = len(item_index)
         self.first_day = first_day
         days = (end - 1) // DAY - first_day + 2
@@ -90,11 +93,12 @@ class ItemFeatures:
 
         self.trend = torch.from_numpy(np.log1p(np.stack(
             [window(w) for w in TREND_WINDOWS] + [cumulative], axis=2)))  # [days, N, 3]
-        names = sorted(set(categories) - {""})
+        names = category_names or sorted(set(categories) - {""})
+        self.category_names = names
         static = np.zeros((n, 1 + len(names)), dtype=np.float32)
         static[:, 0] = np.log1p(np.maximum(prices, 0))
         for i, c in enumerate(categories):
-            if c:
+            if c in names:
                 static[i, 1 + names.index(c)] = 1.0
         self.static = torch.from_numpy(static)
         self.names = ([f"log_lines_{w}d" for w in TREND_WINDOWS] + ["log_lines_all",
@@ -261,13 +265,15 @@ def best_epoch(curve):
     return max(curve, key=lambda c: (c[1]["all"] + c[1]["new"]) / 2)[0]
 
 
-def calibrate(model, data, item_features, sample):
+def calibrate(model, data, item_features, sample, end):
     """Mean and standard deviation of the model's scores over all items, on a sample of
-    training requests: the source's fixed z-score normalisation."""
+    training requests scored as the exported model scores them (the item trend frozen at
+    `end`): the source's fixed z-score normalisation."""
     idx = torch.arange(min(sample, len(data)))
+    frozen = torch.full((len(idx),), item_features.day(end), dtype=torch.long)
     with torch.no_grad():
         logits = model.training_logits(data.items[idx], data.features[idx], data.masks[idx],
-                                       data.contexts[idx], item_features.dynamic(data.days[idx]))
+                                       data.contexts[idx], item_features.dynamic(frozen))
     return float(logits.mean()), float(logits.std())
 
 
@@ -297,18 +303,27 @@ class Corpus:
     """What training reads: the item indices of the bundle, the countries, item features and
     the examples. `customers`: rm.read_purchases output, purchases before `end` (the bundle's
     cut-off, or the data's end); with `validation_start`, the item table is frozen there and
-    baskets from then on are validation examples."""
+    baskets from then on are validation examples. `like`: a corpus whose featurisation
+    (countries, categories) to keep, so that its models can be trained on here (warm_start);
+    by default both come from the purchases before the table's time."""
 
-    def __init__(self, args, bundle, customers, end, validation_start=None):
+    def __init__(self, args, bundle, customers, end, validation_start=None, like=None):
         self.item_index, prices, categories, self.descriptions = read_items(bundle)
-        by_country = {}
-        for events in customers.values():
-            by_country[events[-1][5]] = by_country.get(events[-1][5], 0) + 1
-        self.countries = sorted(by_country, key=lambda c: (-by_country[c], c))[:args.countries]
         self.end = validation_start or end
+        if like:
+            self.countries = like.countries
+        else:
+            by_country = {}
+            for events in customers.values():
+                before = [e for e in events if e[0] < self.end]
+                if before:
+                    by_country[before[-1][5]] = by_country.get(before[-1][5], 0) + 1
+            self.countries = sorted(by_country,
+                                    key=lambda c: (-by_country[c], c))[:args.countries]
         first = min(e[0] for events in customers.values() for e in events)
-        self.item_features = ItemFeatures(customers, self.item_index, prices, categories,
-                                          first // DAY, self.end)
+        self.item_features = ItemFeatures(
+            customers, self.item_index, prices, categories, first // DAY, self.end,
+            like.item_features.category_names if like else None)
         self.train, self.validation = build_examples(
             customers, self.item_index, self.countries, args.max_history, self.item_features,
             validation_start)
@@ -316,7 +331,8 @@ class Corpus:
             f"{len(customers)} customers, {len(self.item_index)} items")
 
     def make_model(self, kind, args, vocabulary=None):
-        # The table holds the trend as of self.end (the bundle's cut-off).
+        # The table holds the trend as of self.end (the bundle's cut-off, or the validation
+        # window's start).
         features = self.item_features.table(self.end) if args.item_features else None
         return rm.make_model(kind, len(self.item_index), args.max_history,
                              len(rm.context_feature_names(self.countries)), args.dim, features,
@@ -345,9 +361,10 @@ DATA_BUFFERS = ("item_features", "tokens")
 
 
 def warm_start(model, previous, previous_index, index):
-    """Copies the trained `previous` (same kind and settings, catalogue `previous_index`) into
-    `model` (catalogue `index`): per-item rows by item id (items new to `index` keep their fresh
-    initialisation), everything else as is; the data buffers stay `model`'s."""
+    """Copies the trained `previous` (same kind, settings and featurisation: Corpus's `like`;
+    catalogue `previous_index`) into `model` (catalogue `index`): per-item rows by item id
+    (items new to `index` keep their fresh initialisation), everything else as is; the data
+    buffers stay `model`'s."""
     pairs = [(index[i], previous_index[i]) for i in index if i in previous_index]
     new = torch.tensor([p[0] for p in pairs])
     old = torch.tensor([p[1] for p in pairs])
@@ -375,7 +392,7 @@ def fit(corpus, kind, args, validate, previous=None):
 
 def export(model, corpus, kind, args, weight):
     """Writes DIR/kind.pt; returns its model and source entries for the manifest."""
-    mean, std = calibrate(model, corpus.train, corpus.item_features, 512)
+    mean, std = calibrate(model, corpus.train, corpus.item_features, 512, corpus.end)
     model.freeze()
     torch.jit.script(model).save(os.path.join(args.bundle, f"{kind}.pt"))
     log(f"{kind}: wrote {kind}.pt; score mean {mean:.3f}, std {std:.3f}")

@@ -75,7 +75,13 @@ TEST(ManifestTest, RejectsBadManifestsWithAReason) {
                                 "sources": [{"name": "cf"}]})")
                   .status()
                   .message(),
-              HasSubstr("defaults.popularity_penalty"));
+              HasSubstr("defaults.popularity_penalty must be"));
+  EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x",
+                                "defaults": {"new_items": {"popularity_penalty": -1}},
+                                "sources": [{"name": "cf"}]})")
+                  .status()
+                  .message(),
+              HasSubstr("defaults.new_items.popularity_penalty must be"));
   EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x",
                                 "defaults": {"new_items": {"weights": {"gnn": 1}}},
                                 "sources": [{"name": "cf"}]})")

@@ -89,6 +89,7 @@ TEST(MakeNextBasketCasesTest, EveryBasketInTheWindowIsACaseWithEverythingBeforeI
   EXPECT_TRUE(cases[1].bought.contains("21B"));
   // max_history keeps the most recent purchases.
   cases = MakeNextBasketCases(*data, *ParseDateTime("2010-01-05"), *ParseDateTime("2010-02-01"), 2);
+  ASSERT_EQ(cases.size(), 2u);
   ASSERT_EQ(cases[1].history.size(), 2u);
   EXPECT_EQ(cases[1].history[0].timestamp, *ParseDateTime("2010-01-10 10:00:00"));
   EXPECT_EQ(cases[1].bought.size(), 2u);  // Everything before the basket, not only the last 2.

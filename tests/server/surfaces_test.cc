@@ -49,6 +49,7 @@ TEST_F(SurfacesTest, GetModelInfoDescribesTheServedBundle) {
   EXPECT_EQ(info.category_method(), "description-keywords-v1");
   EXPECT_THAT(info.categories(), Contains("kitchen & dining"));
   EXPECT_TRUE(std::is_sorted(info.categories().begin(), info.categories().end()));
+  EXPECT_FALSE(info.has_validation());  // Built by recsys_build_bundle alone: not tuned.
 }
 
 TEST_F(SurfacesTest, HealthCheckSaysServingForTheServerAndTheService) {

@@ -35,8 +35,9 @@ class DropRuleTest(unittest.TestCase):
                    ("pop", "all"): (0.10, 9), ("pop", "new"): (0.05, 8),
                    ("cnn", "all"): (0.20, 9), ("cnn", "new"): (0.05, 8),  # A tie on new.
                    ("rnn", "all"): (0.20, 9), ("rnn", "new"): (0.06, 8)}
-        weights, notes = make_bundle.drop_losers(singles, ["cf", "pop", "cnn", "rnn"])
+        weights, notes, dropped = make_bundle.drop_losers(singles, ["cf", "pop", "cnn", "rnn"])
         self.assertEqual(weights, {"cf": 1.0, "pop": 0.3, "cnn": 0.0, "rnn": 0.3})
+        self.assertEqual(dropped, {"cnn"})
         self.assertEqual(notes, ["cnn: weight 0, not above recent_popular on validation "
                                  "(new items 0.0500 vs 0.0500)"])
 
@@ -89,7 +90,6 @@ class MakeBundleTest(unittest.TestCase):
     def test_the_defaults_are_chosen_values(self):
         d = self.manifest()["defaults"]
         self.assertIn(d["popularity_penalty"], make_bundle.PENALTIES)
-        self.assertIn(d["exclude_history"], (True, False))
         # The new-item defaults: a weight for every source, from the searched grid.
         new_items = d["new_items"]
         self.assertIn(new_items["popularity_penalty"], make_bundle.PENALTIES)

@@ -71,6 +71,24 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(tokens.tolist(), [[vocabulary["RED"], vocabulary["BAG"], 0, 0]])
 
 
+class ItemFeaturesTest(unittest.TestCase):
+    def test_a_given_category_list_keeps_the_columns_of_another_catalogue(self):
+        # The final catalogue has a category the validation one lacked ("toys"): with the
+        # validation corpus's names the columns stay those a warm-started model learned.
+        customers = {"1": [(86400 * 10, 1, "a", 1.0, 1.0, "UK")]}
+        index = {"a": 0, "b": 1, "c": 2}
+        f = tm.ItemFeatures(customers, index, [1.0, 2.0, 3.0], ["bags", "toys", "lights"],
+                            9, 86400 * 12, category_names=["bags", "lights"])
+        self.assertEqual(f.names[-2:], ["category=bags", "category=lights"])
+        table = f.table(86400 * 12)
+        self.assertEqual(table.shape, (3, 3 + 1 + 2))
+        self.assertEqual(table[1, 4:].tolist(), [0.0, 0.0])  # toys: no column.
+        self.assertEqual(table[2, 4:].tolist(), [0.0, 1.0])
+        # The trend: item a's purchase on day 10 counts from day 11 on.
+        self.assertEqual(f.trend[f.day(86400 * 10)][0].tolist(), [0.0, 0.0, 0.0])
+        self.assertGreater(f.trend[f.day(86400 * 11)][0, 0].item(), 0.0)
+
+
 class WarmStartTest(unittest.TestCase):
     def test_item_rows_follow_the_item_ids(self):
         torch.manual_seed(1)
