@@ -243,7 +243,6 @@ class RankJob {
   absl::flat_hash_map<ItemIndex, double> candidates_;
   absl::flat_hash_set<ItemIndex> excluded_, history_set_;
   absl::flat_hash_set<std::string> allow_, deny_;
-  bool exclude_history_ = false;
   EffectiveOptions options_;  // Set by ResolveSources.
   std::vector<Scored> scored_;
   std::vector<size_t> chosen_;                     // Indices into scored_, in selection order.
@@ -407,7 +406,7 @@ absl::Status RankJob::AddCallerCandidates() {
 const char* RankJob::FilterOf(ItemIndex i) const {
   const ItemInfo& info = bundle_.catalog().item(i);
   if (excluded_.contains(i)) return "exclude";
-  if (exclude_history_ && history_set_.contains(i)) return "history";
+  if (options_.exclude_history && history_set_.contains(i)) return "history";
   if ((!allow_.empty() && !allow_.contains(info.category)) ||
       (!deny_.empty() && deny_.contains(info.category))) {
     return "category";
@@ -452,7 +451,6 @@ void RankJob::FilterAndScore() {
       AddUnique(id, &meta_.ignored_candidate_item_ids);
     }
   }
-  exclude_history_ = options_.exclude_history;
   history_set_.insert(out_.history.items.begin(), out_.history.items.end());
   allow_.insert(request_.allow_categories.begin(), request_.allow_categories.end());
   deny_.insert(request_.deny_categories.begin(), request_.deny_categories.end());

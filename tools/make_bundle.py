@@ -304,7 +304,7 @@ def tune(b, args, customers, end):
 
 
 def untuned(args):
-    weights = {k: float(v) for k, v in (kv.split("=") for kv in args.weights.split(",") if kv)}
+    weights = tm.parse_weights(args.weights)
     return {"cf": {}, "epochs": {}, "validation": None, "models": {}, "new_items": None,
             "corpus": None,
             "state": {"weights": weights, "penalty": args.popularity_penalty,
@@ -399,7 +399,7 @@ def main():
             sys.exit(f"error: {e}")
         if not customers:
             sys.exit(f"error: {args.input}: no purchase passes the filter before the cut-off")
-        end = cutoff or (max(e[0] for c in customers.values() for e in c) // DAY + 1) * DAY
+        end = cutoff or tm.data_end(customers)
         choices = tune(b, args, customers, end) if args.tune else untuned(args)
         b.progress("building the bundle on all training data")
         bundle = b.build_cf(work, version, cutoff,

@@ -340,14 +340,23 @@ class Corpus:
                              vocabulary)
 
 
+def data_end(customers):
+    """Midnight after the last purchase: the end of the data when there is no cut-off."""
+    return (max(e[0] for c in customers.values() for e in c) // DAY + 1) * DAY
+
+
+def parse_weights(text):
+    """{source: weight} from "source=weight,..."."""
+    return {k: float(v) for k, v in (kv.split("=") for kv in text.split(",") if kv)}
+
+
 def read_customers(path, bundle):
     """Purchases before the bundle's cut-off, and that cut-off (or the day after the data)."""
     with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as f:
         cutoff = json.load(f).get("train_cutoff_unix") or None
     log(f"reading {path}" + (f" (before {cutoff})" if cutoff else ""))
     customers = rm.read_purchases(path, cutoff)
-    end = cutoff or (max(e[0] for c in customers.values() for e in c) // DAY + 1) * DAY
-    return customers, end
+    return customers, cutoff or data_end(customers)
 
 
 def seed_everything(seed):
@@ -457,9 +466,7 @@ def main():
                         help="fusion weights, source=weight,... (default 0.5 per model)")
     add_training_flags(parser)
     args = parser.parse_args()
-    weights = dict((k, float(v)) for k, v in
-                   (kv.split("=") for kv in args.weights.split(",") if kv))
-    train_bundle(args, weights)
+    train_bundle(args, parse_weights(args.weights))
 
 
 if __name__ == "__main__":

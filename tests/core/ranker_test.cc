@@ -2,11 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include "core/bundle_builder.h"
 #include "core/categorizer.h"
@@ -206,13 +204,7 @@ TEST(RankerScoresTest, PopularityPenaltyDemotesPopularItems) {
 
 TEST(RankerScoresTest, TheBundlesDefaultPenaltyAppliesWhenTheRequestLeavesItUnset) {
   const std::string dir = testing::TinyBundle(0.5)->dir();
-  std::ifstream in(dir + "/manifest.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<BundleManifest> manifest = ParseManifest(text.str());
-  ASSERT_TRUE(manifest.ok()) << manifest.status();
-  manifest->popularity_penalty_default = 1.0;
-  testing::WriteFile(dir + "/manifest.json", SerializeManifest(*manifest));
+  testing::EditManifest(dir, [](BundleManifest* m) { m->popularity_penalty_default = 1.0; });
   absl::StatusOr<std::shared_ptr<const Bundle>> bundle = Bundle::Load(dir, nullptr);
   ASSERT_TRUE(bundle.ok()) << bundle.status();
   // The order of PopularityPenaltyDemotesPopularItems, from the bundle's default.
@@ -233,14 +225,10 @@ TEST(RankerScoresTest, TheBundlesDefaultPenaltyAppliesWhenTheRequestLeavesItUnse
 
 TEST(RankerScoresTest, ARequestExcludingTheHistoryGetsTheNewItemDefaults) {
   const std::string dir = testing::TinyBundle(0.5)->dir();
-  std::ifstream in(dir + "/manifest.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<BundleManifest> manifest = ParseManifest(text.str());
-  ASSERT_TRUE(manifest.ok()) << manifest.status();
-  manifest->new_items_weights = {{"cf", 3.0}};
-  manifest->new_items_popularity_penalty = 1.0;
-  testing::WriteFile(dir + "/manifest.json", SerializeManifest(*manifest));
+  testing::EditManifest(dir, [](BundleManifest* m) {
+    m->new_items_weights = {{"cf", 3.0}};
+    m->new_items_popularity_penalty = 1.0;
+  });
   absl::StatusOr<std::shared_ptr<const Bundle>> bundle = Bundle::Load(dir, nullptr);
   ASSERT_TRUE(bundle.ok()) << bundle.status();
   RecommendRequest r = testing::RequestWithHistory({"21A"});

@@ -2,14 +2,11 @@
 // real loader, and the fake model of tests/testutil/fake_model.h through ServerOptions::loader.
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "core/manifest.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -153,20 +150,16 @@ TEST(ServerModelsTest, AnInjectedLoaderServesAFakeModelWithoutATorchScriptFile) 
 TEST(ServerModelsTest, GetModelInfoReportsTheValidationAndRequestsGetTheTunedPenalty) {
   const std::string dir = testing::MakeFakeModelBundleDir({{"fake_rnn", 0.0, 1.0, 0.0}});
   ASSERT_FALSE(dir.empty());
-  std::ifstream in(dir + "/manifest.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<core::BundleManifest> manifest = core::ParseManifest(text.str());
-  ASSERT_TRUE(manifest.ok()) << manifest.status();
-  manifest->popularity_penalty_default = 0.25;
-  manifest->new_items_weights = {{"fake_rnn", 0.75}};
-  manifest->new_items_popularity_penalty = 0.5;
-  manifest->validation = {1000,
-                          2000,
-                          {{"blend", "new", 0.0625, 31}, {"fake_rnn", "all", 0.5, 40}},
-                          {"fake_rnn: weight 0, not above recent_popular"},
-                          "validation.md"};
-  testing::WriteFile(dir + "/manifest.json", core::SerializeManifest(*manifest));
+  testing::EditManifest(dir, [](core::BundleManifest* m) {
+    m->popularity_penalty_default = 0.25;
+    m->new_items_weights = {{"fake_rnn", 0.75}};
+    m->new_items_popularity_penalty = 0.5;
+    m->validation = {1000,
+                     2000,
+                     {{"blend", "new", 0.0625, 31}, {"fake_rnn", "all", 0.5, 40}},
+                     {"fake_rnn: weight 0, not above recent_popular"},
+                     "validation.md"};
+  });
   ServerOptions options = LoopbackOptions(dir);
   options.loader = testing::FakeModelLoader();
   absl::StatusOr<std::unique_ptr<TestServer>> server = TestServer::Start(options);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/bundle_builder.h"
 #include "gtest/gtest.h"
@@ -89,6 +90,16 @@ std::string SourcePath(const std::string& relative) {
 
 std::string SmallRetailCsvPath() {
   return SourcePath("data/online-retail-ii/online_retail_ii_small.csv.gz");
+}
+
+void EditManifest(const std::string& dir, const std::function<void(core::BundleManifest*)>& edit) {
+  std::ifstream in(dir + "/manifest.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<core::BundleManifest> manifest = core::ParseManifest(text.str());
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  edit(&*manifest);
+  WriteFile(dir + "/manifest.json", core::SerializeManifest(*manifest));
 }
 
 }  // namespace recsys::testing

@@ -1,11 +1,13 @@
 #ifndef RECSYS_TESTS_TESTUTIL_FIXTURES_H_
 #define RECSYS_TESTS_TESTUTIL_FIXTURES_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/bundle.h"
+#include "core/manifest.h"
 #include "core/types.h"
 
 namespace recsys::testing {
@@ -36,6 +38,10 @@ std::string SourcePath(const std::string& relative);
 
 // The vendored sample of Online Retail II (495 customers, whole period).
 std::string SmallRetailCsvPath();
+
+// Rewrites the manifest.json of the bundle version directory `dir` after `edit` changed it, as
+// the bundle builder would have written it. Fails the test when it does not parse.
+void EditManifest(const std::string& dir, const std::function<void(core::BundleManifest*)>& edit);
 
 }  // namespace recsys::testing
 
