@@ -90,53 +90,56 @@ const SourceSpec* BundleManifest::FindSource(absl::string_view name) const {
   return nullptr;
 }
 
-absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
-  BundleManifest m;
-  try {
-    const json j = json::parse(json_text);
-    m.format_version = j.at("format_version").get<int32_t>();
-    if (m.format_version != kFormatVersion) {
-      return absl::FailedPreconditionError(absl::StrCat("format_version ", m.format_version,
-                                                        ", this server reads ", kFormatVersion));
-    }
-    m.version = j.at("version").get<std::string>();
-    m.created_unix = j.value("created_unix", int64_t{0});
-    m.data_source = j.value("data_source", "");
-    m.category_method = j.value("category_method", "");
-    m.items_file = j.value("items_file", m.items_file);
-    m.cf_index_file = j.value("cf_index_file", m.cf_index_file);
-    m.country_popularity_file = j.value("country_popularity_file", "");
-    if (j.contains("cf")) {
-      m.recency_decay = j["cf"].value("recency_decay", m.recency_decay);
-      m.self_similarity = j["cf"].value("self_similarity", m.self_similarity);
-      m.self_recency_decay = j["cf"].value("self_recency_decay", m.recency_decay);
-    }
-    m.train_cutoff_unix = j.value("train_cutoff_unix", int64_t{0});
-    if (j.contains("defaults")) {
-      m.exclude_history_default = j["defaults"].value("exclude_history", false);
-      m.popularity_penalty_default = j["defaults"].value("popularity_penalty", 0.0);
-      ParseNewItemDefaults(j["defaults"], &m);
-    }
-    if (j.contains("validation")) m.validation = ParseValidation(j["validation"]);
-    for (const json& s : j.at("sources")) {
-      m.sources.push_back({s.at("name").get<std::string>(), s.value("weight", 1.0),
-                           s.value("slope", 1.0), s.value("intercept", 0.0)});
-    }
-    if (j.contains("feature_schema")) {
-      const json& fs = j["feature_schema"];
-      if (fs.contains("event_features")) m.event_features = ParseFeatures(fs["event_features"]);
-      if (fs.contains("context_features")) {
-        m.context_features = ParseFeatures(fs["context_features"]);
-      }
-    }
-    for (const json& model : j.value("models", json::array())) {
-      m.models.push_back({model.at("name").get<std::string>(), model.at("kind").get<std::string>(),
-                          model.at("file").get<std::string>(), model.value("embedding_dim", 0),
-                          model.value("max_history", 0)});
-    }
-  } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("malformed manifest: ", e.what()));
+namespace {
+
+// Reads the fields of `j` into `m`. Throws json::exception for missing or mistyped fields.
+absl::Status ReadManifest(const json& j, BundleManifest* out) {
+  BundleManifest& m = *out;
+  m.format_version = j.at("format_version").get<int32_t>();
+  if (m.format_version != kFormatVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("format_version ", m.format_version, ", this server reads ", kFormatVersion));
   }
+  m.version = j.at("version").get<std::string>();
+  m.created_unix = j.value("created_unix", int64_t{0});
+  m.data_source = j.value("data_source", "");
+  m.category_method = j.value("category_method", "");
+  m.items_file = j.value("items_file", m.items_file);
+  m.cf_index_file = j.value("cf_index_file", m.cf_index_file);
+  m.country_popularity_file = j.value("country_popularity_file", "");
+  if (j.contains("cf")) {
+    m.recency_decay = j["cf"].value("recency_decay", m.recency_decay);
+    m.self_similarity = j["cf"].value("self_similarity", m.self_similarity);
+    m.self_recency_decay = j["cf"].value("self_recency_decay", m.recency_decay);
+  }
+  m.train_cutoff_unix = j.value("train_cutoff_unix", int64_t{0});
+  if (j.contains("defaults")) {
+    m.exclude_history_default = j["defaults"].value("exclude_history", false);
+    m.popularity_penalty_default = j["defaults"].value("popularity_penalty", 0.0);
+    ParseNewItemDefaults(j["defaults"], &m);
+  }
+  if (j.contains("validation")) m.validation = ParseValidation(j["validation"]);
+  for (const json& s : j.at("sources")) {
+    m.sources.push_back({s.at("name").get<std::string>(), s.value("weight", 1.0),
+                         s.value("slope", 1.0), s.value("intercept", 0.0)});
+  }
+  if (j.contains("feature_schema")) {
+    const json& fs = j["feature_schema"];
+    if (fs.contains("event_features")) m.event_features = ParseFeatures(fs["event_features"]);
+    if (fs.contains("context_features")) {
+      m.context_features = ParseFeatures(fs["context_features"]);
+    }
+  }
+  for (const json& model : j.value("models", json::array())) {
+    m.models.push_back({model.at("name").get<std::string>(), model.at("kind").get<std::string>(),
+                        model.at("file").get<std::string>(), model.value("embedding_dim", 0),
+                        model.value("max_history", 0)});
+  }
+  return absl::OkStatus();
+}
+
+// The value checks of a read manifest: INVALID_ARGUMENT naming the field.
+absl::Status CheckManifest(const BundleManifest& m) {
   if (m.version.empty()) return absl::InvalidArgumentError("manifest: empty version");
   if (!(m.recency_decay > 0 && m.recency_decay <= 1) ||
       !(m.self_recency_decay > 0 && m.self_recency_decay <= 1)) {
@@ -171,6 +174,19 @@ absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
           "manifest: source \"", s.name, "\" needs finite slope, intercept, weight >= 0"));
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
+  BundleManifest m;
+  try {
+    if (absl::Status s = ReadManifest(json::parse(json_text), &m); !s.ok()) return s;
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed manifest: ", e.what()));
+  }
+  if (absl::Status s = CheckManifest(m); !s.ok()) return s;
   return m;
 }
 

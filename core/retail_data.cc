@@ -122,112 +122,118 @@ bool SplitCsvLine(absl::string_view line, std::vector<std::string>* fields) {
   }
 }
 
-absl::StatusOr<RetailData> ReadRetailCsv(const std::string& path, const RetailReadOptions& options,
-                                         const ProgressFn& progress) {
-  absl::StatusOr<std::string> data = ReadAll(path, progress);
-  if (!data.ok()) return data.status();
-  absl::string_view text = *data;
+namespace {
 
+constexpr absl::string_view kHeaderPrefix =
+    "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,";
+
+// Accumulates the rows of one file: the filter, the items (spellings, prices) and the customers'
+// purchases; then the catalogue and the recent counts.
+class RetailReader {
+ public:
+  RetailReader(const std::string& path, const RetailReadOptions& options)
+      : path_(path), options_(options) {}
+
+  // One data row (8 fields, `line_no` for errors): counted, filtered, and kept or not.
+  // Errors: INVALID_ARGUMENT naming the line and the field.
+  absl::Status AddRow(const std::vector<std::string>& f, int64_t line_no);
+
+  RetailData Finish() &&;
+
+ private:
   struct ItemStats {
     absl::flat_hash_map<std::string, int64_t> spellings;
     std::vector<double> prices;
   };
-  std::vector<std::string> item_ids;
-  std::vector<ItemStats> item_stats;
-  absl::flat_hash_map<std::string, ItemIndex> item_index;
-  absl::flat_hash_map<std::string, size_t> customer_index;
-  std::vector<CustomerHistory> customers;
-  RetailFilterStats stats;
 
-  std::vector<std::string> f;
-  size_t pos = 0;
-  int64_t line_no = 0;
-  const int64_t total = static_cast<int64_t>(text.size());
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == absl::string_view::npos) end = text.size();
-    absl::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line_no == 1) {
-      if (!absl::StartsWith(line, "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,")) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path,
-            ":1: expected the Online Retail II header "
-            "'Invoice,StockCode,Description,Quantity,InvoiceDate,Price,CustomerID,Country'"));
-      }
-      continue;
-    }
-    if (line.empty()) continue;
-    if (progress && line_no % 65536 == 0) progress("parse", static_cast<int64_t>(pos), total);
-    auto bad = [&](absl::string_view what) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": ", what));
-    };
-    if (!SplitCsvLine(line, &f)) return bad("unterminated quote");
-    if (f.size() != 8) return bad(absl::StrCat("expected 8 fields, got ", f.size()));
-    ++stats.rows;
-    const std::string& invoice = f[0];
-    std::string code(absl::StripAsciiWhitespace(f[1]));
-    double quantity, price;
-    if (!absl::SimpleAtod(f[3], &quantity)) return bad(absl::StrCat("bad Quantity '", f[3], "'"));
-    if (!absl::SimpleAtod(f[5], &price)) return bad(absl::StrCat("bad Price '", f[5], "'"));
-    absl::StatusOr<int64_t> time = ParseDateTime(f[4]);
-    if (!time.ok()) return bad(absl::StrCat("InvoiceDate: ", time.status().message()));
-    std::string customer(absl::StripAsciiWhitespace(f[6]));
-    // Some exports write customer ids as floats ("13085.0").
-    if (absl::EndsWith(customer, ".0")) customer.resize(customer.size() - 2);
+  // Which filter drops the row, or nullptr when it is kept.
+  int64_t* DroppedBy(const std::string& customer, const std::string& invoice, double quantity,
+                     double price, const std::string& code, int64_t time);
+  void Keep(const std::vector<std::string>& f, const std::string& code, const std::string& customer,
+            const Purchase& purchase);
+  std::vector<ItemInfo> Items();
+  // Purchase lines in the last options.recent_days (before the cut-off, or the data's end),
+  // per item into `items` and per country and item.
+  std::map<std::string, std::map<ItemIndex, int64_t>> CountRecent(std::vector<ItemInfo>* items);
 
-    if (customer.empty()) {
-      ++stats.no_customer;
-      continue;
-    }
-    if (invoice.empty() || !absl::ascii_isdigit(invoice[0])) {
-      ++stats.not_an_invoice;
-      continue;
-    }
-    if (!(quantity > 0) || !(price > 0)) {
-      ++stats.non_positive;
-      continue;
-    }
-    if (code.empty() || IsNonProduct(code)) {
-      ++stats.non_product;
-      continue;
-    }
-    if (*time >= options.cutoff_time) {
-      ++stats.after_cutoff;
-      continue;
-    }
-    int32_t invoice_no = 0;
-    if (!absl::SimpleAtoi(invoice, &invoice_no))
-      return bad(absl::StrCat("bad Invoice '", invoice, "'"));
-    ++stats.kept;
+  const std::string& path_;
+  const RetailReadOptions& options_;
+  std::vector<std::string> item_ids_;
+  std::vector<ItemStats> item_stats_;
+  absl::flat_hash_map<std::string, ItemIndex> item_index_;
+  absl::flat_hash_map<std::string, size_t> customer_index_;
+  std::vector<CustomerHistory> customers_;
+  RetailFilterStats stats_;
+};
 
-    auto [it, inserted] = item_index.try_emplace(code, static_cast<ItemIndex>(item_ids.size()));
-    if (inserted) {
-      item_ids.push_back(code);
-      item_stats.emplace_back();
-    }
-    ItemStats& is = item_stats[it->second];
-    std::string description(absl::StripAsciiWhitespace(f[2]));
-    if (!description.empty()) ++is.spellings[description];
-    is.prices.push_back(price);
-
-    auto [cit, cinserted] = customer_index.try_emplace(customer, customers.size());
-    if (cinserted) {
-      customers.emplace_back();
-      customers.back().customer_id = customer;
-    }
-    CustomerHistory& history = customers[cit->second];
-    history.country = std::string(absl::StripAsciiWhitespace(f[7]));
-    history.purchases.push_back(Purchase{it->second, *time, quantity, price, invoice_no});
+absl::Status RetailReader::AddRow(const std::vector<std::string>& f, int64_t line_no) {
+  auto bad = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat(path_, ":", line_no, ": ", what));
+  };
+  if (f.size() != 8) return bad(absl::StrCat("expected 8 fields, got ", f.size()));
+  ++stats_.rows;
+  const std::string& invoice = f[0];
+  std::string code(absl::StripAsciiWhitespace(f[1]));
+  double quantity, price;
+  if (!absl::SimpleAtod(f[3], &quantity)) return bad(absl::StrCat("bad Quantity '", f[3], "'"));
+  if (!absl::SimpleAtod(f[5], &price)) return bad(absl::StrCat("bad Price '", f[5], "'"));
+  absl::StatusOr<int64_t> time = ParseDateTime(f[4]);
+  if (!time.ok()) return bad(absl::StrCat("InvoiceDate: ", time.status().message()));
+  std::string customer(absl::StripAsciiWhitespace(f[6]));
+  // Some exports write customer ids as floats ("13085.0").
+  if (absl::EndsWith(customer, ".0")) customer.resize(customer.size() - 2);
+  if (int64_t* counter = DroppedBy(customer, invoice, quantity, price, code, *time)) {
+    ++*counter;
+    return absl::OkStatus();
   }
-  if (progress) progress("parse", total, total);
+  int32_t invoice_no = 0;
+  if (!absl::SimpleAtoi(invoice, &invoice_no)) {
+    return bad(absl::StrCat("bad Invoice '", invoice, "'"));
+  }
+  ++stats_.kept;
+  Keep(f, code, customer, Purchase{0, *time, quantity, price, invoice_no});
+  return absl::OkStatus();
+}
 
-  std::vector<ItemInfo> items(item_ids.size());
-  for (size_t i = 0; i < item_ids.size(); ++i) {
-    ItemStats& is = item_stats[i];
-    items[i].id = item_ids[i];
+int64_t* RetailReader::DroppedBy(const std::string& customer, const std::string& invoice,
+                                 double quantity, double price, const std::string& code,
+                                 int64_t time) {
+  if (customer.empty()) return &stats_.no_customer;
+  if (invoice.empty() || !absl::ascii_isdigit(invoice[0])) return &stats_.not_an_invoice;
+  if (!(quantity > 0) || !(price > 0)) return &stats_.non_positive;
+  if (code.empty() || IsNonProduct(code)) return &stats_.non_product;
+  if (time >= options_.cutoff_time) return &stats_.after_cutoff;
+  return nullptr;
+}
+
+void RetailReader::Keep(const std::vector<std::string>& f, const std::string& code,
+                        const std::string& customer, const Purchase& purchase) {
+  auto [it, inserted] = item_index_.try_emplace(code, static_cast<ItemIndex>(item_ids_.size()));
+  if (inserted) {
+    item_ids_.push_back(code);
+    item_stats_.emplace_back();
+  }
+  ItemStats& is = item_stats_[it->second];
+  std::string description(absl::StripAsciiWhitespace(f[2]));
+  if (!description.empty()) ++is.spellings[description];
+  is.prices.push_back(purchase.price);
+
+  auto [cit, cinserted] = customer_index_.try_emplace(customer, customers_.size());
+  if (cinserted) {
+    customers_.emplace_back();
+    customers_.back().customer_id = customer;
+  }
+  CustomerHistory& history = customers_[cit->second];
+  history.country = std::string(absl::StripAsciiWhitespace(f[7]));
+  history.purchases.push_back(purchase);
+  history.purchases.back().item = it->second;
+}
+
+std::vector<ItemInfo> RetailReader::Items() {
+  std::vector<ItemInfo> items(item_ids_.size());
+  for (size_t i = 0; i < item_ids_.size(); ++i) {
+    ItemStats& is = item_stats_[i];
+    items[i].id = item_ids_[i];
     // Most frequent spelling; ties go to the smallest string, so the result is deterministic.
     int64_t best = 0;
     for (const auto& [spelling, count] : is.spellings) {
@@ -249,35 +255,81 @@ absl::StatusOr<RetailData> ReadRetailCsv(const std::string& path, const RetailRe
     items[i].price = median;
     items[i].popularity = static_cast<int64_t>(is.prices.size());
   }
+  return items;
+}
+
+std::map<std::string, std::map<ItemIndex, int64_t>> RetailReader::CountRecent(
+    std::vector<ItemInfo>* items) {
   int64_t last_time = 0;
-  for (const CustomerHistory& c : customers) {
+  for (const CustomerHistory& c : customers_) {
     for (const Purchase& p : c.purchases) last_time = std::max(last_time, p.time);
   }
-  const int64_t recent_end = options.cutoff_time == INT64_MAX ? last_time + 1 : options.cutoff_time;
-  const int64_t recent_start = recent_end - int64_t{86400} * options.recent_days;
+  const int64_t recent_end =
+      options_.cutoff_time == INT64_MAX ? last_time + 1 : options_.cutoff_time;
+  const int64_t recent_start = recent_end - int64_t{86400} * options_.recent_days;
   std::map<std::string, std::map<ItemIndex, int64_t>> recent_by_country;
-  for (const CustomerHistory& c : customers) {
+  for (const CustomerHistory& c : customers_) {
     for (const Purchase& p : c.purchases) {
       if (p.time >= recent_start && p.time < recent_end) {
-        ++items[p.item].recent_popularity;
+        ++(*items)[p.item].recent_popularity;
         ++recent_by_country[c.country][p.item];
       }
     }
   }
-  for (CustomerHistory& c : customers) {
+  return recent_by_country;
+}
+
+RetailData RetailReader::Finish() && {
+  std::vector<ItemInfo> items = Items();
+  RetailData result;
+  result.recent_by_country = CountRecent(&items);
+  for (CustomerHistory& c : customers_) {
     std::stable_sort(c.purchases.begin(), c.purchases.end(),
                      [](const Purchase& a, const Purchase& b) { return a.time < b.time; });
   }
-  std::sort(customers.begin(), customers.end(),
+  std::sort(customers_.begin(), customers_.end(),
             [](const CustomerHistory& a, const CustomerHistory& b) {
               return a.customer_id < b.customer_id;
             });
-  RetailData result;
   result.catalog = Catalog(std::move(items));
-  result.customers = std::move(customers);
-  result.stats = stats;
-  result.recent_by_country = std::move(recent_by_country);
+  result.customers = std::move(customers_);
+  result.stats = stats_;
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<RetailData> ReadRetailCsv(const std::string& path, const RetailReadOptions& options,
+                                         const ProgressFn& progress) {
+  absl::StatusOr<std::string> data = ReadAll(path, progress);
+  if (!data.ok()) return data.status();
+  absl::string_view text = *data;
+  RetailReader reader(path, options);
+  std::vector<std::string> f;
+  size_t pos = 0;
+  const int64_t total = static_cast<int64_t>(text.size());
+  for (int64_t line_no = 1; pos < text.size(); ++line_no) {
+    size_t end = text.find('\n', pos);
+    if (end == absl::string_view::npos) end = text.size();
+    absl::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line_no == 1) {
+      if (absl::StartsWith(line, kHeaderPrefix)) continue;
+      return absl::InvalidArgumentError(absl::StrCat(
+          path,
+          ":1: expected the Online Retail II header "
+          "'Invoice,StockCode,Description,Quantity,InvoiceDate,Price,CustomerID,Country'"));
+    }
+    if (line.empty()) continue;
+    if (progress && line_no % 65536 == 0) progress("parse", static_cast<int64_t>(pos), total);
+    if (!SplitCsvLine(line, &f)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": unterminated quote"));
+    }
+    if (absl::Status s = reader.AddRow(f, line_no); !s.ok()) return s;
+  }
+  if (progress) progress("parse", total, total);
+  return std::move(reader).Finish();
 }
 
 }  // namespace recsys::core
