@@ -110,6 +110,16 @@ def date(seconds):
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def set_cf(bundle, cf):
+    """Writes the CF scoring settings `cf` into the bundle's manifest."""
+    path = os.path.join(bundle, "manifest.json")
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    manifest["cf"].update(cf)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+
+
 def cf_variant(bundle, directory, cf):
     """A copy of `bundle` (links to its files) whose manifest has the CF scoring settings `cf`
     and every source but cf at weight 0: these settings change scoring, not the index."""
@@ -281,8 +291,7 @@ def tune(b, args, customers, end):
     b.progress(f"validation window {date(val_start)} .. {date(end)}")
     bundle = b.build_cf(b.work, "val", val_start, {})
     cf = tune_cf(b, bundle, end)
-    shutil.rmtree(bundle)
-    bundle = b.build_cf(b.work, "val", val_start, cf)
+    set_cf(bundle, cf)
     corpus = tm.Corpus(args, bundle, customers, end, val_start)
     if len(corpus.validation) == 0:
         sys.exit("error: no basket in the validation window of a customer who bought before "

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -202,15 +203,24 @@ TEST(RankerScoresTest, PopularityPenaltyDemotesPopularItems) {
   EXPECT_NEAR(out.items[0].score, kSimAC - std::log1p(2.0), 1e-6);
 }
 
-TEST(RankerScoresTest, TheBundlesDefaultPenaltyAppliesWhenTheRequestLeavesItUnset) {
+// TinyBundle(0.5) with its manifest changed by `edit`, or nullptr (the test fails) when it does
+// not load.
+std::shared_ptr<const Bundle> TinyBundleWith(const std::function<void(BundleManifest*)>& edit) {
   const std::string dir = testing::TinyBundle(0.5)->dir();
-  testing::EditManifest(dir, [](BundleManifest* m) { m->popularity_penalty_default = 1.0; });
+  testing::EditManifest(dir, edit);
   absl::StatusOr<std::shared_ptr<const Bundle>> bundle = Bundle::Load(dir, nullptr);
-  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  EXPECT_TRUE(bundle.ok()) << bundle.status();
+  return bundle.ok() ? *bundle : nullptr;
+}
+
+TEST(RankerScoresTest, TheBundlesDefaultPenaltyAppliesWhenTheRequestLeavesItUnset) {
+  std::shared_ptr<const Bundle> bundle =
+      TinyBundleWith([](BundleManifest* m) { m->popularity_penalty_default = 1.0; });
+  ASSERT_NE(bundle, nullptr);
   // The order of PopularityPenaltyDemotesPopularItems, from the bundle's default.
   RecommendRequest r = testing::RequestWithHistory({"21A"});
   RankedList out;
-  ASSERT_TRUE(Ranker::Rank(**bundle, r, 2, &out).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 2, &out).ok());
   ASSERT_GE(out.items.size(), 2u);
   EXPECT_EQ(out.items[0].item_id, "21C");
   EXPECT_NEAR(out.items[0].score, kSimAC - std::log1p(2.0), 1e-6);
@@ -218,30 +228,28 @@ TEST(RankerScoresTest, TheBundlesDefaultPenaltyAppliesWhenTheRequestLeavesItUnse
   // A request's explicit 0 turns the default off.
   r.popularity_penalty = 0.0;
   out = {};
-  ASSERT_TRUE(Ranker::Rank(**bundle, r, 2, &out).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 2, &out).ok());
   EXPECT_EQ(out.items[0].item_id, "21B");
   EXPECT_NEAR(out.items[0].score, kSimAB, 1e-6);
 }
 
 TEST(RankerScoresTest, ARequestExcludingTheHistoryGetsTheNewItemDefaults) {
-  const std::string dir = testing::TinyBundle(0.5)->dir();
-  testing::EditManifest(dir, [](BundleManifest* m) {
+  std::shared_ptr<const Bundle> bundle = TinyBundleWith([](BundleManifest* m) {
     m->new_items_weights = {{"cf", 3.0}};
     m->new_items_popularity_penalty = 1.0;
   });
-  absl::StatusOr<std::shared_ptr<const Bundle>> bundle = Bundle::Load(dir, nullptr);
-  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  ASSERT_NE(bundle, nullptr);
   RecommendRequest r = testing::RequestWithHistory({"21A"});
   RankedList out;
   // The history kept: the bundle's own weight (cf 1) and penalty (0).
-  ASSERT_TRUE(Ranker::Rank(**bundle, r, 2, &out).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 2, &out).ok());
   EXPECT_EQ(out.items[0].item_id, "21B");
   EXPECT_DOUBLE_EQ(out.items[0].sources[0].weight, 1.0);
   EXPECT_NEAR(out.items[0].score, kSimAB, 1e-6);
   // The history excluded: cf weighs 3 and the penalty is 1 x log(1 + purchases).
   r.exclude_history = true;
   out = {};
-  ASSERT_TRUE(Ranker::Rank(**bundle, r, 2, &out).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 2, &out).ok());
   ASSERT_EQ(out.items.size(), 2u);
   EXPECT_EQ(out.items[0].item_id, "21B");
   EXPECT_DOUBLE_EQ(out.items[0].sources[0].weight, 3.0);
@@ -252,7 +260,7 @@ TEST(RankerScoresTest, ARequestExcludingTheHistoryGetsTheNewItemDefaults) {
   r.fusion_weights = {{"cf", 1.0}};
   r.popularity_penalty = 0.0;
   out = {};
-  ASSERT_TRUE(Ranker::Rank(**bundle, r, 2, &out).ok());
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 2, &out).ok());
   EXPECT_EQ(out.items[0].item_id, "21B");
   EXPECT_NEAR(out.items[0].score, kSimAB, 1e-6);
 }
