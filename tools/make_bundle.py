@@ -260,7 +260,8 @@ def tune_fusion(b, bundle, end, sources):
 
 def describe(state):
     weights = ",".join(f"{k}={v:g}" for k, v in state["weights"].items())
-    return f"{weights}; penalty {state['penalty']:g}; exclude_history {str(state['exclude']).lower()}"
+    exclude = str(state["exclude"]).lower()
+    return f"{weights}; penalty {state['penalty']:g}; exclude_history {exclude}"
 
 
 def validation_table(b, bundle, end, modes, sources, singles):
