@@ -28,6 +28,24 @@ bool KnownCountry(const BundleManifest& manifest, const std::string& country) {
 
 }  // namespace
 
+std::vector<ContextGroup> ContextGroups(const BundleManifest& manifest) {
+  std::vector<ContextGroup> groups;
+  for (size_t c = 0; c < manifest.context_features.size(); ++c) {
+    const std::string& name = manifest.context_features[c].name;
+    std::string group = name;
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
+      group = name.substr(0, eq);
+    } else if (absl::EndsWith(name, "_sin") || absl::EndsWith(name, "_cos")) {
+      group = name.substr(0, name.size() - 4);
+    }
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const ContextGroup& g) { return g.name == group; });
+    if (it == groups.end()) it = groups.insert(groups.end(), ContextGroup{group, {}});
+    it->features.push_back(static_cast<int>(c));
+  }
+  return groups;
+}
+
 int KnownEventAt(int position, int num_known, int max_history) {
   const int k = num_known - (max_history - position);
   return k >= 0 && position < max_history ? k : -1;

@@ -2,6 +2,7 @@
 #define RECSYS_CORE_FEATURIZER_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/manifest.h"
@@ -27,6 +28,17 @@ int KnownEventAt(int position, int num_known, int max_history);
 // whose item is in the catalogue, with `item_indices` their catalogue indices; only the last
 // shape.max_history are used, left-padded with shape.num_items. `request_time` is the request's
 // time in seconds since the epoch (the caller resolves the default). Thread-safe.
+// Context features that only mean something together, explained as one: a periodic time's sin
+// and cos ("hour": hour_sin, hour_cos), the one-hots of one categorical ("country":
+// country=United Kingdom, ..., country=other). Any other feature is a group of its own.
+struct ContextGroup {
+  std::string name;
+  std::vector<int> features;  // Indices into BundleManifest::context_features, ascending.
+};
+
+// The context groups of the bundle's schema, in the order of their first feature. Pure.
+std::vector<ContextGroup> ContextGroups(const BundleManifest& manifest);
+
 ModelInput Featurize(const BundleManifest& manifest, const ModelShape& shape,
                      const RecommendRequest& request, const std::vector<int32_t>& known,
                      const std::vector<ItemIndex>& item_indices, int64_t request_time);

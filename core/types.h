@@ -25,6 +25,7 @@ enum class AttributionMethod {
   kOcclusion,
   kKernelShap,
   kCfExact,
+  kReplay,
 };
 
 enum class EventType { kUnspecified, kPurchase, kView, kAddToCart };

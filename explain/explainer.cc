@@ -9,6 +9,7 @@
 #include "core/featurizer.h"
 #include "explain/integrated_gradients.h"
 #include "explain/perturbation.h"
+#include "explain/replay.h"
 
 namespace recsys::explain {
 
@@ -132,6 +133,72 @@ std::vector<Attribution> ModelAttributions(const core::Bundle& bundle,
   return out;
 }
 
+// How a context group's value reads: "15:00" and "Tuesday" for the hour and weekday sin/cos
+// pairs, the country of the one-hots, else the value.
+std::string GroupDisplay(const core::BundleManifest& manifest, const core::ContextGroup& group,
+                         const std::vector<float>& context) {
+  const std::vector<core::FeatureSpec>& specs = manifest.context_features;
+  if (group.features.size() == 2 && specs[group.features[0]].name == group.name + "_sin") {
+    double turn = std::atan2(context[group.features[0]], context[group.features[1]]) /
+                  (2 * 3.14159265358979323846);
+    if (turn < 0) turn += 1.0;
+    if (group.name == "hour")
+      return absl::StrFormat("%02d:00", static_cast<int>(turn * 24 + 0.5) % 24);
+    if (group.name == "dow") {
+      static constexpr const char* kDays[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                              "Friday", "Saturday", "Sunday"};
+      return kDays[static_cast<int>(turn * 7 + 0.5) % 7];
+    }
+    return absl::StrFormat("%.2f of the cycle", turn);
+  }
+  for (int c : group.features) {
+    const std::string& name = specs[c].name;
+    if (const size_t eq = name.find('='); eq != std::string::npos && context[c] != 0.0f) {
+      return name.substr(eq + 1);
+    }
+  }
+  return group.features.size() == 1 ? absl::StrFormat("%.3g", context[group.features[0]]) : "";
+}
+
+// A model's attributions of one item from its replay, as entries: one per known event the model
+// sees, one per side-feature kind (history_index -1) and one per context group.
+std::vector<Attribution> ReplayEntries(const core::Bundle& bundle,
+                                       const core::ResolvedHistory& history,
+                                       const core::ModelInput& input,
+                                       const std::vector<core::ContextGroup>& groups,
+                                       const ReplayAttribution& replay) {
+  const core::BundleManifest& manifest = bundle.manifest();
+  const int L = static_cast<int>(replay.event.size());
+  const int n = static_cast<int>(history.items.size());
+  std::vector<Attribution> out;
+  int seen = 0;
+  for (int p = 0; p < L; ++p) {
+    const int known = core::KnownEventAt(p, n, L);
+    if (known < 0) continue;
+    ++seen;
+    Attribution a = HistoryEvent(bundle, history, known);
+    a.attribution = replay.event[p];
+    out.push_back(std::move(a));
+  }
+  for (size_t e = 0; e < replay.feature.size(); ++e) {
+    Attribution a;
+    a.feature = manifest.event_features[e].name;
+    a.kind = FeatureKind::kEventFeature;
+    a.display_value = absl::StrCat("your last ", seen, seen == 1 ? " event" : " events");
+    a.attribution = replay.feature[e];
+    out.push_back(std::move(a));
+  }
+  for (size_t g = 0; g < groups.size(); ++g) {
+    Attribution a;
+    a.feature = groups[g].name;
+    a.kind = FeatureKind::kContext;
+    a.display_value = GroupDisplay(manifest, groups[g], input.context);
+    a.attribution = replay.context[g];
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
 // Adds `a` scaled by `scale` to `fused`, merged with the entry of the same feature, kind and
 // history position (the sources' attributions of one event add up).
 void AddScaled(const Attribution& a, double scale, std::vector<Attribution>* fused) {
@@ -205,6 +272,9 @@ class ExplainJob {
       case AttributionMethod::kKernelShap:
         RunPerturbation();
         break;
+      case AttributionMethod::kReplay:
+        RunReplay();
+        break;
       default:
         break;
     }
@@ -229,6 +299,25 @@ class ExplainJob {
               IntegratedGradients(*source.source.model, source.input, targets, rule, &paths_[s]);
           !status.ok()) {
         paths_[s].clear();
+        AddNote(
+            absl::StrCat(source.source.spec.name, " could not be attributed: ", status.message()));
+      }
+    }
+  }
+
+  // Per active model source, every returned item in one batched pass.
+  void RunReplay() {
+    std::vector<core::ItemIndex> targets;
+    for (const core::RecommendedItem& item : ranked_.items) targets.push_back(item.index);
+    groups_ = core::ContextGroups(bundle_.manifest());
+    replays_.resize(ranked_.sources.size());
+    for (size_t s = 0; s < ranked_.sources.size(); ++s) {
+      const core::RankedSource& source = ranked_.sources[s];
+      if (source.source.kind != core::SourceKind::kModel || !source.source.active()) continue;
+      if (absl::Status status =
+              Replay(*source.source.model, source.input, groups_, targets, &replays_[s]);
+          !status.ok()) {
+        replays_[s].clear();
         AddNote(
             absl::StrCat(source.source.spec.name, " could not be attributed: ", status.message()));
       }
@@ -267,6 +356,12 @@ class ExplainJob {
         break;
       case core::SourceKind::kModel: {
         const double baseline_raw = core::BaselineRaw(source, item.index);
+        if (s < replays_.size() && !replays_[s].empty()) {
+          own = ReplayEntries(bundle_, ranked_.history, ranked_.sources[s].input, groups_,
+                              replays_[s][k]);
+          score.completeness_error = Sum(own) - (score.raw_score - baseline_raw);
+          break;
+        }
         if (s >= paths_.size() || paths_[s].empty()) {
           *attributed = false;
           score.completeness_error = -(score.raw_score - baseline_raw);
@@ -344,7 +439,9 @@ class ExplainJob {
   const ExplainSettings& settings_;
   core::RankedList& ranked_;
   std::string note_;
-  std::vector<std::vector<PathAttribution>> paths_;  // Per source: per item, gradient methods.
+  std::vector<std::vector<PathAttribution>> paths_;      // Per source: per item, gradient methods.
+  std::vector<std::vector<ReplayAttribution>> replays_;  // Per source: per item, replay.
+  std::vector<core::ContextGroup> groups_;               // Replay's context groups.
   std::optional<CoalitionScorer> scorer_;
   PlayerAttributions players_phi_;  // Per item, perturbation methods.
 };

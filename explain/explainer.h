@@ -21,12 +21,13 @@ std::vector<core::Attribution> CfAttributions(const core::Bundle& bundle,
 
 // What ExplainItems should do.
 struct ExplainSettings {
-  // The method to run (already resolved from the request and the server's default):
-  // kCfExact attributes the exact sources (cf, pop) only; kIntegratedGradients also the
+  // The method to run (already resolved from the request and the server's default): kReplay
+  // attributes every source exactly, the models by replaying the request (explain/replay.h);
+  // kCfExact the exact sources (cf, pop) only; kIntegratedGradients also the
   // models; kGradientXInput the models by gradient x (input - baseline) (one backward pass, no
   // completeness guarantee); kOcclusion and kKernelShap the fused score by re-scoring without
   // history events and context features (explain/perturbation.h); kNone nothing.
-  core::AttributionMethod method = core::AttributionMethod::kCfExact;
+  core::AttributionMethod method = core::AttributionMethod::kReplay;
   // Integration steps (Gauss-Legendre nodes) of Integrated Gradients. REQUIRES: >= 1.
   int steps = 16;
   // KernelSHAP: coalitions to sample (all of them when 2^players - 2 <= samples) and the seed
@@ -49,7 +50,8 @@ struct ExplainSettings {
 // fused attributions of an item add up to score - baseline_score up to completeness_error:
 // floating-point rounding for the exact sources and KernelSHAP, the integration error of
 // Integrated Gradients, the interactions occlusion misses, or the models' whole share when they
-// were not attributed (kCfExact). Gradient methods attribute per history event (the item), per
+// were not attributed (kCfExact). Replay attributes per history event, per side-feature kind
+// and per context group; gradient methods per history event (the item), per
 // event side-feature and per context feature; the perturbation methods per history event (with
 // its side-features) and per context feature, on the fused score, so that with them only the
 // exact sources carry per-source attributions. A model source left unattributed reports its

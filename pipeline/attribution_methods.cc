@@ -14,6 +14,7 @@ const std::vector<AttributionMethodName>& AttributionMethodNames() {
       {AttributionMethod::kIntegratedGradients, "integrated_gradients", "Integrated Gradients"},
       {AttributionMethod::kOcclusion, "occlusion", "occlusion"},
       {AttributionMethod::kKernelShap, "kernel_shap", "KernelSHAP"},
+      {AttributionMethod::kReplay, "replay", "replay of the history"},
   };
   return *kNames;
 }

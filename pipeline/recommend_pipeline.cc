@@ -79,6 +79,7 @@ double RecommendPipeline::CostUnits(const explain::ExplainSettings& settings,
     case AttributionMethod::kGradientXInput:
       return items * models;
     case AttributionMethod::kOcclusion:
+    case AttributionMethod::kReplay:  // One input per event, context group and side-feature.
       return (players + 1) * models;
     case AttributionMethod::kKernelShap:
       return (std::min(static_cast<double>(settings.samples), std::pow(2.0, players)) + 2) * models;

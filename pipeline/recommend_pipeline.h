@@ -31,7 +31,7 @@ struct PipelineOptions {
   double degrade_load = 0.5;
   // Method used when the request leaves it unspecified. Default: the exact sources (cf, pop),
   // the one method within the latency budget of default explanations (docs/explanations.md).
-  core::AttributionMethod default_method = core::AttributionMethod::kCfExact;
+  core::AttributionMethod default_method = core::AttributionMethod::kReplay;
   // The least share of score - baseline_score a reason must carry to be shown
   // (explain::ExplainSettings::reason_min_share); tools/feedback_report.py derives it from the
   // feedback log. Default: 0.
@@ -90,7 +90,7 @@ class RecommendPipeline {
 
   PipelineOptions options_;
   // Per AttributionMethod: moving average of its cost per unit; shared by concurrent requests.
-  mutable std::array<std::atomic<double>, 7> seconds_per_unit_;
+  mutable std::array<std::atomic<double>, 8> seconds_per_unit_;
 };
 
 }  // namespace recsys::pipeline

@@ -50,7 +50,7 @@ ABSL_FLAG(int, max_exclude, 1000, "Most exclude_item_ids a request may carry");
 ABSL_FLAG(int, max_id_bytes, 64, "Longest item id, feature name or value, in bytes");
 ABSL_FLAG(int, default_top_k, 10, "top_k when a request leaves it 0");
 ABSL_FLAG(int, default_max_attributions, 10, "Attributions per item when a request leaves it 0");
-ABSL_FLAG(std::string, explain_method, "cf_exact",
+ABSL_FLAG(std::string, explain_method, "replay",
           "Attribution method when a request leaves it unspecified (a wrong name lists the "
           "choices; the proto's AttributionMethod, lower case, without ATTRIBUTION_METHOD_)");
 ABSL_FLAG(int, ig_steps, 16, "Integrated Gradients steps when a request leaves them 0");

@@ -85,6 +85,8 @@ core::AttributionMethod ToDomain(v1::AttributionMethod method) {
       return core::AttributionMethod::kKernelShap;
     case v1::ATTRIBUTION_METHOD_CF_EXACT:
       return core::AttributionMethod::kCfExact;
+    case v1::ATTRIBUTION_METHOD_REPLAY:
+      return core::AttributionMethod::kReplay;
     default:
       return core::AttributionMethod::kDefault;
   }
@@ -104,6 +106,8 @@ v1::AttributionMethod ToProto(core::AttributionMethod method) {
       return v1::ATTRIBUTION_METHOD_KERNEL_SHAP;
     case core::AttributionMethod::kCfExact:
       return v1::ATTRIBUTION_METHOD_CF_EXACT;
+    case core::AttributionMethod::kReplay:
+      return v1::ATTRIBUTION_METHOD_REPLAY;
     default:
       return v1::ATTRIBUTION_METHOD_UNSPECIFIED;
   }

@@ -1,5 +1,6 @@
 #include "pipeline/recommend_pipeline.h"
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,7 +47,7 @@ TEST(RecommendPipelineTest, RanksExplainsAndTimesEachStage) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->request_id, "req-1");
   EXPECT_EQ(r->metadata.bundle_version, "v1");
-  EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kCfExact);  // Default.
+  EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kReplay);  // Default.
   EXPECT_EQ(r->metadata.explanation_note, "");  // No models: nothing is left unexplained.
   ASSERT_EQ(r->items.size(), 4u);               // Three related items, one back-filled.
   EXPECT_FALSE(r->items[0].attributions.empty());
@@ -257,9 +258,26 @@ TEST_F(RecommendPipelineModelsTest, UnderLoadOnlyTheExactSourcesAreExplained) {
   }
 }
 
-TEST_F(RecommendPipelineModelsTest, TheDefaultMethodSaysTheModelsAreNotAttributed) {
+TEST_F(RecommendPipelineModelsTest, TheDefaultMethodAttributesTheModels) {
   Load(absl::ZeroDuration());
-  RecommendPipeline pipeline(Options());  // Default method: the exact sources.
+  RecommendPipeline pipeline(Options());
+  absl::StatusOr<core::RecommendResponse> r =
+      pipeline.Run(testing::TinyModelRequest(), *bundle_, absl::InfiniteFuture());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kReplay);
+  EXPECT_EQ(r->metadata.explanation_note, "");
+  for (const core::RecommendedItem& item : r->items) {
+    for (const core::SourceScore& source : item.sources) {
+      EXPECT_LT(std::fabs(source.completeness_error), 1e-4) << item.item_id << " " << source.source;
+    }
+  }
+}
+
+TEST_F(RecommendPipelineModelsTest, CfExactSaysTheModelsAreNotAttributed) {
+  Load(absl::ZeroDuration());
+  PipelineOptions options = Options();
+  options.default_method = core::AttributionMethod::kCfExact;
+  RecommendPipeline pipeline(options);
   absl::StatusOr<core::RecommendResponse> r =
       pipeline.Run(testing::TinyModelRequest(), *bundle_, absl::InfiniteFuture());
   ASSERT_TRUE(r.ok()) << r.status();
@@ -276,7 +294,7 @@ TEST_F(RecommendPipelineModelsTest, EveryMethodRunsAsAskedWhenAffordable) {
   for (core::AttributionMethod method :
        {core::AttributionMethod::kGradientXInput, core::AttributionMethod::kIntegratedGradients,
         core::AttributionMethod::kOcclusion, core::AttributionMethod::kKernelShap,
-        core::AttributionMethod::kNone}) {
+        core::AttributionMethod::kReplay, core::AttributionMethod::kNone}) {
     SCOPED_TRACE(static_cast<int>(method));
     absl::StatusOr<core::RecommendResponse> r =
         pipeline.Run(Request(method), *bundle_, absl::InfiniteFuture());

@@ -231,7 +231,7 @@ TEST_F(FeedbackTest, SampledResponsesAreLoggedAsServedBeforeTheirFeedback) {
   ASSERT_EQ(mine.size(), 1u);
   const nlohmann::json& r = mine[0];
   EXPECT_EQ(r["bundle_version"], response.metadata().bundle_version());
-  EXPECT_EQ(r["method"], "cf_exact");
+  EXPECT_EQ(r["method"], "replay");  // The default.
   ASSERT_EQ(r["items"].size(), static_cast<size_t>(response.items_size()));
   for (int i = 0; i < response.items_size(); ++i) {
     const nlohmann::json& item = r["items"][i];

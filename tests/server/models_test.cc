@@ -1,12 +1,15 @@
 // Models through the server: the tiny TorchScript cnn and rnn of make_tiny_models.py on the
 // real loader, and the fake model of tests/testutil/fake_model.h through ServerOptions::loader.
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -59,6 +62,73 @@ TEST(ServerModelsTest, EveryResponseShowsCfCnnAndRnn) {
   EXPECT_EQ(info.models(0).device(), "cpu");
   EXPECT_EQ(info.feature_schema().event_features_size(), 3);
   EXPECT_EQ(info.feature_schema().context_features(0).name(), "hour_sin");
+}
+
+// The default response explains every weighted source: the models' attributions per history
+// event, per side-feature and per context group sit beside CF's, and every item's attributions
+// add up to score - baseline_score within 1%, over varied requests (histories with repeats,
+// unknown ids and side-features, countries known and not, times of day and week).
+TEST(ServerModelsTest, TheDefaultResponseAttributesEverySourceAndAddsUp) {
+  absl::StatusOr<std::unique_ptr<TestServer>> server =
+      TestServer::Start(LoopbackOptions(testing::MakeTinyModelBundleDir()));
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::vector<std::vector<std::string>> histories = {
+      {"21A"}, {"21B", "21C"}, {"21A", "21C", "21B", "21A", "no-such-item", "21D", "21C"}};
+  const char* countries[] = {"France", "United Kingdom", "Narnia"};
+  int checked = 0, models_checked = 0;
+  for (size_t h = 0; h < histories.size(); ++h) {
+    v1::RecommendRequest request;
+    for (size_t i = 0; i < histories[h].size(); ++i) {
+      v1::HistoryEvent* e = request.add_history();
+      e->set_item_id(histories[h][i]);
+      e->mutable_timestamp()->set_seconds(1262340000 + 90000 * static_cast<int64_t>(i));
+      e->set_quantity(1.0 + 3.0 * (i % 2));
+      e->set_price(0.5 + i);
+    }
+    request.mutable_context()->set_country(countries[h]);
+    request.mutable_context()->mutable_time()->set_seconds(1262703600 + 40000 * h);
+    request.mutable_explain()->set_max_attributions(50);  // All of them, to add them up.
+    request.mutable_explain()->set_include_source_attributions(true);
+    v1::RecommendResponse response;
+    grpc::Status status = (*server)->Recommend(request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.metadata().attribution_method(), v1::ATTRIBUTION_METHOD_REPLAY);
+    EXPECT_EQ(response.metadata().explanation_note(), "");
+    for (const v1::RecommendedItem& item : response.items()) {
+      SCOPED_TRACE(absl::StrCat("history ", h, ", item ", item.item_id()));
+      const double explained = item.score() - item.baseline_score();
+      double sum = 0.0;
+      std::set<v1::FeatureKind> kinds;
+      for (const v1::Attribution& a : item.attributions()) {
+        sum += a.attribution();
+        kinds.insert(a.kind());
+      }
+      EXPECT_LE(std::fabs(sum - explained), 0.01 * std::fabs(explained));
+      EXPECT_NEAR(item.completeness_error(), sum - explained, 1e-9);
+      EXPECT_THAT(kinds, ::testing::IsSupersetOf({v1::FEATURE_KIND_HISTORY_EVENT,
+                                                  v1::FEATURE_KIND_EVENT_FEATURE,
+                                                  v1::FEATURE_KIND_CONTEXT}));
+      for (const v1::SourceScore& source : item.sources()) {
+        if (source.weight() == 0.0 || source.source() == "cf") continue;
+        SCOPED_TRACE(source.source());
+        std::set<v1::FeatureKind> own;
+        double own_sum = 0.0;
+        for (const v1::Attribution& a : source.attributions()) {
+          own_sum += a.attribution();
+          own.insert(a.kind());
+        }
+        EXPECT_THAT(own, ::testing::IsSupersetOf({v1::FEATURE_KIND_HISTORY_EVENT,
+                                                  v1::FEATURE_KIND_EVENT_FEATURE,
+                                                  v1::FEATURE_KIND_CONTEXT}));
+        // Sum(own) - (raw_score - the model's baseline): float rounding only.
+        EXPECT_LE(std::fabs(source.completeness_error()), 1e-4 * (1 + std::fabs(own_sum)));
+        ++models_checked;
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 9);
+  EXPECT_EQ(models_checked, 2 * checked);  // cnn and rnn, both weighted.
 }
 
 TEST(ServerModelsTest, OcclusionOfAnEventIsTheScoreChangeOfTheRequestWithoutIt) {

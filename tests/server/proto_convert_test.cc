@@ -153,7 +153,7 @@ TEST(ProtoConvertTest, ModelInfoDescribesTheBundleAndTheLimits) {
   EXPECT_EQ(p.sources(0).name(), "cf");
   EXPECT_EQ(p.limits().max_history(), 42);
   EXPECT_EQ(p.defaults().top_k(), 10);
-  EXPECT_EQ(p.defaults().attribution_method(), v1::ATTRIBUTION_METHOD_CF_EXACT);
+  EXPECT_EQ(p.defaults().attribution_method(), v1::ATTRIBUTION_METHOD_REPLAY);
   EXPECT_DOUBLE_EQ(p.cf_index().recency_decay(), 0.5);
   EXPECT_DOUBLE_EQ(p.cf_index().shrinkage(), 1.0);
 }

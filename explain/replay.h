@@ -1,0 +1,43 @@
+#ifndef RECSYS_EXPLAIN_REPLAY_H_
+#define RECSYS_EXPLAIN_REPLAY_H_
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/featurizer.h"
+#include "core/model_runner.h"
+
+namespace recsys::explain {
+
+// Replay attributions of a model's score: the request's input rebuilt step by step from the
+// attribution baseline (the empty history, context 0), each step's score change credited to
+// what the step adds:
+//   1. the context, one group at a time (core::ContextGroups), under the empty history;
+//   2. the events the model sees, oldest first, each with its side-features at 0: step j is the
+//      history as it stood after its j-th event, left-padded as a shorter request would be;
+//   3. the side-features, one kind at a time (quantity, price, ...) for every event at once.
+// The last step is the request's input itself, so the attributions telescope: they add up to
+// score(input) - score(baseline) exactly, up to float rounding (no integration error, no
+// sampling). Every step is a model input of the kind the model was trained on (a shorter
+// history), all of them scored in one batched ScoreTargets call; steps that add nothing (a
+// group or kind that is 0 everywhere) are skipped and credited 0.
+struct ReplayAttribution {
+  std::vector<double> event;    // [L]: per input position (0 for padding).
+  std::vector<double> feature;  // [E]: per side-feature kind, summed over the events.
+  std::vector<double> context;  // [groups.size()]: per context group.
+  double baseline = 0.0;        // The score at the first step.
+};
+
+// Replays `input` for each of `targets` and appends one ReplayAttribution per target, in
+// order, to `out`. REQUIRES: `input` has the sizes of model.shape() with its real events in the
+// last positions (as core::Featurize makes it); `groups` partition the context features;
+// targets < N. Errors: INVALID_ARGUMENT for wrong sizes, those of the model otherwise.
+// Thread-safe when the model is.
+absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& input,
+                    const std::vector<core::ContextGroup>& groups,
+                    const std::vector<core::ItemIndex>& targets,
+                    std::vector<ReplayAttribution>* out);
+
+}  // namespace recsys::explain
+
+#endif  // RECSYS_EXPLAIN_REPLAY_H_
