@@ -199,18 +199,45 @@ std::vector<Attribution> ReplayEntries(const core::Bundle& bundle,
   return out;
 }
 
-// Adds `a` scaled by `scale` to `fused`, merged with the entry of the same feature, kind and
-// history position (the sources' attributions of one event add up).
-void AddScaled(const Attribution& a, double scale, std::vector<Attribution>* fused) {
-  for (Attribution& f : *fused) {
-    if (f.kind == a.kind && f.history_index == a.history_index && f.feature == a.feature) {
-      f.attribution += scale * a.attribution;
-      return;
+// One item's fused attributions: the sources' entries of the same feature, kind and history
+// position merged (the sources' attributions of one event add up). History events are found by
+// their index, the few other entries by a scan.
+class FusedEntries {
+ public:
+  explicit FusedEntries(size_t history_size) : event_slot_(history_size, -1) {}
+
+  // Adds `a` scaled by `scale`.
+  void AddScaled(const Attribution& a, double scale) {
+    int* slot = nullptr;
+    if (a.kind == FeatureKind::kHistoryEvent && a.history_index >= 0 &&
+        static_cast<size_t>(a.history_index) < event_slot_.size()) {
+      slot = &event_slot_[a.history_index];
+      if (*slot >= 0) {
+        entries_[*slot].attribution += scale * a.attribution;
+        return;
+      }
+    } else {
+      for (size_t i : others_) {
+        Attribution& f = entries_[i];
+        if (f.kind == a.kind && f.history_index == a.history_index && f.feature == a.feature) {
+          f.attribution += scale * a.attribution;
+          return;
+        }
+      }
+      others_.push_back(entries_.size());
     }
+    if (slot != nullptr) *slot = static_cast<int>(entries_.size());
+    entries_.push_back(a);
+    entries_.back().attribution = scale * a.attribution;
   }
-  fused->push_back(a);
-  fused->back().attribution = scale * a.attribution;
-}
+
+  std::vector<Attribution>& entries() { return entries_; }
+
+ private:
+  std::vector<Attribution> entries_;
+  std::vector<int> event_slot_;  // Per request.history index: its entry, or -1.
+  std::vector<size_t> others_;   // The entries that are not history events.
+};
 
 // The popularity source's one PRIOR entry: its raw score, exact (the baseline scores 0).
 Attribution PopularityAttribution(const core::Bundle& bundle, const core::RankedList& ranked,
@@ -314,8 +341,13 @@ class ExplainJob {
     for (size_t s = 0; s < ranked_.sources.size(); ++s) {
       const core::RankedSource& source = ranked_.sources[s];
       if (source.source.kind != core::SourceKind::kModel || !source.source.active()) continue;
-      if (absl::Status status =
-              Replay(*source.source.model, source.input, groups_, targets, &replays_[s]);
+      std::vector<double> start, end;  // The scores the ranker already has.
+      for (const core::RecommendedItem& item : ranked_.items) {
+        start.push_back(core::BaselineRaw(source.source, item.index));
+        end.push_back(item.sources[s].raw_score);
+      }
+      if (absl::Status status = Replay(*source.source.model, source.input, groups_, targets, start,
+                                       end, &replays_[s]);
           !status.ok()) {
         replays_[s].clear();
         AddNote(
@@ -403,19 +435,20 @@ class ExplainJob {
   void ExplainItem(size_t k) {
     core::RecommendedItem& item = ranked_.items[k];
     const bool by_players = !players_phi_.empty();
-    std::vector<Attribution> fused;
+    FusedEntries merged(request_.history.size());
     for (size_t s = 0; s < item.sources.size(); ++s) {
       const core::Source& source = ranked_.sources[s].source;
       bool attributed = true;
       std::vector<Attribution> own = SourceAttributions(k, s, &attributed);
       if (!by_players || source.kind == core::SourceKind::kPopularity) {
-        for (const Attribution& a : own) AddScaled(a, core::FusionScale(source.spec), &fused);
+        for (const Attribution& a : own) merged.AddScaled(a, core::FusionScale(source.spec));
       }
       if (settings_.include_source_attributions && attributed) {
         KeepLargest(settings_.max_attributions, &own);
         item.sources[s].attributions = std::move(own);
       }
     }
+    std::vector<Attribution>& fused = merged.entries();
     if (by_players) AddPlayerEntries(k, &fused);
     if (const double penalty = ranked_.popularity_penalty; penalty > 0) {
       Attribution prior;

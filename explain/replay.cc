@@ -1,5 +1,8 @@
 #include "explain/replay.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include "absl/strings/str_cat.h"
 
 namespace recsys::explain {
@@ -80,8 +83,8 @@ ReplaySteps MakeSteps(const core::ModelShape& shape, const core::ModelInput& inp
 
 absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& input,
                     const std::vector<core::ContextGroup>& groups,
-                    const std::vector<core::ItemIndex>& targets,
-                    std::vector<ReplayAttribution>* out) {
+                    const std::vector<core::ItemIndex>& targets, const std::vector<double>& start,
+                    const std::vector<double>& end, std::vector<ReplayAttribution>* out) {
   const core::ModelShape& shape = model.shape();
   const size_t L = shape.max_history, E = shape.num_event_features, C = shape.num_context;
   if (input.items.size() != L || input.mask.size() != L || input.event_features.size() != L * E ||
@@ -96,20 +99,32 @@ absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& inpu
       }
     }
   }
+  if (start.size() != targets.size() || end.size() != targets.size()) {
+    return absl::InvalidArgumentError("replay: one start and one end score per target");
+  }
   absl::StatusOr<int> m = RealEvents(input);
   if (!m.ok()) return m.status();
-  const ReplaySteps steps = MakeSteps(shape, input, *m, groups);
-  std::vector<float> scores;
-  if (absl::Status s = model.ScoreTargets(steps.inputs, targets, &scores); !s.ok()) return s;
-  const size_t K = targets.size();
+  ReplaySteps steps = MakeSteps(shape, input, *m, groups);
+  const size_t K = targets.size(), rows = steps.inputs.size();
+  // scores[r * K + k]: target k at step input r; the first and last rows are given.
+  std::vector<double> scores(rows * K);
+  std::copy(start.begin(), start.end(), scores.begin());
+  std::copy(end.begin(), end.end(), scores.end() - K);
+  if (rows > 2) {
+    std::vector<core::ModelInput> inner(std::make_move_iterator(steps.inputs.begin() + 1),
+                                        std::make_move_iterator(steps.inputs.end() - 1));
+    std::vector<float> scored;
+    if (absl::Status s = model.ScoreTargets(inner, targets, &scored); !s.ok()) return s;
+    std::copy(scored.begin(), scored.end(), scores.begin() + K);
+  }
   for (size_t k = 0; k < K; ++k) {
     ReplayAttribution& a = out->emplace_back();
     a.event.assign(L, 0.0);
     a.feature.assign(E, 0.0);
     a.context.assign(groups.size(), 0.0);
-    a.baseline = scores[k];
+    a.baseline = start[k];
     for (size_t i = 0; i < steps.steps.size(); ++i) {
-      const double change = static_cast<double>(scores[(i + 1) * K + k]) - scores[i * K + k];
+      const double change = scores[(i + 1) * K + k] - scores[i * K + k];
       const Step& step = steps.steps[i];
       switch (step.credit) {
         case Credit::kContext:

@@ -19,8 +19,9 @@ namespace recsys::explain {
 // The last step is the request's input itself, so the attributions telescope: they add up to
 // score(input) - score(baseline) exactly, up to float rounding (no integration error, no
 // sampling). Every step is a model input of the kind the model was trained on (a shorter
-// history), all of them scored in one batched ScoreTargets call; steps that add nothing (a
-// group or kind that is 0 everywhere) are skipped and credited 0.
+// history), the inner ones scored in one batched ScoreTargets call (the first and last are the
+// baseline's and the request's scores, which the caller already has); steps that add nothing
+// (a group or kind that is 0 everywhere) are skipped and credited 0.
 struct ReplayAttribution {
   std::vector<double> event;    // [L]: per input position (0 for padding).
   std::vector<double> feature;  // [E]: per side-feature kind, summed over the events.
@@ -29,14 +30,15 @@ struct ReplayAttribution {
 };
 
 // Replays `input` for each of `targets` and appends one ReplayAttribution per target, in
-// order, to `out`. REQUIRES: `input` has the sizes of model.shape() with its real events in the
-// last positions (as core::Featurize makes it); `groups` partition the context features;
-// targets < N. Errors: INVALID_ARGUMENT for wrong sizes, those of the model otherwise.
-// Thread-safe when the model is.
+// order, to `out`. `start` and `end` are the targets' scores at the baseline
+// (model.baseline_scores()) and at `input` (the ranker's), one per target. REQUIRES: `input`
+// has the sizes of model.shape() with its real events in the last positions (as
+// core::Featurize makes it); `groups` partition the context features; targets < N. Errors:
+// INVALID_ARGUMENT for wrong sizes, those of the model otherwise. Thread-safe when the model is.
 absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& input,
                     const std::vector<core::ContextGroup>& groups,
-                    const std::vector<core::ItemIndex>& targets,
-                    std::vector<ReplayAttribution>* out);
+                    const std::vector<core::ItemIndex>& targets, const std::vector<double>& start,
+                    const std::vector<double>& end, std::vector<ReplayAttribution>* out);
 
 }  // namespace recsys::explain
 

@@ -35,7 +35,7 @@ ABSL_FLAG(std::string, end, "", "End of the held-out window (exclusive), 'YYYY-M
 ABSL_FLAG(int, cases, 300, "Held-out requests (the first ones by customer id)");
 ABSL_FLAG(int, max_history, 50, "Most recent purchases sent as the history");
 ABSL_FLAG(std::string, methods,
-          "cf_exact,gradient_x_input,integrated_gradients,occlusion,kernel_shap",
+          "replay,cf_exact,gradient_x_input,integrated_gradients,occlusion,kernel_shap",
           "Attribution methods to compare");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the random-event baseline");
 ABSL_FLAG(bool, exclude_history, false,

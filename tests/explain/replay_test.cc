@@ -46,6 +46,18 @@ core::ModelInput Make(std::vector<int64_t> items, std::vector<float> mask,
   return {std::move(items), std::move(features), std::move(mask), std::move(context)};
 }
 
+// The empty history under a zero context: the baseline.
+core::ModelInput Baseline() {
+  return Make({kPad, kPad, kPad, kPad}, {0, 0, 0, 0}, std::vector<float>(8, 0.0f), {0, 0, 0});
+}
+
+std::vector<double> Scores(const core::ModelRunner& model, const core::ModelInput& x,
+                           const std::vector<core::ItemIndex>& targets) {
+  std::vector<float> scores;
+  EXPECT_TRUE(model.ScoreTargets({x}, targets, &scores).ok());
+  return {scores.begin(), scores.end()};
+}
+
 double Score(const core::ModelRunner& model, const core::ModelInput& x, core::ItemIndex target) {
   std::vector<float> scores;
   EXPECT_TRUE(model.ScoreTargets({x}, {target}, &scores).ok());
@@ -56,7 +68,9 @@ TEST(ReplayTest, CreditsEachStepItsScoreChange) {
   const testing::FakeModelRunner model = Model();
   const std::vector<core::ItemIndex> targets = {1, 4};
   std::vector<ReplayAttribution> out;
-  ASSERT_TRUE(Replay(model, Input(), Groups(), targets, &out).ok());
+  ASSERT_TRUE(Replay(model, Input(), Groups(), targets, Scores(model, Baseline(), targets),
+                     Scores(model, Input(), targets), &out)
+                  .ok());
   ASSERT_EQ(out.size(), 2u);
   const std::vector<float> none(8, 0.0f);
   // The steps, by hand: baseline; + hour; + recency; the history after each event, shifted to
@@ -101,8 +115,10 @@ TEST(ReplayTest, SkipsStepsThatAddNothing) {
   x.event_features.assign(8, 0.0f);
   const int before = model.calls();
   std::vector<ReplayAttribution> out;
-  ASSERT_TRUE(Replay(model, x, Groups(), {3}, &out).ok());
-  EXPECT_EQ(model.calls(), before + 1);  // One batch.
+  ASSERT_TRUE(
+      Replay(model, x, Groups(), {3}, Scores(model, Baseline(), {3}), Scores(model, x, {3}), &out)
+          .ok());
+  EXPECT_EQ(model.calls(), before + 3);  // The start, the end (above) and one batch.
   EXPECT_THAT(out[0].context, ::testing::ElementsAre(0.0, 0.0));
   EXPECT_THAT(out[0].feature, ::testing::ElementsAre(0.0, 0.0));
   EXPECT_NEAR(out[0].event[1] + out[0].event[2] + out[0].event[3],
@@ -114,12 +130,16 @@ TEST(ReplayTest, RejectsInputsItCannotReplay) {
   std::vector<ReplayAttribution> out;
   core::ModelInput gap = Input();
   gap.mask = {1, 0, 1, 1};  // A real event before padding.
-  EXPECT_EQ(Replay(model, gap, Groups(), {1}, &out).code(), absl::StatusCode::kInvalidArgument);
+  const std::vector<double> one = {0.0};
+  EXPECT_EQ(Replay(model, gap, Groups(), {1}, one, one, &out).code(),
+            absl::StatusCode::kInvalidArgument);
   core::ModelInput short_context = Input();
   short_context.context.pop_back();
-  EXPECT_EQ(Replay(model, short_context, Groups(), {1}, &out).code(),
+  EXPECT_EQ(Replay(model, short_context, Groups(), {1}, one, one, &out).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Replay(model, Input(), {{"x", {3}}}, {1}, &out).code(),
+  EXPECT_EQ(Replay(model, Input(), {{"x", {3}}}, {1}, one, one, &out).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Replay(model, Input(), Groups(), {1, 2}, one, one, &out).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(out.empty());
 }
