@@ -421,12 +421,16 @@ class ExplainJob {
       a.attribution = players_phi_[k][p];
       fused->push_back(std::move(a));
     }
+    const std::vector<core::ContextGroup> groups = core::ContextGroups(bundle_.manifest());
     for (size_t c = 0; c < players.context.size(); ++c) {
-      const int feature = players.context[c];
+      auto group = std::find_if(groups.begin(), groups.end(), [&](const core::ContextGroup& g) {
+        return g.name == players.context[c].name;
+      });
       Attribution a;
-      a.feature = bundle_.manifest().context_features[feature].name;
+      a.feature = players.context[c].name;
       a.kind = FeatureKind::kContext;
-      a.display_value = absl::StrFormat("%.3g", ranked_.first_model_input()->context[feature]);
+      a.display_value =
+          GroupDisplay(bundle_.manifest(), *group, ranked_.first_model_input()->context);
       a.attribution = players_phi_[k][players.events.size() + c];
       fused->push_back(std::move(a));
     }

@@ -11,15 +11,18 @@ namespace recsys::explain {
 
 namespace {
 
-// The non-zero context features of the request (the same for every model: the featurizer
-// computes them from the bundle's schema alone).
-std::vector<int> NonZeroContext(const core::RankedList& ranked) {
-  std::vector<int> out;
+// The context groups of the request with their non-zero features, groups without one left out
+// (the same for every model: the featurizer computes them from the bundle's schema alone).
+std::vector<core::ContextGroup> NonZeroContext(const core::BundleManifest& manifest,
+                                               const core::RankedList& ranked) {
+  std::vector<core::ContextGroup> out;
   const core::ModelInput* input = ranked.first_model_input();
   if (input == nullptr) return out;  // Without models no source reads the context.
-  const std::vector<float>& context = input->context;
-  for (size_t c = 0; c < context.size(); ++c) {
-    if (context[c] != 0.0f) out.push_back(static_cast<int>(c));
+  for (core::ContextGroup group : core::ContextGroups(manifest)) {
+    group.features.erase(std::remove_if(group.features.begin(), group.features.end(),
+                                        [&](int c) { return input->context[c] == 0.0f; }),
+                         group.features.end());
+    if (!group.features.empty()) out.push_back(std::move(group));
   }
   return out;
 }
@@ -64,7 +67,7 @@ CoalitionScorer::CoalitionScorer(const core::Bundle& bundle, const core::Recomme
   const size_t n = ranked.history.items.size(), K = ranked.items.size();
   players_.events.resize(n);
   std::iota(players_.events.begin(), players_.events.end(), 0);
-  players_.context = NonZeroContext(ranked);
+  players_.context = NonZeroContext(bundle.manifest(), ranked);
   cf_terms_.resize(n * K);
   is_self_.resize(n * K);
   for (size_t t = 0; t < n; ++t) {
@@ -80,13 +83,13 @@ CoalitionScorer::CoalitionScorer(const core::Bundle& bundle, const core::Recomme
 
 absl::Status CoalitionScorer::Score(const std::vector<std::vector<bool>>& coalitions,
                                     std::vector<double>* values) const {
-  const size_t B = coalitions.size(), K = ranked_.items.size(), n = players_.events.size();
+  const size_t B = coalitions.size(), K = ranked_.items.size();
   values->assign(B * K, 0.0);
 
   // The reduced history of each coalition: known events that are present, in order.
   std::vector<std::vector<size_t>> present(B);
   for (size_t b = 0; b < B; ++b) {
-    for (size_t t = 0; t < n; ++t) {
+    for (size_t t = 0; t < players_.events.size(); ++t) {
       if (coalitions[b][t]) present[b].push_back(t);
     }
   }
@@ -148,8 +151,8 @@ absl::Status CoalitionScorer::ModelRaw(const core::RankedSource& source,
     // Context features are present only as players of the coalition; the rest are 0.
     std::vector<float> context(input.context.size(), 0.0f);
     for (size_t c = 0; c < players_.context.size(); ++c) {
-      const int feature = players_.context[c];
-      if (coalitions[b][n + c]) context[feature] = input.context[feature];
+      if (!coalitions[b][n + c]) continue;
+      for (int feature : players_.context[c].features) context[feature] = input.context[feature];
     }
     input.context = std::move(context);
     inputs.push_back(std::move(input));

@@ -6,15 +6,17 @@
 
 #include "absl/status/status.h"
 #include "core/bundle.h"
+#include "core/featurizer.h"
 #include "core/ranker.h"
 #include "core/types.h"
 
 namespace recsys::explain {
 
 // Perturbation attributions of the fused score, model-agnostic: they see the blend only through
-// re-scoring. The players are the request's known history events and its non-zero context
-// features (a feature that is 0 in the request equals its baseline and has no effect). A
-// coalition keeps the present players and removes the others:
+// re-scoring. The players are the request's known history events and its context groups
+// (core::ContextGroups: a time's sin and cos together, the country's one-hots together) that
+// have a non-zero feature (a feature that is 0 in the request equals its baseline and has no
+// effect). A coalition keeps the present players and removes the others:
 // - an absent history event is left out of the request, exactly as if the caller had not sent
 //   it: CF re-weights the remaining events, the models see the shorter history (with the gaps
 //   and recency that follow from it);
@@ -23,7 +25,8 @@ namespace recsys::explain {
 // the ranker's baseline_score.
 struct Players {
   std::vector<size_t> events;  // Indices into RankedList::history (known events), oldest first.
-  std::vector<int> context;    // Indices into BundleManifest::context_features.
+  // Per player, a context group with only its non-zero features.
+  std::vector<core::ContextGroup> context;
   size_t size() const { return events.size() + context.size(); }
 };
 

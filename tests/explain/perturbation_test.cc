@@ -321,3 +321,46 @@ TEST(PerturbationTest, WithPopularityAndAPenaltyASingleEventTakesItsLeaveOneOutE
 
 }  // namespace
 }  // namespace recsys::explain
+
+namespace recsys::explain {
+namespace {
+
+// A time's sin and cos, and the country's one-hots, only mean something together: each is one
+// player, removed as a whole (sin = cos = 0 alone is no hour at all). Occlusion's entry of the
+// group is the score change of removing the whole group.
+TEST(PerturbationTest, ContextPlayersAreGroupsRemovedAsAWhole) {
+  std::shared_ptr<const core::Bundle> bundle = testing::FakeModelBundle();
+  ASSERT_NE(bundle, nullptr);
+  const core::RecommendRequest request = testing::TimedRequest({"21A", "21C"});
+  core::RankedList ranked;
+  ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
+  const CoalitionScorer scorer(*bundle, request, ranked);
+  std::vector<std::string> names;
+  for (const core::ContextGroup& g : scorer.players().context) names.push_back(g.name);
+  // 15:00 on a Tuesday in France: every group has a non-zero feature.
+  EXPECT_THAT(names, ::testing::ElementsAre("hour", "dow", "log_recency_days", "country"));
+  EXPECT_THAT(scorer.players().context[0].features, ::testing::ElementsAre(0, 1));
+
+  core::RankedList explained = Explain(*bundle, request, core::AttributionMethod::kOcclusion);
+  const core::ModelRunner& model = *bundle->models().at(0);
+  const core::SourceSpec& spec = bundle->manifest().sources.back();  // The model's.
+  ASSERT_EQ(spec.name, model.name());
+  for (const core::RecommendedItem& item : explained.items) {
+    SCOPED_TRACE(item.item_id);
+    std::map<std::string, double> context;
+    for (const Attribution& a : item.attributions) {
+      if (a.kind == FeatureKind::kContext) context[a.feature] = a.attribution;
+    }
+    EXPECT_EQ(context.count("hour_sin"), 0u);
+    // The model's score without the hour: its input with both hour features at 0.
+    core::ModelInput input = ranked.sources.back().input;
+    std::vector<float> with, without;
+    ASSERT_TRUE(model.ScoreTargets({input}, {item.index}, &with).ok());
+    input.context[0] = input.context[1] = 0.0f;
+    ASSERT_TRUE(model.ScoreTargets({input}, {item.index}, &without).ok());
+    EXPECT_NEAR(context["hour"], core::FusionScale(spec) * (with[0] - without[0]), 1e-5);
+  }
+}
+
+}  // namespace
+}  // namespace recsys::explain
