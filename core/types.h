@@ -26,6 +26,7 @@ enum class AttributionMethod {
   kKernelShap,
   kCfExact,
   kReplay,
+  kLime,
 };
 
 enum class EventType { kUnspecified, kPurchase, kView, kAddToCart };
@@ -115,6 +116,7 @@ struct RecommendedItem {
   double reason_share = 0.0;
   ItemInfo info;
   int32_t profile_entry = -1;  // Index into RecommendResponse::profile.entries, or -1.
+  std::optional<double> surrogate_r_squared;  // LIME only: the weighted R^2 of its fit.
 };
 
 struct StageTiming {

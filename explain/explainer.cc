@@ -297,6 +297,7 @@ class ExplainJob {
         break;
       case AttributionMethod::kOcclusion:
       case AttributionMethod::kKernelShap:
+      case AttributionMethod::kLime:
         RunPerturbation();
         break;
       case AttributionMethod::kReplay:
@@ -360,12 +361,20 @@ class ExplainJob {
   void RunPerturbation() {
     scorer_.emplace(bundle_, request_, ranked_);
     int evaluated = 0;
-    absl::Status s =
-        settings_.method == core::AttributionMethod::kOcclusion
-            ? Occlusion(*scorer_, &players_phi_)
-            : KernelShap(*scorer_, settings_.samples, settings_.seed, &players_phi_, &evaluated);
+    absl::Status s;
+    switch (settings_.method) {
+      case core::AttributionMethod::kOcclusion:
+        s = Occlusion(*scorer_, &players_phi_);
+        break;
+      case core::AttributionMethod::kLime:
+        s = Lime(*scorer_, settings_.samples, settings_.seed, &players_phi_, &r_squared_);
+        break;
+      default:
+        s = KernelShap(*scorer_, settings_.samples, settings_.seed, &players_phi_, &evaluated);
+    }
     if (!s.ok()) {
       players_phi_.clear();
+      r_squared_.clear();
       AddNote(absl::StrCat("the perturbation method failed, exact sources only: ", s.message()));
     }
   }
@@ -454,6 +463,7 @@ class ExplainJob {
     }
     std::vector<Attribution>& fused = merged.entries();
     if (by_players) AddPlayerEntries(k, &fused);
+    if (k < r_squared_.size()) item.surrogate_r_squared = r_squared_[k];
     if (const double penalty = ranked_.popularity_penalty; penalty > 0) {
       Attribution prior;
       prior.feature = "popularity";
@@ -481,6 +491,7 @@ class ExplainJob {
   std::vector<core::ContextGroup> groups_;               // Replay's context groups.
   std::optional<CoalitionScorer> scorer_;
   PlayerAttributions players_phi_;  // Per item, perturbation methods.
+  std::vector<double> r_squared_;   // Per item, LIME.
 };
 
 }  // namespace

@@ -25,8 +25,8 @@ struct ExplainSettings {
   // attributes every source exactly, the models by replaying the request (explain/replay.h);
   // kCfExact the exact sources (cf, pop) only; kIntegratedGradients also the
   // models; kGradientXInput the models by gradient x (input - baseline) (one backward pass, no
-  // completeness guarantee); kOcclusion and kKernelShap the fused score by re-scoring without
-  // history events and context features (explain/perturbation.h); kNone nothing.
+  // completeness guarantee); kOcclusion, kKernelShap and kLime the fused score by re-scoring
+  // without history events and context features (explain/perturbation.h); kNone nothing.
   core::AttributionMethod method = core::AttributionMethod::kReplay;
   // Integration steps (Gauss-Legendre nodes) of Integrated Gradients. REQUIRES: >= 1.
   int steps = 16;

@@ -291,4 +291,84 @@ absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t see
   return absl::OkStatus();
 }
 
+namespace {
+
+// LIME's coalitions (see Lime) and their kernel weights.
+Design LimeDesign(int M, int samples, uint64_t seed) {
+  Design d{{std::vector<bool>(M, true)}, {1.0}};
+  std::mt19937_64 rng(seed);
+  std::vector<int> order(M);
+  for (int r = 1; r < samples; ++r) {
+    const int removed = 1 + static_cast<int>(Uniform(rng) * M);  // 1..M
+    std::iota(order.begin(), order.end(), 0);
+    std::vector<bool> z(M, true);
+    for (int i = 0; i < removed; ++i) {  // Partial Fisher-Yates.
+      const int j = i + static_cast<int>(Uniform(rng) * (M - i));
+      std::swap(order[i], order[j]);
+      z[order[i]] = false;
+    }
+    const double distance = 100.0 * (1.0 - std::sqrt(static_cast<double>(M - removed) / M));
+    d.coalitions.push_back(std::move(z));
+    d.weights.push_back(std::sqrt(std::exp(-distance * distance / (25.0 * 25.0))));
+  }
+  return d;
+}
+
+// The weighted ridge fit of LIME for every item at once: centred by the weighted means, so the
+// intercept is not penalised (as scikit-learn's Ridge does).
+void FitLime(const Design& d, const std::vector<double>& v, size_t K, int M,
+             PlayerAttributions* phi, std::vector<double>* r_squared) {
+  const size_t R = d.coalitions.size();
+  double total = 0.0;
+  std::vector<double> zmean(M, 0.0), ymean(K, 0.0);
+  for (size_t r = 0; r < R; ++r) {
+    total += d.weights[r];
+    for (int j = 0; j < M; ++j) zmean[j] += d.weights[r] * d.coalitions[r][j];
+    for (size_t k = 0; k < K; ++k) ymean[k] += d.weights[r] * v[r * K + k];
+  }
+  for (double& z : zmean) z /= total;
+  for (double& y : ymean) y /= total;
+  std::vector<double> A(static_cast<size_t>(M) * M, 0.0), b(static_cast<size_t>(M) * K, 0.0);
+  std::vector<double> x(M);
+  for (size_t r = 0; r < R; ++r) {
+    for (int j = 0; j < M; ++j) x[j] = d.coalitions[r][j] - zmean[j];
+    for (int i = 0; i < M; ++i) {
+      for (int j = 0; j < M; ++j) A[i * M + j] += d.weights[r] * x[i] * x[j];
+      for (size_t k = 0; k < K; ++k)
+        b[k * M + i] += d.weights[r] * x[i] * (v[r * K + k] - ymean[k]);
+    }
+  }
+  for (int i = 0; i < M; ++i) A[i * M + i] += 1.0;  // alpha = 1
+  CholeskySolve(M, static_cast<int>(K), &A, &b);
+  r_squared->assign(K, 0.0);
+  for (size_t k = 0; k < K; ++k) {
+    for (int j = 0; j < M; ++j) (*phi)[k][j] = b[k * M + j];
+    double residual = 0.0, spread = 0.0;
+    for (size_t r = 0; r < R; ++r) {
+      double fit = ymean[k];
+      for (int j = 0; j < M; ++j) fit += b[k * M + j] * (d.coalitions[r][j] - zmean[j]);
+      const double y = v[r * K + k];
+      residual += d.weights[r] * (y - fit) * (y - fit);
+      spread += d.weights[r] * (y - ymean[k]) * (y - ymean[k]);
+    }
+    (*r_squared)[k] = spread > 0 ? 1.0 - residual / spread : 1.0;
+  }
+}
+
+}  // namespace
+
+absl::Status Lime(const CoalitionScorer& scorer, int samples, uint64_t seed,
+                  PlayerAttributions* phi, std::vector<double>* r_squared) {
+  const int M = static_cast<int>(scorer.players().size());
+  const size_t K = scorer.num_items();
+  phi->assign(K, std::vector<double>(M, 0.0));
+  r_squared->assign(K, 1.0);
+  if (M == 0) return absl::OkStatus();
+  const Design design = LimeDesign(M, samples, seed);
+  std::vector<double> v;
+  if (absl::Status s = scorer.Score(design.coalitions, &v); !s.ok()) return s;
+  FitLime(design, v, K, M, phi, r_squared);
+  return absl::OkStatus();
+}
+
 }  // namespace recsys::explain

@@ -15,6 +15,7 @@ const std::vector<AttributionMethodName>& AttributionMethodNames() {
       {AttributionMethod::kOcclusion, "occlusion", "occlusion"},
       {AttributionMethod::kKernelShap, "kernel_shap", "KernelSHAP"},
       {AttributionMethod::kReplay, "replay", "replay of the history"},
+      {AttributionMethod::kLime, "lime", "LIME"},
   };
   return *kNames;
 }

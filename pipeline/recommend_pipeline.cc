@@ -83,6 +83,8 @@ double RecommendPipeline::CostUnits(const explain::ExplainSettings& settings,
       return (players + 1) * models;
     case AttributionMethod::kKernelShap:
       return (std::min(static_cast<double>(settings.samples), std::pow(2.0, players)) + 2) * models;
+    case AttributionMethod::kLime:
+      return settings.samples * models;
     default:
       return 0.0;  // The exact sources cost microseconds.
   }

@@ -90,7 +90,7 @@ class RecommendPipeline {
 
   PipelineOptions options_;
   // Per AttributionMethod: moving average of its cost per unit; shared by concurrent requests.
-  mutable std::array<std::atomic<double>, 8> seconds_per_unit_;
+  mutable std::array<std::atomic<double>, 9> seconds_per_unit_;
 };
 
 }  // namespace recsys::pipeline

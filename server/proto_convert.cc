@@ -87,6 +87,8 @@ core::AttributionMethod ToDomain(v1::AttributionMethod method) {
       return core::AttributionMethod::kCfExact;
     case v1::ATTRIBUTION_METHOD_REPLAY:
       return core::AttributionMethod::kReplay;
+    case v1::ATTRIBUTION_METHOD_LIME:
+      return core::AttributionMethod::kLime;
     default:
       return core::AttributionMethod::kDefault;
   }
@@ -108,6 +110,8 @@ v1::AttributionMethod ToProto(core::AttributionMethod method) {
       return v1::ATTRIBUTION_METHOD_CF_EXACT;
     case core::AttributionMethod::kReplay:
       return v1::ATTRIBUTION_METHOD_REPLAY;
+    case core::AttributionMethod::kLime:
+      return v1::ATTRIBUTION_METHOD_LIME;
     default:
       return v1::ATTRIBUTION_METHOD_UNSPECIFIED;
   }
@@ -174,6 +178,7 @@ void ToProto(const core::RecommendResponse& r, v1::RecommendResponse* p) {
     }
     for (const core::Attribution& a : item.attributions) ToProto(a, pi->add_attributions());
     pi->set_baseline_score(item.baseline_score);
+    if (item.surrogate_r_squared) pi->set_surrogate_r_squared(*item.surrogate_r_squared);
     pi->set_completeness_error(item.completeness_error);
     pi->set_reason(item.reason);
     v1::ItemInfo* info = pi->mutable_info();

@@ -35,7 +35,7 @@ ABSL_FLAG(std::string, end, "", "End of the held-out window (exclusive), 'YYYY-M
 ABSL_FLAG(int, cases, 300, "Held-out requests (the first ones by customer id)");
 ABSL_FLAG(int, max_history, 50, "Most recent purchases sent as the history");
 ABSL_FLAG(std::string, methods,
-          "replay,cf_exact,gradient_x_input,integrated_gradients,occlusion,kernel_shap",
+          "replay,cf_exact,gradient_x_input,integrated_gradients,occlusion,kernel_shap,lime",
           "Attribution methods to compare");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the random-event baseline");
 ABSL_FLAG(bool, exclude_history, false,
@@ -52,6 +52,9 @@ struct MethodResult {
   double top_drop = 0, random_drop = 0;  // Sums of score drops.
   int top_wins = 0;                      // Cases where the top event's drop >= the random one's.
   double abs_completeness = 0;           // Sum of |completeness_error| of the explained item.
+  double max_relative_completeness = 0;  // Of |completeness_error| / |score - baseline_score|.
+  double r_squared = 0;                  // Sum of surrogate_r_squared (LIME).
+  int r_squared_cases = 0;
   std::vector<double> explain_ms, rank_ms;
 };
 
@@ -183,6 +186,14 @@ int main(int argc, char** argv) {
       r.random_drop += random_drop;
       r.top_wins += top_drop >= random_drop;
       r.abs_completeness += std::fabs(item.completeness_error());
+      if (const double explained = std::fabs(item.score() - item.baseline_score()); explained > 0) {
+        r.max_relative_completeness =
+            std::max(r.max_relative_completeness, std::fabs(item.completeness_error()) / explained);
+      }
+      if (item.has_surrogate_r_squared()) {
+        r.r_squared += item.surrogate_r_squared();
+        ++r.r_squared_cases;
+      }
       for (const v1::StageTiming& t : response.metadata().stage_timings()) {
         if (t.stage() == "explain") r.explain_ms.push_back(t.seconds() * 1e3);
         if (t.stage() == "rank") r.rank_ms.push_back(t.seconds() * 1e3);
@@ -204,13 +215,17 @@ int main(int argc, char** argv) {
       used, absl::GetFlag(FLAGS_cutoff), absl::GetFlag(FLAGS_end), absl::GetFlag(FLAGS_max_history),
       absl::GetFlag(FLAGS_exclude_history) ? ", only items new to the shopper" : "");
   std::cout << "| method | mean score drop, top-attributed event deleted | mean score drop, random "
-               "event deleted | top >= random | mean abs completeness error | median explain "
-               "ms | median rank ms |\n|---|---:|---:|---:|---:|---:|---:|\n";
+               "event deleted | top >= random | mean abs completeness error | max completeness "
+               "error / (score - baseline) | mean surrogate R^2 | median explain ms | median "
+               "rank ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const MethodResult& r : results) {
-    std::cout << absl::StrFormat("| %s | %.4f | %.4f | %.0f%% | %.2g | %.2f | %.2f |\n", r.name,
-                                 r.top_drop / r.cases, r.random_drop / r.cases,
+    const std::string r_squared =
+        r.r_squared_cases > 0 ? absl::StrFormat("%.3f", r.r_squared / r.r_squared_cases) : "-";
+    std::cout << absl::StrFormat("| %s | %.4f | %.4f | %.0f%% | %.2g | %.2g | %s | %.2f | %.2f |\n",
+                                 r.name, r.top_drop / r.cases, r.random_drop / r.cases,
                                  100.0 * r.top_wins / r.cases, r.abs_completeness / r.cases,
-                                 Median(r.explain_ms), Median(r.rank_ms));
+                                 r.max_relative_completeness, r_squared, Median(r.explain_ms),
+                                 Median(r.rank_ms));
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/ranker.h"
 #include "explain/explainer.h"
 #include "gmock/gmock.h"
@@ -360,6 +361,87 @@ TEST(PerturbationTest, ContextPlayersAreGroupsRemovedAsAWhole) {
     ASSERT_TRUE(model.ScoreTargets({input}, {item.index}, &without).ok());
     EXPECT_NEAR(context["hour"], core::FusionScale(spec) * (with[0] - without[0]), 1e-5);
   }
+}
+
+}  // namespace
+}  // namespace recsys::explain
+
+namespace recsys::explain {
+namespace {
+
+core::RankedList ExplainedWith(const core::Bundle& bundle, const core::RecommendRequest& request,
+                               core::AttributionMethod method, uint64_t seed = 1) {
+  core::RankedList ranked;
+  EXPECT_TRUE(core::Ranker::Rank(bundle, request, 10, &ranked).ok());
+  ExplainSettings settings;
+  settings.method = method;
+  settings.samples = 256;
+  settings.seed = seed;
+  settings.max_attributions = 50;
+  EXPECT_EQ(ExplainItems(bundle, request, settings, &ranked), "");
+  return ranked;
+}
+
+std::map<std::string, double> ByFeature(const core::RecommendedItem& item) {
+  std::map<std::string, double> out;
+  for (const Attribution& a : item.attributions) {
+    out[a.kind == FeatureKind::kHistoryEvent ? absl::StrCat("event ", a.history_index)
+                                             : a.feature] += a.attribution;
+  }
+  return out;
+}
+
+// A game that is additive in its players (the linear fake model with equal position weights,
+// events without timestamps, CF weighed 0): each player's effect is its occlusion value, and a
+// linear surrogate fits every coalition. LIME must find those effects (up to its ridge
+// shrinkage) with R^2 near 1.
+TEST(LimeTest, OnAnAdditiveGameTheSurrogateFitsAndFindsTheEffects) {
+  testing::FakeModelBundleOptions options;
+  options.model.equal_positions = true;
+  options.max_history = 8;
+  std::shared_ptr<const core::Bundle> bundle = testing::FakeModelBundle(options);
+  ASSERT_NE(bundle, nullptr);
+  core::RecommendRequest request = testing::TimedRequest({"21A", "21C", "21B", "21D"});
+  for (core::HistoryEvent& e : request.history) e.timestamp.reset();
+  request.fusion_weights = {{"cf", 0.0}};
+  const core::RankedList occlusion =
+      ExplainedWith(*bundle, request, core::AttributionMethod::kOcclusion);
+  const core::RankedList lime = ExplainedWith(*bundle, request, core::AttributionMethod::kLime);
+  ASSERT_EQ(lime.items.size(), occlusion.items.size());
+  for (size_t k = 0; k < lime.items.size(); ++k) {
+    SCOPED_TRACE(lime.items[k].item_id);
+    EXPECT_NEAR(occlusion.items[k].completeness_error, 0.0, 1e-5);  // Additive indeed.
+    ASSERT_TRUE(lime.items[k].surrogate_r_squared.has_value());
+    EXPECT_GT(*lime.items[k].surrogate_r_squared, 0.99);
+    const std::map<std::string, double> effects = ByFeature(occlusion.items[k]);
+    std::map<std::string, double> fitted = ByFeature(lime.items[k]);
+    ASSERT_GE(effects.size(), 6u);  // Four events, the hour, weekday and country groups.
+    for (const auto& [name, effect] : effects) {
+      if (name == "recent_popularity" || name == "popularity") continue;
+      EXPECT_NEAR(fitted[name], effect, 0.05 * std::fabs(effect) + 1e-3) << name;
+    }
+  }
+  EXPECT_FALSE(occlusion.items[0].surrogate_r_squared.has_value());
+}
+
+// CF's recency weights are normalised over the history, so leaving events out is not additive:
+// the fit says so with an R^2 below 1, and the same seed gives the same explanation.
+TEST(LimeTest, ANonAdditiveGameFitsWorseAndTheSeedFixesTheExplanation) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0);
+  const core::RecommendRequest request = RepeatingHistory();
+  const core::RankedList a = ExplainedWith(*bundle, request, core::AttributionMethod::kLime, 7);
+  const core::RankedList b = ExplainedWith(*bundle, request, core::AttributionMethod::kLime, 7);
+  const core::RankedList c = ExplainedWith(*bundle, request, core::AttributionMethod::kLime, 8);
+  ASSERT_FALSE(a.items.empty());
+  bool imperfect = false, seed_matters = false;
+  for (size_t k = 0; k < a.items.size(); ++k) {
+    ASSERT_TRUE(a.items[k].surrogate_r_squared.has_value());
+    imperfect |= *a.items[k].surrogate_r_squared < 0.99;
+    EXPECT_EQ(ByFeature(a.items[k]), ByFeature(b.items[k]));
+    seed_matters |= ByFeature(a.items[k]) != ByFeature(c.items[k]);
+  }
+  EXPECT_TRUE(imperfect);
+  EXPECT_TRUE(seed_matters);
 }
 
 }  // namespace

@@ -110,6 +110,15 @@ TEST(ProtoConvertTest, ResponseFieldsReachTheWire) {
   EXPECT_EQ(p.metadata().filtered_counts().at("history"), 2);
   EXPECT_EQ(p.metadata().ignored_history_item_ids(0), "zzz");
   EXPECT_EQ(p.metadata().stage_timings(0).stage(), "rank");
+  EXPECT_FALSE(p.items(0).has_surrogate_r_squared());  // Only LIME sets it.
+
+  item.surrogate_r_squared = 0.0;  // A fit that explains nothing is still reported.
+  r.metadata.attribution_method = core::AttributionMethod::kLime;
+  v1::RecommendResponse lime;
+  ToProto(r, &lime);
+  ASSERT_TRUE(lime.items(0).has_surrogate_r_squared());
+  EXPECT_EQ(lime.items(0).surrogate_r_squared(), 0.0);
+  EXPECT_EQ(lime.metadata().attribution_method(), v1::ATTRIBUTION_METHOD_LIME);
 }
 
 TEST(ProtoConvertTest, TheProfileAndEachItemsLinkToItReachTheWire) {

@@ -47,7 +47,9 @@ FakeModelRunner::FakeModelRunner(std::string name, const core::ModelShape& shape
   bias_.resize(N);
   for (int i = 0; i < N; ++i) bias_[i] = Param(seed, 5, i);
   position_weight_.resize(L);
-  for (int p = 0; p < L; ++p) position_weight_[p] = 1.0f + Param(seed, 6, p);
+  for (int p = 0; p < L; ++p) {
+    position_weight_[p] = options_.equal_positions ? 1.0f : 1.0f + Param(seed, 6, p);
+  }
   core::ModelInput empty;
   empty.items.assign(L, N);
   empty.event_features.assign(static_cast<size_t>(L) * E, 0.0f);

@@ -22,6 +22,9 @@ struct FakeModelOptions {
   uint64_t seed = 1;
   // Every entry of the padding item's embedding (trained models embed padding to 0).
   float pad_embedding = 0.0f;
+  // Every position weighs 1: an event's share of the score does not depend on where it sits,
+  // so that leaving events out (without timestamps, which make gaps) is an additive game.
+  bool equal_positions = false;
   // Called at the start of every ScoreAll, ScoreTargets, Embed and Gradients call: a non-OK
   // status makes the call fail with it (failure injection); a test may also advance a FakeClock
   // here, so that "the model took 5 ms" needs no wall clock.
