@@ -110,8 +110,9 @@ struct RecommendedItem {
   double baseline_score = 0.0;
   double completeness_error = 0.0;
   std::string reason;
-  // What the reason cites: "history_event", "repeat_purchase", "popularity", or "none"; and the
-  // cited attribution's share of score - baseline_score (0 without a reason).
+  // What the reason cites: "history_event", "repeat_purchase" (a past purchase of the item
+  // itself), "popularity", "context" (a context group), "side_feature" (a side-feature kind),
+  // or "none"; and the cited attribution's share of score - baseline_score (0 without a reason).
   std::string reason_kind = "none";
   double reason_share = 0.0;
   ItemInfo info;

@@ -47,36 +47,74 @@ bool LargerMagnitude(const Attribution& a, const Attribution& b) {
   return ma != mb ? ma > mb : a.history_index < b.history_index;
 }
 
-// Sets item.reason, reason_kind and reason_share from the largest positive history-event or
-// recent-popularity entry of `sorted`, unless its share of score - baseline_score is below
-// `min_share` (> 0); the item then has no reason, since any later candidate is smaller still.
-// `country`: the country whose popularity the popularity source read, or "".
+// The reason a context group or a side-feature kind gives, from its name and shown value; ""
+// for one no sentence is written for.
+std::string FeatureReason(const Attribution& a) {
+  if (a.kind == FeatureKind::kContext) {
+    if (a.feature == "hour") return absl::StrCat("often bought around ", a.display_value);
+    if (a.feature == "dow") return absl::StrCat("often bought on ", a.display_value, "s");
+    if (a.feature == "country") return absl::StrCat("popular with shoppers in ", a.display_value);
+    if (a.feature == "log_recency_days") return "suits the time since your last purchase";
+    return "";
+  }
+  if (a.feature == "log_quantity") return "suits the quantities you buy";
+  if (a.feature == "log_price") return "suits the prices you pay";
+  if (a.feature == "log_gap_days") return "suits how often you shop";
+  return "";
+}
+
+// Whether `a` can be a reason: a positive history event, popularity, context group or
+// side-feature kind (not the penalty, nor a per-event side-feature of a gradient method).
+bool Citable(const Attribution& a) {
+  if (a.attribution <= 0) return false;
+  switch (a.kind) {
+    case FeatureKind::kHistoryEvent:
+      return true;
+    case FeatureKind::kPrior:
+      return a.feature == "recent_popularity";
+    case FeatureKind::kContext:
+      return !FeatureReason(a).empty();
+    case FeatureKind::kEventFeature:
+      return a.history_index < 0 && !FeatureReason(a).empty();
+    default:
+      return false;
+  }
+}
+
+// Sets item.reason, reason_kind and reason_share from the largest citable entry of `returned`
+// (the item's attributions as returned, largest first, so the reason cites one the caller sees),
+// unless its share of score - baseline_score is below `min_share` (> 0); the item then has no
+// reason, since any later candidate is smaller still. `country`: the country whose popularity
+// the popularity source read, or "".
 void SetReason(const core::RecommendRequest& request, const std::string& country, double min_share,
-               const std::vector<Attribution>& sorted, core::RecommendedItem* item) {
-  auto cited = std::find_if(sorted.begin(), sorted.end(), [](const Attribution& a) {
-    // Only a positive reason is a reason.
-    return a.attribution > 0 &&
-           (a.kind == FeatureKind::kHistoryEvent || a.feature == "recent_popularity");
-  });
-  if (cited == sorted.end()) return;
+               const std::vector<Attribution>& returned, core::RecommendedItem* item) {
+  auto cited = std::find_if(returned.begin(), returned.end(), Citable);
+  if (cited == returned.end()) return;
   const double explained = item->score - item->baseline_score;
   const double share = explained != 0.0 ? cited->attribution / explained : 0.0;
   if (min_share > 0.0 && share < min_share) return;
   if (cited->kind == FeatureKind::kHistoryEvent) {
     const char* verb = Verb(request.history[cited->history_index].event_type);
     if (cited->item_id == item->item_id) {
+      const core::EventType type = request.history[cited->history_index].event_type;
       item->reason = absl::StrCat("you ", verb, " it before");
-      item->reason_kind = "repeat_purchase";
+      item->reason_kind =
+          type == core::EventType::kPurchase || type == core::EventType::kUnspecified
+              ? "repeat_purchase"
+              : "history_event";
     } else {
       const std::string& name =
           cited->display_value.empty() ? cited->item_id : cited->display_value;
       item->reason = absl::StrCat("because you ", verb, " ", name);
       item->reason_kind = "history_event";
     }
-  } else {
+  } else if (cited->kind == FeatureKind::kPrior) {
     item->reason =
         country.empty() ? "popular right now" : absl::StrCat("popular in ", country, " right now");
     item->reason_kind = "popularity";
+  } else {
+    item->reason = FeatureReason(*cited);
+    item->reason_kind = cited->kind == FeatureKind::kContext ? "context" : "side_feature";
   }
   item->reason_share = share;
 }
@@ -473,11 +511,8 @@ class ExplainJob {
       fused.push_back(std::move(prior));
     }
     item.completeness_error = Sum(fused) - (item.score - item.baseline_score);
-    DropZerosAndSort(&fused);
+    KeepLargest(settings_.max_attributions, &fused);
     SetReason(request_, ranked_.popularity_country, settings_.reason_min_share, fused, &item);
-    if (fused.size() > static_cast<size_t>(settings_.max_attributions)) {
-      fused.resize(settings_.max_attributions);
-    }
     item.attributions = std::move(fused);
   }
 

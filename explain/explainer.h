@@ -19,6 +19,11 @@ std::vector<core::Attribution> CfAttributions(const core::Bundle& bundle,
                                               const core::ResolvedHistory& history,
                                               core::ItemIndex item);
 
+// The default least share of score - baseline_score a reason must rest on: a fifth, so that
+// "because you bought X" is never said of an attribution that carries a sliver of the score
+// (the server's --reason_min_share; a feedback log can derive a better one, docs/feedback.md).
+inline constexpr double kDefaultReasonMinShare = 0.2;
+
 // What ExplainItems should do.
 struct ExplainSettings {
   // The method to run (already resolved from the request and the server's default): kReplay
@@ -41,7 +46,7 @@ struct ExplainSettings {
   // get a reason; below it the reason is "" and reason_kind "none" (a weak reason reads as a
   // non sequitur to the shopper). 0 gives a reason whenever there is a positive candidate.
   // tools/feedback_report.py derives it from the feedback log (docs/feedback.md).
-  double reason_min_share = 0.0;
+  double reason_min_share = kDefaultReasonMinShare;
 };
 
 // Explains the ranked items in place: per-source attributions, fused attributions (sum over

@@ -35,7 +35,7 @@ struct PipelineOptions {
   // The least share of score - baseline_score a reason must carry to be shown
   // (explain::ExplainSettings::reason_min_share); tools/feedback_report.py derives it from the
   // feedback log. Default: 0.
-  double reason_min_share = 0.0;
+  double reason_min_share = explain::kDefaultReasonMinShare;
   // The clock deadlines and stage timings are read from. Default: absl::Now (a test injects a
   // testing::FakeClock so that deadline behaviour needs no wall-clock margins).
   std::function<absl::Time()> clock;

@@ -72,7 +72,7 @@ ABSL_FLAG(int, feedback_log_dedup_files, 3,
 ABSL_FLAG(double, served_log_sample, 0.0,
           "Share (0..1) of Recommend responses logged to the feedback log as served records, "
           "chosen by a hash of request_id (needs --feedback_log_dir)");
-ABSL_FLAG(double, reason_min_share, 0.0,
+ABSL_FLAG(double, reason_min_share, recsys::explain::kDefaultReasonMinShare,
           "Smallest share of (score - baseline) an attribution must have to be cited as an "
           "item's reason (0: any; see tools/feedback_report.py)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),

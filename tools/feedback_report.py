@@ -38,7 +38,7 @@ Z95 = 1.959963984540054
 EVENTS = ("shown", "clicked", "added_to_cart", "purchased", "explanation_helpful",
           "explanation_not_helpful", "explanation_hidden")
 RATES = (("clicked", "click"), ("added_to_cart", "add-to-cart"), ("purchased", "purchase"))
-KIND_ORDER = ("history_event", "repeat_purchase", "popularity", "none")
+KIND_ORDER = ("history_event", "repeat_purchase", "popularity", "context", "side_feature", "none")
 BUCKET = 0.1
 CANDIDATES = [round(0.05 * i, 2) for i in range(20)]
 BEGIN, END = "<!-- feedback-report:begin -->", "<!-- feedback-report:end -->"

@@ -125,5 +125,77 @@ TEST(ReasonTest, ARepeatPurchaseIsItsOwnKind) {
   EXPECT_GT(b.reason_share, 0.5);
 }
 
+// A view of the item itself is no purchase: "you viewed it before", of the plain event kind.
+TEST(ReasonTest, AViewOfTheItemItselfIsNotARepeatPurchase) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0);
+  core::RecommendRequest request = testing::RequestWithHistory({"21A", "21B"});
+  request.history[1].event_type = core::EventType::kView;
+  const core::RecommendedItem b = Explained(*bundle, request, 0.0).items[0];
+  ASSERT_EQ(b.item_id, "21B");
+  EXPECT_EQ(b.reason, "you viewed it before");
+  EXPECT_EQ(b.reason_kind, "history_event");
+}
+
+// The reason cites an attribution the caller can see: when max_attributions keeps only a larger
+// negative entry (here the long-tail penalty), the history event behind it is not cited.
+TEST(ReasonTest, CitesOnlyAReturnedAttribution) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
+  core::RecommendRequest request = BoughtAViewedB();
+  request.popularity_penalty = 5.0;
+  core::RankedList ranked;
+  ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
+  ExplainSettings settings;
+  settings.reason_min_share = 0.0;
+  settings.max_attributions = 1;
+  ExplainItems(*bundle, request, settings, &ranked);
+  for (const core::RecommendedItem& item : ranked.items) {
+    SCOPED_TRACE(item.item_id);
+    ASSERT_EQ(item.attributions.size(), 1u);
+    ASSERT_EQ(item.attributions[0].feature, "popularity");  // The penalty, negative.
+    EXPECT_EQ(item.reason, "");
+    EXPECT_EQ(item.reason_kind, "none");
+  }
+}
+
+// With the default method every source is attributed per context group and side-feature kind,
+// and those can be the reason: in words, not feature names.
+TEST(ReasonTest, ContextAndSideFeaturesGiveReasonsInWords) {
+  testing::FakeModelBundleOptions options;
+  options.models = {{"rnn", 1.0, 1.0, 0.0}};
+  std::shared_ptr<const core::Bundle> bundle = testing::FakeModelBundle(options);
+  ASSERT_NE(bundle, nullptr);
+  const std::map<std::string, std::string> expected = {
+      {"hour", "often bought around 15:00"},
+      {"dow", "often bought on Tuesdays"},
+      {"country", "popular with shoppers in France"},
+      {"log_recency_days", "suits the time since your last purchase"},
+      {"log_quantity", "suits the quantities you buy"},
+      {"log_price", "suits the prices you pay"},
+      {"log_gap_days", "suits how often you shop"}};
+  std::map<std::string, int> cited;  // reason_kind -> items.
+  for (const std::vector<std::string>& ids :
+       std::vector<std::vector<std::string>>{{"21A"}, {"21B"}, {"21C"}, {"21D"}, {"21A", "21C"}}) {
+    core::RecommendRequest request = testing::TimedRequest(ids);
+    request.fusion_weights = {{"cf", 0.0}};  // The model alone, so the context can lead.
+    for (const core::RecommendedItem& item : Explained(*bundle, request, 0.0).items) {
+      SCOPED_TRACE(item.item_id);
+      ++cited[item.reason_kind];
+      if (item.reason_kind != "context" && item.reason_kind != "side_feature") continue;
+      // The cited entry is the largest positive one among those that can be a reason.
+      const core::Attribution* top = nullptr;
+      for (const core::Attribution& a : item.attributions) {
+        if (a.attribution > 0 && (a.kind != core::FeatureKind::kPrior)) {
+          top = &a;
+          break;
+        }
+      }
+      ASSERT_NE(top, nullptr);
+      EXPECT_EQ(item.reason, expected.at(top->feature));
+      EXPECT_NEAR(item.reason_share, top->attribution / (item.score - item.baseline_score), 1e-12);
+    }
+  }
+  EXPECT_GT(cited["context"] + cited["side_feature"], 0);
+}
+
 }  // namespace
 }  // namespace recsys::explain
