@@ -4,6 +4,7 @@
 #include <cmath>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/featurizer.h"
@@ -53,7 +54,11 @@ std::string FeatureReason(const Attribution& a) {
   if (a.kind == FeatureKind::kContext) {
     if (a.feature == "hour") return absl::StrCat("often bought around ", a.display_value);
     if (a.feature == "dow") return absl::StrCat("often bought on ", a.display_value, "s");
-    if (a.feature == "country") return absl::StrCat("popular with shoppers in ", a.display_value);
+    if (a.feature == "country") {  // "other" is not a place a shopper would recognise.
+      return a.display_value == "other"
+                 ? ""
+                 : absl::StrCat("popular with shoppers in ", a.display_value);
+    }
     if (a.feature == "log_recency_days") return "suits the time since your last purchase";
     return "";
   }
@@ -172,7 +177,7 @@ std::vector<Attribution> ModelAttributions(const core::Bundle& bundle,
 }
 
 // How a context group's value reads: "15:00" and "Tuesday" for the hour and weekday sin/cos
-// pairs, the country of the one-hots, else the value.
+// pairs, the country of the one-hots, "12.0 days" for a log1p of days, else the value.
 std::string GroupDisplay(const core::BundleManifest& manifest, const core::ContextGroup& group,
                          const std::vector<float>& context) {
   const std::vector<core::FeatureSpec>& specs = manifest.context_features;
@@ -195,7 +200,12 @@ std::string GroupDisplay(const core::BundleManifest& manifest, const core::Conte
       return name.substr(eq + 1);
     }
   }
-  return group.features.size() == 1 ? absl::StrFormat("%.3g", context[group.features[0]]) : "";
+  if (group.features.size() != 1) return "";
+  const double value = context[group.features[0]];
+  if (absl::StartsWith(group.name, "log_") && absl::EndsWith(group.name, "_days")) {
+    return absl::StrFormat("%.1f days", std::expm1(value));
+  }
+  return absl::StrFormat("%.3g", value);
 }
 
 // A model's attributions of one item from its replay, as entries: one per known event the model

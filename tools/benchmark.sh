@@ -35,7 +35,7 @@ start_server --bundle=bundles
 cpp_port=$port
 start_baseline --bundle=bundles
 for _ in 1 2 3; do
-  for method in none cf_exact occlusion gradient_x_input; do
+  for method in none replay cf_exact occlusion gradient_x_input; do
     loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$cpp_port" --mode=closed --concurrency=4 \
       --duration=8s --method="$method" --label="$method"
   done
@@ -49,7 +49,7 @@ stop_server "$baseline"
 : >"$out/profile.txt"
 if command -v perf >/dev/null; then
   ./build/tools/recsys_loadgen --address=127.0.0.1:"$cpp_port" --mode=closed --concurrency=4 \
-    --duration=10s --warmup=1s --method=cf_exact >/dev/null &
+    --duration=10s --warmup=1s --method=replay >/dev/null &
   profiled_load=$!
   sleep 2
   perf record -F 499 -g -p "$server" -o "$out/perf.data" -- sleep 6 >/dev/null 2>&1 || true
@@ -75,12 +75,12 @@ echo "== 3. latency against offered load" >&2
 saturation=$(/usr/bin/python3 -c "
 import json, statistics
 print(statistics.median(json.loads(l)['qps'] for l in open('$out/loadgen.jsonl')
-                        if json.loads(l)['label'] == 'cf_exact'))")
+                        if json.loads(l)['label'] == 'replay'))")
 for _ in 1 2 3; do
   for fraction in 0.1 0.25 0.5 0.75 0.9; do
     rate=$(/usr/bin/python3 -c "print(round($saturation * $fraction))")
     loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$cpp_port" --mode=open --rate="$rate" \
-      --duration=6s --method=cf_exact --label="default (cf_exact)"
+      --duration=6s --method=replay --label="default (replay)"
     loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$cpp_port" --mode=open --rate="$rate" \
       --duration=6s --method=none --label=none
   done
