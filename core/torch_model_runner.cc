@@ -355,11 +355,19 @@ ModelLoader TorchScriptLoader(const std::string& device) {
         return wrong(absl::StrCat("encode() gives ", Shape(user), ", item_table() has width ",
                                   table.size(1)));
       }
-      runner->set_embedding_dim(static_cast<int32_t>(
-          runner
-              ->EmbedTensor(torch::full({1, shape.max_history}, shape.num_items, torch::kLong),
-                            torch::zeros({1, shape.max_history, shape.num_event_features}))
-              .size(2)));
+      const torch::Tensor padding =
+          runner->EmbedTensor(torch::full({1, shape.max_history}, shape.num_items, torch::kLong),
+                              torch::zeros({1, shape.max_history, shape.num_event_features}));
+      runner->set_embedding_dim(static_cast<int32_t>(padding.size(2)));
+      // Every attribution method starts from the empty history; the gradient methods reach it
+      // through the embedding, which they can only do when padding embeds to 0 (as a padding
+      // row and a bias-free side-feature projection make it).
+      if (const double most = padding.abs().max().item<double>(); most > 1e-6) {
+        return wrong(
+            absl::StrCat("embed() of the padding item without side-features must be 0 "
+                         "(the attribution baseline), its largest entry is ",
+                         most));
+      }
       std::vector<float> scores;
       if (absl::Status s = runner->ScoreAll(input, &scores); !s.ok()) return wrong(s.ToString());
       runner->set_baseline_scores(std::move(scores));

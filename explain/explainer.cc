@@ -459,11 +459,10 @@ class ExplainJob {
         const PathAttribution& path = paths_[s][k];
         own = ModelAttributions(bundle_, ranked_.history, ranked_.sources[s].input,
                                 source.model->shape(), path);
-        score.completeness_error = Sum(own) - (score.raw_score - path.baseline);
-        // The path starts from the baseline under the request's mask; the ranker's baseline
-        // (an empty history) is the same for models whose padding embeds to 0, as trained
-        // ones do. Use the path's, so that the fused attributions add up exactly.
-        item.baseline_score += core::FusionScale(source.spec) * (path.baseline - baseline_raw);
+        // The path starts from padding under the request's mask, which is the empty history
+        // because the loader admits only models whose padding embeds to 0: one baseline for
+        // every method.
+        score.completeness_error = Sum(own) - (score.raw_score - baseline_raw);
         break;
       }
     }

@@ -330,6 +330,11 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
   EXPECT_THAT(s.message(), HasSubstr("item_table() is [5,8], the catalogue has 4 items"));
   s = loader(*dir_ + "/no_encode.pt", spec, shape).status();
   EXPECT_THAT(s.message(), HasSubstr("no method encode()"));
+  s = loader(*dir_ + "/padded.pt", {"linear", "linear", "padded.pt", 8, 5}, shape).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(),
+              HasSubstr("embed() of the padding item without side-features must be 0"));
+  EXPECT_TRUE(loader(*dir_ + "/linear.pt", {"linear", "linear", "linear.pt", 8, 5}, shape).ok());
   s = loader(*dir_ + "/manifest.json", spec, shape).status();
   EXPECT_THAT(s.message(), HasSubstr("manifest.json: not a model of this bundle"));
   shape.num_context += 1;  // A context the model was not trained on.

@@ -8,8 +8,9 @@ script writes cnn.pt and rnn.pt (the contract of tools/recsys_models.py, dimensi
 registers them in DIR/manifest.json with fixed fusion parameters, and writes
 DIR/reference.json: a request, the features Python computes for it and each model's scores of
 every item, so that the C++ featurizer and runner can be checked against Python. It also writes
-two models that break the contract (wrong_table.pt: one item too many; no_encode.pt: no encode
-method) for the rejection tests, and linear.pt, whose encoder is linear in its inputs.
+three models that break the contract (wrong_table.pt: one item too many; no_encode.pt: no encode
+method; padded.pt: the padding item does not embed to 0) for the rejection tests, and linear.pt,
+whose encoder is linear in its inputs.
 """
 
 import argparse
@@ -106,6 +107,7 @@ def main():
         with torch.no_grad():  # Visible scores: random weights of a useful size.
             for p in model.parameters():
                 p.normal_(0.0, 0.5)
+            model.item_embedding.weight[n].zero_()  # Padding embeds to 0 (the contract).
         model.eval()
         scripted = torch.jit.script(model)
         scripted.save(os.path.join(args.bundle, f"{kind}.pt"))
@@ -131,6 +133,8 @@ def main():
     with torch.no_grad():
         for p in linear.parameters():
             p.normal_(0.0, 0.5)
+        torch.jit.script(linear.eval()).save(os.path.join(args.bundle, "padded.pt"))
+        linear.item_embedding.weight[n].zero_()  # Padding embeds to 0, as the contract asks.
     torch.jit.script(linear.eval()).save(os.path.join(args.bundle, "linear.pt"))
 
     with open(os.path.join(args.bundle, "reference.json"), "w", encoding="utf-8") as f:
