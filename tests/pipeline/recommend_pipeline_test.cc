@@ -360,5 +360,28 @@ TEST(RecommendPipelineTest, TheProfileReadsTheKnownEventsAtThePricesTheRequestGi
   }
 }
 
+// KernelSHAP's and LIME's fit is part of their cost even without models: a long history
+// makes many players, and the fit grows with their square, so the deadline budget sees it.
+TEST(RecommendPipelineCostTest, TheFitOfKernelShapAndLimeCountsWithTheSquareOfThePlayers) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);  // No models.
+  auto units = [&](core::AttributionMethod method, int events) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < events; ++i) ids.push_back(i % 2 ? "21A" : "21B");
+    core::RankedList ranked;
+    EXPECT_TRUE(core::Ranker::Rank(*bundle, testing::RequestWithHistory(ids), 10, &ranked).ok());
+    explain::ExplainSettings settings;
+    settings.method = method;
+    settings.samples = 128;
+    return RecommendPipeline::CostUnits(settings, *bundle, ranked);
+  };
+  for (core::AttributionMethod method :
+       {core::AttributionMethod::kKernelShap, core::AttributionMethod::kLime}) {
+    SCOPED_TRACE(static_cast<int>(method));
+    EXPECT_GT(units(method, 20), 0.0);
+    EXPECT_GT(units(method, 80), 10 * units(method, 20));
+  }
+  EXPECT_EQ(units(core::AttributionMethod::kReplay, 80), 0.0);  // No model to replay.
+}
+
 }  // namespace
 }  // namespace recsys::pipeline
