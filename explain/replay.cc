@@ -81,62 +81,97 @@ ReplaySteps MakeSteps(const core::ModelShape& shape, const core::ModelInput& inp
 
 }  // namespace
 
-absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& input,
-                    const std::vector<core::ContextGroup>& groups,
-                    const std::vector<core::ItemIndex>& targets, const std::vector<double>& start,
-                    const std::vector<double>& end, std::vector<ReplayAttribution>* out) {
-  const core::ModelShape& shape = model.shape();
+namespace {
+
+// The checks of Replay's arguments, but for those of the inputs' real events (RealEvents).
+absl::Status CheckArguments(const core::ModelShape& shape, const core::ModelInput& input,
+                            const std::vector<core::ContextGroup>& groups, size_t targets,
+                            const std::vector<double>& start, const std::vector<double>& end) {
   const size_t L = shape.max_history, E = shape.num_event_features, C = shape.num_context;
   if (input.items.size() != L || input.mask.size() != L || input.event_features.size() != L * E ||
       input.context.size() != C) {
     return absl::InvalidArgumentError("replay: the input does not have the model's sizes");
   }
+  std::vector<int> covered(C, 0);
   for (const core::ContextGroup& group : groups) {
     for (int c : group.features) {
-      if (c < 0 || static_cast<size_t>(c) >= C) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("replay: context group \"", group.name, "\" has feature ", c));
+      if (c < 0 || static_cast<size_t>(c) >= C || covered[c]++ > 0) {
+        return absl::InvalidArgumentError(absl::StrCat("replay: context group \"", group.name,
+                                                       "\" has feature ", c,
+                                                       " out of range or twice"));
       }
     }
   }
-  if (start.size() != targets.size() || end.size() != targets.size()) {
+  if (std::find(covered.begin(), covered.end(), 0) != covered.end()) {
+    return absl::InvalidArgumentError("replay: a context feature is in no group");
+  }
+  if (start.size() != targets || end.size() != targets) {
     return absl::InvalidArgumentError("replay: one start and one end score per target");
+  }
+  return absl::OkStatus();
+}
+
+bool SameInput(const core::ModelInput& a, const core::ModelInput& b) {
+  return a.items == b.items && a.event_features == b.event_features && a.mask == b.mask &&
+         a.context == b.context;
+}
+
+// scores[r * K + k]: target k at step input r, the first and last rows from start and end, the
+// inner ones scored in one batch.
+absl::Status ScoreSteps(const core::ModelRunner& model, ReplaySteps* steps,
+                        const std::vector<core::ItemIndex>& targets,
+                        const std::vector<double>& start, const std::vector<double>& end,
+                        std::vector<double>* scores) {
+  const size_t K = targets.size(), rows = steps->inputs.size();
+  scores->assign(rows * K, 0.0);
+  std::copy(start.begin(), start.end(), scores->begin());
+  std::copy(end.begin(), end.end(), scores->end() - K);
+  if (rows <= 2) return absl::OkStatus();
+  std::vector<core::ModelInput> inner(std::make_move_iterator(steps->inputs.begin() + 1),
+                                      std::make_move_iterator(steps->inputs.end() - 1));
+  std::vector<float> scored;
+  if (absl::Status s = model.ScoreTargets(inner, targets, &scored); !s.ok()) return s;
+  if (scored.size() != (rows - 2) * K) {
+    return absl::InternalError("replay: the model scored a batch of the wrong size");
+  }
+  std::copy(scored.begin(), scored.end(), scores->begin() + K);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& input,
+                    const std::vector<core::ContextGroup>& groups,
+                    const std::vector<core::ItemIndex>& targets, const std::vector<double>& start,
+                    const std::vector<double>& end, std::vector<ReplayAttribution>* out) {
+  const core::ModelShape& shape = model.shape();
+  if (absl::Status s = CheckArguments(shape, input, groups, targets.size(), start, end); !s.ok()) {
+    return s;
   }
   absl::StatusOr<int> m = RealEvents(input);
   if (!m.ok()) return m.status();
   ReplaySteps steps = MakeSteps(shape, input, *m, groups);
-  const size_t K = targets.size(), rows = steps.inputs.size();
-  // scores[r * K + k]: target k at step input r; the first and last rows are given.
-  std::vector<double> scores(rows * K);
-  std::copy(start.begin(), start.end(), scores.begin());
-  std::copy(end.begin(), end.end(), scores.end() - K);
-  if (rows > 2) {
-    std::vector<core::ModelInput> inner(std::make_move_iterator(steps.inputs.begin() + 1),
-                                        std::make_move_iterator(steps.inputs.end() - 1));
-    std::vector<float> scored;
-    if (absl::Status s = model.ScoreTargets(inner, targets, &scored); !s.ok()) return s;
-    std::copy(scored.begin(), scored.end(), scores.begin() + K);
+  // The last step must be the input itself, whose score the caller gave as `end`.
+  if (!SameInput(steps.inputs.back(), input)) {
+    return absl::InvalidArgumentError(
+        "replay: the input's padding positions must hold the padding item");
   }
+  std::vector<double> scores;
+  if (absl::Status s = ScoreSteps(model, &steps, targets, start, end, &scores); !s.ok()) return s;
+  const size_t K = targets.size();
   for (size_t k = 0; k < K; ++k) {
     ReplayAttribution& a = out->emplace_back();
-    a.event.assign(L, 0.0);
-    a.feature.assign(E, 0.0);
+    a.event.assign(shape.max_history, 0.0);
+    a.feature.assign(shape.num_event_features, 0.0);
     a.context.assign(groups.size(), 0.0);
     a.baseline = start[k];
     for (size_t i = 0; i < steps.steps.size(); ++i) {
       const double change = scores[(i + 1) * K + k] - scores[i * K + k];
       const Step& step = steps.steps[i];
-      switch (step.credit) {
-        case Credit::kContext:
-          a.context[step.index] += change;
-          break;
-        case Credit::kEvent:
-          a.event[step.index] += change;
-          break;
-        case Credit::kFeature:
-          a.feature[step.index] += change;
-          break;
-      }
+      std::vector<double>& credited = step.credit == Credit::kContext ? a.context
+                                      : step.credit == Credit::kEvent ? a.event
+                                                                      : a.feature;
+      credited[step.index] += change;
     }
   }
   return absl::OkStatus();

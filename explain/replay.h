@@ -18,10 +18,11 @@ namespace recsys::explain {
 //   3. the side-features, one kind at a time (quantity, price, ...) for every event at once.
 // The last step is the request's input itself, so the attributions telescope: they add up to
 // score(input) - score(baseline) exactly, up to float rounding (no integration error, no
-// sampling). Every step is a model input of the kind the model was trained on (a shorter
-// history), the inner ones scored in one batched ScoreTargets call (the first and last are the
-// baseline's and the request's scores, which the caller already has); steps that add nothing
-// (a group or kind that is 0 everywhere) are skipped and credited 0.
+// sampling). Like Integrated Gradients' path, the inner steps leave the data: events with
+// side-features 0 (no quantity, no price), a context with some groups still 0. The inner steps
+// are scored in one batched ScoreTargets call (the first and last are the baseline's and the
+// request's scores, which the caller already has); steps that add nothing (a group or kind that
+// is 0 everywhere) are skipped and credited 0. Errors if the last step would not be `input`.
 struct ReplayAttribution {
   std::vector<double> event;    // [L]: per input position (0 for padding).
   std::vector<double> feature;  // [E]: per side-feature kind, summed over the events.
@@ -33,8 +34,9 @@ struct ReplayAttribution {
 // order, to `out`. `start` and `end` are the targets' scores at the baseline
 // (model.baseline_scores()) and at `input` (the ranker's), one per target. REQUIRES: `input`
 // has the sizes of model.shape() with its real events in the last positions (as
-// core::Featurize makes it); `groups` partition the context features; targets < N. Errors:
-// INVALID_ARGUMENT for wrong sizes, those of the model otherwise. Thread-safe when the model is.
+// core::Featurize makes it); targets < N. Errors: INVALID_ARGUMENT for wrong sizes, `groups`
+// that do not partition the context features, or an input whose padding positions do not
+// hold the padding item; those of the model otherwise. Thread-safe when the model is.
 absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& input,
                     const std::vector<core::ContextGroup>& groups,
                     const std::vector<core::ItemIndex>& targets, const std::vector<double>& start,

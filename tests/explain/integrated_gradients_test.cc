@@ -15,6 +15,7 @@
 #include "core/torch_model_runner.h"
 #include "explain/explainer.h"
 #include "explain/perturbation.h"
+#include "explain/replay.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/model_fixtures.h"
@@ -357,6 +358,60 @@ TEST(TorchScriptKernelShapTest, WithModelsAndEveryCoalitionItIsTheShapleyValue) 
       EXPECT_NEAR(attributed, shapley, 1e-5) << name;
     }
     EXPECT_NEAR(item.completeness_error, 0.0, 1e-5);
+  }
+}
+
+// Replay on the real (non-linear) tiny models: an event's credit is the score of the history
+// after it minus the score of the history before it, both written out here (the model's last
+// 5 positions, the 3 known events of Request() in positions 2-4, side-features 0, the
+// request's context), and the first context group's credit is its score change under the
+// empty history.
+TEST(TorchScriptReplayTest, AnEventsCreditIsTheScoreOfTheHistoryAfterItMinusBefore) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
+  ASSERT_NE(bundle, nullptr);
+  const std::vector<core::ItemIndex> targets = {0, 1, 2, 3};
+  const std::vector<core::ContextGroup> groups = core::ContextGroups(bundle->manifest());
+  for (const auto& model : bundle->models()) {
+    SCOPED_TRACE(model->name());
+    const core::ModelInput input = InputFor(*bundle, *model, Request());
+    const int N = model->shape().num_items, E = model->shape().num_event_features;
+    ASSERT_EQ(input.mask, (std::vector<float>{0, 0, 1, 1, 1}));
+    std::vector<double> start, end;
+    std::vector<float> full;
+    ASSERT_TRUE(model->ScoreTargets({input}, targets, &full).ok());
+    for (size_t k = 0; k < targets.size(); ++k) {
+      start.push_back(model->baseline_scores()[targets[k]]);
+      end.push_back(full[k]);
+    }
+    std::vector<ReplayAttribution> replay;
+    ASSERT_TRUE(Replay(*model, input, groups, targets, start, end, &replay).ok());
+    const int64_t a = input.items[2], b = input.items[3], c = input.items[4];
+    auto history = [&](std::vector<int64_t> items, std::vector<float> mask) {
+      core::ModelInput x{std::move(items), std::vector<float>(5 * E, 0.0f), std::move(mask),
+                         input.context};
+      std::vector<float> scores;
+      EXPECT_TRUE(model->ScoreTargets({x}, targets, &scores).ok());
+      return scores;
+    };
+    const std::vector<float> none = history({N, N, N, N, N}, {0, 0, 0, 0, 0});
+    const std::vector<float> one = history({N, N, N, N, a}, {0, 0, 0, 0, 1});
+    const std::vector<float> two = history({N, N, N, a, b}, {0, 0, 0, 1, 1});
+    const std::vector<float> three = history({N, N, a, b, c}, {0, 0, 1, 1, 1});
+    core::ModelInput hour_only{{N, N, N, N, N},
+                               std::vector<float>(5 * E, 0.0f),
+                               {0, 0, 0, 0, 0},
+                               std::vector<float>(input.context.size(), 0.0f)};
+    ASSERT_EQ(groups[0].name, "hour");
+    for (int f : groups[0].features) hour_only.context[f] = input.context[f];
+    std::vector<float> hour;
+    ASSERT_TRUE(model->ScoreTargets({hour_only}, targets, &hour).ok());
+    for (size_t k = 0; k < targets.size(); ++k) {
+      SCOPED_TRACE(targets[k]);
+      EXPECT_NEAR(replay[k].event[2], one[k] - none[k], 1e-4);
+      EXPECT_NEAR(replay[k].event[3], two[k] - one[k], 1e-4);
+      EXPECT_NEAR(replay[k].event[4], three[k] - two[k], 1e-4);
+      EXPECT_NEAR(replay[k].context[0], hour[k] - start[k], 1e-4);
+    }
   }
 }
 

@@ -141,6 +141,14 @@ TEST(ReplayTest, RejectsInputsItCannotReplay) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Replay(model, Input(), Groups(), {1, 2}, one, one, &out).code(),
             absl::StatusCode::kInvalidArgument);
+  // A context feature in no group would be credited to no step.
+  EXPECT_EQ(Replay(model, Input(), {{"hour", {0, 1}}}, {1}, one, one, &out).code(),
+            absl::StatusCode::kInvalidArgument);
+  // An item on a padding position: the last step would not be the input.
+  core::ModelInput stray = Input();
+  stray.items[0] = 3;
+  EXPECT_EQ(Replay(model, stray, Groups(), {1}, one, one, &out).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(out.empty());
 }
 
