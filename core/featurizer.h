@@ -16,6 +16,17 @@ namespace recsys::core {
 // padding position. The one definition of the padding: the explainer maps positions back with it.
 int KnownEventAt(int position, int num_known, int max_history);
 
+// Context features that only mean something together, explained as one: a periodic time's sin
+// and cos ("hour": hour_sin, hour_cos), the one-hots of one categorical ("country":
+// country=United Kingdom, ..., country=other). Any other feature is a group of its own.
+struct ContextGroup {
+  std::string name;
+  std::vector<int> features;  // Indices into BundleManifest::context_features, ascending.
+};
+
+// The context groups of the bundle's schema, in the order of their first feature. Pure.
+std::vector<ContextGroup> ContextGroups(const BundleManifest& manifest);
+
 // Turns a request into model inputs by the bundle's feature schema, computing each feature the
 // way tools/recsys_models.py does in training:
 // - event features: log_quantity, log_price, log_gap_days (days since the previous known
@@ -28,17 +39,6 @@ int KnownEventAt(int position, int num_known, int max_history);
 // whose item is in the catalogue, with `item_indices` their catalogue indices; only the last
 // shape.max_history are used, left-padded with shape.num_items. `request_time` is the request's
 // time in seconds since the epoch (the caller resolves the default). Thread-safe.
-// Context features that only mean something together, explained as one: a periodic time's sin
-// and cos ("hour": hour_sin, hour_cos), the one-hots of one categorical ("country":
-// country=United Kingdom, ..., country=other). Any other feature is a group of its own.
-struct ContextGroup {
-  std::string name;
-  std::vector<int> features;  // Indices into BundleManifest::context_features, ascending.
-};
-
-// The context groups of the bundle's schema, in the order of their first feature. Pure.
-std::vector<ContextGroup> ContextGroups(const BundleManifest& manifest);
-
 ModelInput Featurize(const BundleManifest& manifest, const ModelShape& shape,
                      const RecommendRequest& request, const std::vector<int32_t>& known,
                      const std::vector<ItemIndex>& item_indices, int64_t request_time);

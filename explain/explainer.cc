@@ -52,7 +52,7 @@ bool LargerMagnitude(const Attribution& a, const Attribution& b) {
 // for one no sentence is written for.
 std::string FeatureReason(const Attribution& a) {
   if (a.kind == FeatureKind::kContext) {
-    if (a.feature == "hour") return absl::StrCat("often bought around ", a.display_value);
+    if (a.feature == "hour") return absl::StrCat("often bought around ", a.display_value);  // UTC
     if (a.feature == "dow") return absl::StrCat("often bought on ", a.display_value, "s");
     if (a.feature == "country") {  // "other" is not a place a shopper would recognise.
       return a.display_value == "other"
@@ -102,7 +102,8 @@ void SetReason(const core::RecommendRequest& request, const std::string& country
     const char* verb = Verb(request.history[cited->history_index].event_type);
     if (cited->item_id == item->item_id) {
       const core::EventType type = request.history[cited->history_index].event_type;
-      item->reason = absl::StrCat("you ", verb, " it before");
+      item->reason = type == core::EventType::kAddToCart ? "you added it to your basket before"
+                                                         : absl::StrCat("you ", verb, " it before");
       item->reason_kind =
           type == core::EventType::kPurchase || type == core::EventType::kUnspecified
               ? "repeat_purchase"
@@ -186,7 +187,7 @@ std::string GroupDisplay(const core::BundleManifest& manifest, const core::Conte
                   (2 * 3.14159265358979323846);
     if (turn < 0) turn += 1.0;
     if (group.name == "hour")
-      return absl::StrFormat("%02d:00", static_cast<int>(turn * 24 + 0.5) % 24);
+      return absl::StrFormat("%02d:00 UTC", static_cast<int>(turn * 24 + 0.5) % 24);
     if (group.name == "dow") {
       static constexpr const char* kDays[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
                                               "Friday", "Saturday", "Sunday"};
@@ -477,16 +478,12 @@ class ExplainJob {
       a.attribution = players_phi_[k][p];
       fused->push_back(std::move(a));
     }
-    const std::vector<core::ContextGroup> groups = core::ContextGroups(bundle_.manifest());
     for (size_t c = 0; c < players.context.size(); ++c) {
-      auto group = std::find_if(groups.begin(), groups.end(), [&](const core::ContextGroup& g) {
-        return g.name == players.context[c].name;
-      });
       Attribution a;
       a.feature = players.context[c].name;
       a.kind = FeatureKind::kContext;
-      a.display_value =
-          GroupDisplay(bundle_.manifest(), *group, ranked_.first_model_input()->context);
+      a.display_value = GroupDisplay(bundle_.manifest(), players.context[c],
+                                     ranked_.first_model_input()->context);
       a.attribution = players_phi_[k][players.events.size() + c];
       fused->push_back(std::move(a));
     }

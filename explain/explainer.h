@@ -31,11 +31,12 @@ struct ExplainSettings {
   // kCfExact the exact sources (cf, pop) only; kIntegratedGradients also the
   // models; kGradientXInput the models by gradient x (input - baseline) (one backward pass, no
   // completeness guarantee); kOcclusion, kKernelShap and kLime the fused score by re-scoring
-  // without history events and context features (explain/perturbation.h); kNone nothing.
+  // without history events and context groups (explain/perturbation.h); kNone nothing.
   core::AttributionMethod method = core::AttributionMethod::kReplay;
   // Integration steps (Gauss-Legendre nodes) of Integrated Gradients. REQUIRES: >= 1.
   int steps = 16;
-  // KernelSHAP: coalitions to sample (all of them when 2^players - 2 <= samples) and the seed
+  // KernelSHAP and LIME: coalitions to sample (KernelSHAP: all of them when 2^players - 2 <=
+  // samples) and the seed
   // of their generator. REQUIRES: samples >= 2.
   int samples = 128;
   uint64_t seed = 1;
@@ -53,13 +54,14 @@ struct ExplainSettings {
 // sources of weight * slope * source attribution, entries of the same feature merged, plus the
 // popularity penalty as a PRIOR entry), completeness errors and a human-readable reason. The
 // fused attributions of an item add up to score - baseline_score up to completeness_error:
-// floating-point rounding for the exact sources and KernelSHAP, the integration error of
-// Integrated Gradients, the interactions occlusion misses, or the models' whole share when they
-// were not attributed (kCfExact). Replay attributes per history event, per side-feature kind
-// and per context group; gradient methods per history event (the item), per
-// event side-feature and per context feature; the perturbation methods per history event (with
-// its side-features) and per context feature, on the fused score, so that with them only the
-// exact sources carry per-source attributions. A model source left unattributed reports its
+// floating-point rounding for replay, the exact sources and KernelSHAP, the integration error of
+// Integrated Gradients, the interactions occlusion misses, what LIME's fit leaves, or the
+// models' whole share when they were not attributed (kCfExact). Replay attributes per history
+// event, per side-feature kind and per context group; gradient methods per history event (the
+// item), per event side-feature and per context feature; the perturbation methods (occlusion,
+// KernelSHAP, LIME) per history event (with its side-features) and per context group, on the
+// fused score, so that with them only the exact sources carry per-source attributions. LIME
+// sets each item's surrogate_r_squared. A model source left unattributed reports its
 // whole share raw_score - baseline as its completeness_error. Returns a note for the response
 // when a method could not run (the recommendation still stands), else "". Thread-compatible.
 std::string ExplainItems(const core::Bundle& bundle, const core::RecommendRequest& request,

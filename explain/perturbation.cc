@@ -11,18 +11,19 @@ namespace recsys::explain {
 
 namespace {
 
-// The context groups of the request with their non-zero features, groups without one left out
-// (the same for every model: the featurizer computes them from the bundle's schema alone).
+// The context groups of the request with a non-zero feature (a group that is 0 everywhere
+// equals its baseline; the same for every model: the featurizer computes the context from the
+// bundle's schema alone).
 std::vector<core::ContextGroup> NonZeroContext(const core::BundleManifest& manifest,
                                                const core::RankedList& ranked) {
   std::vector<core::ContextGroup> out;
   const core::ModelInput* input = ranked.first_model_input();
   if (input == nullptr) return out;  // Without models no source reads the context.
-  for (core::ContextGroup group : core::ContextGroups(manifest)) {
-    group.features.erase(std::remove_if(group.features.begin(), group.features.end(),
-                                        [&](int c) { return input->context[c] == 0.0f; }),
-                         group.features.end());
-    if (!group.features.empty()) out.push_back(std::move(group));
+  for (core::ContextGroup& group : core::ContextGroups(manifest)) {
+    if (std::any_of(group.features.begin(), group.features.end(),
+                    [&](int c) { return input->context[c] != 0.0f; })) {
+      out.push_back(std::move(group));
+    }
   }
   return out;
 }

@@ -20,18 +20,18 @@ namespace recsys::explain {
 // - an absent history event is left out of the request, exactly as if the caller had not sent
 //   it: CF re-weights the remaining events, the models see the shorter history (with the gaps
 //   and recency that follow from it);
-// - an absent context feature takes its baseline value 0.
+// - an absent context group takes its baseline value 0 in every feature.
 // The empty coalition is the attribution baseline (empty history, zero context), so its value is
 // the ranker's baseline_score.
 struct Players {
   std::vector<size_t> events;  // Indices into RankedList::history (known events), oldest first.
-  // Per player, a context group with only its non-zero features.
+  // Per player, a context group (one with a non-zero feature).
   std::vector<core::ContextGroup> context;
   size_t size() const { return events.size() + context.size(); }
 };
 
 // Evaluates coalitions of one ranked request for all its returned items, each model's share in
-// one batched pass. A coalition is one flag per player, events first, then context features.
+// one batched pass. A coalition is one flag per player, events first, then context groups.
 // The value v(S) of a coalition is the fused score of the request reduced to S without the parts
 // no player changes (the popularity source and the popularity penalty): for the full coalition it
 // is item.score - pop contribution + penalty. Holds references to its arguments. Thread-compatible.
@@ -84,7 +84,8 @@ absl::Status Occlusion(const CoalitionScorer& scorer, PlayerAttributions* phi);
 absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t seed,
                         PlayerAttributions* phi, int* evaluated);
 
-// LIME (Ribeiro et al. 2016), as its text explainer does it: the first coalition is every
+// LIME (Ribeiro et al. 2016), as its text explainer samples and weighs, fitting every player
+// (lime's feature_selection "none"): the first coalition is every
 // player, then `samples` - 1 coalitions each without a number of players drawn uniformly from
 // 1..M, those players drawn uniformly (a generator seeded with `seed`); each coalition weighs
 // sqrt(exp(-d^2 / 25^2)) with d = 100 x the cosine distance of its presence vector from all-ones;

@@ -67,6 +67,25 @@ core::InterestProfile InterestProfileOf(const core::RecommendRequest& request,
 
 }  // namespace
 
+namespace {
+
+// The inputs replay scores, over the weighted models: per model, the events it sees, the
+// context groups and the side-feature kinds, less the last step (the ranker's score).
+double ReplayInputs(const core::Bundle& bundle, const core::RankedList& ranked) {
+  const double groups = static_cast<double>(core::ContextGroups(bundle.manifest()).size());
+  const double kinds = static_cast<double>(bundle.manifest().event_features.size());
+  const double events = static_cast<double>(ranked.history.items.size());
+  double inputs = 0.0;
+  for (const core::RankedSource& s : ranked.sources) {
+    if (s.source.kind != core::SourceKind::kModel || !s.source.active()) continue;
+    inputs += std::min(events, static_cast<double>(s.source.model->shape().max_history)) + groups +
+              kinds - 1;
+  }
+  return std::max(inputs, 0.0);
+}
+
+}  // namespace
+
 double RecommendPipeline::CostUnits(const explain::ExplainSettings& settings,
                                     const core::Bundle& bundle, const core::RankedList& ranked) {
   const double models = WeightedModels(ranked);
@@ -85,8 +104,9 @@ double RecommendPipeline::CostUnits(const explain::ExplainSettings& settings,
     case AttributionMethod::kGradientXInput:
       return items * models;
     case AttributionMethod::kOcclusion:
-    case AttributionMethod::kReplay:  // One input per event, context group and side-feature.
       return (players + 1) * models;
+    case AttributionMethod::kReplay:  // An input per event the models see, group and kind.
+      return ReplayInputs(bundle, ranked);
     case AttributionMethod::kKernelShap: {
       const double coalitions =
           std::min(static_cast<double>(settings.samples), std::pow(2.0, players)) + 2;
@@ -142,8 +162,11 @@ void RecommendPipeline::Afford(const core::Bundle& bundle, const core::RankedLis
   // whichever first fits in half the time left.
   const AttributionMethod requested = settings->method;
   for (AttributionMethod m : {requested, AttributionMethod::kGradientXInput}) {
+    // Gradient x input is the cheaper model method only for the dearer ones; replay costs
+    // less than it, so replay falls back to the exact sources.
     if (m == AttributionMethod::kGradientXInput &&
-        (requested == AttributionMethod::kGradientXInput || bundle.models().empty())) {
+        (requested == AttributionMethod::kGradientXInput ||
+         requested == AttributionMethod::kReplay || bundle.models().empty())) {
       continue;
     }
     settings->method = m;

@@ -29,12 +29,12 @@ struct PipelineOptions {
   // Request-queue fill (waiting / capacity) from which model attribution is skipped and only
   // the exact sources are explained. Default: 0.5.
   double degrade_load = 0.5;
-  // Method used when the request leaves it unspecified. Default: the exact sources (cf, pop),
-  // the one method within the latency budget of default explanations (docs/explanations.md).
+  // Method used when the request leaves it unspecified. Default: replay, which explains every
+  // source exactly (its cost against the budget of default explanations: docs/explanations.md).
   core::AttributionMethod default_method = core::AttributionMethod::kReplay;
   // The least share of score - baseline_score a reason must carry to be shown
   // (explain::ExplainSettings::reason_min_share); tools/feedback_report.py derives it from the
-  // feedback log. Default: 0.
+  // feedback log. Default: explain::kDefaultReasonMinShare (0.2).
   double reason_min_share = explain::kDefaultReasonMinShare;
   // The clock deadlines and stage timings are read from. Default: absl::Now (a test injects a
   // testing::FakeClock so that deadline behaviour needs no wall-clock margins).
@@ -44,10 +44,10 @@ struct PipelineOptions {
 // The whole request path at the domain level: validate, rank, explain the returned items, all
 // under one deadline, with per-stage timings. An explanation never costs a recommendation: when
 // the requested method's estimated cost exceeds half the time left before the deadline, gradient
-// x input runs instead, or when that does not fit either only the exact sources (cf, pop) are
-// explained; under load (queue fill >= degrade_load) only the exact sources are. The response
-// names the method that ran and says why it differs. It knows nothing of gRPC; the service
-// adapter converts the proto and calls Run.
+// x input runs instead (for the methods dearer than it), or when that does not fit either only
+// the exact sources (cf, pop) are explained; under load (queue fill >= degrade_load) only the exact
+// sources are. The response names the method that ran and says why it differs. It knows nothing of
+// gRPC; the service adapter converts the proto and calls Run.
 //
 // Thread-safe: Run may be called concurrently; each call uses the bundle it is given, so a
 // request finishes on the version it started with.
@@ -90,8 +90,10 @@ class RecommendPipeline {
                          const core::RankedList& ranked) const;
 
   PipelineOptions options_;
-  // Per AttributionMethod: moving average of its cost per unit; shared by concurrent requests.
-  mutable std::array<std::atomic<double>, 9> seconds_per_unit_;
+  // Per AttributionMethod (kLime is the last): moving average of its cost per unit; shared by
+  // concurrent requests.
+  mutable std::array<std::atomic<double>, static_cast<int>(core::AttributionMethod::kLime) + 1>
+      seconds_per_unit_;
 };
 
 }  // namespace recsys::pipeline

@@ -134,6 +134,8 @@ TEST(ReasonTest, AViewOfTheItemItselfIsNotARepeatPurchase) {
   ASSERT_EQ(b.item_id, "21B");
   EXPECT_EQ(b.reason, "you viewed it before");
   EXPECT_EQ(b.reason_kind, "history_event");
+  request.history[1].event_type = core::EventType::kAddToCart;
+  EXPECT_EQ(Explained(*bundle, request, 0.0).items[0].reason, "you added it to your basket before");
 }
 
 // The reason cites an attribution the caller can see: when max_attributions keeps only a larger
@@ -165,7 +167,7 @@ TEST(ReasonTest, ContextAndSideFeaturesGiveReasonsInWords) {
   std::shared_ptr<const core::Bundle> bundle = testing::FakeModelBundle(options);
   ASSERT_NE(bundle, nullptr);
   const std::map<std::string, std::string> expected = {
-      {"hour", "often bought around 15:00"},
+      {"hour", "often bought around 15:00 UTC"},
       {"dow", "often bought on Tuesdays"},
       {"country", "popular with shoppers in France"},
       {"log_recency_days", "suits the time since your last purchase"},
