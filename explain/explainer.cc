@@ -250,7 +250,8 @@ std::vector<Attribution> ReplayEntries(const core::Bundle& bundle,
 
 // One item's fused attributions: the sources' entries of the same feature, kind and history
 // position merged (the sources' attributions of one event add up). History events are found by
-// their index, the few other entries by a scan.
+// their index, the other entries (context, priors, the gradient methods' per-event
+// side-features) by a scan.
 class FusedEntries {
  public:
   explicit FusedEntries(size_t history_size) : event_slot_(history_size, -1) {}
@@ -280,7 +281,8 @@ class FusedEntries {
     entries_.back().attribution = scale * a.attribution;
   }
 
-  std::vector<Attribution>& entries() { return entries_; }
+  // The entries; the object is spent.
+  std::vector<Attribution> Take() && { return std::move(entries_); }
 
  private:
   std::vector<Attribution> entries_;
@@ -364,18 +366,18 @@ class ExplainJob {
     absl::StrAppend(&note_, note_.empty() ? "" : "; ", text);
   }
 
-  // Per active model source, every returned item in one batched pass.
-  void RunGradients(const Quadrature& rule) {
+  // Calls `attribute(s, source, targets)` for each active model source s, with the returned
+  // items as targets; a failure clears `(*per_source)[s]` and says so in the note.
+  template <typename Result, typename Attribute>
+  void ForEachActiveModel(std::vector<std::vector<Result>>* per_source, Attribute attribute) {
     std::vector<core::ItemIndex> targets;
     for (const core::RecommendedItem& item : ranked_.items) targets.push_back(item.index);
-    paths_.resize(ranked_.sources.size());
+    per_source->resize(ranked_.sources.size());
     for (size_t s = 0; s < ranked_.sources.size(); ++s) {
       const core::RankedSource& source = ranked_.sources[s];
       if (source.source.kind != core::SourceKind::kModel || !source.source.active()) continue;
-      if (absl::Status status =
-              IntegratedGradients(*source.source.model, source.input, targets, rule, &paths_[s]);
-          !status.ok()) {
-        paths_[s].clear();
+      if (absl::Status status = attribute(s, source, targets); !status.ok()) {
+        (*per_source)[s].clear();
         AddNote(
             absl::StrCat(source.source.spec.name, " could not be attributed: ", status.message()));
       }
@@ -383,27 +385,25 @@ class ExplainJob {
   }
 
   // Per active model source, every returned item in one batched pass.
+  void RunGradients(const Quadrature& rule) {
+    ForEachActiveModel(&paths_, [&](size_t s, const core::RankedSource& source,
+                                    const std::vector<core::ItemIndex>& targets) {
+      return IntegratedGradients(*source.source.model, source.input, targets, rule, &paths_[s]);
+    });
+  }
+
+  // Per active model source, every returned item in one batched pass.
   void RunReplay() {
-    std::vector<core::ItemIndex> targets;
-    for (const core::RecommendedItem& item : ranked_.items) targets.push_back(item.index);
     groups_ = core::ContextGroups(bundle_.manifest());
-    replays_.resize(ranked_.sources.size());
-    for (size_t s = 0; s < ranked_.sources.size(); ++s) {
-      const core::RankedSource& source = ranked_.sources[s];
-      if (source.source.kind != core::SourceKind::kModel || !source.source.active()) continue;
+    ForEachActiveModel(&replays_, [&](size_t s, const core::RankedSource& source,
+                                      const std::vector<core::ItemIndex>& targets) {
       std::vector<double> start, end;  // The scores the ranker already has.
       for (const core::RecommendedItem& item : ranked_.items) {
         start.push_back(core::BaselineRaw(source.source, item.index));
         end.push_back(item.sources[s].raw_score);
       }
-      if (absl::Status status = Replay(*source.source.model, source.input, groups_, targets, start,
-                                       end, &replays_[s]);
-          !status.ok()) {
-        replays_[s].clear();
-        AddNote(
-            absl::StrCat(source.source.spec.name, " could not be attributed: ", status.message()));
-      }
-    }
+      return Replay(*source.source.model, source.input, groups_, targets, start, end, &replays_[s]);
+    });
   }
 
   // The fused score at once, for every item in one batch of coalitions.
@@ -505,7 +505,7 @@ class ExplainJob {
         item.sources[s].attributions = std::move(own);
       }
     }
-    std::vector<Attribution>& fused = merged.entries();
+    std::vector<Attribution> fused = std::move(merged).Take();
     if (by_players) AddPlayerEntries(k, &fused);
     if (k < r_squared_.size()) item.surrogate_r_squared = r_squared_[k];
     if (const double penalty = ranked_.popularity_penalty; penalty > 0) {

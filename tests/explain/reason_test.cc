@@ -197,6 +197,25 @@ TEST(ReasonTest, ContextAndSideFeaturesGiveReasonsInWords) {
     }
   }
   EXPECT_GT(cited["context"] + cited["side_feature"], 0);
+
+  // A gradient method's side-feature of one event has no sentence: it is never the reason.
+  core::RecommendRequest request = testing::TimedRequest({"21A", "21C"});
+  request.fusion_weights = {{"cf", 0.0}};
+  core::RankedList ranked;
+  ASSERT_TRUE(core::Ranker::Rank(*bundle, request, 10, &ranked).ok());
+  ExplainSettings settings;
+  settings.method = core::AttributionMethod::kGradientXInput;
+  settings.reason_min_share = 0.0;
+  settings.max_attributions = 1;
+  ExplainItems(*bundle, request, settings, &ranked);
+  int led_by_side_feature = 0;
+  for (const core::RecommendedItem& item : ranked.items) {
+    ASSERT_EQ(item.attributions.size(), 1u);
+    if (item.attributions[0].kind != core::FeatureKind::kEventFeature) continue;
+    ++led_by_side_feature;
+    EXPECT_EQ(item.reason_kind, "none") << item.item_id;
+  }
+  EXPECT_GT(led_by_side_feature, 0);  // The case above happens.
 }
 
 }  // namespace
