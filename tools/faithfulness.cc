@@ -19,6 +19,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/evaluation.h"
@@ -99,6 +100,96 @@ class Client {
   std::unique_ptr<v1::Recommender::Stub> stub_;
 };
 
+// The --methods list, each with its proto enum; errors name the flag.
+absl::StatusOr<std::vector<MethodResult>> ParseMethods() {
+  std::vector<MethodResult> results;
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_methods), ',')) {
+    MethodResult r;
+    r.name = std::string(name);
+    absl::StatusOr<v1::AttributionMethod> method = recsys::tools::ProtoMethodNamed(r.name);
+    if (!method.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--methods: ", method.status().message()));
+    }
+    r.method = *method;
+    results.push_back(r);
+  }
+  return results;
+}
+
+// Adds one explained item's deletion drops, completeness, R^2 and timings to `r`.
+void Accumulate(const v1::RecommendResponse& response, double top_drop, double random_drop,
+                MethodResult* r) {
+  const v1::RecommendedItem& item = response.items(0);
+  ++r->cases;
+  r->top_drop += top_drop;
+  r->random_drop += random_drop;
+  r->top_wins += top_drop >= random_drop;
+  r->abs_completeness += std::fabs(item.completeness_error());
+  if (const double explained = std::fabs(item.score() - item.baseline_score()); explained > 0) {
+    r->max_relative_completeness =
+        std::max(r->max_relative_completeness, std::fabs(item.completeness_error()) / explained);
+  }
+  if (item.has_surrogate_r_squared()) {
+    r->r_squared += item.surrogate_r_squared();
+    ++r->r_squared_cases;
+  }
+  for (const v1::StageTiming& t : response.metadata().stage_timings()) {
+    if (t.stage() == "explain") r->explain_ms.push_back(t.seconds() * 1e3);
+    if (t.stage() == "rank") r->rank_ms.push_back(t.seconds() * 1e3);
+  }
+}
+
+void PrintTable(const std::vector<MethodResult>& results, int used) {
+  std::cout << absl::StrFormat(
+      "%d held-out requests (customers with a basket in [%s, %s), last %d purchases before "
+      "the cut-off as history%s), top-1 item of each, top_k 10.\n\n",
+      used, absl::GetFlag(FLAGS_cutoff), absl::GetFlag(FLAGS_end), absl::GetFlag(FLAGS_max_history),
+      absl::GetFlag(FLAGS_exclude_history) ? ", only items new to the shopper" : "");
+  std::cout << "| method | mean score drop, top-attributed event deleted | mean score drop, random "
+               "event deleted | top >= random | mean abs completeness error | max completeness "
+               "error / (score - baseline) | mean surrogate R^2 | median explain ms | median "
+               "rank ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const MethodResult& r : results) {
+    const std::string r_squared =
+        r.r_squared_cases > 0 ? absl::StrFormat("%.3f", r.r_squared / r.r_squared_cases) : "-";
+    std::cout << absl::StrFormat("| %s | %.4f | %.4f | %.0f%% | %.2g | %.2g | %s | %.2f | %.2f |\n",
+                                 r.name, r.top_drop / r.cases, r.random_drop / r.cases,
+                                 100.0 * r.top_wins / r.cases, r.abs_completeness / r.cases,
+                                 r.max_relative_completeness, r_squared, Median(r.explain_ms),
+                                 Median(r.rank_ms));
+  }
+}
+
+// Explains `request` with r's method, deletes its top-attributed history event and
+// `random_event`, and adds the item's score drops to `r`. False when the call failed, the
+// method was degraded or nothing in the history explains the item.
+bool DeletionCase(Client* client, v1::RecommendRequest request, int random_event, MethodResult* r) {
+  request.mutable_explain()->set_method(r->method);
+  v1::RecommendResponse response;
+  if (!client->Recommend(request, &response) || response.items_size() == 0) {
+    return false;
+  }
+  const v1::RecommendedItem& item = response.items(0);
+  int top_event = -1;
+  double best = 0;
+  for (const v1::Attribution& a : item.attributions()) {
+    if (a.kind() == v1::FEATURE_KIND_HISTORY_EVENT && a.attribution() > best) {
+      best = a.attribution();
+      top_event = a.history_index();
+    }
+  }
+  if (response.metadata().attribution_method() != r->method || top_event < 0) {
+    return false;  // Degraded, or nothing in the history explains the item.
+  }
+  double top_score, random_score;
+  if (!client->ScoreWithout(request, top_event, item.item_id(), &top_score) ||
+      !client->ScoreWithout(request, random_event, item.item_id(), &random_score)) {
+    return false;
+  }
+  Accumulate(response, item.score() - top_score, item.score() - random_score, r);
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -110,18 +201,12 @@ int main(int argc, char** argv) {
     std::cerr << "error: --cutoff and --end must be dates (YYYY-MM-DD)\n";
     return 2;
   }
-  std::vector<MethodResult> results;
-  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_methods), ',')) {
-    MethodResult r;
-    r.name = std::string(name);
-    absl::StatusOr<v1::AttributionMethod> method = recsys::tools::ProtoMethodNamed(r.name);
-    if (!method.ok()) {
-      std::cerr << "error: --methods: " << method.status().message() << "\n";
-      return 2;
-    }
-    r.method = *method;
-    results.push_back(r);
+  absl::StatusOr<std::vector<MethodResult>> parsed = ParseMethods();
+  if (!parsed.ok()) {
+    std::cerr << "error: " << parsed.status().message() << "\n";
+    return 2;
   }
+  std::vector<MethodResult> results = *std::move(parsed);
   absl::StatusOr<recsys::core::RetailData> data =
       recsys::core::ReadRetailCsv(absl::GetFlag(FLAGS_input), {});
   if (!data.ok()) {
@@ -154,49 +239,9 @@ int main(int argc, char** argv) {
     bool ok = true;
     std::vector<MethodResult> row = results;
     for (MethodResult& r : row) {
-      request.mutable_explain()->set_method(r.method);
-      v1::RecommendResponse response;
-      if (!client.Recommend(request, &response) || response.items_size() == 0) {
+      if (!DeletionCase(&client, request, random_event, &r)) {
         ok = false;
         break;
-      }
-      const v1::RecommendedItem& item = response.items(0);
-      int top_event = -1;
-      double best = 0;
-      for (const v1::Attribution& a : item.attributions()) {
-        if (a.kind() == v1::FEATURE_KIND_HISTORY_EVENT && a.attribution() > best) {
-          best = a.attribution();
-          top_event = a.history_index();
-        }
-      }
-      if (response.metadata().attribution_method() != r.method || top_event < 0) {
-        ok = false;  // Degraded, or nothing in the history explains the item.
-        break;
-      }
-      double top_score, random_score;
-      if (!client.ScoreWithout(request, top_event, item.item_id(), &top_score) ||
-          !client.ScoreWithout(request, random_event, item.item_id(), &random_score)) {
-        ok = false;
-        break;
-      }
-      const double top_drop = item.score() - top_score;
-      const double random_drop = item.score() - random_score;
-      ++r.cases;
-      r.top_drop += top_drop;
-      r.random_drop += random_drop;
-      r.top_wins += top_drop >= random_drop;
-      r.abs_completeness += std::fabs(item.completeness_error());
-      if (const double explained = std::fabs(item.score() - item.baseline_score()); explained > 0) {
-        r.max_relative_completeness =
-            std::max(r.max_relative_completeness, std::fabs(item.completeness_error()) / explained);
-      }
-      if (item.has_surrogate_r_squared()) {
-        r.r_squared += item.surrogate_r_squared();
-        ++r.r_squared_cases;
-      }
-      for (const v1::StageTiming& t : response.metadata().stage_timings()) {
-        if (t.stage() == "explain") r.explain_ms.push_back(t.seconds() * 1e3);
-        if (t.stage() == "rank") r.rank_ms.push_back(t.seconds() * 1e3);
       }
     }
     if (!ok) {
@@ -209,23 +254,6 @@ int main(int argc, char** argv) {
   std::cerr << used << " cases used, " << skipped << " skipped\n";
   if (used == 0) return 1;
 
-  std::cout << absl::StrFormat(
-      "%d held-out requests (customers with a basket in [%s, %s), last %d purchases before "
-      "the cut-off as history%s), top-1 item of each, top_k 10.\n\n",
-      used, absl::GetFlag(FLAGS_cutoff), absl::GetFlag(FLAGS_end), absl::GetFlag(FLAGS_max_history),
-      absl::GetFlag(FLAGS_exclude_history) ? ", only items new to the shopper" : "");
-  std::cout << "| method | mean score drop, top-attributed event deleted | mean score drop, random "
-               "event deleted | top >= random | mean abs completeness error | max completeness "
-               "error / (score - baseline) | mean surrogate R^2 | median explain ms | median "
-               "rank ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-  for (const MethodResult& r : results) {
-    const std::string r_squared =
-        r.r_squared_cases > 0 ? absl::StrFormat("%.3f", r.r_squared / r.r_squared_cases) : "-";
-    std::cout << absl::StrFormat("| %s | %.4f | %.4f | %.0f%% | %.2g | %.2g | %s | %.2f | %.2f |\n",
-                                 r.name, r.top_drop / r.cases, r.random_drop / r.cases,
-                                 100.0 * r.top_wins / r.cases, r.abs_completeness / r.cases,
-                                 r.max_relative_completeness, r_squared, Median(r.explain_ms),
-                                 Median(r.rank_ms));
-  }
+  PrintTable(results, used);
   return 0;
 }
