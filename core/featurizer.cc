@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
 
 namespace recsys::core {
 
@@ -44,6 +45,35 @@ std::vector<ContextGroup> ContextGroups(const BundleManifest& manifest) {
     it->features.push_back(static_cast<int>(c));
   }
   return groups;
+}
+
+std::string DescribeContextGroup(const BundleManifest& manifest, const ContextGroup& group,
+                                 const std::vector<float>& context) {
+  const std::vector<FeatureSpec>& specs = manifest.context_features;
+  if (group.features.size() == 2 && specs[group.features[0]].name == group.name + "_sin") {
+    double turn = std::atan2(context[group.features[0]], context[group.features[1]]) / (2 * kPi);
+    if (turn < 0) turn += 1.0;
+    if (group.name == "hour")
+      return absl::StrFormat("%02d:00 UTC", static_cast<int>(turn * 24 + 0.5) % 24);
+    if (group.name == "dow") {
+      static constexpr const char* kDays[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                              "Friday", "Saturday", "Sunday"};
+      return kDays[static_cast<int>(turn * 7 + 0.5) % 7];
+    }
+    return absl::StrFormat("%.2f of the cycle", turn);
+  }
+  for (int c : group.features) {
+    const std::string& name = specs[c].name;
+    if (const size_t eq = name.find('='); eq != std::string::npos && context[c] != 0.0f) {
+      return name.substr(eq + 1);
+    }
+  }
+  if (group.features.size() != 1) return "";
+  const double value = context[group.features[0]];
+  if (absl::StartsWith(group.name, "log_") && absl::EndsWith(group.name, "_days")) {
+    return absl::StrFormat("%.1f days", std::expm1(value));
+  }
+  return absl::StrFormat("%.3g", value);
 }
 
 int KnownEventAt(int position, int num_known, int max_history) {

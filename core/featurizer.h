@@ -27,6 +27,14 @@ struct ContextGroup {
 // The context groups of the bundle's schema, in the order of their first feature. Pure.
 std::vector<ContextGroup> ContextGroups(const BundleManifest& manifest);
 
+// How `group`'s value in a featurised `context` reads to a person, decoded the way Featurize
+// encodes it: "15:00 UTC" and "Tuesday" for the hour and weekday sin/cos pairs, the category
+// of a one-hot group ("France", "other"), "12.0 days" for a log1p of days, else the value; ""
+// for a one-hot group with none set. REQUIRES: `group` is one of ContextGroups(manifest) and
+// `context` has its features. Pure.
+std::string DescribeContextGroup(const BundleManifest& manifest, const ContextGroup& group,
+                                 const std::vector<float>& context);
+
 // Turns a request into model inputs by the bundle's feature schema, computing each feature the
 // way tools/recsys_models.py does in training:
 // - event features: log_quantity, log_price, log_gap_days (days since the previous known

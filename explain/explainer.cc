@@ -4,7 +4,6 @@
 #include <cmath>
 #include <optional>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/featurizer.h"
@@ -177,38 +176,6 @@ std::vector<Attribution> ModelAttributions(const core::Bundle& bundle,
   return out;
 }
 
-// How a context group's value reads: "15:00" and "Tuesday" for the hour and weekday sin/cos
-// pairs, the country of the one-hots, "12.0 days" for a log1p of days, else the value.
-std::string GroupDisplay(const core::BundleManifest& manifest, const core::ContextGroup& group,
-                         const std::vector<float>& context) {
-  const std::vector<core::FeatureSpec>& specs = manifest.context_features;
-  if (group.features.size() == 2 && specs[group.features[0]].name == group.name + "_sin") {
-    double turn = std::atan2(context[group.features[0]], context[group.features[1]]) /
-                  (2 * 3.14159265358979323846);
-    if (turn < 0) turn += 1.0;
-    if (group.name == "hour")
-      return absl::StrFormat("%02d:00 UTC", static_cast<int>(turn * 24 + 0.5) % 24);
-    if (group.name == "dow") {
-      static constexpr const char* kDays[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
-                                              "Friday", "Saturday", "Sunday"};
-      return kDays[static_cast<int>(turn * 7 + 0.5) % 7];
-    }
-    return absl::StrFormat("%.2f of the cycle", turn);
-  }
-  for (int c : group.features) {
-    const std::string& name = specs[c].name;
-    if (const size_t eq = name.find('='); eq != std::string::npos && context[c] != 0.0f) {
-      return name.substr(eq + 1);
-    }
-  }
-  if (group.features.size() != 1) return "";
-  const double value = context[group.features[0]];
-  if (absl::StartsWith(group.name, "log_") && absl::EndsWith(group.name, "_days")) {
-    return absl::StrFormat("%.1f days", std::expm1(value));
-  }
-  return absl::StrFormat("%.3g", value);
-}
-
 // A model's attributions of one item from its replay, as entries: one per known event the model
 // sees, one per side-feature kind (history_index -1) and one per context group.
 std::vector<Attribution> ReplayEntries(const core::Bundle& bundle,
@@ -241,7 +208,7 @@ std::vector<Attribution> ReplayEntries(const core::Bundle& bundle,
     Attribution a;
     a.feature = groups[g].name;
     a.kind = FeatureKind::kContext;
-    a.display_value = GroupDisplay(manifest, groups[g], input.context);
+    a.display_value = core::DescribeContextGroup(manifest, groups[g], input.context);
     a.attribution = replay.context[g];
     out.push_back(std::move(a));
   }
@@ -482,8 +449,8 @@ class ExplainJob {
       Attribution a;
       a.feature = players.context[c].name;
       a.kind = FeatureKind::kContext;
-      a.display_value = GroupDisplay(bundle_.manifest(), players.context[c],
-                                     ranked_.first_model_input()->context);
+      a.display_value = core::DescribeContextGroup(bundle_.manifest(), players.context[c],
+                                                   ranked_.first_model_input()->context);
       a.attribution = players_phi_[k][players.events.size() + c];
       fused->push_back(std::move(a));
     }

@@ -320,12 +320,6 @@ TEST(PerturbationTest, WithPopularityAndAPenaltyASingleEventTakesItsLeaveOneOutE
   }
 }
 
-}  // namespace
-}  // namespace recsys::explain
-
-namespace recsys::explain {
-namespace {
-
 // A time's sin and cos, and the country's one-hots, only mean something together: each is one
 // player, removed as a whole (sin = cos = 0 alone is no hour at all). Occlusion's entry of the
 // group is the score change of removing the whole group.
@@ -363,25 +357,6 @@ TEST(PerturbationTest, ContextPlayersAreGroupsRemovedAsAWhole) {
   }
 }
 
-}  // namespace
-}  // namespace recsys::explain
-
-namespace recsys::explain {
-namespace {
-
-core::RankedList ExplainedWith(const core::Bundle& bundle, const core::RecommendRequest& request,
-                               core::AttributionMethod method, uint64_t seed = 1) {
-  core::RankedList ranked;
-  EXPECT_TRUE(core::Ranker::Rank(bundle, request, 10, &ranked).ok());
-  ExplainSettings settings;
-  settings.method = method;
-  settings.samples = 256;
-  settings.seed = seed;
-  settings.max_attributions = 50;
-  EXPECT_EQ(ExplainItems(bundle, request, settings, &ranked), "");
-  return ranked;
-}
-
 std::map<std::string, double> ByFeature(const core::RecommendedItem& item) {
   std::map<std::string, double> out;
   for (const Attribution& a : item.attributions) {
@@ -405,8 +380,8 @@ TEST(LimeTest, OnAnAdditiveGameTheSurrogateFitsAndFindsTheEffects) {
   for (core::HistoryEvent& e : request.history) e.timestamp.reset();
   request.fusion_weights = {{"cf", 0.0}};
   const core::RankedList occlusion =
-      ExplainedWith(*bundle, request, core::AttributionMethod::kOcclusion);
-  const core::RankedList lime = ExplainedWith(*bundle, request, core::AttributionMethod::kLime);
+      Explain(*bundle, request, core::AttributionMethod::kOcclusion, 256);
+  const core::RankedList lime = Explain(*bundle, request, core::AttributionMethod::kLime, 256);
   ASSERT_EQ(lime.items.size(), occlusion.items.size());
   for (size_t k = 0; k < lime.items.size(); ++k) {
     SCOPED_TRACE(lime.items[k].item_id);
@@ -429,9 +404,9 @@ TEST(LimeTest, OnAnAdditiveGameTheSurrogateFitsAndFindsTheEffects) {
 TEST(LimeTest, ANonAdditiveGameFitsWorseAndTheSeedFixesTheExplanation) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0);
   const core::RecommendRequest request = RepeatingHistory();
-  const core::RankedList a = ExplainedWith(*bundle, request, core::AttributionMethod::kLime, 7);
-  const core::RankedList b = ExplainedWith(*bundle, request, core::AttributionMethod::kLime, 7);
-  const core::RankedList c = ExplainedWith(*bundle, request, core::AttributionMethod::kLime, 8);
+  const core::RankedList a = Explain(*bundle, request, core::AttributionMethod::kLime, 256, 7);
+  const core::RankedList b = Explain(*bundle, request, core::AttributionMethod::kLime, 256, 7);
+  const core::RankedList c = Explain(*bundle, request, core::AttributionMethod::kLime, 256, 8);
   ASSERT_FALSE(a.items.empty());
   bool imperfect = false, seed_matters = false;
   for (size_t k = 0; k < a.items.size(); ++k) {

@@ -152,23 +152,5 @@ TEST(ReplayTest, RejectsInputsItCannotReplay) {
   EXPECT_TRUE(out.empty());
 }
 
-TEST(ContextGroupsTest, PairsSinCosAndOneHots) {
-  core::BundleManifest manifest;
-  for (const char* name : {"hour_sin", "hour_cos", "dow_sin", "dow_cos", "log_recency_days",
-                           "country=France", "country=other", "promo"}) {
-    manifest.context_features.push_back({name, "numeric", ""});
-  }
-  const std::vector<core::ContextGroup> groups = core::ContextGroups(manifest);
-  ASSERT_EQ(groups.size(), 5u);
-  EXPECT_EQ(groups[0].name, "hour");
-  EXPECT_THAT(groups[0].features, ::testing::ElementsAre(0, 1));
-  EXPECT_EQ(groups[1].name, "dow");
-  EXPECT_THAT(groups[1].features, ::testing::ElementsAre(2, 3));
-  EXPECT_EQ(groups[2].name, "log_recency_days");
-  EXPECT_EQ(groups[3].name, "country");
-  EXPECT_THAT(groups[3].features, ::testing::ElementsAre(5, 6));
-  EXPECT_EQ(groups[4].name, "promo");
-}
-
 }  // namespace
 }  // namespace recsys::explain
