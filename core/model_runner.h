@@ -46,6 +46,18 @@ struct ScoreGradients {
   std::vector<float> context;   // [K * C]: the same for the context.
 };
 
+// One input of ModelRunner::ScorePrefixes: the history of a request's first `events` real
+// events (oldest first, left-padded as a shorter request would be, with their event features)
+// under `context`.
+struct PrefixRow {
+  int32_t events = 0;
+  std::vector<float> context;  // [C]
+};
+
+// The number m of real events of `input` (mask != 0), which must fill its last positions.
+// Errors: INVALID_ARGUMENT when a padding position comes after a real event.
+absl::StatusOr<int32_t> CountRealEvents(const ModelInput& input);
+
 // A sequential recommender of a bundle, behind the model contract of tools/recsys_models.py:
 // embed(items, event_features) -> [B,L,D]; encode(embedded, mask, context) -> [B,H];
 // item_table() -> [N,H]; item_bias() -> [N]; score = encode . item_table^T + item_bias.
@@ -74,6 +86,17 @@ class ModelRunner {
   virtual absl::Status ScoreTargets(const std::vector<ModelInput>& inputs,
                                     const std::vector<ItemIndex>& targets,
                                     std::vector<float>* scores) const = 0;
+
+  // Scores of `targets` for each of `rows`, made from one request `input` (the replay
+  // attribution's inputs, explain/replay.h): scores[r * K + k]. This default builds every
+  // row's input and calls ScoreTargets; a model whose encoder gives the sequence vector of every
+  // prefix of a history from one pass overrides it. REQUIRES: `input` has the sizes of shape()
+  // with its m real events in the last positions; 0 <= events <= m and a context of size C
+  // per row; targets < N. Errors: INVALID_ARGUMENT for a violated requirement, INTERNAL when
+  // the model fails.
+  virtual absl::Status ScorePrefixes(const ModelInput& input, const std::vector<PrefixRow>& rows,
+                                     const std::vector<ItemIndex>& targets,
+                                     std::vector<float>* scores) const;
 
   // Scores of all items for the attribution baseline: an empty history (all padding) and a
   // context of zeros. Computed once at load.

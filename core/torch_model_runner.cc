@@ -8,6 +8,8 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <algorithm>
+#include <cmath>
 #include <regex>
 
 #include "absl/strings/str_cat.h"
@@ -82,6 +84,48 @@ class TorchModelRunner final : public ModelRunner {
               scores);
     });
   }
+
+  // With prefix_sequences() and user_vectors(): one embed, one pass over the input's prefixes
+  // and one user head for all rows, instead of a pass per row.
+  absl::Status ScorePrefixes(const ModelInput& input, const std::vector<PrefixRow>& rows,
+                             const std::vector<ItemIndex>& targets,
+                             std::vector<float>* scores) const override {
+    if (!scores_prefixes_) return ModelRunner::ScorePrefixes(input, rows, targets, scores);
+    const int64_t L = shape_.max_history, C = shape_.num_context;
+    const int64_t R = static_cast<int64_t>(rows.size());
+    scores->clear();
+    if (absl::Status s = CheckSizes(input); !s.ok()) return s;
+    if (absl::Status s = CheckTargets(targets); !s.ok()) return s;
+    absl::StatusOr<int32_t> m = CountRealEvents(input);
+    if (!m.ok()) return m.status();
+    std::vector<int64_t> pick;  // Row s of prefix_sequences: the input's first s positions.
+    std::vector<float> context;
+    for (const PrefixRow& row : rows) {
+      if (row.events < 0 || row.events > *m || row.context.size() != static_cast<size_t>(C)) {
+        return absl::InvalidArgumentError(absl::StrCat(name_, ": a prefix row asks for ",
+                                                       row.events, " of ", *m, " events with ",
+                                                       row.context.size(), " context features"));
+      }
+      pick.push_back(L - *m + row.events);
+      context.insert(context.end(), row.context.begin(), row.context.end());
+    }
+    if (R == 0 || targets.empty()) return absl::OkStatus();
+    return Guarded("score prefixes", [&] {
+      c10::InferenceMode guard;
+      Inputs x = ToTensors(input);
+      torch::Tensor sequences =
+          Method("prefix_sequences")({EmbedTensor(x.items, x.features), x.mask}).toTensor();
+      torch::Tensor user =
+          Method("user_vectors")({sequences.index_select(0, torch::tensor(pick).to(device_)),
+                                  ToDevice(context, {R, C})})
+              .toTensor();
+      torch::Tensor index = TargetIndex(targets);
+      CopyOut(torch::addmm(bias_.index_select(0, index), user,
+                           table_.index_select(0, index).t()),  // [R, K]
+              scores);
+    });
+  }
+  void set_scores_prefixes(bool on) { scores_prefixes_ = on; }
 
   int32_t embedding_dim() const override { return embedding_dim_; }
   void set_embedding_dim(int32_t d) { embedding_dim_ = d; }
@@ -248,12 +292,54 @@ class TorchModelRunner final : public ModelRunner {
   const torch::Tensor bias_;   // [N]
   std::vector<float> baseline_scores_;
   int32_t embedding_dim_ = 0;
+  bool scores_prefixes_ = false;
 };
 
 std::string Shape(const torch::Tensor& t) {
   std::string s = "[";
   for (int64_t i = 0; i < t.dim(); ++i) absl::StrAppend(&s, i ? "," : "", t.size(i));
   return s + "]";
+}
+
+// Switches on `runner`'s one-pass ScorePrefixes when its module exports prefix_sequences and
+// user_vectors, after checking them against encode() on every prefix of a made-up history:
+// a module whose one-pass rows are not its encoder's would give wrong attributions silently.
+absl::Status EnablePrefixPath(const torch::jit::Module& module, const ModelShape& shape,
+                              TorchModelRunner* runner) {
+  if (!module.find_method("prefix_sequences") || !module.find_method("user_vectors")) {
+    return absl::OkStatus();
+  }
+  const int32_t L = shape.max_history, E = shape.num_event_features;
+  const int32_t m = std::min(L, std::max(shape.num_items, 1));
+  ModelInput input;
+  input.items.assign(L, shape.num_items);
+  input.event_features.assign(static_cast<size_t>(L) * E, 0.0f);
+  input.mask.assign(L, 0.0f);
+  input.context.assign(shape.num_context, 0.5f);
+  for (int32_t i = 0; i < m; ++i) {
+    const int32_t p = L - m + i;
+    input.items[p] = (7919 * i) % shape.num_items;
+    input.mask[p] = 1.0f;
+    for (int32_t e = 0; e < E; ++e) input.event_features[p * E + e] = 0.25f * (1 + (i + e) % 3);
+  }
+  std::vector<PrefixRow> rows;
+  for (int32_t j = 0; j <= m; ++j) rows.push_back({j, input.context});
+  std::vector<ItemIndex> targets;
+  for (int32_t t = 0; t < std::min(shape.num_items, 8); ++t) targets.push_back(t);
+  std::vector<float> each, once;
+  if (absl::Status s = runner->ScorePrefixes(input, rows, targets, &each); !s.ok()) return s;
+  runner->set_scores_prefixes(true);
+  if (absl::Status s = runner->ScorePrefixes(input, rows, targets, &once); !s.ok()) return s;
+  for (size_t i = 0; i < each.size(); ++i) {
+    if (std::abs(each[i] - once[i]) > 1e-4f * (1.0f + std::abs(each[i]))) {
+      runner->set_scores_prefixes(false);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "prefix_sequences() does not match encode(): the history of its first ",
+          rows[i / targets.size()].events, " events scores item ", targets[i % targets.size()],
+          " ", once[i], " through it, ", each[i], " through encode()"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -367,6 +453,9 @@ ModelLoader TorchScriptLoader(const std::string& device) {
             absl::StrCat("embed() of the padding item without side-features must be 0 "
                          "(the attribution baseline), its largest entry is ",
                          most));
+      }
+      if (absl::Status s = EnablePrefixPath(module, shape, runner.get()); !s.ok()) {
+        return wrong(std::string(s.message()));
       }
       std::vector<float> scores;
       if (absl::Status s = runner->ScoreAll(input, &scores); !s.ok()) return wrong(s.ToString());

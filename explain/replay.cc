@@ -1,7 +1,6 @@
 #include "explain/replay.h"
 
 #include <algorithm>
-#include <iterator>
 
 #include "absl/strings/str_cat.h"
 
@@ -16,77 +15,54 @@ struct Step {
   int index;  // The context group, input position or side-feature kind.
 };
 
-// The steps' inputs, the baseline first, and what each later one adds.
+// The steps' inputs after the baseline: first those that add context groups and events (a
+// prefix of the history with side-features 0, scored with ModelRunner::ScorePrefixes), then
+// those that add the side-feature kinds (whole inputs).
 struct ReplaySteps {
-  std::vector<core::ModelInput> inputs;
-  std::vector<Step> steps;  // steps[i] leads from inputs[i] to inputs[i + 1].
-
-  void Add(const core::ModelInput& input, Step step) {
-    inputs.push_back(input);
-    steps.push_back(step);
-  }
+  std::vector<core::PrefixRow> prefixes;
+  std::vector<core::ModelInput> featured;
+  std::vector<Step> steps;  // steps[i] leads from input i to input i + 1 (input 0: baseline).
 };
-
-// The number of real events of `input`, which must fill its last positions.
-absl::StatusOr<int> RealEvents(const core::ModelInput& input) {
-  const int L = static_cast<int>(input.mask.size());
-  int m = 0;
-  while (m < L && input.mask[L - 1 - m] != 0.0f) ++m;
-  for (int p = 0; p < L - m; ++p) {
-    if (input.mask[p] != 0.0f) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("replay: the real events must be the last positions; mask[", p, "] is set"));
-    }
-  }
-  return m;
-}
 
 ReplaySteps MakeSteps(const core::ModelShape& shape, const core::ModelInput& input, int m,
                       const std::vector<core::ContextGroup>& groups) {
   const int L = shape.max_history, E = shape.num_event_features;
-  core::ModelInput row;
-  row.items.assign(L, shape.num_items);
-  row.event_features.assign(static_cast<size_t>(L) * E, 0.0f);
-  row.mask.assign(L, 0.0f);
-  row.context.assign(shape.num_context, 0.0f);
   ReplaySteps out;
-  out.inputs.push_back(row);
+  std::vector<float> context(shape.num_context, 0.0f);
   for (size_t g = 0; g < groups.size(); ++g) {
     bool changes = false;
     for (int c : groups[g].features) {
       changes |= input.context[c] != 0.0f;
-      row.context[c] = input.context[c];
+      context[c] = input.context[c];
     }
-    if (changes) out.Add(row, {Credit::kContext, static_cast<int>(g)});
+    if (!changes) continue;
+    out.prefixes.push_back({0, context});
+    out.steps.push_back({Credit::kContext, static_cast<int>(g)});
   }
-  for (int j = 1; j <= m; ++j) {  // The history after its j-th event, left-padded.
-    row.items.assign(L, shape.num_items);
-    row.mask.assign(L, 0.0f);
-    for (int i = 0; i < j; ++i) {
-      row.items[L - j + i] = input.items[L - m + i];
-      row.mask[L - j + i] = input.mask[L - m + i];
-    }
-    out.Add(row, {Credit::kEvent, L - m + j - 1});
+  for (int j = 1; j <= m; ++j) {  // The history after its j-th event.
+    out.prefixes.push_back({j, input.context});
+    out.steps.push_back({Credit::kEvent, L - m + j - 1});
   }
+  core::ModelInput row = input;
+  row.event_features.assign(input.event_features.size(), 0.0f);
   for (int e = 0; e < E; ++e) {
     bool changes = false;
     for (int p = 0; p < L; ++p) {
       changes |= input.event_features[p * E + e] != 0.0f;
       row.event_features[p * E + e] = input.event_features[p * E + e];
     }
-    if (changes) out.Add(row, {Credit::kFeature, e});
+    if (!changes) continue;
+    out.featured.push_back(row);
+    out.steps.push_back({Credit::kFeature, e});
   }
   return out;
 }
 
-}  // namespace
-
-namespace {
-
-// The checks of Replay's arguments, but for those of the inputs' real events (RealEvents).
-absl::Status CheckArguments(const core::ModelShape& shape, const core::ModelInput& input,
-                            const std::vector<core::ContextGroup>& groups, size_t targets,
-                            const std::vector<double>& start, const std::vector<double>& end) {
+// The checks of Replay's arguments; returns the number of real events of `input`.
+absl::StatusOr<int> CheckArguments(const core::ModelShape& shape, const core::ModelInput& input,
+                                   const std::vector<core::ContextGroup>& groups, size_t targets,
+                                   const std::vector<double>& start,
+                                   const std::vector<double>& end) {
   const size_t L = shape.max_history, E = shape.num_event_features, C = shape.num_context;
   if (input.items.size() != L || input.mask.size() != L || input.event_features.size() != L * E ||
       input.context.size() != C) {
@@ -108,33 +84,67 @@ absl::Status CheckArguments(const core::ModelShape& shape, const core::ModelInpu
   if (start.size() != targets || end.size() != targets) {
     return absl::InvalidArgumentError("replay: one start and one end score per target");
   }
+  absl::StatusOr<int32_t> m = core::CountRealEvents(input);
+  if (!m.ok()) return m.status();
+  // The steps rebuild the input from its real events: its padding must be the empty history's,
+  // so that the last step is the input itself, whose score the caller gave as `end`.
+  for (size_t p = 0; p < L - *m; ++p) {
+    const auto features = input.event_features.begin() + p * E;
+    if (input.items[p] != shape.num_items ||
+        std::any_of(features, features + E, [](float f) { return f != 0.0f; })) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "replay: padding position ", p, " must hold the padding item without side-features"));
+    }
+  }
+  return *m;
+}
+
+// Appends the scores of `rows` (rows.size() * K values) from `score`, checking their number.
+template <typename Score>
+absl::Status AppendScores(size_t rows, size_t K, Score score, std::vector<double>* scores) {
+  if (rows == 0) return absl::OkStatus();
+  std::vector<float> scored;
+  if (absl::Status s = score(&scored); !s.ok()) return s;
+  if (scored.size() != rows * K) {
+    return absl::InternalError("replay: the model scored a batch of the wrong size");
+  }
+  scores->insert(scores->end(), scored.begin(), scored.end());
   return absl::OkStatus();
 }
 
-bool SameInput(const core::ModelInput& a, const core::ModelInput& b) {
-  return a.items == b.items && a.event_features == b.event_features && a.mask == b.mask &&
-         a.context == b.context;
-}
-
-// scores[r * K + k]: target k at step input r, the first and last rows from start and end, the
-// inner ones scored in one batch.
-absl::Status ScoreSteps(const core::ModelRunner& model, ReplaySteps* steps,
-                        const std::vector<core::ItemIndex>& targets,
+// scores[r * K + k]: target k at step input r; the first and last rows are `start` and `end`
+// (the last step is the input itself), the inner ones scored in two batches.
+absl::Status ScoreSteps(const core::ModelRunner& model, const core::ModelInput& input,
+                        ReplaySteps* steps, const std::vector<core::ItemIndex>& targets,
                         const std::vector<double>& start, const std::vector<double>& end,
                         std::vector<double>* scores) {
-  const size_t K = targets.size(), rows = steps->inputs.size();
-  scores->assign(rows * K, 0.0);
-  std::copy(start.begin(), start.end(), scores->begin());
-  std::copy(end.begin(), end.end(), scores->end() - K);
-  if (rows <= 2) return absl::OkStatus();
-  std::vector<core::ModelInput> inner(std::make_move_iterator(steps->inputs.begin() + 1),
-                                      std::make_move_iterator(steps->inputs.end() - 1));
-  std::vector<float> scored;
-  if (absl::Status s = model.ScoreTargets(inner, targets, &scored); !s.ok()) return s;
-  if (scored.size() != (rows - 2) * K) {
-    return absl::InternalError("replay: the model scored a batch of the wrong size");
+  const size_t K = targets.size();
+  *scores = start;
+  if (steps->steps.empty()) return absl::OkStatus();
+  if (!steps->featured.empty()) {
+    steps->featured.pop_back();
+  } else {
+    steps->prefixes.pop_back();
   }
-  std::copy(scored.begin(), scored.end(), scores->begin() + K);
+  core::ModelInput bare = input;  // The events without their side-features.
+  bare.event_features.assign(input.event_features.size(), 0.0f);
+  if (absl::Status s = AppendScores(
+          steps->prefixes.size(), K,
+          [&](std::vector<float>* out) {
+            return model.ScorePrefixes(bare, steps->prefixes, targets, out);
+          },
+          scores);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = AppendScores(
+          steps->featured.size(), K,
+          [&](std::vector<float>* out) { return model.ScoreTargets(steps->featured, targets, out); },
+          scores);
+      !s.ok()) {
+    return s;
+  }
+  scores->insert(scores->end(), end.begin(), end.end());
   return absl::OkStatus();
 }
 
@@ -145,19 +155,13 @@ absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& inpu
                     const std::vector<core::ItemIndex>& targets, const std::vector<double>& start,
                     const std::vector<double>& end, std::vector<ReplayAttribution>* out) {
   const core::ModelShape& shape = model.shape();
-  if (absl::Status s = CheckArguments(shape, input, groups, targets.size(), start, end); !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<int> m = RealEvents(input);
+  absl::StatusOr<int> m = CheckArguments(shape, input, groups, targets.size(), start, end);
   if (!m.ok()) return m.status();
   ReplaySteps steps = MakeSteps(shape, input, *m, groups);
-  // The last step must be the input itself, whose score the caller gave as `end`.
-  if (!SameInput(steps.inputs.back(), input)) {
-    return absl::InvalidArgumentError(
-        "replay: the input's padding positions must hold the padding item");
-  }
   std::vector<double> scores;
-  if (absl::Status s = ScoreSteps(model, &steps, targets, start, end, &scores); !s.ok()) return s;
+  if (absl::Status s = ScoreSteps(model, input, &steps, targets, start, end, &scores); !s.ok()) {
+    return s;
+  }
   const size_t K = targets.size();
   for (size_t k = 0; k < K; ++k) {
     ReplayAttribution& a = out->emplace_back();

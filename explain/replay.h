@@ -20,9 +20,10 @@ namespace recsys::explain {
 // score(input) - score(baseline) exactly, up to float rounding (no integration error, no
 // sampling). Like Integrated Gradients' path, the inner steps leave the data: events with
 // side-features 0 (no quantity, no price), a context with some groups still 0. The inner steps
-// are scored in one batched ScoreTargets call (the first and last are the baseline's and the
-// request's scores, which the caller already has); steps that add nothing (a group or kind that
-// is 0 everywhere) are skipped and credited 0. Errors if the last step would not be `input`.
+// are scored in two batches, steps 1-2 with one ScorePrefixes call (one pass of the encoder for
+// a model that overrides it) and steps 3 with one ScoreTargets call; the first and last are the
+// baseline's and the request's scores, which the caller already has. Steps that add nothing (a
+// group or kind that is 0 everywhere) are skipped and credited 0.
 struct ReplayAttribution {
   std::vector<double> event;    // [L]: per input position (0 for padding).
   std::vector<double> feature;  // [E]: per side-feature kind, summed over the events.
@@ -36,7 +37,8 @@ struct ReplayAttribution {
 // has the sizes of model.shape() with its real events in the last positions (as
 // core::Featurize makes it); targets < N. Errors: INVALID_ARGUMENT for wrong sizes, `groups`
 // that do not partition the context features, or an input whose padding positions do not
-// hold the padding item; those of the model otherwise. Thread-safe when the model is.
+// hold the padding item without side-features; those of the model otherwise. Thread-safe
+// when the model is.
 absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& input,
                     const std::vector<core::ContextGroup>& groups,
                     const std::vector<core::ItemIndex>& targets, const std::vector<double>& start,

@@ -67,25 +67,6 @@ core::InterestProfile InterestProfileOf(const core::RecommendRequest& request,
 
 }  // namespace
 
-namespace {
-
-// The inputs replay scores, over the weighted models: per model, the events it sees, the
-// context groups and the side-feature kinds, less the last step (the ranker's score).
-double ReplayInputs(const core::Bundle& bundle, const core::RankedList& ranked) {
-  const double groups = static_cast<double>(core::ContextGroups(bundle.manifest()).size());
-  const double kinds = static_cast<double>(bundle.manifest().event_features.size());
-  const double events = static_cast<double>(ranked.history.items.size());
-  double inputs = 0.0;
-  for (const core::RankedSource& s : ranked.sources) {
-    if (s.source.kind != core::SourceKind::kModel || !s.source.active()) continue;
-    inputs += std::min(events, static_cast<double>(s.source.model->shape().max_history)) + groups +
-              kinds - 1;
-  }
-  return std::max(inputs, 0.0);
-}
-
-}  // namespace
-
 double RecommendPipeline::CostUnits(const explain::ExplainSettings& settings,
                                     const core::Bundle& bundle, const core::RankedList& ranked) {
   const double models = WeightedModels(ranked);
@@ -105,8 +86,12 @@ double RecommendPipeline::CostUnits(const explain::ExplainSettings& settings,
       return items * models;
     case AttributionMethod::kOcclusion:
       return (players + 1) * models;
-    case AttributionMethod::kReplay:  // An input per event the models see, group and kind.
-      return ReplayInputs(bundle, ranked);
+    case AttributionMethod::kReplay: {
+      // Per model: one pass over the history's prefixes (ModelRunner::ScorePrefixes) and one
+      // input per side-feature kind, less the last (the ranker's).
+      const double kinds = static_cast<double>(bundle.manifest().event_features.size());
+      return models * std::max(kinds, 1.0);
+    }
     case AttributionMethod::kKernelShap: {
       const double coalitions =
           std::min(static_cast<double>(settings.samples), std::pow(2.0, players)) + 2;

@@ -13,6 +13,19 @@ score(item i) = encode(...) . item_table()[i] + item_bias()[i]. Histories are le
 L = max_history: the most recent event is at position L - 1; padding positions hold item index N
 (the padding row of the embedding) and mask 0. `forward` returns the scores of all N items.
 
+encode() is the user head over a sequence vector, and both parts are exported too, so that the
+replay attribution (explain/replay.h) scores every prefix of a history from one pass:
+
+  prefix_sequences(embedded: float[1, L, D], mask: float[1, L]) -> float[L + 1, S]
+      row s: the sequence vector of the input's first s positions moved to the end (left-padded
+      to L), i.e. the history as it stood after its first s - (L - m) events; rows 0..L - m are
+      the empty history's.
+  user_vectors(sequences: float[B, S], context: float[B, C]) -> float[B, H]
+
+with encode(embedded, mask, context) = user_vectors(row L of prefix_sequences, context). Both
+encoders make a padded position (embedding 0) the same as no position, so a history of zero
+embeddings is the empty history whatever its mask.
+
 Event side-features (E = 3), per history event: log1p(quantity), log1p(unit price),
 log1p(days since the previous event). Context features: hour of day and day of week as sine and
 cosine pairs, log1p(days since the last event), and a one-hot of the shopper's country over the
@@ -143,7 +156,8 @@ class _Base(nn.Module):
     def item_bias(self) -> torch.Tensor:
         return self.bias
 
-    def _user(self, sequence: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    @torch.jit.export
+    def user_vectors(self, sequence: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """encode()'s result from the sequence vector [B, D] and the context: the user vector
         and its weights of the item features."""
         user = self.dropout(torch.tanh(self.combine(torch.cat(
@@ -179,21 +193,27 @@ class _Base(nn.Module):
 
 class GruRecommender(_Base):
     """GRU4Rec-style: a GRU over the embedded events; the state after the last one is the
-    session vector."""
+    session vector. The GRU has no biases, so from the zero state a zero input (padding) keeps
+    the state at exactly 0: a left-padded history is the GRU run over its events from the zero
+    state, as GRU4Rec starts every session, and the state after each event is the sequence
+    vector of the history up to it (prefix_sequences is one pass)."""
 
     def __init__(self, num_items, max_history, num_event_features, num_context, dim=64,
                  item_features=None, dropout=0.0):
         super().__init__(num_items, max_history, num_event_features, num_context, dim,
                          item_features, dropout)
-        self.gru = nn.GRU(dim, dim, batch_first=True)
+        self.gru = nn.GRU(dim, dim, batch_first=True, bias=False)
 
     @torch.jit.export
     def encode(self, embedded: torch.Tensor, mask: torch.Tensor,
                context: torch.Tensor) -> torch.Tensor:
-        # Left padding: zeroed padding inputs before the first event keep the state near its
-        # start; the state after position L-1 sees every real event.
         out, _ = self.gru(self.dropout(embedded) * mask.unsqueeze(2))
-        return self._user(out[:, -1, :], context)
+        return self.user_vectors(out[:, -1, :], context)
+
+    @torch.jit.export
+    def prefix_sequences(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(embedded * mask.unsqueeze(2))  # [1, L, D]: the state after each.
+        return torch.cat([out.new_zeros((1, out.size(2))), out[0]], dim=0)
 
 
 class CaserRecommender(_Base):
@@ -217,8 +237,24 @@ class CaserRecommender(_Base):
         for conv in self.horizontal:
             pooled.append(torch.relu(conv(x)).squeeze(3).max(dim=2).values)
         vertical = self.vertical(x).flatten(1)
-        return self._user(torch.relu(self.project(torch.cat(pooled + [vertical], dim=1))),
-                          context)
+        return self.user_vectors(torch.relu(self.project(torch.cat(pooled + [vertical], dim=1))),
+                                 context)
+
+    @torch.jit.export
+    def prefix_sequences(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # Every row's input is an L-long window of z = [L zero rows, the input]: row s is the
+        # window starting at s. A convolution over z gives every window's values in one pass;
+        # a horizontal filter's max-pool over window s is a sliding max over its positions.
+        length = embedded.size(1)
+        z = torch.cat([embedded.new_zeros((length, embedded.size(2))),
+                       embedded[0] * mask[0].unsqueeze(1)], dim=0).unsqueeze(0).unsqueeze(0)
+        pooled = []
+        for conv in self.horizontal:
+            values = torch.relu(conv(z)).squeeze(3).squeeze(0)  # [F, 2L - h + 1]
+            width = length - conv.weight.size(2) + 1
+            pooled.append(values.unfold(1, width, 1).max(dim=2).values.t())  # [L + 1, F]
+        vertical = self.vertical(z).squeeze(0).transpose(0, 1).flatten(1)  # [L + 1, V * D]
+        return torch.relu(self.project(torch.cat(pooled + [vertical], dim=1)))
 
 
 class TextCnnCaser(CaserRecommender):

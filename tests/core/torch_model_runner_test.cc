@@ -147,6 +147,41 @@ TEST_F(TorchModelTest, BatchedTargetScoresEqualTheSingleRequestScores) {
   }
 }
 
+TEST_F(TorchModelTest, PrefixScoresAreTheScoresOfTheShorterRequests) {
+  // The reference input's 3 events at positions 2..4 of L = 5; each row written out by hand.
+  const ModelInput input = ReferenceInput();
+  ASSERT_EQ(input.mask, std::vector<float>({0, 0, 1, 1, 1}));
+  const std::vector<float> no_context(input.context.size(), 0.0f);
+  const std::vector<PrefixRow> rows = {{0, no_context}, {0, input.context}, {1, input.context},
+                                       {2, no_context}, {3, input.context}};
+  std::vector<ModelInput> shorter;
+  for (const PrefixRow& row : rows) {
+    ModelInput& x = shorter.emplace_back();
+    x.items.assign(5, 4);  // N = 4: the padding item.
+    x.mask.assign(5, 0.0f);
+    x.event_features.assign(input.event_features.size(), 0.0f);
+    x.context = row.context;
+    const size_t E = input.event_features.size() / 5;
+    for (int i = 0; i < row.events; ++i) {  // Event i (oldest first) at position 5 - j + i.
+      const size_t to = 5 - row.events + i, from = 2 + i;
+      x.items[to] = input.items[from];
+      x.mask[to] = 1.0f;
+      for (size_t e = 0; e < E; ++e) x.event_features[to * E + e] = input.event_features[from * E + e];
+    }
+  }
+  const std::vector<ItemIndex> targets = {3, 0, 2};
+  for (const auto& model : (*bundle_)->models()) {
+    SCOPED_TRACE(model->name());
+    std::vector<float> prefixes, expected;
+    ASSERT_TRUE(model->ScorePrefixes(input, rows, targets, &prefixes).ok());
+    ASSERT_TRUE(model->ScoreTargets(shorter, targets, &expected).ok());
+    ASSERT_EQ(prefixes.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(prefixes[i], expected[i], 1e-5) << i;
+    EXPECT_EQ(model->ScorePrefixes(input, {{4, input.context}}, targets, &prefixes).code(),
+              absl::StatusCode::kInvalidArgument);  // Only 3 events.
+  }
+}
+
 TEST_F(TorchModelTest, EmbedFeedsEncodeWhatPythonsEmbedDoes) {
   // reference.json has no embed() output; its scores are encode(embed(...)), so Embed is
   // checked through them: Gradients' scores at the embedded reference input are Python's.
@@ -335,6 +370,9 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
   EXPECT_THAT(s.message(),
               HasSubstr("embed() of the padding item without side-features must be 0"));
   EXPECT_TRUE(loader(*dir_ + "/linear.pt", {"linear", "linear", "linear.pt", 8, 5}, shape).ok());
+  s = loader(*dir_ + "/stale_prefix.pt", spec, shape).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("prefix_sequences() does not match encode()"));
   s = loader(*dir_ + "/manifest.json", spec, shape).status();
   EXPECT_THAT(s.message(), HasSubstr("manifest.json: not a model of this bundle"));
   shape.num_context += 1;  // A context the model was not trained on.

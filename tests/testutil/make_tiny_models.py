@@ -9,8 +9,9 @@ registers them in DIR/manifest.json with fixed fusion parameters, and writes
 DIR/reference.json: a request, the features Python computes for it and each model's scores of
 every item, so that the C++ featurizer and runner can be checked against Python. It also writes
 three models that break the contract (wrong_table.pt: one item too many; no_encode.pt: no encode
-method; padded.pt: the padding item does not embed to 0) for the rejection tests, and linear.pt,
-whose encoder is linear in its inputs.
+method; padded.pt: the padding item does not embed to 0; stale_prefix.pt: a GRU with biases,
+whose prefix_sequences() is not its encode()'s) for the rejection tests, and linear.pt, whose
+encoder is linear in its inputs.
 """
 
 import argparse
@@ -129,6 +130,11 @@ def main():
     wrong = rm.make_model("rnn", n + 1, MAX_HISTORY, len(context_names), DIM)
     torch.jit.script(wrong.eval()).save(os.path.join(args.bundle, "wrong_table.pt"))
     torch.jit.script(NoEncode(n)).save(os.path.join(args.bundle, "no_encode.pt"))
+    stale = rm.make_model("rnn", n, MAX_HISTORY, len(context_names), DIM)
+    stale.gru = torch.nn.GRU(DIM, DIM, batch_first=True)  # Padding moves its state.
+    with torch.no_grad():
+        stale.gru.bias_ih_l0.normal_(0.0, 0.5)
+    torch.jit.script(stale.eval()).save(os.path.join(args.bundle, "stale_prefix.pt"))
     linear = Linear(n, len(context_names))
     with torch.no_grad():
         for p in linear.parameters():

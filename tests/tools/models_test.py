@@ -71,6 +71,48 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(tokens.tolist(), [[vocabulary["RED"], vocabulary["BAG"], 0, 0]])
 
 
+class PrefixSequencesTest(unittest.TestCase):
+    """prefix_sequences row s is the history after its first s - (L - m) events, written out
+    here as the left-padded request a shorter history makes, and encoded the ordinary way."""
+
+    def check(self, kind, descriptions):
+        torch.manual_seed(4)
+        model = rm.make_model(kind, N, L, C, D, torch.rand(N, 2), 0.0, descriptions)
+        model.eval()
+        model.freeze()
+        scripted = torch.jit.script(model)
+        events = torch.tensor([2, 0, 5])
+        features = torch.rand(3, 3)
+        m = len(events)
+        items = torch.full((1, L), N)
+        items[0, L - m:] = events
+        full = torch.zeros(1, L, 3)
+        full[0, L - m:] = features
+        rows = scripted.prefix_sequences(scripted.embed(items, full), (items < N).float())
+        self.assertEqual(rows.shape[0], L + 1)
+        context = torch.rand(1, C)
+        for s in range(L + 1):
+            j = max(0, s - (L - m))
+            shorter = torch.full((1, L), N)
+            shorter_features = torch.zeros(1, L, 3)
+            if j:
+                shorter[0, L - j:] = events[:j]
+                shorter_features[0, L - j:] = features[:j]
+            expected = scripted.encode(scripted.embed(shorter, shorter_features),
+                                       (shorter < N).float(), context)
+            got = scripted.user_vectors(rows[s:s + 1], context)
+            self.assertTrue(torch.allclose(got, expected, atol=1e-6), (kind, s, got, expected))
+
+    def test_rnn(self):
+        self.check("rnn", None)
+
+    def test_caser(self):
+        self.check("cnn", None)
+
+    def test_text_cnn(self):
+        self.check("cnn", DESCRIPTIONS)
+
+
 class ItemFeaturesTest(unittest.TestCase):
     def test_a_given_category_list_keeps_the_columns_of_another_catalogue(self):
         # The final catalogue has a category the validation one lacked ("toys"): with the

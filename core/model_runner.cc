@@ -1,0 +1,57 @@
+#include "core/model_runner.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace recsys::core {
+
+absl::StatusOr<int32_t> CountRealEvents(const ModelInput& input) {
+  const int32_t L = static_cast<int32_t>(input.mask.size());
+  int32_t m = 0;
+  while (m < L && input.mask[L - 1 - m] != 0.0f) ++m;
+  for (int32_t p = 0; p < L - m; ++p) {
+    if (input.mask[p] != 0.0f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model input: the real events must be the last positions; mask[", p, "] is set"));
+    }
+  }
+  return m;
+}
+
+absl::Status ModelRunner::ScorePrefixes(const ModelInput& input, const std::vector<PrefixRow>& rows,
+                                        const std::vector<ItemIndex>& targets,
+                                        std::vector<float>* scores) const {
+  const ModelShape& s = shape();
+  const size_t L = s.max_history, E = s.num_event_features, C = s.num_context;
+  if (input.items.size() != L || input.mask.size() != L || input.event_features.size() != L * E ||
+      input.context.size() != C) {
+    return absl::InvalidArgumentError(absl::StrCat(name(), ": model input has the wrong size"));
+  }
+  absl::StatusOr<int32_t> m = CountRealEvents(input);
+  if (!m.ok()) return m.status();
+  std::vector<ModelInput> inputs;
+  inputs.reserve(rows.size());
+  for (const PrefixRow& row : rows) {
+    if (row.events < 0 || row.events > *m || row.context.size() != C) {
+      return absl::InvalidArgumentError(absl::StrCat(name(), ": a prefix row asks for ",
+                                                     row.events, " of ", *m, " events with ",
+                                                     row.context.size(), " context features"));
+    }
+    ModelInput& shorter = inputs.emplace_back();
+    shorter.items.assign(L, s.num_items);
+    shorter.event_features.assign(L * E, 0.0f);
+    shorter.mask.assign(L, 0.0f);
+    shorter.context = row.context;
+    const size_t from = L - *m, to = L - row.events;  // The first event, and where it goes.
+    for (size_t i = 0; i < static_cast<size_t>(row.events); ++i) {
+      shorter.items[to + i] = input.items[from + i];
+      shorter.mask[to + i] = input.mask[from + i];
+      std::copy_n(input.event_features.begin() + (from + i) * E, E,
+                  shorter.event_features.begin() + (to + i) * E);
+    }
+  }
+  return ScoreTargets(inputs, targets, scores);
+}
+
+}  // namespace recsys::core
