@@ -25,8 +25,11 @@ int BlasThreads();
 // embed / encode / item_table / item_bias, and runs a warm-up request to check every shape
 // against the bundle (items [1,L], event features [1,L,E], mask [1,L], context [1,C] ->
 // item_table [N,H], item_bias [N], encode [1,H]). A wrong model is an error naming the file
-// and the mismatch. On a CUDA device it switches cuDNN off for the process (cuDNN's RNN cannot
-// run the attribution backward pass in eval mode); LibTorch's native CUDA kernels run instead.
+// and the mismatch. A module that also exports prefix_sequences and user_vectors (see
+// tools/recsys_models.py) gets a one-pass ScorePrefixes, after a check against encode() on
+// every prefix of a made-up history (a mismatch refuses the model). On a CUDA device it
+// switches cuDNN off for the process (cuDNN's RNN cannot run the attribution backward pass in
+// eval mode); LibTorch's native CUDA kernels run instead.
 ModelLoader TorchScriptLoader(const std::string& device);
 
 }  // namespace recsys::core

@@ -8,10 +8,13 @@ It serves Recommend on loopback (plaintext) from the same bundle as recsys_serve
 same work per request: item-CF scores from the bundle's neighbour lists with the manifest's
 recency weights, recent popularity, every TorchScript model's scores over the whole catalogue
 (the same features as core/featurizer.cc), the fused score with the manifest's weights, slopes
-and intercepts, top_k, and CF_EXACT explanations (each history event's exact share of the CF
-source, popularity as a prior). Written as a Python developer would: numpy over the whole
+and intercepts, top_k, and explanations: CF_EXACT (each history event's exact share of the CF
+source, popularity as a prior) and REPLAY, the server's default (CF_EXACT plus every weighted
+model's score rebuilt step by step from the empty history: context groups, the history after
+each event, the side-feature kinds, scored with the models' prefix_sequences and user_vectors
+as explain/replay.h does). Written as a Python developer would: numpy over the whole
 catalogue instead of the C++ server's candidate set, so its lists can differ in the tail. Other
-request options (filters, diversity, other explanation methods) are ignored: the benchmark does
+request options (filters, diversity, other explanation methods: CF_EXACT) are ignored: the benchmark does
 not send them. Prints "baseline listening on port N" once it serves.
 """
 
@@ -97,6 +100,56 @@ class Bundle:
             model.eval()
             self.models[spec["name"]] = (model, spec["max_history"])
         self.sources = m["sources"]
+        # Context groups as core::ContextGroups makes them: x_sin/x_cos -> x, name=value -> name.
+        self.context_groups = {}
+        for c, f in enumerate(m["feature_schema"]["context_features"]):
+            name = f["name"].split("=")[0]
+            for suffix in ("_sin", "_cos"):
+                name = name[:-len(suffix)] if name.endswith(suffix) else name
+            self.context_groups.setdefault(name, []).append(c)
+        self.event_feature_names = [f["name"] for f in m["feature_schema"]["event_features"]]
+
+
+def replay(model, inputs, targets, groups):
+    """Replay attributions of one model's scores of `targets` (explain/replay.h): returns
+    (steps, scores [len(steps) + 1, K]); steps[i] = (kind, index) is credited with
+    scores[i + 1] - scores[i]."""
+    items, events, mask, context = inputs
+    length, m = items.size(1), int(mask.sum().item())
+    steps, prefixes, contexts = [], [], []
+    partial = torch.zeros_like(context)
+    for name, features in groups.items():
+        if bool((context[0, features] != 0).any()):
+            partial = partial.clone()
+            partial[0, features] = context[0, features]
+            steps.append(("context", name))
+            prefixes.append(length - m)
+            contexts.append(partial)
+    for j in range(1, m + 1):
+        steps.append(("event", length - m + j - 1))
+        prefixes.append(length - m + j)
+        contexts.append(context)
+    featured, current = [], torch.zeros_like(events)
+    for e in range(events.size(2)):
+        if bool((events[0, :, e] != 0).any()):
+            current = current.clone()
+            current[0, :, e] = events[0, :, e]
+            steps.append(("feature", e))
+            featured.append(current)
+    with torch.no_grad():
+        index = torch.tensor(targets)
+        table, bias = model.item_table()[index], model.item_bias()[index]
+        bare = model.embed(items, torch.zeros_like(events))
+        sequences = model.prefix_sequences(bare, mask)  # Row 0: the empty history.
+        users = [model.user_vectors(sequences[:1], torch.zeros_like(context))]
+        if prefixes:
+            users.append(model.user_vectors(sequences[prefixes], torch.cat(contexts)))
+        if featured:
+            n = len(featured)
+            users.append(model.encode(model.embed(items.expand(n, -1), torch.cat(featured)),
+                                      mask.expand(n, -1), context.expand(n, -1)))
+        scores = torch.cat(users) @ table.t() + bias
+    return steps, scores.double().numpy()
 
 
 class Recommender:
@@ -149,13 +202,14 @@ class Recommender:
         request_time = (request.context.time.seconds if request.context.HasField("time")
                         else int(time.time()))
         raw = {"cf": cf, "pop": b.pop_score}
-        with torch.no_grad():
-            for name, (model, max_history) in b.models.items():
-                inputs = self.features(history, known, max_history, request_time,
-                                       request.context.country)
-                raw[name] = model(*inputs)[0].numpy().astype(np.float64)
         weight = {s["name"]: s["weight"] for s in b.sources}
         weight.update(request.fusion.weights)
+        inputs = {}
+        with torch.no_grad():
+            for name, (model, max_history) in b.models.items():
+                inputs[name] = self.features(history, known, max_history, request_time,
+                                             request.context.country)
+                raw[name] = model(*inputs[name])[0].numpy().astype(np.float64)
         fused = np.zeros(b.num_items)
         for s in b.sources:
             fused += weight[s["name"]] * (s["slope"] * raw[s["name"]] + s["intercept"])
@@ -171,6 +225,12 @@ class Recommender:
         response = pb.RecommendResponse(request_id=request.request_id)
         response.metadata.bundle_version = b.version
         explain = request.explain.method != pb.ATTRIBUTION_METHOD_NONE
+        replayed = {}  # Model name -> (steps, scores [steps + 1, k]).
+        if request.explain.method in (pb.ATTRIBUTION_METHOD_UNSPECIFIED,
+                                      pb.ATTRIBUTION_METHOD_REPLAY):
+            for name, (model, _) in b.models.items():
+                if weight[name] > 0:
+                    replayed[name] = replay(model, inputs[name], top.tolist(), b.context_groups)
         for rank, i in enumerate(top, 1):
             item = response.items.add(item_id=b.ids[i], rank=rank, score=float(fused[i]))
             for s in b.sources:
@@ -198,9 +258,32 @@ class Recommender:
                     item.attributions.add(feature="recent_popularity",
                                           kind=pb.FEATURE_KIND_PRIOR,
                                           attribution=float(w * s["slope"] * raw[name][i]))
+                elif name in replayed:
+                    self.add_replay(item, replayed[name], rank - 1, w * s["slope"], known,
+                                    b.models[name][1])
             if explain:
                 item.attributions.sort(key=lambda a: -abs(a.attribution))
         return response
+
+
+    def add_replay(self, item, replayed, k, scale, known, max_history):
+        """The replay entries of target k: each step's score change, scaled into the fused
+        score."""
+        pb, b = self.pb, self.b
+        steps, scores = replayed
+        for step, (kind, index) in enumerate(steps):
+            value = float(scale * (scores[step + 1, k] - scores[step, k]))
+            if kind == "event":
+                t, j = known[index - max_history + len(known)]
+                item.attributions.add(feature="history[%d]" % t, history_index=t,
+                                      kind=pb.FEATURE_KIND_HISTORY_EVENT, item_id=b.ids[j],
+                                      attribution=value)
+            elif kind == "context":
+                item.attributions.add(feature=index, kind=pb.FEATURE_KIND_CONTEXT,
+                                      history_index=-1, attribution=value)
+            else:
+                item.attributions.add(feature=b.event_feature_names[index], history_index=-1,
+                                      kind=pb.FEATURE_KIND_EVENT_FEATURE, attribution=value)
 
 
 def main():

@@ -40,7 +40,7 @@ for _ in 1 2 3; do
       --duration=8s --method="$method" --label="$method"
   done
   loadgen "$out/loadgen.jsonl" --address=127.0.0.1:"$baseline_port" --mode=closed \
-    --concurrency=4 --duration=8s --method=cf_exact --label="python baseline (cf_exact)"
+    --concurrency=4 --duration=8s --method=replay --label="python baseline (replay)"
 done
 stop_server "$baseline"
 
@@ -62,11 +62,11 @@ fi
 echo "== 2. gRPC overhead" >&2
 for _ in 1 2 3; do
   loadgen "$out/overhead.jsonl" --address=127.0.0.1:"$cpp_port" --mode=closed --concurrency=1 \
-    --duration=6s --method=cf_exact --label="through gRPC"
+    --duration=6s --method=replay --label="through gRPC"
   loadgen "$out/overhead.jsonl" --mode=inprocess --bundle=bundles --concurrency=1 \
-    --duration=6s --method=cf_exact --label="in process"
+    --duration=6s --method=replay --label="in process"
   loadgen "$out/overhead.jsonl" --mode=inprocess --bundle=bundles --concurrency=2 \
-    --duration=6s --method=cf_exact --label="in process, 2 callers"
+    --duration=6s --method=replay --label="in process, 2 callers"
   loadgen "$out/overhead.jsonl" --address=127.0.0.1:"$cpp_port" --mode=health --concurrency=1 \
     --duration=6s --label="empty RPC (health Check)"
 done
