@@ -19,25 +19,36 @@ absl::StatusOr<int32_t> CountRealEvents(const ModelInput& input) {
   return m;
 }
 
+absl::StatusOr<int32_t> CheckPrefixRequest(const std::string& name, const ModelShape& shape,
+                                           const ModelInput& input,
+                                           const std::vector<PrefixRow>& rows) {
+  const size_t L = shape.max_history, E = shape.num_event_features, C = shape.num_context;
+  if (input.items.size() != L || input.mask.size() != L || input.event_features.size() != L * E ||
+      input.context.size() != C) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": model input has the wrong size"));
+  }
+  absl::StatusOr<int32_t> m = CountRealEvents(input);
+  if (!m.ok()) return absl::InvalidArgumentError(absl::StrCat(name, ": ", m.status().message()));
+  for (const PrefixRow& row : rows) {
+    if (row.events < 0 || row.events > *m || row.context.size() != C) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": a prefix row asks for ", row.events,
+                                                     " of ", *m, " events with ",
+                                                     row.context.size(), " context features"));
+    }
+  }
+  return m;
+}
+
 absl::Status ModelRunner::ScorePrefixes(const ModelInput& input, const std::vector<PrefixRow>& rows,
                                         const std::vector<ItemIndex>& targets,
                                         std::vector<float>* scores) const {
   const ModelShape& s = shape();
-  const size_t L = s.max_history, E = s.num_event_features, C = s.num_context;
-  if (input.items.size() != L || input.mask.size() != L || input.event_features.size() != L * E ||
-      input.context.size() != C) {
-    return absl::InvalidArgumentError(absl::StrCat(name(), ": model input has the wrong size"));
-  }
-  absl::StatusOr<int32_t> m = CountRealEvents(input);
+  absl::StatusOr<int32_t> m = CheckPrefixRequest(name(), s, input, rows);
   if (!m.ok()) return m.status();
+  const size_t L = s.max_history, E = s.num_event_features;
   std::vector<ModelInput> inputs;
   inputs.reserve(rows.size());
   for (const PrefixRow& row : rows) {
-    if (row.events < 0 || row.events > *m || row.context.size() != C) {
-      return absl::InvalidArgumentError(absl::StrCat(name(), ": a prefix row asks for ",
-                                                     row.events, " of ", *m, " events with ",
-                                                     row.context.size(), " context features"));
-    }
     ModelInput& shorter = inputs.emplace_back();
     shorter.items.assign(L, s.num_items);
     shorter.event_features.assign(L * E, 0.0f);

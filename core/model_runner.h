@@ -58,9 +58,16 @@ struct PrefixRow {
 // Errors: INVALID_ARGUMENT when a padding position comes after a real event.
 absl::StatusOr<int32_t> CountRealEvents(const ModelInput& input);
 
+// The checks of a ModelRunner::ScorePrefixes call on model `name` of `shape`; returns the
+// input's number of real events. Errors: INVALID_ARGUMENT naming the model and what is wrong.
+absl::StatusOr<int32_t> CheckPrefixRequest(const std::string& name, const ModelShape& shape,
+                                           const ModelInput& input,
+                                           const std::vector<PrefixRow>& rows);
+
 // A sequential recommender of a bundle, behind the model contract of tools/recsys_models.py:
 // embed(items, event_features) -> [B,L,D]; encode(embedded, mask, context) -> [B,H];
-// item_table() -> [N,H]; item_bias() -> [N]; score = encode . item_table^T + item_bias.
+// item_table() -> [N,H]; item_bias() -> [N]; score = encode . item_table^T + item_bias; and,
+// optionally, prefix_sequences / user_vectors (every prefix of a history from one pass).
 // No Torch type appears here: the TorchScript implementation lives in torch_model_runner.cc.
 //
 // Implementations are thread-safe: every method may run concurrently from several threads.
@@ -97,6 +104,9 @@ class ModelRunner {
   virtual absl::Status ScorePrefixes(const ModelInput& input, const std::vector<PrefixRow>& rows,
                                      const std::vector<ItemIndex>& targets,
                                      std::vector<float>* scores) const;
+  // Whether ScorePrefixes costs one pass of the encoder whatever the number of rows (else one
+  // input per row).
+  virtual bool ScoresPrefixesInOnePass() const { return false; }
 
   // Scores of all items for the attribution baseline: an empty history (all padding) and a
   // context of zeros. Computed once at load.

@@ -94,37 +94,36 @@ class TorchModelRunner final : public ModelRunner {
     const int64_t L = shape_.max_history, C = shape_.num_context;
     const int64_t R = static_cast<int64_t>(rows.size());
     scores->clear();
-    if (absl::Status s = CheckSizes(input); !s.ok()) return s;
-    if (absl::Status s = CheckTargets(targets); !s.ok()) return s;
-    absl::StatusOr<int32_t> m = CountRealEvents(input);
+    absl::StatusOr<int32_t> m = CheckPrefixRequest(name_, shape_, input, rows);
     if (!m.ok()) return m.status();
+    if (absl::Status s = CheckTargets(targets); !s.ok()) return s;
+    if (R == 0 || targets.empty()) return absl::OkStatus();
     std::vector<int64_t> pick;  // Row s of prefix_sequences: the input's first s positions.
     std::vector<float> context;
     for (const PrefixRow& row : rows) {
-      if (row.events < 0 || row.events > *m || row.context.size() != static_cast<size_t>(C)) {
-        return absl::InvalidArgumentError(absl::StrCat(name_, ": a prefix row asks for ",
-                                                       row.events, " of ", *m, " events with ",
-                                                       row.context.size(), " context features"));
-      }
       pick.push_back(L - *m + row.events);
       context.insert(context.end(), row.context.begin(), row.context.end());
     }
-    if (R == 0 || targets.empty()) return absl::OkStatus();
     return Guarded("score prefixes", [&] {
       c10::InferenceMode guard;
       Inputs x = ToTensors(input);
       torch::Tensor sequences =
           Method("prefix_sequences")({EmbedTensor(x.items, x.features), x.mask}).toTensor();
+      TORCH_CHECK(sequences.dim() == 2 && sequences.size(0) == L + 1, "prefix_sequences() gave ",
+                  sequences.sizes(), ", expected [", L + 1, ", S]");
       torch::Tensor user =
           Method("user_vectors")({sequences.index_select(0, torch::tensor(pick).to(device_)),
                                   ToDevice(context, {R, C})})
               .toTensor();
+      TORCH_CHECK(user.dim() == 2 && user.size(0) == R && user.size(1) == table_.size(1),
+                  "user_vectors() gave ", user.sizes(), " for ", R, " rows");
       torch::Tensor index = TargetIndex(targets);
       CopyOut(torch::addmm(bias_.index_select(0, index), user,
                            table_.index_select(0, index).t()),  // [R, K]
               scores);
     });
   }
+  bool ScoresPrefixesInOnePass() const override { return scores_prefixes_; }
   void set_scores_prefixes(bool on) { scores_prefixes_ = on; }
 
   int32_t embedding_dim() const override { return embedding_dim_; }
@@ -301,42 +300,62 @@ std::string Shape(const torch::Tensor& t) {
   return s + "]";
 }
 
-// Switches on `runner`'s one-pass ScorePrefixes when its module exports prefix_sequences and
-// user_vectors, after checking them against encode() on every prefix of a made-up history:
-// a module whose one-pass rows are not its encoder's would give wrong attributions silently.
-absl::Status EnablePrefixPath(const torch::jit::Module& module, const ModelShape& shape,
-                              TorchModelRunner* runner) {
-  if (!module.find_method("prefix_sequences") || !module.find_method("user_vectors")) {
-    return absl::OkStatus();
-  }
-  const int32_t L = shape.max_history, E = shape.num_event_features;
-  const int32_t m = std::min(L, std::max(shape.num_items, 1));
-  ModelInput input;
-  input.items.assign(L, shape.num_items);
-  input.event_features.assign(static_cast<size_t>(L) * E, 0.0f);
-  input.mask.assign(L, 0.0f);
-  input.context.assign(shape.num_context, 0.5f);
+// A made-up request of `m` events (items spread over the catalogue, side-features and context
+// non-zero) and every prefix of it, each row under a context of its own.
+void MadeUpPrefixes(const ModelShape& shape, int32_t m, ModelInput* input,
+                    std::vector<PrefixRow>* rows) {
+  const int32_t L = shape.max_history, E = shape.num_event_features, C = shape.num_context;
+  input->items.assign(L, shape.num_items);
+  input->event_features.assign(static_cast<size_t>(L) * E, 0.0f);
+  input->mask.assign(L, 0.0f);
+  input->context.assign(C, 0.5f);
   for (int32_t i = 0; i < m; ++i) {
     const int32_t p = L - m + i;
-    input.items[p] = (7919 * i) % shape.num_items;
-    input.mask[p] = 1.0f;
-    for (int32_t e = 0; e < E; ++e) input.event_features[p * E + e] = 0.25f * (1 + (i + e) % 3);
+    input->items[p] = (7919 * i) % shape.num_items;
+    input->mask[p] = 1.0f;
+    for (int32_t e = 0; e < E; ++e) input->event_features[p * E + e] = 0.25f * (1 + (i + e) % 3);
   }
-  std::vector<PrefixRow> rows;
-  for (int32_t j = 0; j <= m; ++j) rows.push_back({j, input.context});
+  rows->clear();
+  for (int32_t j = 0; j <= m; ++j) {
+    std::vector<float> context(C);
+    for (int32_t c = 0; c < C; ++c) context[c] = 0.1f * ((j + c) % 7);
+    rows->push_back({j, std::move(context)});
+  }
+}
+
+// Switches on `runner`'s one-pass ScorePrefixes when its module exports prefix_sequences and
+// user_vectors, after checking them against encode() on every prefix of two made-up histories
+// (one filling the window, one shorter): a module whose one-pass rows are not its encoder's
+// would give wrong attributions silently.
+absl::Status EnablePrefixPath(const torch::jit::Module& module, const ModelShape& shape,
+                              TorchModelRunner* runner) {
+  if (!module.find_method("prefix_sequences") || !module.find_method("user_vectors") ||
+      shape.num_items == 0) {
+    return absl::OkStatus();
+  }
+  const int32_t longest = std::min(shape.max_history, shape.num_items);
   std::vector<ItemIndex> targets;
   for (int32_t t = 0; t < std::min(shape.num_items, 8); ++t) targets.push_back(t);
-  std::vector<float> each, once;
-  if (absl::Status s = runner->ScorePrefixes(input, rows, targets, &each); !s.ok()) return s;
-  runner->set_scores_prefixes(true);
-  if (absl::Status s = runner->ScorePrefixes(input, rows, targets, &once); !s.ok()) return s;
-  for (size_t i = 0; i < each.size(); ++i) {
-    if (std::abs(each[i] - once[i]) > 1e-4f * (1.0f + std::abs(each[i]))) {
-      runner->set_scores_prefixes(false);
-      return absl::FailedPreconditionError(absl::StrCat(
-          "prefix_sequences() does not match encode(): the history of its first ",
-          rows[i / targets.size()].events, " events scores item ", targets[i % targets.size()],
-          " ", once[i], " through it, ", each[i], " through encode()"));
+  for (int32_t m : {longest, longest / 2}) {
+    ModelInput input;
+    std::vector<PrefixRow> rows;
+    MadeUpPrefixes(shape, m, &input, &rows);
+    std::vector<float> each, once;
+    runner->set_scores_prefixes(false);
+    if (absl::Status s = runner->ScorePrefixes(input, rows, targets, &each); !s.ok()) return s;
+    runner->set_scores_prefixes(true);
+    if (absl::Status s = runner->ScorePrefixes(input, rows, targets, &once); !s.ok()) return s;
+    for (size_t i = 0; i < each.size(); ++i) {
+      const bool close = once.size() == each.size() &&
+                         std::abs(each[i] - once[i]) <= 1e-4f * (1.0f + std::abs(each[i]));
+      if (!close) {  // Also a NaN.
+        runner->set_scores_prefixes(false);
+        return absl::FailedPreconditionError(
+            absl::StrCat("prefix_sequences() does not match encode(): the history of the first ",
+                         rows[i / targets.size()].events, " of ", m, " events scores item ",
+                         targets[i % targets.size()], " ", i < once.size() ? once[i] : NAN,
+                         " through it, ", each[i], " through encode()"));
+      }
     }
   }
   return absl::OkStatus();

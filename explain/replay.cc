@@ -139,7 +139,9 @@ absl::Status ScoreSteps(const core::ModelRunner& model, const core::ModelInput& 
   }
   if (absl::Status s = AppendScores(
           steps->featured.size(), K,
-          [&](std::vector<float>* out) { return model.ScoreTargets(steps->featured, targets, out); },
+          [&](std::vector<float>* out) {
+            return model.ScoreTargets(steps->featured, targets, out);
+          },
           scores);
       !s.ok()) {
     return s;

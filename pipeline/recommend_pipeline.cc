@@ -67,6 +67,30 @@ core::InterestProfile InterestProfileOf(const core::RecommendRequest& request,
 
 }  // namespace
 
+namespace {
+
+// The inputs replay scores, over the weighted models: per model, one per side-feature kind
+// less the last step (the ranker's score), and for the context groups and the events the model
+// sees one pass in all (ScoresPrefixesInOnePass) or one input each.
+double ReplayInputs(const core::Bundle& bundle, const core::RankedList& ranked) {
+  const double groups = static_cast<double>(core::ContextGroups(bundle.manifest()).size());
+  const double kinds = static_cast<double>(bundle.manifest().event_features.size());
+  const double events = static_cast<double>(ranked.history.items.size());
+  double inputs = 0.0;
+  for (const core::RankedSource& s : ranked.sources) {
+    if (s.source.kind != core::SourceKind::kModel || !s.source.active()) continue;
+    const core::ModelRunner& model = *s.source.model;
+    const double prefixes =
+        model.ScoresPrefixesInOnePass()
+            ? 1.0
+            : std::min(events, static_cast<double>(model.shape().max_history)) + groups;
+    inputs += prefixes + std::max(kinds - 1, 0.0);
+  }
+  return inputs;
+}
+
+}  // namespace
+
 double RecommendPipeline::CostUnits(const explain::ExplainSettings& settings,
                                     const core::Bundle& bundle, const core::RankedList& ranked) {
   const double models = WeightedModels(ranked);
@@ -86,12 +110,8 @@ double RecommendPipeline::CostUnits(const explain::ExplainSettings& settings,
       return items * models;
     case AttributionMethod::kOcclusion:
       return (players + 1) * models;
-    case AttributionMethod::kReplay: {
-      // Per model: one pass over the history's prefixes (ModelRunner::ScorePrefixes) and one
-      // input per side-feature kind, less the last (the ranker's).
-      const double kinds = static_cast<double>(bundle.manifest().event_features.size());
-      return models * std::max(kinds, 1.0);
-    }
+    case AttributionMethod::kReplay:
+      return ReplayInputs(bundle, ranked);
     case AttributionMethod::kKernelShap: {
       const double coalitions =
           std::min(static_cast<double>(settings.samples), std::pow(2.0, players)) + 2;

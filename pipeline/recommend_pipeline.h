@@ -69,8 +69,9 @@ class RecommendPipeline {
   const PipelineOptions& options() const { return options_; }
 
   // The work of explaining `ranked` with `settings`, in units whose cost each method learns:
-  // (item x step) per model for the gradient methods, model passes per model for replay,
-  // inputs per model for the perturbation methods, plus for KernelSHAP and LIME their least-squares fit (which grows
+  // (item x step) per model for the gradient methods, inputs per model for replay (a model
+  // that scores every prefix in one pass counts that pass as one) and the perturbation
+  // methods, plus for KernelSHAP and LIME their least-squares fit (which grows
   // with the square of the players, models or not), 0 for the exact sources.
   static double CostUnits(const explain::ExplainSettings& settings, const core::Bundle& bundle,
                           const core::RankedList& ranked);

@@ -14,7 +14,7 @@ model's score rebuilt step by step from the empty history: context groups, the h
 each event, the side-feature kinds, scored with the models' prefix_sequences and user_vectors
 as explain/replay.h does). Written as a Python developer would: numpy over the whole
 catalogue instead of the C++ server's candidate set, so its lists can differ in the tail. Other
-request options (filters, diversity, other explanation methods: CF_EXACT) are ignored: the benchmark does
+request options (filters, diversity, the other explanation methods) are ignored: the benchmark does
 not send them. Prints "baseline listening on port N" once it serves.
 """
 
@@ -98,6 +98,9 @@ class Bundle:
         for spec in m["models"]:
             model = torch.jit.load(os.path.join(root, spec["file"]))
             model.eval()
+            if not hasattr(model, "prefix_sequences"):
+                sys.exit(f"error: {spec['file']} has no prefix_sequences(), which replay uses: "
+                         "rebuild the bundle with tools/make_bundle.py")
             self.models[spec["name"]] = (model, spec["max_history"])
         self.sources = m["sources"]
         # Context groups as core::ContextGroups makes them: x_sin/x_cos -> x, name=value -> name.
@@ -229,7 +232,7 @@ class Recommender:
         if request.explain.method in (pb.ATTRIBUTION_METHOD_UNSPECIFIED,
                                       pb.ATTRIBUTION_METHOD_REPLAY):
             for name, (model, _) in b.models.items():
-                if weight[name] > 0:
+                if weight[name] != 0:
                     replayed[name] = replay(model, inputs[name], top.tolist(), b.context_groups)
         for rank, i in enumerate(top, 1):
             item = response.items.add(item_id=b.ids[i], rank=rank, score=float(fused[i]))

@@ -99,16 +99,29 @@ def grow_cf(src, dst, real, n, neighbors, rng):
         f.write(struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
 
 
+# The text CNN's item encoder: training only, its item vectors are in the exported tables.
+TRAINING_ONLY = ("tokens", "words.", "text.", "content.", "output_projection.")
+
+
 def grow_model(src, dst, spec, num_context, real, n, seed):
     torch.manual_seed(seed)
     trained = torch.jit.load(src).state_dict()
+    features = trained.get("item_features", torch.zeros(real, 0))
     model = recsys_models.make_model(spec["kind"], n, spec["max_history"], num_context,
-                                     spec["embedding_dim"])
+                                     spec["embedding_dim"], torch.zeros(n, features.size(1)))
     state = model.state_dict()
     with torch.no_grad():
         for name, value in trained.items():
+            if name.startswith(TRAINING_ONLY):
+                continue
+            if name not in state or state[name].dim() != value.dim():
+                sys.exit(f"error: {src}: {name} has no place in this version's "
+                         f"{spec['kind']} model; rebuild the bundle with tools/make_bundle.py")
             target = state[name]
-            if name == "item_embedding.weight":  # Real rows, then random; padding row last.
+            if name == "item_features":  # Real rows, then copies of random real rows.
+                target[:real] = value
+                target[real:] = value[torch.randint(0, real, (n - real,))]
+            elif name == "item_embedding.weight":  # Real rows, then random; padding row last.
                 std = value[:real].std()
                 target.normal_(0, float(std))
                 target[:real] = value[:real]

@@ -123,8 +123,8 @@ def main():
           "files, numpy for CF (the same neighbour lists and recency weights) and popularity, "
           "both models over the whole catalogue, the same fusion, top 10, and the default "
           "explanations: exact CF attributions and the models' replay (the same steps, scored "
-          "with the models' prefix_sequences and user_vectors in torch). Its lists match the server's on the requests checked (the server "
-          "ranks a candidate set, the baseline the whole catalogue, so tails may differ). It "
+          "with the models' prefix_sequences and user_vectors in torch). Its lists match the "
+          "server's on the requests checked (the server ranks a candidate set, the baseline the whole catalogue, so tails may differ). It "
           "runs its Python code under one interpreter lock, so it uses about one of the two "
           "cores; it skips validation, filters and everything else the server does.")
     p()

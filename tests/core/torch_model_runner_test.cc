@@ -1,5 +1,6 @@
 #include "core/torch_model_runner.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <string>
@@ -152,8 +153,8 @@ TEST_F(TorchModelTest, PrefixScoresAreTheScoresOfTheShorterRequests) {
   const ModelInput input = ReferenceInput();
   ASSERT_EQ(input.mask, std::vector<float>({0, 0, 1, 1, 1}));
   const std::vector<float> no_context(input.context.size(), 0.0f);
-  const std::vector<PrefixRow> rows = {{0, no_context}, {0, input.context}, {1, input.context},
-                                       {2, no_context}, {3, input.context}};
+  const std::vector<PrefixRow> rows = {
+      {0, no_context}, {0, input.context}, {1, input.context}, {2, no_context}, {3, input.context}};
   std::vector<ModelInput> shorter;
   for (const PrefixRow& row : rows) {
     ModelInput& x = shorter.emplace_back();
@@ -166,19 +167,23 @@ TEST_F(TorchModelTest, PrefixScoresAreTheScoresOfTheShorterRequests) {
       const size_t to = 5 - row.events + i, from = 2 + i;
       x.items[to] = input.items[from];
       x.mask[to] = 1.0f;
-      for (size_t e = 0; e < E; ++e) x.event_features[to * E + e] = input.event_features[from * E + e];
+      std::copy_n(input.event_features.begin() + from * E, E, x.event_features.begin() + to * E);
     }
   }
   const std::vector<ItemIndex> targets = {3, 0, 2};
   for (const auto& model : (*bundle_)->models()) {
     SCOPED_TRACE(model->name());
+    EXPECT_TRUE(model->ScoresPrefixesInOnePass());  // Both export prefix_sequences.
     std::vector<float> prefixes, expected;
     ASSERT_TRUE(model->ScorePrefixes(input, rows, targets, &prefixes).ok());
     ASSERT_TRUE(model->ScoreTargets(shorter, targets, &expected).ok());
     ASSERT_EQ(prefixes.size(), expected.size());
     for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(prefixes[i], expected[i], 1e-5) << i;
-    EXPECT_EQ(model->ScorePrefixes(input, {{4, input.context}}, targets, &prefixes).code(),
-              absl::StatusCode::kInvalidArgument);  // Only 3 events.
+    for (const PrefixRow& wrong : std::vector<PrefixRow>{
+             {4, input.context}, {-1, input.context}, {1, {0.5f}}}) {  // Only 3 events.
+      EXPECT_EQ(model->ScorePrefixes(input, {wrong}, targets, &prefixes).code(),
+                absl::StatusCode::kInvalidArgument);
+    }
   }
 }
 
@@ -369,7 +374,10 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(),
               HasSubstr("embed() of the padding item without side-features must be 0"));
-  EXPECT_TRUE(loader(*dir_ + "/linear.pt", {"linear", "linear", "linear.pt", 8, 5}, shape).ok());
+  absl::StatusOr<std::unique_ptr<ModelRunner>> linear =
+      loader(*dir_ + "/linear.pt", {"linear", "linear", "linear.pt", 8, 5}, shape);
+  ASSERT_TRUE(linear.ok()) << linear.status();
+  EXPECT_FALSE((*linear)->ScoresPrefixesInOnePass());  // No prefix_sequences: one input a row.
   s = loader(*dir_ + "/stale_prefix.pt", spec, shape).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("prefix_sequences() does not match encode()"));

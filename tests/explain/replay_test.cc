@@ -125,6 +125,22 @@ TEST(ReplayTest, SkipsStepsThatAddNothing) {
               Score(model, x, 3) - out[0].baseline, 1e-5);
 }
 
+TEST(ReplayTest, WithoutEventsOnlyTheContextGroupsAreCredited) {
+  const testing::FakeModelRunner model = Model();
+  core::ModelInput x = Baseline();
+  x.context = {0.5f, -0.8f, 1.2f};
+  std::vector<ReplayAttribution> out;
+  ASSERT_TRUE(
+      Replay(model, x, Groups(), {3}, Scores(model, Baseline(), {3}), Scores(model, x, {3}), &out)
+          .ok());
+  const core::ModelInput hour = Make({kPad, kPad, kPad, kPad}, {0, 0, 0, 0},
+                                     std::vector<float>(8, 0.0f), {0.5f, -0.8f, 0});
+  EXPECT_NEAR(out[0].context[0], Score(model, hour, 3) - Score(model, Baseline(), 3), 1e-5);
+  EXPECT_NEAR(out[0].context[1], Score(model, x, 3) - Score(model, hour, 3), 1e-5);
+  EXPECT_THAT(out[0].event, ::testing::Each(0.0));
+  EXPECT_THAT(out[0].feature, ::testing::Each(0.0));
+}
+
 TEST(ReplayTest, RejectsInputsItCannotReplay) {
   const testing::FakeModelRunner model = Model();
   std::vector<ReplayAttribution> out;
@@ -148,6 +164,10 @@ TEST(ReplayTest, RejectsInputsItCannotReplay) {
   core::ModelInput stray = Input();
   stray.items[0] = 3;
   EXPECT_EQ(Replay(model, stray, Groups(), {1}, one, one, &out).code(),
+            absl::StatusCode::kInvalidArgument);
+  core::ModelInput featured_padding = Input();
+  featured_padding.event_features[1] = 1.0f;  // A side-feature on the padding position.
+  EXPECT_EQ(Replay(model, featured_padding, Groups(), {1}, one, one, &out).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(out.empty());
 }

@@ -383,5 +383,32 @@ TEST(RecommendPipelineCostTest, TheFitOfKernelShapAndLimeCountsWithTheSquareOfTh
   EXPECT_EQ(units(core::AttributionMethod::kReplay, 80), 0.0);  // No model to replay.
 }
 
+// Replay scores the context groups and events one input each, unless the model scores every
+// prefix of the history in one pass: then its cost does not grow with the history.
+TEST(RecommendPipelineCostTest, ReplayCostsOnePassForAModelThatScoresPrefixesInOnePass) {
+  for (bool one_pass : {false, true}) {
+    SCOPED_TRACE(one_pass);
+    testing::FakeModelOptions options;
+    options.one_pass_prefixes = one_pass;
+    std::shared_ptr<const core::Bundle> bundle = testing::TinyBundleWithFakeModels(options);
+    ASSERT_NE(bundle, nullptr);
+    auto units = [&](int events) {
+      std::vector<std::string> ids;
+      for (int i = 0; i < events; ++i) ids.push_back(i % 2 ? "21A" : "21B");
+      core::RankedList ranked;
+      EXPECT_TRUE(core::Ranker::Rank(*bundle, testing::RequestWithHistory(ids), 10, &ranked).ok());
+      explain::ExplainSettings settings;
+      settings.method = core::AttributionMethod::kReplay;
+      return RecommendPipeline::CostUnits(settings, *bundle, ranked);
+    };
+    EXPECT_GT(units(1), 0.0);
+    if (one_pass) {
+      EXPECT_EQ(units(4), units(1));
+    } else {
+      EXPECT_GT(units(4), units(1));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace recsys::pipeline

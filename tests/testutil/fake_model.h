@@ -25,6 +25,8 @@ struct FakeModelOptions {
   // Every position weighs 1: an event's share of the score does not depend on where it sits,
   // so that leaving events out (without timestamps, which make gaps) is an additive game.
   bool equal_positions = false;
+  // What ScoresPrefixesInOnePass says (ScorePrefixes stays the default: one input per row).
+  bool one_pass_prefixes = false;
   // Called at the start of every ScoreAll, ScoreTargets, Embed and Gradients call: a non-OK
   // status makes the call fail with it (failure injection); a test may also advance a FakeClock
   // here, so that "the model took 5 ms" needs no wall clock.
@@ -48,6 +50,7 @@ class FakeModelRunner final : public core::ModelRunner {
   const std::string& device() const override { return device_; }
   int32_t embedding_dim() const override { return options_.embedding_dim; }
   const std::vector<float>& baseline_scores() const override { return baseline_; }
+  bool ScoresPrefixesInOnePass() const override { return options_.one_pass_prefixes; }
   absl::Status ScoreAll(const core::ModelInput& input, std::vector<float>* scores) const override;
   absl::Status ScoreTargets(const std::vector<core::ModelInput>& inputs,
                             const std::vector<core::ItemIndex>& targets,
