@@ -6,6 +6,7 @@ microbench.json and microbench-1m.json (Google Benchmark).
   /usr/bin/python3 tools/perf_report.py docs/performance > docs/performance.md
 """
 
+import glob
 import json
 import os
 import statistics
@@ -23,6 +24,16 @@ def spread(values, fmt="{:.0f}"):
     """'median (min-max)' of repeated runs."""
     return (f"{fmt.format(statistics.median(values))} "
             f"({fmt.format(min(values))}-{fmt.format(max(values))})")
+
+
+def default_weights():
+    """The default bundle's source weights, "cf 1, pop 0, ..."."""
+    versions = sorted(glob.glob("bundles/*/manifest.json"))
+    if not versions:
+        return "unknown"
+    with open(versions[-1]) as f:
+        sources = json.load(f)["sources"]
+    return ", ".join(f"{s['name']} {s['weight']:g}" for s in sources)
 
 
 def machine():
@@ -98,7 +109,7 @@ def main():
       "compare within a table. Every figure is the median of 3 runs with the range (min-max) "
       "or the coefficient of variation (cv) beside it. `recsys_server` runs with its defaults "
       "(2 workers, 1 LibTorch and 1 OpenBLAS thread each, queue 64) on the default bundle "
-      "(4,620 items; cf, pop, cnn (weight 0), rnn); requests are held-out customers' last 50 "
+      f"(4,620 items; weights {default_weights()}); requests are held-out customers' last 50 "
       "purchases before 2011-11-09, top 10 (`tools/heldout.cc`).")
     p()
     p("## Targets")
@@ -313,9 +324,9 @@ def targets_table(p, closed, opened, overhead, scale, qps):
             if p99 > 30 and p99_two <= 30:
                 met = "with `--workers=1 --torch_threads=2`; not with the defaults"
         p(f"| 1M items: p99 <= 30 ms at low load | {measured}; at 20 QPS; peak RSS "
-          f"{rss[0]['peak_rss_kib'] / 2**20:.2f} GiB | {met} | the weighted model's pass over "
-          "its 256 MB output table, memory-bound (below): two threads share it, two workers "
-          "each do it whole; a half-precision or quantised table, or an approximate "
+          f"{rss[0]['peak_rss_kib'] / 2**20:.2f} GiB | {met} | each weighted model's pass over "
+          "its 1M-row output table (64 floats and the item features a row), memory-bound "
+          "(below): two threads share it, two workers each do it whole; a half-precision or quantised table, or an approximate "
           "nearest-neighbour index, would be the next step |")
 
 
