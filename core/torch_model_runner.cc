@@ -126,6 +126,10 @@ class TorchModelRunner final : public ModelRunner {
   bool ScoresPrefixesInOnePass() const override { return scores_prefixes_; }
   void set_scores_prefixes(bool on) { scores_prefixes_ = on; }
 
+  bool HasMethod(const char* name) const { return module_.find_method(name).has_value(); }
+  // Width H of item_table().
+  int64_t item_width() const { return table_.size(1); }
+
   int32_t embedding_dim() const override { return embedding_dim_; }
   void set_embedding_dim(int32_t d) { embedding_dim_ = d; }
 
@@ -327,9 +331,8 @@ void MadeUpPrefixes(const ModelShape& shape, int32_t m, ModelInput* input,
 // user_vectors, after checking them against encode() on every prefix of two made-up histories
 // (one filling the window, one shorter): a module whose one-pass rows are not its encoder's
 // would give wrong attributions silently.
-absl::Status EnablePrefixPath(const torch::jit::Module& module, const ModelShape& shape,
-                              TorchModelRunner* runner) {
-  if (!module.find_method("prefix_sequences") || !module.find_method("user_vectors") ||
+absl::Status EnablePrefixPath(const ModelShape& shape, TorchModelRunner* runner) {
+  if (!runner->HasMethod("prefix_sequences") || !runner->HasMethod("user_vectors") ||
       shape.num_items == 0) {
     return absl::OkStatus();
   }
@@ -406,84 +409,114 @@ int BlasThreads() {
   return get == nullptr ? -1 : get();
 }
 
+namespace {
+
+// The empty history with a zero context: the warm-up request and the attribution baseline.
+ModelInput EmptyInput(const ModelShape& shape) {
+  ModelInput input;
+  input.items.assign(shape.max_history, shape.num_items);
+  input.event_features.assign(static_cast<size_t>(shape.max_history) * shape.num_event_features,
+                              0.0f);
+  input.mask.assign(shape.max_history, 0.0f);
+  input.context.assign(shape.num_context, 0.0f);
+  return input;
+}
+
+// The module at `path` on `device`, in eval mode, with the contract's methods. cuDNN's RNN
+// refuses a backward pass in eval mode ("cudnn RNN backward can only be called in training
+// mode", the failure Captum users meet), and switching a shared module to train mode per
+// request is neither thread-safe nor right for dropout. The attribution pass needs that
+// backward, so models on CUDA run on LibTorch's native CUDA kernels: cuDNN is switched off for
+// the process, once, before any model loads. For this service's small recurrent and
+// convolutional encoders the native kernels cost little; see docs/explanations.md.
+// Errors: FAILED_PRECONDITION naming the missing method; LibTorch's exceptions pass through.
+absl::StatusOr<torch::jit::Module> LoadModule(const std::string& path, const std::string& device) {
+  if (device != "cpu") at::globalContext().setUserEnabledCuDNN(false);
+  torch::jit::Module module = torch::jit::load(path, torch::Device(device));
+  module.eval();
+  for (const char* method : {"embed", "encode", "item_table", "item_bias"}) {
+    if (!module.find_method(method)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no method ", method, "() (the contract is embed / encode / item_table / item_bias)"));
+    }
+  }
+  return module;
+}
+
+// A runner over `module` once its item table and bias fit the catalogue.
+absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module module,
+                                                             const std::string& device,
+                                                             const ModelSpec& spec,
+                                                             const ModelShape& shape) {
+  torch::Tensor table = module.get_method("item_table")({}).toTensor();
+  torch::Tensor bias = module.get_method("item_bias")({}).toTensor();
+  if (table.dim() != 2 || table.size(0) != shape.num_items) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "item_table() is ", Shape(table), ", the catalogue has ", shape.num_items, " items"));
+  }
+  if (bias.dim() != 1 || bias.size(0) != shape.num_items) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("item_bias() is ", Shape(bias), ", expected [", shape.num_items, "]"));
+  }
+  return std::make_unique<TorchModelRunner>(spec.name, shape, device, std::move(module),
+                                            table.contiguous().to(torch::kFloat),
+                                            bias.contiguous().to(torch::kFloat));
+}
+
+// Warm-up: the empty history through encode() and embed() checks their shapes, sets the
+// embedding width, and checks that padding embeds to 0. Every attribution method starts from
+// the empty history; the gradient methods reach it through the embedding, which they can only
+// do when padding embeds to 0 (as a padding row and a bias-free side-feature projection make
+// it). Errors: FAILED_PRECONDITION naming the mismatch.
+absl::Status WarmUp(const ModelShape& shape, TorchModelRunner* runner) {
+  const int64_t width = runner->item_width();
+  torch::Tensor user = runner->Encode(EmptyInput(shape));
+  if (user.dim() != 2 || user.size(0) != 1 || user.size(1) != width) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("encode() gives ", Shape(user), ", item_table() has width ", width));
+  }
+  const torch::Tensor padding =
+      runner->EmbedTensor(torch::full({1, shape.max_history}, shape.num_items, torch::kLong),
+                          torch::zeros({1, shape.max_history, shape.num_event_features}));
+  runner->set_embedding_dim(static_cast<int32_t>(padding.size(2)));
+  if (const double most = padding.abs().max().item<double>(); most > 1e-6) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("embed() of the padding item without side-features must be 0 "
+                     "(the attribution baseline), its largest entry is ",
+                     most));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 ModelLoader TorchScriptLoader(const std::string& device) {
   return [device](const std::string& path, const ModelSpec& spec,
                   const ModelShape& shape) -> absl::StatusOr<std::unique_ptr<ModelRunner>> {
     if (absl::Status s = CheckTorchDevice(device); !s.ok()) return s;
-    auto wrong = [&](const std::string& what) {
+    auto wrong = [&](const absl::Status& why) {
       return absl::FailedPreconditionError(
-          absl::StrCat(path, ": not a model of this bundle: ", what));
+          absl::StrCat(path, ": not a model of this bundle: ", why.message()));
     };
     try {
-      if (device != "cpu") {
-        // cuDNN's RNN refuses a backward pass in eval mode ("cudnn RNN backward can only be
-        // called in training mode", the failure Captum users meet), and switching a shared
-        // module to train mode per request is neither thread-safe nor right for dropout. The
-        // attribution pass needs that backward, so models on CUDA run on LibTorch's native
-        // CUDA kernels: cuDNN is switched off for the process, once, before any model loads.
-        // For this service's small recurrent and convolutional encoders the native kernels
-        // cost little; see docs/explanations.md.
-        at::globalContext().setUserEnabledCuDNN(false);
-      }
-      torch::jit::Module module = torch::jit::load(path, torch::Device(device));
-      module.eval();
-      for (const char* method : {"embed", "encode", "item_table", "item_bias"}) {
-        if (!module.find_method(method)) {
-          return wrong(absl::StrCat("no method ", method,
-                                    "() (the contract is embed / encode / item_table / "
-                                    "item_bias)"));
-        }
-      }
+      absl::StatusOr<torch::jit::Module> module = LoadModule(path, device);
+      if (!module.ok()) return wrong(module.status());
       c10::InferenceMode guard;
-      torch::Tensor table = module.get_method("item_table")({}).toTensor();
-      torch::Tensor bias = module.get_method("item_bias")({}).toTensor();
-      if (table.dim() != 2 || table.size(0) != shape.num_items) {
-        return wrong(absl::StrCat("item_table() is ", Shape(table), ", the catalogue has ",
-                                  shape.num_items, " items"));
-      }
-      if (bias.dim() != 1 || bias.size(0) != shape.num_items) {
-        return wrong(
-            absl::StrCat("item_bias() is ", Shape(bias), ", expected [", shape.num_items, "]"));
-      }
-      auto runner = std::make_unique<TorchModelRunner>(spec.name, shape, device, module,
-                                                       table.contiguous().to(torch::kFloat),
-                                                       bias.contiguous().to(torch::kFloat));
-      // Warm-up: an empty history with a neutral context exercises every method and shape.
-      ModelInput input;
-      input.items.assign(shape.max_history, shape.num_items);
-      input.event_features.assign(static_cast<size_t>(shape.max_history) * shape.num_event_features,
-                                  0.0f);
-      input.mask.assign(shape.max_history, 0.0f);
-      input.context.assign(shape.num_context, 0.0f);
-      torch::Tensor user = runner->Encode(input);
-      if (user.dim() != 2 || user.size(0) != 1 || user.size(1) != table.size(1)) {
-        return wrong(absl::StrCat("encode() gives ", Shape(user), ", item_table() has width ",
-                                  table.size(1)));
-      }
-      const torch::Tensor padding =
-          runner->EmbedTensor(torch::full({1, shape.max_history}, shape.num_items, torch::kLong),
-                              torch::zeros({1, shape.max_history, shape.num_event_features}));
-      runner->set_embedding_dim(static_cast<int32_t>(padding.size(2)));
-      // Every attribution method starts from the empty history; the gradient methods reach it
-      // through the embedding, which they can only do when padding embeds to 0 (as a padding
-      // row and a bias-free side-feature projection make it).
-      if (const double most = padding.abs().max().item<double>(); most > 1e-6) {
-        return wrong(
-            absl::StrCat("embed() of the padding item without side-features must be 0 "
-                         "(the attribution baseline), its largest entry is ",
-                         most));
-      }
-      if (absl::Status s = EnablePrefixPath(module, shape, runner.get()); !s.ok()) {
-        return wrong(std::string(s.message()));
-      }
+      absl::StatusOr<std::unique_ptr<TorchModelRunner>> runner =
+          MakeRunner(*std::move(module), device, spec, shape);
+      if (!runner.ok()) return wrong(runner.status());
+      if (absl::Status s = WarmUp(shape, runner->get()); !s.ok()) return wrong(s);
+      if (absl::Status s = EnablePrefixPath(shape, runner->get()); !s.ok()) return wrong(s);
       std::vector<float> scores;
-      if (absl::Status s = runner->ScoreAll(input, &scores); !s.ok()) return wrong(s.ToString());
-      runner->set_baseline_scores(std::move(scores));
-      return std::unique_ptr<ModelRunner>(std::move(runner));
+      if (absl::Status s = (*runner)->ScoreAll(EmptyInput(shape), &scores); !s.ok()) {
+        return wrong(absl::FailedPreconditionError(s.ToString()));
+      }
+      (*runner)->set_baseline_scores(std::move(scores));
+      return std::unique_ptr<ModelRunner>(*std::move(runner));
     } catch (const c10::Error& e) {
-      return wrong(e.what_without_backtrace());
+      return wrong(absl::FailedPreconditionError(e.what_without_backtrace()));
     } catch (const std::exception& e) {
-      return wrong(e.what());
+      return wrong(absl::FailedPreconditionError(e.what()));
     }
   };
 }

@@ -26,7 +26,21 @@ def request():
             torch.tensor([[0.0, 1, 1, 1], [0, 0, 0, 1]]), torch.rand(2, C))
 
 
-class ExportTest(unittest.TestCase):
+class EveryModelKind:
+    """Runs the test case's check(kind, descriptions) on the GRU, the Caser and the text-CNN
+    Caser."""
+
+    def test_rnn(self):
+        self.check("rnn", None)
+
+    def test_caser(self):
+        self.check("cnn", None)
+
+    def test_text_cnn(self):
+        self.check("cnn", DESCRIPTIONS)
+
+
+class ExportTest(EveryModelKind, unittest.TestCase):
     def check(self, kind, descriptions):
         torch.manual_seed(3)
         features = torch.rand(N, 5)  # 3 trend columns, then 2 static ones.
@@ -45,15 +59,6 @@ class ExportTest(unittest.TestCase):
                                           torch.zeros(2, N, 3))
         self.assertFalse(torch.allclose(other, trained, atol=1e-3))
 
-    def test_rnn(self):
-        self.check("rnn", None)
-
-    def test_caser(self):
-        self.check("cnn", None)
-
-    def test_text_cnn(self):
-        self.check("cnn", DESCRIPTIONS)
-
     def test_text_cnn_items_sharing_words_start_closer(self):
         # Content: before any training, items 2 and 3 (BLUE BAG, JUMBO BAG RED) share "BAG";
         # their vectors are closer than those of items without a shared word (2 and 5).
@@ -71,7 +76,7 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(tokens.tolist(), [[vocabulary["RED"], vocabulary["BAG"], 0, 0]])
 
 
-class PrefixSequencesTest(unittest.TestCase):
+class PrefixSequencesTest(EveryModelKind, unittest.TestCase):
     """prefix_sequences row s is the history after its first s - (L - m) events, written out
     here as the left-padded request a shorter history makes, and encoded the ordinary way."""
 
@@ -103,14 +108,6 @@ class PrefixSequencesTest(unittest.TestCase):
             got = scripted.user_vectors(rows[s:s + 1], context)
             self.assertTrue(torch.allclose(got, expected, atol=1e-6), (kind, s, got, expected))
 
-    def test_rnn(self):
-        self.check("rnn", None)
-
-    def test_caser(self):
-        self.check("cnn", None)
-
-    def test_text_cnn(self):
-        self.check("cnn", DESCRIPTIONS)
 
 
 class ItemFeaturesTest(unittest.TestCase):
