@@ -13,6 +13,7 @@
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "core/half_table.h"
 
 namespace recsys::core {
 
@@ -41,10 +42,29 @@ class TorchModelRunner final : public ModelRunner {
     return Guarded("score", [&] {
       c10::InferenceMode guard;
       torch::Tensor user = Encode(input);
+      if (table_.scalar_type() == torch::kHalf) return ScoreCatalogueInHalf(user, scores);
       // A matrix-vector product reads the [N, D] table once, row by row; addmm against the
       // transposed table made BLAS pack (copy) the table on every call.
       CopyOut(torch::addmv(bias_, table_, user.squeeze(0)), scores);
     });
+  }
+
+  // ScoreAll's catalogue pass over a half table (CPU): HalfMatVec on LibTorch's intra-op
+  // threads, as addmv would run.
+  void ScoreCatalogueInHalf(const torch::Tensor& user, std::vector<float>* scores) const {
+    const int64_t N = table_.size(0), H = table_.size(1);
+    const torch::Tensor x = user.reshape({H}).contiguous();
+    scores->resize(N);
+    const auto* table = reinterpret_cast<const uint16_t*>(table_.data_ptr<at::Half>());
+    at::parallel_for(0, N, /*grain_size=*/32768, [&](int64_t begin, int64_t end) {
+      HalfMatVec(table, H, x.data_ptr<float>(), bias_.data_ptr<float>(), begin, end,
+                 scores->data());
+    });
+  }
+
+  // Rows `index` of the item table as floats, [K, H]: the values the catalogue pass uses.
+  torch::Tensor TableRows(const torch::Tensor& index) const {
+    return table_.index_select(0, index).to(torch::kFloat);
   }
 
   absl::Status ScoreTargets(const std::vector<ModelInput>& inputs,
@@ -80,7 +100,7 @@ class TorchModelRunner final : public ModelRunner {
               .toTensor();
       torch::Tensor index = TargetIndex(targets);
       CopyOut(torch::addmm(bias_.index_select(0, index), user,
-                           table_.index_select(0, index).t()),  // [B, K]
+                           TableRows(index).t()),  // [B, K]
               scores);
     });
   }
@@ -119,7 +139,7 @@ class TorchModelRunner final : public ModelRunner {
                   "user_vectors() gave ", user.sizes(), " for ", R, " rows");
       torch::Tensor index = TargetIndex(targets);
       CopyOut(torch::addmm(bias_.index_select(0, index), user,
-                           table_.index_select(0, index).t()),  // [R, K]
+                           TableRows(index).t()),  // [R, K]
               scores);
     });
   }
@@ -181,7 +201,7 @@ class TorchModelRunner final : public ModelRunner {
       torch::AutoGradMode enable(true);
       torch::Tensor user = Method("encode")({path, mask, context}).toTensor();
       torch::Tensor logits =
-          (user * table_.index_select(0, rows)).sum(1) + bias_.index_select(0, rows);  // [P*K]
+          (user * TableRows(rows)).sum(1) + bias_.index_select(0, rows);  // [P*K]
       std::vector<torch::Tensor> grads = torch::autograd::grad({logits.sum()}, {path, context});
       torch::Tensor w =
           torch::tensor(std::vector<float>(points.weights.begin(), points.weights.end()))
@@ -291,7 +311,7 @@ class TorchModelRunner final : public ModelRunner {
   const std::string device_name_;
   const torch::Device device_;
   const torch::jit::Module module_;
-  const torch::Tensor table_;  // item_table(), [N, D], contiguous float.
+  const torch::Tensor table_;  // item_table(), [N, H], contiguous: float, or half on CPU.
   const torch::Tensor bias_;   // [N]
   std::vector<float> baseline_scores_;
   int32_t embedding_dim_ = 0;
@@ -443,9 +463,12 @@ absl::StatusOr<torch::jit::Module> LoadModule(const std::string& path, const std
   return module;
 }
 
-// A runner over `module` once its item table and bias fit the catalogue.
+// A runner over `module` once its item table and bias fit the catalogue. The runner keeps its
+// own copy of the table (half on CPU when asked); a module that exports release_item_table()
+// then frees its copies (and, with half tables, keeps its input embedding in half too).
 absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module module,
                                                              const std::string& device,
+                                                             ItemTablePrecision precision,
                                                              const ModelSpec& spec,
                                                              const ModelShape& shape) {
   torch::Tensor table = module.get_method("item_table")({}).toTensor();
@@ -458,9 +481,16 @@ absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module 
     return absl::FailedPreconditionError(
         absl::StrCat("item_bias() is ", Shape(bias), ", expected [", shape.num_items, "]"));
   }
+  const bool half = precision == ItemTablePrecision::kHalf && device == "cpu";
+  // Released before the conversion, so that the module's tables and the converted one are
+  // never all held at once (the peak memory of a load).
+  if (module.find_method("release_item_table")) {
+    module.get_method("release_item_table")({half});
+  }
+  table = table.to(half ? torch::kHalf : torch::kFloat).contiguous();
+  bias = bias.to(torch::kFloat).contiguous();
   return std::make_unique<TorchModelRunner>(spec.name, shape, device, std::move(module),
-                                            table.contiguous().to(torch::kFloat),
-                                            bias.contiguous().to(torch::kFloat));
+                                            std::move(table), std::move(bias));
 }
 
 // Warm-up: the empty history through encode() and embed() checks their shapes, sets the
@@ -490,8 +520,15 @@ absl::Status WarmUp(const ModelShape& shape, TorchModelRunner* runner) {
 
 }  // namespace
 
-ModelLoader TorchScriptLoader(const std::string& device) {
-  return [device](const std::string& path, const ModelSpec& spec,
+absl::StatusOr<ItemTablePrecision> ParseItemTablePrecision(const std::string& name) {
+  if (name == "half") return ItemTablePrecision::kHalf;
+  if (name == "float") return ItemTablePrecision::kFloat;
+  return absl::InvalidArgumentError(
+      absl::StrCat("item table precision '", name, "': expected half or float"));
+}
+
+ModelLoader TorchScriptLoader(const std::string& device, ItemTablePrecision precision) {
+  return [device, precision](const std::string& path, const ModelSpec& spec,
                   const ModelShape& shape) -> absl::StatusOr<std::unique_ptr<ModelRunner>> {
     if (absl::Status s = CheckTorchDevice(device); !s.ok()) return s;
     auto wrong = [&](const absl::Status& why) {
@@ -503,7 +540,7 @@ ModelLoader TorchScriptLoader(const std::string& device) {
       if (!module.ok()) return wrong(module.status());
       c10::InferenceMode guard;
       absl::StatusOr<std::unique_ptr<TorchModelRunner>> runner =
-          MakeRunner(*std::move(module), device, spec, shape);
+          MakeRunner(*std::move(module), device, precision, spec, shape);
       if (!runner.ok()) return wrong(runner.status());
       if (absl::Status s = WarmUp(shape, runner->get()); !s.ok()) return wrong(s);
       if (absl::Status s = EnablePrefixPath(shape, runner->get()); !s.ok()) return wrong(s);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "core/model_runner.h"
 
 namespace recsys::core {
@@ -21,6 +22,14 @@ absl::Status SetTorchThreads(int intra_op, int inter_op);
 // OpenBLAS's thread count, or -1 when the BLAS is not OpenBLAS.
 int BlasThreads();
 
+// How a model's item table is held for the catalogue pass on CPU. kHalf: IEEE half precision
+// (core/half_table.h), half the memory and bytes read per request, scores within ~2^-11 of
+// float; kFloat: the module's float values. On CUDA tables stay float.
+enum class ItemTablePrecision { kFloat, kHalf };
+
+// "half" or "float"; anything else is INVALID_ARGUMENT listing the two.
+absl::StatusOr<ItemTablePrecision> ParseItemTablePrecision(const std::string& name);
+
 // A ModelLoader for TorchScript files on `device`: loads the module, checks that it has
 // embed / encode / item_table / item_bias, and runs a warm-up request to check every shape
 // against the bundle (items [1,L], event features [1,L,E], mask [1,L], context [1,C] ->
@@ -29,8 +38,11 @@ int BlasThreads();
 // tools/recsys_models.py) gets a one-pass ScorePrefixes, after a check against encode() on
 // every prefix of a made-up history (a mismatch refuses the model). On a CUDA device it
 // switches cuDNN off for the process (cuDNN's RNN cannot run the attribution backward pass in
-// eval mode); LibTorch's native CUDA kernels run instead.
-ModelLoader TorchScriptLoader(const std::string& device);
+// eval mode); LibTorch's native CUDA kernels run instead. The runner holds item_table() at
+// `precision` (every score and attribution uses those values); a module that exports
+// release_item_table(half: bool) is then asked to free its own copies (tools/recsys_models.py).
+ModelLoader TorchScriptLoader(const std::string& device,
+                              ItemTablePrecision precision = ItemTablePrecision::kHalf);
 
 }  // namespace recsys::core
 

@@ -140,7 +140,7 @@ absl::StatusOr<std::unique_ptr<RecsysServer>> RecsysServer::Start(const ServerOp
       ListenerCredentials(options);
   if (!credentials.ok()) return credentials.status();
   const core::ModelLoader loader =
-      options.loader ? options.loader : core::TorchScriptLoader(options.device);
+      options.loader ? options.loader : core::TorchScriptLoader(options.device, options.item_tables);
   absl::StatusOr<std::string> dir = core::ResolveBundleDir(options.bundle_path);
   if (!dir.ok()) return dir.status();
   absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle = core::Bundle::Load(*dir, loader);

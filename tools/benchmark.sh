@@ -14,6 +14,8 @@
 #      build/synthetic/) at low load, with the server's peak resident memory.
 #   5. Micro-benchmarks (build/tools/recsys_microbench, 3 repetitions) on the default and the
 #      1M bundle.
+#   6. The half-precision item tables (the default) against float ones: NDCG@10 of the held-out
+#      bundle (tools/eval_bundle.sh) on its test month, each way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh >/dev/null
@@ -96,10 +98,11 @@ scale_run() {  # scale_run LABEL BUNDLE SERVER_ARGS...
     loadgen "$out/scale.jsonl" --address=127.0.0.1:"$port" --mode=open --rate=20 \
       --duration=15s --label="$label"
   done
-  local rss
-  rss=$(awk '/VmHWM/ {print $2}' /proc/"$server"/status)
-  echo "{\"label\": \"$label\", \"peak_rss_kib\": $rss, \"bundle_bytes\": $(du -sbL "$bundle" |
-    cut -f1)}" >>"$out/scale.jsonl"
+  local peak rss
+  peak=$(awk '/VmHWM/ {print $2}' /proc/"$server"/status)
+  rss=$(awk '/VmRSS/ {print $2}' /proc/"$server"/status)
+  echo "{\"label\": \"$label\", \"peak_rss_kib\": $peak, \"rss_kib\": $rss," \
+    "\"bundle_bytes\": $(du -sbL "$bundle" | cut -f1)}" >>"$out/scale.jsonl"
   stop_server "$server"
 }
 default_bundle=$(ls -d bundles/*/ | sort | tail -1)
@@ -121,6 +124,13 @@ micro=(--benchmark_repetitions=3 --benchmark_min_time=0.2 --benchmark_format=jso
 ./build/tools/recsys_microbench --bundle=build/synthetic/synthetic-1000000 "${micro[@]}" \
   --benchmark_filter='CfScoring|ModelScoreAll|Rank/10|PipelineRun|Explain/0/10' \
   >"$out/microbench-1m.json"
+
+echo "== 6. item table precision" >&2
+eval_bundle=$(./tools/eval_bundle.sh)
+for precision in float half; do
+  ./build/tools/recsys_evaluate --bundle="$eval_bundle" --end=2011-12-09 --methods=cnn,rnn,blend \
+    --item_tables="$precision" --format=tsv >"$out/precision-$precision.tsv"
+done
 
 /usr/bin/python3 tools/plot_latency.py "$out/loadgen.jsonl" "$out/latency.png"
 /usr/bin/python3 tools/perf_report.py "$out" >docs/performance.md

@@ -70,6 +70,8 @@ ABSL_FLAG(double, head_share, 0.5,
           "the cut-off; the rest is the long tail");
 ABSL_FLAG(int, recent_days, 28, "Window of recent_popular, in days before the cut-off");
 ABSL_FLAG(int, max_cases, 0, "Evaluate at most this many cases (every k-th); 0 = all");
+ABSL_FLAG(std::string, item_tables, "half",
+          "Precision of the models' item tables, as recsys_server's --item_tables");
 ABSL_FLAG(int, threads, 2, "Threads ranking cases in parallel (each runs models on one thread)");
 
 namespace {
@@ -152,8 +154,8 @@ class MemoizingRunner : public recsys::core::ModelRunner {
   mutable absl::flat_hash_map<std::string, std::vector<float>> memo_ ABSL_GUARDED_BY(mu_);
 };
 
-recsys::core::ModelLoader MemoizingLoader() {
-  return [torch = recsys::core::TorchScriptLoader("cpu")](const std::string& path,
+recsys::core::ModelLoader MemoizingLoader(recsys::core::ItemTablePrecision precision) {
+  return [torch = recsys::core::TorchScriptLoader("cpu", precision)](const std::string& path,
                                                           const recsys::core::ModelSpec& spec,
                                                           const recsys::core::ModelShape& shape)
              -> absl::StatusOr<std::unique_ptr<recsys::core::ModelRunner>> {
@@ -474,7 +476,11 @@ absl::Status EvaluateVariant(const Methods& methods, const std::vector<std::stri
 }
 
 absl::StatusOr<std::shared_ptr<const Bundle>> LoadBundle(const std::string& dir) {
-  absl::StatusOr<std::shared_ptr<const Bundle>> bundle = Bundle::Load(dir, MemoizingLoader());
+  absl::StatusOr<recsys::core::ItemTablePrecision> tables =
+      recsys::core::ParseItemTablePrecision(absl::GetFlag(FLAGS_item_tables));
+  if (!tables.ok()) return tables.status();
+  absl::StatusOr<std::shared_ptr<const Bundle>> bundle =
+      Bundle::Load(dir, MemoizingLoader(*tables));
   if (bundle.ok() && (*bundle)->manifest().train_cutoff_unix == 0) {
     return absl::FailedPreconditionError(dir + ": built without --cutoff: nothing is held out");
   }

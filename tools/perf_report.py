@@ -36,6 +36,15 @@ def default_weights():
     return ", ".join(f"{s['name']} {s['weight']:g}" for s in sources)
 
 
+def item_width():
+    """Columns of the default bundle's rnn item table (64 learned and the item features)."""
+    versions = sorted(glob.glob("bundles/*/rnn.pt"))
+    if not versions:
+        return 64
+    import torch  # Only here: the rest of the report needs no torch.
+    return torch.jit.load(versions[-1]).item_table().size(1)
+
+
 def machine():
     cpu = "unknown CPU"
     flags = set()
@@ -206,8 +215,9 @@ def main():
       "added items get random categories, prices, popularity, 20 random CF neighbours and "
       "random embedding and output rows. Same model architectures, item tables of the new size.")
     p()
-    p("| catalogue | p50 ms | p99 ms | max ms | errors | peak RSS MiB | bundle on disk MiB |")
-    p("|---|---:|---:|---:|---:|---:|---:|")
+    p("| catalogue | p50 ms | p99 ms | max ms | errors | peak RSS MiB | RSS after the runs MiB |"
+      " bundle on disk MiB |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
     mem = {r["label"]: r for r in scale if "peak_rss_kib" in r}
     lat = defaultdict(list)
     for r in scale:
@@ -219,13 +229,21 @@ def main():
         p(f"| {label} | {spread([r['p50_ms'] for r in rs], '{:.2f}')} |"
           f" {spread([r['p99_ms'] for r in rs], '{:.2f}')} | {max(r['max_ms'] for r in rs):.2f} |"
           f" {errors} | {m.get('peak_rss_kib', 0) / 1024:.0f} |"
-          f" {m.get('bundle_bytes', 0) / 2**20:.0f} |")
+          f" {m.get('rss_kib', 0) / 1024:.0f} | {m.get('bundle_bytes', 0) / 2**20:.0f} |")
     p()
-    p("Memory grows with the catalogue as the item tables do: each model holds an input "
-      "embedding and an output table of items x 64 floats (2 x 256 MB at 1M items, two models), "
-      "plus the CF lists (8 bytes per neighbour). What dominates the time at 1M items is the "
-      "one weighted model's pass over its 1M x 64 output table (below).")
+    width = item_width()
+    p("Memory grows with the catalogue as the item tables do. A model file holds an input "
+      "embedding and an output table of items x 64 floats, and the item features (at 1M items "
+      "584 MB a model). At load the server takes its own copy of the output table and the "
+      f"features in half precision (`--item_tables=half`, the default: 2 bytes x {width} "
+      f"columns, {2 * width:.0f} MB a model at 1M items) and the module frees its float copies and keeps its input "
+      "embedding in half (`release_item_table`, tools/recsys_models.py). The peak is the load "
+      "of a model: its float file in memory plus the concatenated float table it returns, "
+      "before the conversion; what stays is the RSS after the runs. The CF lists take 8 bytes a "
+      "neighbour. What dominates the time at 1M items is each weighted model's pass over its "
+      "1M-row half table (below).")
     p()
+    precision_table(p, d)
     profile = os.path.join(d, "profile.txt")
     if os.path.exists(profile) and os.path.getsize(profile) > 0:
         p("## Profile (perf, server at saturation, replay (the default), by library)")
@@ -254,6 +272,30 @@ def main():
         p("On the 1M-item synthetic bundle:")
         p()
         micro_table(p, micro_1m)
+
+
+def precision_table(p, d):
+    """NDCG@10 of the held-out bundle with half and float item tables (benchmark.sh part 6)."""
+    rows = {}
+    for precision in ("float", "half"):
+        path = os.path.join(d, f"precision-{precision}.tsv")
+        if not os.path.exists(path):
+            return
+        for line in open(path, encoding="utf-8"):
+            method, variant, cases, ndcg = line.split("\t")[:4]
+            rows.setdefault((method, variant, cases), {})[precision] = float(ndcg)
+    p("### Half-precision item tables against float (held-out bundle, test month)")
+    p()
+    p("`recsys_evaluate --item_tables=float|half` on the bundle of tools/eval_bundle.sh, "
+      "2011-11-09 .. 2011-12-09, the protocol of docs/evaluation.md. The table's values are "
+      "rounded to half (11 significant bits), the input embedding too; sums stay in float.")
+    p()
+    p("| source | variant | cases | NDCG@10 float | NDCG@10 half | half minus float |")
+    p("|---|---|---:|---:|---:|---:|")
+    for (method, variant, cases), v in rows.items():
+        p(f"| {method} | {variant} | {cases} | {v['float']:.4f} | {v['half']:.4f} |"
+          f" {v['half'] - v['float']:+.4f} |")
+    p()
 
 
 def targets_table(p, closed, opened, overhead, scale, qps):
@@ -323,11 +365,13 @@ def targets_table(p, closed, opened, overhead, scale, qps):
                          f"{statistics.median(r['p50_ms'] for r in two):.2f}")
             if p99 > 30 and p99_two <= 30:
                 met = "with `--workers=1 --torch_threads=2`; not with the defaults"
-        p(f"| 1M items: p99 <= 30 ms at low load | {measured}; at 20 QPS; peak RSS "
-          f"{rss[0]['peak_rss_kib'] / 2**20:.2f} GiB | {met} | each weighted model's pass over "
-          "its 1M-row output table (64 floats and the item features a row), memory-bound "
-          "(below): two threads share it, two workers each do it whole; a half-precision or quantised table, or an approximate "
-          "nearest-neighbour index, would be the next step |")
+        p(f"| 1M items: p99 <= 30 ms at low load, RSS <= 1 GiB | {measured}; at 20 QPS; peak "
+          f"RSS {rss[0]['peak_rss_kib'] / 2**20:.2f} GiB (the load of a model), "
+          f"{rss[0].get('rss_kib', 0) / 2**20:.2f} GiB after the runs | {met} | each weighted "
+          f"model's pass over its 1M-row half table ({item_width()} halves a row), memory-bound (below): two "
+          "workers each do it whole. Next: int8 rows with a per-row scale (half the bytes "
+          "again), and bundles that store their tables in half, so that a load never holds "
+          "the float tables |")
 
 
 def flops_table(p, micro, micro_1m, peak_core):
@@ -339,15 +383,15 @@ def flops_table(p, micro, micro_1m, peak_core):
     p()
     p("| work | FLOP | bytes read | median time | GFLOP/s | % of FMA peak | GB/s | % of read bandwidth |")
     p("|---|---:|---:|---:|---:|---:|---:|---:|")
-    d = 64
+    d, width = 64, item_width()
     for name, items, m in (("rnn: encode + score 4,620 items", 4620, micro),
                            ("rnn: encode + score 1M items", 1_000_000, micro_1m)):
         entry = m.get("BM_ModelScoreAll/1")
         if not entry:
             continue
-        # Output pass 2*N*D, GRU 20 steps x 3 gates x 2 matrices of D x D, embedding and fusion.
-        flop = 2 * items * d + 20 * 3 * 2 * 2 * d * d + 2 * 2 * d * d
-        data = 4 * items * (d + 1)
+        # Output pass 2*N*W, GRU 20 steps x 3 gates x 2 matrices of D x D, embedding and fusion.
+        flop = 2 * items * width + 20 * 3 * 2 * 2 * d * d + 2 * 2 * d * d
+        data = items * (2 * width + 4)  # A half table row and a float bias.
         s = entry["ns"] / 1e9
         p(f"| {name} | {flop / 1e6:.1f} M | {data / 2**20:.1f} MiB | {fmt_ns(entry['ns'])} |"
           f" {flop / s / 1e9:.2f} | {100 * flop / s / peak_core:.1f}% | {data / s / 1e9:.1f} |"
@@ -356,11 +400,14 @@ def flops_table(p, micro, micro_1m, peak_core):
     p("At 4,620 items a request's arithmetic is a few MFLOP and runs at a few percent of the "
       "FMA peak: the time goes to per-operation overhead (TorchScript's interpreter, small "
       "tensors, allocation, hashing), not to arithmetic. At 1M items the output pass reads "
-      "256 MB per request for 128 MFLOP (2 bytes per FLOP, far above what the FMA units could "
-      "use): it is memory-bound, and its speed is a fraction of one core's read bandwidth that "
-      "moves with whatever else the shared machine's memory is doing (80-91% in quieter runs "
-      "during development). Only fewer bytes (a half-precision or quantised table, or an "
-      "approximate nearest-neighbour index instead of a full pass) would make it much faster.")
+      f"{2 * width + 4:.0f} MB of half rows per request for {2 * width} FLOP a "
+      "row (1 byte per "
+      "FLOP, far above what the FMA units could use): it is memory-bound, and its speed is a "
+      "fraction of one core's read bandwidth that moves with whatever else the shared "
+      "machine's memory is doing. Float tables (`--item_tables=float`) read twice the bytes "
+      "and take about twice the time; only fewer bytes again "
+      "(int8 rows with a per-row scale, or an approximate nearest-neighbour index instead of a "
+      "full pass) would make it much faster.")
 
 
 WHAT = {

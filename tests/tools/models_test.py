@@ -110,6 +110,30 @@ class PrefixSequencesTest(EveryModelKind, unittest.TestCase):
 
 
 
+class ReleaseItemTableTest(EveryModelKind, unittest.TestCase):
+    """release_item_table (called by the server once it holds its own copy of item_table())
+    frees the output table and item features; with half=True the input embedding is kept in
+    half precision and embed() still gives float, within half's rounding of the float one."""
+
+    def check(self, kind, descriptions):
+        torch.manual_seed(6)
+        model = rm.make_model(kind, N, L, C, D, torch.rand(N, 2), 0.0, descriptions)
+        model.eval()
+        model.freeze()
+        items, events, mask, context = request()
+        for half in (False, True):
+            scripted = torch.jit.script(model)
+            before = scripted.encode(scripted.embed(items, events), mask, context)
+            scripted.release_item_table(half)
+            self.assertEqual(scripted.item_table().shape[0], 0)
+            embedded = scripted.embed(items, events)
+            self.assertEqual(embedded.dtype, torch.float32)
+            after = scripted.encode(embedded, mask, context)
+            tolerance = 1e-2 if half else 0.0
+            self.assertTrue(torch.allclose(after, before, atol=tolerance), (half, after, before))
+            self.assertEqual(torch.equal(after, before), not half)
+
+
 class ItemFeaturesTest(unittest.TestCase):
     def test_a_given_category_list_keeps_the_columns_of_another_catalogue(self):
         # The final catalogue has a category the validation one lacked ("toys"): with the
