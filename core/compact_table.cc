@@ -1,5 +1,7 @@
-#include "core/half_table.h"
+#include "core/compact_table.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -42,6 +44,52 @@ __attribute__((target("avx2,f16c,fma"))) void HalfMatVecAvx2(const uint16_t* tab
     for (int64_t j = 8 * vectors; j < width; ++j) total += _cvtsh_ss(row[j]) * x[j];
     out[i] = bias[i] + total;
   }
+}
+
+// The four sums of a, b, c, d's eight lanes each.
+__attribute__((target("avx2,fma"))) __m128 FourSums(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+  const __m256 abcd = _mm256_hadd_ps(ab, cd);  // a01+a23 b.. c.. d.. | the same of lanes 4-7
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+__attribute__((target("avx2,fma"))) __m256 Int8Lanes(const int8_t* p) {
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+// Four rows at a time: each x load serves four rows and one reduction gives four sums (the
+// kernel is bound by instructions, not memory, at one byte an entry).
+__attribute__((target("avx2,fma"))) void Int8MatVecAvx2(const int8_t* table,
+                                                       const float* row_scale, int64_t width,
+                                                       const float* x, const float* bias,
+                                                       int64_t begin, int64_t end, float* out) {
+  const int64_t vectors = width / 8;
+  int64_t i = begin;
+  for (; i + 4 <= end; i += 4) {
+    const int8_t* r = table + i * width;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int64_t v = 0; v < vectors; ++v) {
+      const __m256 xv = _mm256_loadu_ps(x + 8 * v);
+      s0 = _mm256_fmadd_ps(Int8Lanes(r + 8 * v), xv, s0);
+      s1 = _mm256_fmadd_ps(Int8Lanes(r + width + 8 * v), xv, s1);
+      s2 = _mm256_fmadd_ps(Int8Lanes(r + 2 * width + 8 * v), xv, s2);
+      s3 = _mm256_fmadd_ps(Int8Lanes(r + 3 * width + 8 * v), xv, s3);
+    }
+    alignas(16) float sums[4];
+    _mm_store_ps(sums, FourSums(s0, s1, s2, s3));
+    for (int64_t k = 0; k < 4; ++k) {
+      const int8_t* row = r + k * width;
+      for (int64_t j = 8 * vectors; j < width; ++j) sums[k] += static_cast<float>(row[j]) * x[j];
+      out[i + k] = bias[i + k] + row_scale[i + k] * sums[k];
+    }
+  }
+  Int8MatVecPortable(table, row_scale, width, x, bias, i, end, out);  // The last rows.
+}
+
+bool HasAvx2Fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
 }
 
 bool HasAvx2F16c() {
@@ -100,6 +148,82 @@ void HalfMatVec(const uint16_t* table, int64_t width, const float* x, const floa
   if (HasAvx2F16c()) return HalfMatVecAvx2(table, width, x, bias, begin, end, out);
 #endif
   HalfMatVecPortable(table, width, x, bias, begin, end, out);
+}
+
+void Int8MatVecPortable(const int8_t* table, const float* row_scale, int64_t width,
+                        const float* x, const float* bias, int64_t begin, int64_t end,
+                        float* out) {
+  for (int64_t i = begin; i < end; ++i) {
+    const int8_t* row = table + i * width;
+    float total = 0.0f;
+    for (int64_t j = 0; j < width; ++j) total += static_cast<float>(row[j]) * x[j];
+    out[i] = bias[i] + row_scale[i] * total;
+  }
+}
+
+void Int8MatVec(const int8_t* table, const float* row_scale, int64_t width, const float* x,
+                const float* bias, int64_t begin, int64_t end, float* out) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (HasAvx2Fma()) return Int8MatVecAvx2(table, row_scale, width, x, bias, begin, end, out);
+#endif
+  Int8MatVecPortable(table, row_scale, width, x, bias, begin, end, out);
+}
+
+CompactTable CompactTable::Encode(TableEncoding encoding, const float* data, int64_t rows,
+                                  int64_t width) {
+  CompactTable t;
+  t.encoding_ = encoding;
+  t.rows_ = rows;
+  t.width_ = width;
+  const int64_t n = rows * width;
+  if (encoding == TableEncoding::kHalf) {
+    t.half_.resize(n);
+    for (int64_t k = 0; k < n; ++k) t.half_[k] = FloatToHalf(data[k]);
+    return t;
+  }
+  t.column_scale_.assign(width, 0.0f);
+  for (int64_t k = 0; k < n; ++k) {
+    float& c = t.column_scale_[k % width];
+    c = std::max(c, std::abs(data[k]));
+  }
+  for (float& c : t.column_scale_) c = c > 0.0f ? c : 1.0f;
+  t.int8_.resize(n);
+  t.row_scale_.resize(rows);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* row = data + i * width;
+    float most = 0.0f;  // Largest |entry| / column scale: in [0, 1].
+    for (int64_t j = 0; j < width; ++j) most = std::max(most, std::abs(row[j]) / t.column_scale_[j]);
+    const float step = most > 0.0f ? most / 127.0f : 1.0f;
+    t.row_scale_[i] = step;
+    for (int64_t j = 0; j < width; ++j) {
+      const float q = std::nearbyint(row[j] / (t.column_scale_[j] * step));
+      t.int8_[i * width + j] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
+    }
+  }
+  return t;
+}
+
+int64_t CompactTable::bytes() const {
+  return static_cast<int64_t>(half_.size() * sizeof(uint16_t) + int8_.size() +
+                              (row_scale_.size() + column_scale_.size()) * sizeof(float));
+}
+
+void CompactTable::Score(const float* x, const float* bias, int64_t begin, int64_t end,
+                         float* out) const {
+  if (encoding_ == TableEncoding::kHalf) {
+    return HalfMatVec(half_.data(), width_, x, bias, begin, end, out);
+  }
+  std::vector<float> scaled(width_);  // x with the column scales folded in.
+  for (int64_t j = 0; j < width_; ++j) scaled[j] = x[j] * column_scale_[j];
+  Int8MatVec(int8_.data(), row_scale_.data(), width_, scaled.data(), bias, begin, end, out);
+}
+
+void CompactTable::Row(int64_t i, float* out) const {
+  for (int64_t j = 0; j < width_; ++j) {
+    out[j] = encoding_ == TableEncoding::kHalf
+                 ? HalfToFloat(half_[i * width_ + j])
+                 : static_cast<float>(int8_[i * width_ + j]) * row_scale_[i] * column_scale_[j];
+  }
 }
 
 }  // namespace recsys::core

@@ -1,12 +1,13 @@
-#ifndef RECSYS_CORE_HALF_TABLE_H_
-#define RECSYS_CORE_HALF_TABLE_H_
+#ifndef RECSYS_CORE_COMPACT_TABLE_H_
+#define RECSYS_CORE_COMPACT_TABLE_H_
 
-// Item tables in IEEE 754 half precision (binary16): half the bytes of float, so half the
-// memory and half the read bandwidth of the catalogue pass, which at large catalogues is
-// memory-bound (docs/performance.md). A half keeps 11 significant bits (relative rounding error
-// <= 2^-11), ample for embedding rows whose dot products are then summed in float.
+// Item tables in fewer bytes than float, for the catalogue pass, which at large catalogues is
+// memory-bound (docs/performance.md): IEEE 754 half precision (2 bytes an entry, 11
+// significant bits) or int8 with a scale per row and per column (1 byte an entry). Dot
+// products are summed in float. No LibTorch here.
 
 #include <cstdint>
+#include <vector>
 
 namespace recsys::core {
 
@@ -22,11 +23,56 @@ float HalfToFloat(uint16_t half);
 // end floats. Thread-safe: rows are independent, so callers may split [0, N) across threads.
 void HalfMatVec(const uint16_t* table, int64_t width, const float* x, const float* bias,
                 int64_t begin, int64_t end, float* out);
-
-// The same product in plain C++ (no vector instructions); exposed for tests and benchmarks.
+// The same product in plain C++ (no vector instructions); exposed for tests.
 void HalfMatVecPortable(const uint16_t* table, int64_t width, const float* x, const float* bias,
                         int64_t begin, int64_t end, float* out);
 
+// out[i] = bias[i] + row_scale[i] * sum_j table[i * width + j] * x[j] over int8 entries, for
+// rows in [begin, end); AVX2 when the CPU has it, else Int8MatVecPortable. REQUIRES and
+// thread-safety as HalfMatVec.
+void Int8MatVec(const int8_t* table, const float* row_scale, int64_t width, const float* x,
+                const float* bias, int64_t begin, int64_t end, float* out);
+void Int8MatVecPortable(const int8_t* table, const float* row_scale, int64_t width,
+                        const float* x, const float* bias, int64_t begin, int64_t end,
+                        float* out);
+
+enum class TableEncoding {
+  kHalf,  // Each entry rounded to half: relative error <= 2^-11.
+  // Entry (i, j) ~= q * row_scale[i] * column_scale[j] with q in [-127, 127]: the column
+  // scales even out columns of different sizes (learned vectors beside item features), the
+  // row scales let each row use the whole int8 range. Error <= half a step of its row.
+  kInt8,
+};
+
+// An [N, H] float table held in a TableEncoding. Immutable once made; thread-safe.
+class CompactTable {
+ public:
+  // REQUIRES: `data` holds rows * width floats, row-major, all finite.
+  static CompactTable Encode(TableEncoding encoding, const float* data, int64_t rows,
+                             int64_t width);
+
+  int64_t rows() const { return rows_; }
+  int64_t width() const { return width_; }
+  TableEncoding encoding() const { return encoding_; }
+  // Bytes the table's entries and scales take.
+  int64_t bytes() const;
+
+  // out[i] = bias[i] + Row(i) . x for i in [begin, end) (the sum in float, in its own order).
+  // REQUIRES: x has width() floats, bias and out rows(); 0 <= begin <= end <= rows().
+  void Score(const float* x, const float* bias, int64_t begin, int64_t end, float* out) const;
+
+  // The decoded row i (the values Score multiplies by) into out[0, width()).
+  void Row(int64_t i, float* out) const;
+
+ private:
+  TableEncoding encoding_ = TableEncoding::kHalf;
+  int64_t rows_ = 0, width_ = 0;
+  std::vector<uint16_t> half_;         // kHalf: [rows * width].
+  std::vector<int8_t> int8_;           // kInt8: [rows * width].
+  std::vector<float> row_scale_;       // kInt8: [rows].
+  std::vector<float> column_scale_;    // kInt8: [width].
+};
+
 }  // namespace recsys::core
 
-#endif  // RECSYS_CORE_HALF_TABLE_H_
+#endif  // RECSYS_CORE_COMPACT_TABLE_H_

@@ -10,10 +10,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <regex>
 
 #include "absl/strings/str_cat.h"
-#include "core/half_table.h"
+#include "core/compact_table.h"
 
 namespace recsys::core {
 
@@ -22,13 +23,15 @@ namespace {
 class TorchModelRunner final : public ModelRunner {
  public:
   TorchModelRunner(std::string name, ModelShape shape, std::string device,
-                   torch::jit::Module module, torch::Tensor table, torch::Tensor bias)
+                   torch::jit::Module module, torch::Tensor table,
+                   std::optional<CompactTable> compact, torch::Tensor bias)
       : name_(std::move(name)),
         shape_(shape),
         device_name_(std::move(device)),
         device_(device_name_),
         module_(std::move(module)),
         table_(std::move(table)),
+        compact_(std::move(compact)),
         bias_(std::move(bias)) {}
 
   const std::string& name() const override { return name_; }
@@ -42,29 +45,32 @@ class TorchModelRunner final : public ModelRunner {
     return Guarded("score", [&] {
       c10::InferenceMode guard;
       torch::Tensor user = Encode(input);
-      if (table_.scalar_type() == torch::kHalf) return ScoreCatalogueInHalf(user, scores);
+      if (compact_) return ScoreCatalogueCompact(user, scores);
       // A matrix-vector product reads the [N, D] table once, row by row; addmm against the
       // transposed table made BLAS pack (copy) the table on every call.
       CopyOut(torch::addmv(bias_, table_, user.squeeze(0)), scores);
     });
   }
 
-  // ScoreAll's catalogue pass over a half table (CPU): HalfMatVec on LibTorch's intra-op
-  // threads, as addmv would run.
-  void ScoreCatalogueInHalf(const torch::Tensor& user, std::vector<float>* scores) const {
-    const int64_t N = table_.size(0), H = table_.size(1);
-    const torch::Tensor x = user.reshape({H}).contiguous();
-    scores->resize(N);
-    const auto* table = reinterpret_cast<const uint16_t*>(table_.data_ptr<at::Half>());
-    at::parallel_for(0, N, /*grain_size=*/32768, [&](int64_t begin, int64_t end) {
-      HalfMatVec(table, H, x.data_ptr<float>(), bias_.data_ptr<float>(), begin, end,
-                 scores->data());
+  // ScoreAll's catalogue pass over the compact table (CPU), on LibTorch's intra-op threads as
+  // addmv would run.
+  void ScoreCatalogueCompact(const torch::Tensor& user, std::vector<float>* scores) const {
+    const torch::Tensor x = user.reshape({compact_->width()}).contiguous();
+    scores->resize(compact_->rows());
+    at::parallel_for(0, compact_->rows(), /*grain_size=*/32768, [&](int64_t begin, int64_t end) {
+      compact_->Score(x.data_ptr<float>(), bias_.data_ptr<float>(), begin, end, scores->data());
     });
   }
 
   // Rows `index` of the item table as floats, [K, H]: the values the catalogue pass uses.
   torch::Tensor TableRows(const torch::Tensor& index) const {
-    return table_.index_select(0, index).to(torch::kFloat);
+    if (!compact_) return table_.index_select(0, index);
+    const torch::Tensor rows = index.to(torch::kCPU).contiguous();
+    torch::Tensor out = torch::empty({rows.size(0), compact_->width()}, FloatOptions());
+    for (int64_t k = 0; k < rows.size(0); ++k) {
+      compact_->Row(rows.data_ptr<int64_t>()[k], out.data_ptr<float>() + k * compact_->width());
+    }
+    return out;
   }
 
   absl::Status ScoreTargets(const std::vector<ModelInput>& inputs,
@@ -135,7 +141,7 @@ class TorchModelRunner final : public ModelRunner {
           Method("user_vectors")({sequences.index_select(0, torch::tensor(pick).to(device_)),
                                   ToDevice(context, {R, C})})
               .toTensor();
-      TORCH_CHECK(user.dim() == 2 && user.size(0) == R && user.size(1) == table_.size(1),
+      TORCH_CHECK(user.dim() == 2 && user.size(0) == R && user.size(1) == item_width(),
                   "user_vectors() gave ", user.sizes(), " for ", R, " rows");
       torch::Tensor index = TargetIndex(targets);
       CopyOut(torch::addmm(bias_.index_select(0, index), user,
@@ -148,7 +154,7 @@ class TorchModelRunner final : public ModelRunner {
 
   bool HasMethod(const char* name) const { return module_.find_method(name).has_value(); }
   // Width H of item_table().
-  int64_t item_width() const { return table_.size(1); }
+  int64_t item_width() const { return compact_ ? compact_->width() : table_.size(1); }
 
   int32_t embedding_dim() const override { return embedding_dim_; }
   void set_embedding_dim(int32_t d) { embedding_dim_ = d; }
@@ -311,7 +317,8 @@ class TorchModelRunner final : public ModelRunner {
   const std::string device_name_;
   const torch::Device device_;
   const torch::jit::Module module_;
-  const torch::Tensor table_;  // item_table(), [N, H], contiguous: float, or half on CPU.
+  const torch::Tensor table_;  // item_table(), [N, H], contiguous float; undefined with compact_.
+  const std::optional<CompactTable> compact_;  // item_table() in fewer bytes (CPU only).
   const torch::Tensor bias_;   // [N]
   std::vector<float> baseline_scores_;
   int32_t embedding_dim_ = 0;
@@ -481,16 +488,30 @@ absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module 
     return absl::FailedPreconditionError(
         absl::StrCat("item_bias() is ", Shape(bias), ", expected [", shape.num_items, "]"));
   }
-  const bool half = precision == ItemTablePrecision::kHalf && device == "cpu";
-  // Released before the conversion, so that the module's tables and the converted one are
-  // never all held at once (the peak memory of a load).
-  if (module.find_method("release_item_table")) {
-    module.get_method("release_item_table")({half});
+  // A NaN or infinity anywhere makes the sum so (a float sum: sum(kDouble) would first copy
+  // the table to double, the largest temporary of a load).
+  if (!std::isfinite(table.sum().item<float>()) || !std::isfinite(bias.sum().item<float>())) {
+    return absl::FailedPreconditionError("item_table() or item_bias() has entries that are not "
+                                         "finite");
   }
-  table = table.to(half ? torch::kHalf : torch::kFloat).contiguous();
+  const bool compact = precision != ItemTablePrecision::kFloat && device == "cpu";
+  // Released before the conversion, so that the module's tables and the converted one are
+  // never all held at once (the peak memory of a load). A compact table goes with a half
+  // input embedding.
+  if (module.find_method("release_item_table")) {
+    module.get_method("release_item_table")({compact});
+  }
+  table = table.to(torch::kFloat).contiguous();
   bias = bias.to(torch::kFloat).contiguous();
+  std::optional<CompactTable> packed;
+  if (compact) {
+    packed = CompactTable::Encode(precision == ItemTablePrecision::kInt8 ? TableEncoding::kInt8
+                                                                         : TableEncoding::kHalf,
+                                  table.data_ptr<float>(), table.size(0), table.size(1));
+    table = torch::Tensor();
+  }
   return std::make_unique<TorchModelRunner>(spec.name, shape, device, std::move(module),
-                                            std::move(table), std::move(bias));
+                                            std::move(table), std::move(packed), std::move(bias));
 }
 
 // Warm-up: the empty history through encode() and embed() checks their shapes, sets the
@@ -523,8 +544,9 @@ absl::Status WarmUp(const ModelShape& shape, TorchModelRunner* runner) {
 absl::StatusOr<ItemTablePrecision> ParseItemTablePrecision(const std::string& name) {
   if (name == "half") return ItemTablePrecision::kHalf;
   if (name == "float") return ItemTablePrecision::kFloat;
+  if (name == "int8") return ItemTablePrecision::kInt8;
   return absl::InvalidArgumentError(
-      absl::StrCat("item table precision '", name, "': expected half or float"));
+      absl::StrCat("item table precision '", name, "': expected half, int8 or float"));
 }
 
 ModelLoader TorchScriptLoader(const std::string& device, ItemTablePrecision precision) {

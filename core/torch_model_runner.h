@@ -22,12 +22,14 @@ absl::Status SetTorchThreads(int intra_op, int inter_op);
 // OpenBLAS's thread count, or -1 when the BLAS is not OpenBLAS.
 int BlasThreads();
 
-// How a model's item table is held for the catalogue pass on CPU. kHalf: IEEE half precision
-// (core/half_table.h), half the memory and bytes read per request, scores within ~2^-11 of
-// float; kFloat: the module's float values. On CUDA tables stay float.
-enum class ItemTablePrecision { kFloat, kHalf };
+// How a model's item table is held for the catalogue pass on CPU (core/compact_table.h).
+// kHalf: IEEE half precision, half the memory and bytes read per request, entries within
+// 2^-11 relative; kInt8: a quarter, int8 with row and column scales; kFloat: the module's float
+// values. With kHalf and kInt8 the module's input embedding is kept in half too. On CUDA
+// tables stay float.
+enum class ItemTablePrecision { kFloat, kHalf, kInt8 };
 
-// "half" or "float"; anything else is INVALID_ARGUMENT listing the two.
+// "half", "int8" or "float"; anything else is INVALID_ARGUMENT listing them.
 absl::StatusOr<ItemTablePrecision> ParseItemTablePrecision(const std::string& name);
 
 // A ModelLoader for TorchScript files on `device`: loads the module, checks that it has
@@ -42,7 +44,7 @@ absl::StatusOr<ItemTablePrecision> ParseItemTablePrecision(const std::string& na
 // `precision` (every score and attribution uses those values); a module that exports
 // release_item_table(half: bool) is then asked to free its own copies (tools/recsys_models.py).
 ModelLoader TorchScriptLoader(const std::string& device,
-                              ItemTablePrecision precision = ItemTablePrecision::kHalf);
+                              ItemTablePrecision precision = ItemTablePrecision::kInt8);
 
 }  // namespace recsys::core
 

@@ -14,7 +14,7 @@
 #      build/synthetic/) at low load, with the server's peak resident memory.
 #   5. Micro-benchmarks (build/tools/recsys_microbench, 3 repetitions) on the default and the
 #      1M bundle.
-#   6. The half-precision item tables (the default) against float ones: NDCG@10 of the held-out
+#   6. The int8 item tables (the default) and half ones against float: NDCG@10 of the held-out
 #      bundle (tools/eval_bundle.sh) on its test month, each way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -127,7 +127,7 @@ micro=(--benchmark_repetitions=3 --benchmark_min_time=0.2 --benchmark_format=jso
 
 echo "== 6. item table precision" >&2
 eval_bundle=$(./tools/eval_bundle.sh)
-for precision in float half; do
+for precision in float half int8; do
   ./build/tools/recsys_evaluate --bundle="$eval_bundle" --end=2011-12-09 --methods=cnn,rnn,blend \
     --item_tables="$precision" --format=tsv >"$out/precision-$precision.tsv"
 done

@@ -235,13 +235,14 @@ def main():
     p("Memory grows with the catalogue as the item tables do. A model file holds an input "
       "embedding and an output table of items x 64 floats, and the item features (at 1M items "
       "584 MB a model). At load the server takes its own copy of the output table and the "
-      f"features in half precision (`--item_tables=half`, the default: 2 bytes x {width} "
-      f"columns, {2 * width:.0f} MB a model at 1M items) and the module frees its float copies and keeps its input "
-      "embedding in half (`release_item_table`, tools/recsys_models.py). The peak is the load "
-      "of a model: its float file in memory plus the concatenated float table it returns, "
-      "before the conversion; what stays is the RSS after the runs. The CF lists take 8 bytes a "
+      f"features in int8 (`--item_tables=int8`, the default: {width} bytes a row and a row "
+      f"scale, {width + 4:.0f} MB a model at 1M items), the module frees its float copies and "
+      "keeps its input embedding in half (`release_item_table`, tools/recsys_models.py). The "
+      "peak is the load of the second model: the first one's compact tables, the second's "
+      "float file in memory and the concatenated float table it returns before the "
+      "conversion; what stays is the RSS after the runs. The CF lists take 8 bytes a "
       "neighbour. What dominates the time at 1M items is each weighted model's pass over its "
-      "1M-row half table (below).")
+      "1M-row table (below).")
     p()
     precision_table(p, d)
     profile = os.path.join(d, "profile.txt")
@@ -275,26 +276,29 @@ def main():
 
 
 def precision_table(p, d):
-    """NDCG@10 of the held-out bundle with half and float item tables (benchmark.sh part 6)."""
+    """NDCG@10 of the held-out bundle by item table precision (benchmark.sh part 6)."""
+    precisions = ("float", "half", "int8")
     rows = {}
-    for precision in ("float", "half"):
+    for precision in precisions:
         path = os.path.join(d, f"precision-{precision}.tsv")
         if not os.path.exists(path):
             return
         for line in open(path, encoding="utf-8"):
             method, variant, cases, ndcg = line.split("\t")[:4]
             rows.setdefault((method, variant, cases), {})[precision] = float(ndcg)
-    p("### Half-precision item tables against float (held-out bundle, test month)")
+    p("### Compact item tables against float (held-out bundle, test month)")
     p()
-    p("`recsys_evaluate --item_tables=float|half` on the bundle of tools/eval_bundle.sh, "
-      "2011-11-09 .. 2011-12-09, the protocol of docs/evaluation.md. The table's values are "
-      "rounded to half (11 significant bits), the input embedding too; sums stay in float.")
+    p("`recsys_evaluate --item_tables=float|half|int8` on the bundle of tools/eval_bundle.sh, "
+      "2011-11-09 .. 2011-12-09, the protocol of docs/evaluation.md. half: every entry rounded "
+      "to 11 significant bits; int8: 8 bits with a scale per row and per column "
+      "(core/compact_table.h); with either, the input embedding is kept in half. Sums stay in "
+      "float.")
     p()
-    p("| source | variant | cases | NDCG@10 float | NDCG@10 half | half minus float |")
-    p("|---|---|---:|---:|---:|---:|")
+    p("| source | variant | cases | NDCG@10 float | half | int8 | half - float | int8 - float |")
+    p("|---|---|---:|---:|---:|---:|---:|---:|")
     for (method, variant, cases), v in rows.items():
         p(f"| {method} | {variant} | {cases} | {v['float']:.4f} | {v['half']:.4f} |"
-          f" {v['half'] - v['float']:+.4f} |")
+          f" {v['int8']:.4f} | {v['half'] - v['float']:+.4f} | {v['int8'] - v['float']:+.4f} |")
     p()
 
 
@@ -368,10 +372,10 @@ def targets_table(p, closed, opened, overhead, scale, qps):
         p(f"| 1M items: p99 <= 30 ms at low load, RSS <= 1 GiB | {measured}; at 20 QPS; peak "
           f"RSS {rss[0]['peak_rss_kib'] / 2**20:.2f} GiB (the load of a model), "
           f"{rss[0].get('rss_kib', 0) / 2**20:.2f} GiB after the runs | {met} | each weighted "
-          f"model's pass over its 1M-row half table ({item_width()} halves a row), memory-bound (below): two "
-          "workers each do it whole. Next: int8 rows with a per-row scale (half the bytes "
-          "again), and bundles that store their tables in half, so that a load never holds "
-          "the float tables |")
+          f"model's pass over its 1M-row int8 table ({item_width()} bytes a row), memory-bound "
+          "(below): two workers each do it whole. The peak is a model's load (its float file "
+          "and the float table it returns); next: bundles that store their tables compact, a "
+          "catalogue without a string per field, an approximate nearest-neighbour stage |")
 
 
 def flops_table(p, micro, micro_1m, peak_core):
@@ -391,7 +395,7 @@ def flops_table(p, micro, micro_1m, peak_core):
             continue
         # Output pass 2*N*W, GRU 20 steps x 3 gates x 2 matrices of D x D, embedding and fusion.
         flop = 2 * items * width + 20 * 3 * 2 * 2 * d * d + 2 * 2 * d * d
-        data = items * (2 * width + 4)  # A half table row and a float bias.
+        data = items * (width + 8)  # An int8 table row, its scale and a float bias.
         s = entry["ns"] / 1e9
         p(f"| {name} | {flop / 1e6:.1f} M | {data / 2**20:.1f} MiB | {fmt_ns(entry['ns'])} |"
           f" {flop / s / 1e9:.2f} | {100 * flop / s / peak_core:.1f}% | {data / s / 1e9:.1f} |"
@@ -400,14 +404,12 @@ def flops_table(p, micro, micro_1m, peak_core):
     p("At 4,620 items a request's arithmetic is a few MFLOP and runs at a few percent of the "
       "FMA peak: the time goes to per-operation overhead (TorchScript's interpreter, small "
       "tensors, allocation, hashing), not to arithmetic. At 1M items the output pass reads "
-      f"{2 * width + 4:.0f} MB of half rows per request for {2 * width} FLOP a "
-      "row (1 byte per "
-      "FLOP, far above what the FMA units could use): it is memory-bound, and its speed is a "
-      "fraction of one core's read bandwidth that moves with whatever else the shared "
-      "machine's memory is doing. Float tables (`--item_tables=float`) read twice the bytes "
-      "and take about twice the time; only fewer bytes again "
-      "(int8 rows with a per-row scale, or an approximate nearest-neighbour index instead of a "
-      "full pass) would make it much faster.")
+      f"{width + 8:.0f} MB of int8 rows, scales and biases per request for {2 * width} FLOP a "
+      "row (half a byte per FLOP, far above what the FMA units could use): it is "
+      "memory-bound, and its speed is a fraction of one core's read bandwidth that moves with "
+      "whatever else the shared machine's memory is doing. Half tables read twice the bytes, "
+      "float tables four times; only an approximate nearest-neighbour stage instead of a full "
+      "pass would make it much faster.")
 
 
 WHAT = {

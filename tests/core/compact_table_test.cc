@@ -1,4 +1,4 @@
-#include "core/half_table.h"
+#include "core/compact_table.h"
 
 #include <cmath>
 #include <cstdint>
@@ -92,6 +92,94 @@ TEST(HalfMatVecTest, WritesOnlyTheRowsOfItsRange) {
     } else {
       EXPECT_EQ(out[i], -7.0f) << i;
     }
+  }
+}
+
+TEST(Int8MatVecTest, BothPathsComputeTheScaledProduct) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> entry(-127, 127);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t width : {1, 7, 8, 9, 64, 81}) {
+    const int64_t rows = 23;
+    std::vector<int8_t> table(rows * width);
+    for (int8_t& q : table) q = static_cast<int8_t>(entry(rng));
+    std::vector<float> x(width), scale(rows), bias(rows);
+    for (float& v : x) v = normal(rng);
+    for (int64_t i = 0; i < rows; ++i) {
+      scale[i] = std::abs(normal(rng)) / 127.0f;
+      bias[i] = normal(rng);
+    }
+    std::vector<float> fast(rows), portable(rows);
+    Int8MatVec(table.data(), scale.data(), width, x.data(), bias.data(), 0, rows, fast.data());
+    Int8MatVecPortable(table.data(), scale.data(), width, x.data(), bias.data(), 0, rows,
+                       portable.data());
+    for (int64_t i = 0; i < rows; ++i) {
+      double sum = 0.0;
+      for (int64_t j = 0; j < width; ++j) sum += static_cast<double>(table[i * width + j]) * x[j];
+      const double expected = bias[i] + scale[i] * sum;
+      EXPECT_NEAR(fast[i], expected, 1e-4 * (1.0 + std::abs(expected))) << width << "," << i;
+      EXPECT_NEAR(portable[i], expected, 1e-4 * (1.0 + std::abs(expected))) << width << "," << i;
+    }
+  }
+}
+
+// A table like a model's: learned columns of size ~0.3 beside an item feature 1000x smaller
+// and one 30x larger.
+std::vector<float> ModelLikeTable(int64_t rows, int64_t width) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> normal(0.0f, 0.3f);
+  std::vector<float> t(rows * width);
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < width; ++j) t[i * width + j] = normal(rng);
+    t[i * width] *= 1e-3f;
+    t[i * width + 1] = 10.0f * std::abs(t[i * width + 1]);
+  }
+  return t;
+}
+
+TEST(CompactTableTest, Int8RowsKeepEveryColumnToAFewPercentOfItsSize) {
+  const int64_t rows = 200, width = 20;
+  const std::vector<float> t = ModelLikeTable(rows, width);
+  const CompactTable table = CompactTable::Encode(TableEncoding::kInt8, t.data(), rows, width);
+  EXPECT_EQ(table.bytes(), rows * width + (rows + width) * 4);
+  // Per column, the largest error against the column's largest entry: the column scales keep
+  // the small feature column as exact as the others (a scale per row alone would round all of
+  // it to 0).
+  std::vector<float> decoded(width);
+  std::vector<double> worst(width, 0.0), largest(width, 0.0);
+  for (int64_t i = 0; i < rows; ++i) {
+    table.Row(i, decoded.data());
+    for (int64_t j = 0; j < width; ++j) {
+      worst[j] = std::max(worst[j], double{std::abs(decoded[j] - t[i * width + j])});
+      largest[j] = std::max(largest[j], double{std::abs(t[i * width + j])});
+    }
+  }
+  for (int64_t j = 0; j < width; ++j) EXPECT_LT(worst[j], 0.02 * largest[j]) << "column " << j;
+}
+
+TEST(CompactTableTest, ScoresAreTheDecodedRowsTimesX) {
+  const int64_t rows = 50, width = 19;
+  const std::vector<float> t = ModelLikeTable(rows, width);
+  std::vector<float> x(width), bias(rows);
+  for (int64_t j = 0; j < width; ++j) x[j] = 0.1f * static_cast<float>(j % 5) - 0.2f;
+  for (int64_t i = 0; i < rows; ++i) bias[i] = 0.01f * static_cast<float>(i);
+  for (TableEncoding encoding : {TableEncoding::kHalf, TableEncoding::kInt8}) {
+    const CompactTable table = CompactTable::Encode(encoding, t.data(), rows, width);
+    std::vector<float> scores(rows), decoded(width);
+    table.Score(x.data(), bias.data(), 0, rows, scores.data());
+    double off = 0.0;  // How far the compact scores are from the float ones.
+    for (int64_t i = 0; i < rows; ++i) {
+      table.Row(i, decoded.data());
+      double from_rows = bias[i], exact = bias[i];
+      for (int64_t j = 0; j < width; ++j) {
+        from_rows += double{decoded[j]} * x[j];
+        exact += double{t[i * width + j]} * x[j];
+      }
+      EXPECT_NEAR(scores[i], from_rows, 1e-5) << i;  // What re-scoring relies on.
+      off = std::max(off, std::abs(from_rows - exact));
+    }
+    EXPECT_GT(off, 0.0);
+    EXPECT_LT(off, encoding == TableEncoding::kHalf ? 2e-3 : 3e-2);
   }
 }
 

@@ -32,8 +32,8 @@ class TorchModelTest : public ::testing::Test {
       std::ifstream in(*dir_ + "/reference.json");
       reference_ =
           new nlohmann::json(nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false));
-      // Float tables: these tests hold the runner to Python's float reference; the half
-      // tables the server defaults to are held to the float ones (HalfTables... below).
+      // Float tables: these tests hold the runner to Python's float reference; the compact
+      // (int8, half) tables are held to the float ones (CompactTables... below).
       absl::StatusOr<std::shared_ptr<const Bundle>> bundle =
           Bundle::Load(*dir_, TorchScriptLoader("cpu", ItemTablePrecision::kFloat));
       EXPECT_TRUE(bundle.ok()) << bundle.status();
@@ -125,31 +125,35 @@ TEST_F(TorchModelTest, FeaturesAndScoresMatchThePythonReference) {
   }
 }
 
-TEST_F(TorchModelTest, HalfTablesScoreWithinHalfPrecisionAndAgreeWithThemselves) {
-  absl::StatusOr<std::shared_ptr<const Bundle>> half = Bundle::Load(*dir_, TorchScriptLoader("cpu"));
-  ASSERT_TRUE(half.ok()) << half.status();
-  const ModelInput reference = ReferenceInput();
-  for (size_t m = 0; m < (*half)->models().size(); ++m) {
-    const ModelRunner& model = *(*half)->models()[m];
-    SCOPED_TRACE(model.name());
-    std::vector<float> exact, rounded;
-    ASSERT_TRUE((*bundle_)->models()[m]->ScoreAll(reference, &exact).ok());
-    ASSERT_TRUE(model.ScoreAll(reference, &rounded).ok());
-    ASSERT_EQ(rounded.size(), exact.size());
-    float largest = 0.0f;
-    for (size_t i = 0; i < exact.size(); ++i) {
-      // Halves keep 11 significant bits: a few 2^-11 of the score's size, summed over rows.
-      EXPECT_NEAR(rounded[i], exact[i], 2e-3 * (1.0 + std::abs(exact[i]))) << i;
-      largest = std::max(largest, std::abs(rounded[i] - exact[i]));
+TEST_F(TorchModelTest, CompactTablesScoreNearFloatAndAgreeWithThemselves) {
+  // Halves keep 11 significant bits, int8 rows 8: the score moves by a few steps of its size.
+  for (auto [precision, tolerance] : {std::pair{ItemTablePrecision::kHalf, 2e-3},
+                                      std::pair{ItemTablePrecision::kInt8, 3e-2}}) {
+    absl::StatusOr<std::shared_ptr<const Bundle>> compact =
+        Bundle::Load(*dir_, TorchScriptLoader("cpu", precision));
+    ASSERT_TRUE(compact.ok()) << compact.status();
+    const ModelInput reference = ReferenceInput();
+    for (size_t m = 0; m < (*compact)->models().size(); ++m) {
+      const ModelRunner& model = *(*compact)->models()[m];
+      SCOPED_TRACE(model.name() + (precision == ItemTablePrecision::kHalf ? " half" : " int8"));
+      std::vector<float> exact, rounded;
+      ASSERT_TRUE((*bundle_)->models()[m]->ScoreAll(reference, &exact).ok());
+      ASSERT_TRUE(model.ScoreAll(reference, &rounded).ok());
+      ASSERT_EQ(rounded.size(), exact.size());
+      float largest = 0.0f;
+      for (size_t i = 0; i < exact.size(); ++i) {
+        EXPECT_NEAR(rounded[i], exact[i], tolerance * (1.0 + std::abs(exact[i]))) << i;
+        largest = std::max(largest, std::abs(rounded[i] - exact[i]));
+      }
+      EXPECT_GT(largest, 0.0f) << "the compact table was not used";
+      // Re-scoring (what explanations do) reads the same rows as the catalogue pass.
+      std::vector<ItemIndex> all(exact.size());
+      for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<ItemIndex>(i);
+      std::vector<float> targets;
+      ASSERT_TRUE(model.ScoreTargets({reference}, all, &targets).ok());
+      ASSERT_EQ(targets.size(), rounded.size());
+      for (size_t i = 0; i < rounded.size(); ++i) EXPECT_NEAR(targets[i], rounded[i], 1e-5) << i;
     }
-    EXPECT_GT(largest, 0.0f) << "the half tables were not used";
-    // Re-scoring (what explanations do) reads the same half rows as the catalogue pass.
-    std::vector<ItemIndex> all(exact.size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<ItemIndex>(i);
-    std::vector<float> targets;
-    ASSERT_TRUE(model.ScoreTargets({reference}, all, &targets).ok());
-    ASSERT_EQ(targets.size(), rounded.size());
-    for (size_t i = 0; i < rounded.size(); ++i) EXPECT_NEAR(targets[i], rounded[i], 1e-5) << i;
   }
 }
 

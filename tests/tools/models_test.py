@@ -126,6 +126,8 @@ class ReleaseItemTableTest(EveryModelKind, unittest.TestCase):
             before = scripted.encode(scripted.embed(items, events), mask, context)
             scripted.release_item_table(half)
             self.assertEqual(scripted.item_table().shape[0], 0)
+            if descriptions:  # The text CNN's word tokens are training's only.
+                self.assertEqual(scripted.tokens.shape[0], 0)
             embedded = scripted.embed(items, events)
             self.assertEqual(embedded.dtype, torch.float32)
             after = scripted.encode(embedded, mask, context)
