@@ -412,6 +412,12 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
       loader(*dir_ + "/linear.pt", {"linear", "linear", "linear.pt", 8, 5}, shape);
   ASSERT_TRUE(linear.ok()) << linear.status();
   EXPECT_FALSE((*linear)->ScoresPrefixesInOnePass());  // No prefix_sequences: one input a row.
+  for (ItemTablePrecision precision :  // Int8 scales would spread a NaN over its row silently.
+       {ItemTablePrecision::kFloat, ItemTablePrecision::kHalf, ItemTablePrecision::kInt8}) {
+    s = TorchScriptLoader("cpu", precision)(*dir_ + "/nan_table.pt", spec, shape).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(s.message(), HasSubstr("item_table() or item_bias() has entries that are not"));
+  }
   s = loader(*dir_ + "/stale_prefix.pt", spec, shape).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("prefix_sequences() does not match encode()"));
@@ -473,6 +479,17 @@ TEST(TorchDeviceTest, DeviceNamesAreChecked) {
   absl::Status s = CheckTorchDevice("cuda:999");
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("CUDA"));
+}
+
+TEST(ItemTablePrecisionTest, NamesAreParsedAndAWrongOneListsTheChoices) {
+  EXPECT_EQ(*ParseItemTablePrecision("int8"), ItemTablePrecision::kInt8);
+  EXPECT_EQ(*ParseItemTablePrecision("half"), ItemTablePrecision::kHalf);
+  EXPECT_EQ(*ParseItemTablePrecision("float"), ItemTablePrecision::kFloat);
+  for (const char* name : {"int4", "Half", "fp16", ""}) {
+    absl::StatusOr<ItemTablePrecision> p = ParseItemTablePrecision(name);
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(p.status().message(), HasSubstr("expected half, int8 or float")) << name;
+  }
 }
 
 TEST(TorchDeviceTest, CudaIsAClearRefusalWhereItIsUnavailable) {

@@ -114,5 +114,24 @@ TEST(ServerProcessTest, ASecondServerOnAnAddressInUseExitsNonZeroSayingSo) {
   EXPECT_TRUE(first->Recommend(testing::RealCustomerRequest(5), &response).ok());
 }
 
+TEST(ServerProcessTest, AWrongItemTablePrecisionExitsNonZeroNamingTheFlag) {
+  const std::string log = testing::MakeTempDir("precision") + "/stderr.log";
+  const pid_t pid = SpawnServer({"--bundle=" + Retail().root, "--address=127.0.0.1:0",
+                                 "--plaintext", "--metrics_port=-1", "--item_tables=int4"},
+                                log);
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  const bool exited =
+      Eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, absl::Seconds(60));
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  ASSERT_TRUE(exited) << "the server started with --item_tables=int4";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "status " << status;
+  EXPECT_THAT(ReadFile(log), HasSubstr("--item_tables: item table precision 'int4': expected "
+                                       "half, int8 or float"));
+}
+
 }  // namespace
 }  // namespace recsys::server

@@ -8,9 +8,10 @@ script writes cnn.pt and rnn.pt (the contract of tools/recsys_models.py, dimensi
 registers them in DIR/manifest.json with fixed fusion parameters, and writes
 DIR/reference.json: a request, the features Python computes for it and each model's scores of
 every item, so that the C++ featurizer and runner can be checked against Python. It also writes
-three models that break the contract (wrong_table.pt: one item too many; no_encode.pt: no encode
-method; padded.pt: the padding item does not embed to 0; stale_prefix.pt: a GRU with biases,
-whose prefix_sequences() is not its encode()'s) for the rejection tests, and linear.pt, whose
+models that break the contract (wrong_table.pt: one item too many; no_encode.pt: no encode
+method; padded.pt: the padding item does not embed to 0; nan_table.pt: a NaN in the output
+table; stale_prefix.pt: a GRU with biases, whose prefix_sequences() is not its encode()'s) for
+the rejection tests, and linear.pt, whose
 encoder is linear in its inputs.
 """
 
@@ -135,6 +136,10 @@ def main():
     with torch.no_grad():
         stale.gru.bias_ih_l0.normal_(0.0, 0.5)
     torch.jit.script(stale.eval()).save(os.path.join(args.bundle, "stale_prefix.pt"))
+    broken = rm.make_model("rnn", n, MAX_HISTORY, len(context_names), DIM)
+    with torch.no_grad():
+        broken.output.weight[1, 2] = float("nan")  # As a diverged training run leaves it.
+    torch.jit.script(broken.eval()).save(os.path.join(args.bundle, "nan_table.pt"))
     linear = Linear(n, len(context_names))
     with torch.no_grad():
         for p in linear.parameters():
