@@ -11,7 +11,10 @@
 
 namespace recsys::core {
 
-// The half nearest to `value` (ties to even; overflow to infinity; NaN stays NaN).
+// The largest finite half.
+inline constexpr float kLargestHalf = 65504.0f;
+
+// The half nearest to `value` (ties to even; beyond kLargestHalf infinity; NaN stays NaN).
 uint16_t FloatToHalf(float value);
 // The float equal to `half` (every half is exactly a float).
 float HalfToFloat(uint16_t half);
@@ -37,7 +40,9 @@ void Int8MatVecPortable(const int8_t* table, const float* row_scale, int64_t wid
                         float* out);
 
 enum class TableEncoding {
-  kHalf,  // Each entry rounded to half: relative error <= 2^-11.
+  // Each entry rounded to half: relative error <= 2^-11 for entries of size 2^-14 ..
+  // kLargestHalf (below, half's subnormals: absolute error <= 2^-25).
+  kHalf,
   // Entry (i, j) ~= q * row_scale[i] * column_scale[j] with q in [-127, 127]: the column
   // scales even out columns of different sizes (learned vectors beside item features), the
   // row scales let each row use the whole int8 range. Error <= half a step of its row.
@@ -47,7 +52,8 @@ enum class TableEncoding {
 // An [N, H] float table held in a TableEncoding. Immutable once made; thread-safe.
 class CompactTable {
  public:
-  // REQUIRES: `data` holds rows * width floats, row-major, all finite.
+  // REQUIRES: `data` holds rows * width floats, row-major, all finite (and, for kHalf, of
+  // size <= kLargestHalf).
   static CompactTable Encode(TableEncoding encoding, const float* data, int64_t rows,
                              int64_t width);
 

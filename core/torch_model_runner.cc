@@ -65,7 +65,8 @@ class TorchModelRunner final : public ModelRunner {
   // Rows `index` of the item table as floats, [K, H]: the values the catalogue pass uses.
   torch::Tensor TableRows(const torch::Tensor& index) const {
     if (!compact_) return table_.index_select(0, index);
-    const torch::Tensor rows = index.to(torch::kCPU).contiguous();
+    TORCH_CHECK(index.device().is_cpu(), "compact item tables live on the CPU");
+    const torch::Tensor rows = index.contiguous();
     torch::Tensor out = torch::empty({rows.size(0), compact_->width()}, FloatOptions());
     for (int64_t k = 0; k < rows.size(0); ++k) {
       compact_->Row(rows.data_ptr<int64_t>()[k], out.data_ptr<float>() + k * compact_->width());
@@ -206,8 +207,8 @@ class TorchModelRunner final : public ModelRunner {
       torch::Tensor rows = index.repeat({P});
       torch::AutoGradMode enable(true);
       torch::Tensor user = Method("encode")({path, mask, context}).toTensor();
-      torch::Tensor logits =
-          (user * TableRows(rows)).sum(1) + bias_.index_select(0, rows);  // [P*K]
+      torch::Tensor logits = (user * TableRows(index).repeat({P, 1})).sum(1) +
+                             bias_.index_select(0, rows);  // [P*K]
       std::vector<torch::Tensor> grads = torch::autograd::grad({logits.sum()}, {path, context});
       torch::Tensor w =
           torch::tensor(std::vector<float>(points.weights.begin(), points.weights.end()))
@@ -266,7 +267,7 @@ class TorchModelRunner final : public ModelRunner {
 
   absl::Status CheckTargets(const std::vector<ItemIndex>& targets) const {
     for (ItemIndex t : targets) {
-      if (t >= static_cast<ItemIndex>(shape_.num_items)) {
+      if (t < 0 || t >= static_cast<ItemIndex>(shape_.num_items)) {
         return absl::InvalidArgumentError(
             absl::StrCat(name_, ": target ", t, " is outside the catalogue"));
       }
@@ -471,8 +472,9 @@ absl::StatusOr<torch::jit::Module> LoadModule(const std::string& path, const std
 }
 
 // A runner over `module` once its item table and bias fit the catalogue. The runner keeps its
-// own copy of the table (half on CPU when asked); a module that exports release_item_table()
-// then frees its copies (and, with half tables, keeps its input embedding in half too).
+// own copy of the table (compact on CPU unless `precision` is kFloat); a module that exports
+// release_item_table() then frees its copies (and, with compact tables, keeps its input
+// embedding in half).
 absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module module,
                                                              const std::string& device,
                                                              ItemTablePrecision precision,
@@ -488,13 +490,19 @@ absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module 
     return absl::FailedPreconditionError(
         absl::StrCat("item_bias() is ", Shape(bias), ", expected [", shape.num_items, "]"));
   }
-  // A NaN or infinity anywhere makes the sum so (a float sum: sum(kDouble) would first copy
-  // the table to double, the largest temporary of a load).
-  if (!std::isfinite(table.sum().item<float>()) || !std::isfinite(bias.sum().item<float>())) {
+  // Extremes propagate a NaN, and need no table-sized temporary (a load's peak memory).
+  const double largest = std::max(table.max().item<double>(), -table.min().item<double>());
+  if (!std::isfinite(largest) || !std::isfinite(bias.max().item<double>()) ||
+      !std::isfinite(bias.min().item<double>())) {
     return absl::FailedPreconditionError("item_table() or item_bias() has entries that are not "
                                          "finite");
   }
   const bool compact = precision != ItemTablePrecision::kFloat && device == "cpu";
+  if (compact && precision == ItemTablePrecision::kHalf && largest > kLargestHalf) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "item_table() has an entry of size ", largest, ", beyond half precision's ",
+        kLargestHalf, ": serve it with --item_tables=int8 or float"));
+  }
   // Released before the conversion, so that the module's tables and the converted one are
   // never all held at once (the peak memory of a load). A compact table goes with a half
   // input embedding.

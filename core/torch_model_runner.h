@@ -25,8 +25,8 @@ int BlasThreads();
 // How a model's item table is held for the catalogue pass on CPU (core/compact_table.h).
 // kHalf: IEEE half precision, half the memory and bytes read per request, entries within
 // 2^-11 relative; kInt8: a quarter, int8 with row and column scales; kFloat: the module's float
-// values. With kHalf and kInt8 the module's input embedding is kept in half too. On CUDA
-// tables stay float.
+// values. With kHalf and kInt8 the input embedding of a module that exports
+// release_item_table() is kept in half too. On CUDA tables stay float.
 enum class ItemTablePrecision { kFloat, kHalf, kInt8 };
 
 // "half", "int8" or "float"; anything else is INVALID_ARGUMENT listing them.
@@ -43,6 +43,8 @@ absl::StatusOr<ItemTablePrecision> ParseItemTablePrecision(const std::string& na
 // eval mode); LibTorch's native CUDA kernels run instead. The runner holds item_table() at
 // `precision` (every score and attribution uses those values); a module that exports
 // release_item_table(half: bool) is then asked to free its own copies (tools/recsys_models.py).
+// A table or bias with a NaN or infinity is FAILED_PRECONDITION, so is a kHalf table with an
+// entry beyond kLargestHalf.
 ModelLoader TorchScriptLoader(const std::string& device,
                               ItemTablePrecision precision = ItemTablePrecision::kInt8);
 

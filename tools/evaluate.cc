@@ -478,7 +478,9 @@ absl::Status EvaluateVariant(const Methods& methods, const std::vector<std::stri
 absl::StatusOr<std::shared_ptr<const Bundle>> LoadBundle(const std::string& dir) {
   absl::StatusOr<recsys::core::ItemTablePrecision> tables =
       recsys::core::ParseItemTablePrecision(absl::GetFlag(FLAGS_item_tables));
-  if (!tables.ok()) return tables.status();
+  if (!tables.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--item_tables: ", tables.status().message()));
+  }
   absl::StatusOr<std::shared_ptr<const Bundle>> bundle =
       Bundle::Load(dir, MemoizingLoader(*tables));
   if (bundle.ok() && (*bundle)->manifest().train_cutoff_unix == 0) {

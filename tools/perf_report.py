@@ -6,6 +6,7 @@ microbench.json and microbench-1m.json (Google Benchmark).
   /usr/bin/python3 tools/perf_report.py docs/performance > docs/performance.md
 """
 
+import functools
 import glob
 import json
 import os
@@ -36,6 +37,7 @@ def default_weights():
     return ", ".join(f"{s['name']} {s['weight']:g}" for s in sources)
 
 
+@functools.lru_cache(maxsize=None)
 def item_width():
     """Columns of the default bundle's rnn item table (64 learned and the item features)."""
     versions = sorted(glob.glob("bundles/*/rnn.pt"))
@@ -283,9 +285,10 @@ def precision_table(p, d):
         path = os.path.join(d, f"precision-{precision}.tsv")
         if not os.path.exists(path):
             return
-        for line in open(path, encoding="utf-8"):
-            method, variant, cases, ndcg = line.split("\t")[:4]
-            rows.setdefault((method, variant, cases), {})[precision] = float(ndcg)
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                method, variant, cases, ndcg = line.split("\t")[:4]
+                rows.setdefault((method, variant, cases), {})[precision] = float(ndcg)
     p("### Compact item tables against float (held-out bundle, test month)")
     p()
     p("`recsys_evaluate --item_tables=float|half|int8` on the bundle of tools/eval_bundle.sh, "
@@ -297,6 +300,8 @@ def precision_table(p, d):
     p("| source | variant | cases | NDCG@10 float | half | int8 | half - float | int8 - float |")
     p("|---|---|---:|---:|---:|---:|---:|---:|")
     for (method, variant, cases), v in rows.items():
+        if len(v) < len(precisions):
+            continue
         p(f"| {method} | {variant} | {cases} | {v['float']:.4f} | {v['half']:.4f} |"
           f" {v['int8']:.4f} | {v['half'] - v['float']:+.4f} | {v['int8'] - v['float']:+.4f} |")
     p()

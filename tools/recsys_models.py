@@ -26,6 +26,11 @@ with encode(embedded, mask, context) = user_vectors(row L of prefix_sequences, c
 encoders make a padded position (embedding 0) the same as no position, so a history of zero
 embeddings is the empty history whatever its mask.
 
+  release_item_table(half: bool)
+      called by the server once it holds its own (compact) copy of item_table(): frees the
+      module's tables that only item_table() and training read; with half the input embedding
+      is kept in half precision (embed() still returns float).
+
 Event side-features (E = 3), per history event: log1p(quantity), log1p(unit price),
 log1p(days since the previous event). Context features: hour of day and day of week as sine and
 cosine pairs, log1p(days since the last event), and a one-hot of the shopper's country over the
@@ -158,10 +163,11 @@ class _Base(nn.Module):
 
     @torch.jit.export
     def release_item_table(self, half: bool):
-        """Called by the server once it holds its own copy of item_table(): frees the output
-        table and the item features (nothing else that serving calls reads them; item_table()
-        is empty afterwards), and with `half` keeps the input embedding in half precision
-        (embed() still returns float). At 1M items of 64 floats this frees 256 MB and the
+        """Called (on the scripted module) by the server once it holds its own copy of
+        item_table(): frees the output table and the item features (nothing else that serving
+        calls reads them; item_table() is empty afterwards), and with `half` keeps the input
+        embedding in half precision (embed() still returns float). On an eager model the
+        assignments below fail: a Parameter is expected there. At 1M items of 64 floats this frees 256 MB and the
         features, and halves another 256 MB."""
         self.output.weight = torch.zeros(0, self.dim)
         self.item_features = torch.zeros(0, self.item_features.size(1))

@@ -157,6 +157,40 @@ TEST(CompactTableTest, Int8RowsKeepEveryColumnToAFewPercentOfItsSize) {
   for (int64_t j = 0; j < width; ++j) EXPECT_LT(worst[j], 0.02 * largest[j]) << "column " << j;
 }
 
+TEST(CompactTableTest, Int8ScalesEachRowAndSurvivesZeroRowsAndColumns) {
+  // Row 0 is 100x smaller than row 1; row 2 and column 3 are 0.
+  const int64_t rows = 3, width = 4;
+  const std::vector<float> t = {0.01f, -0.007f, 0.003f, 0.0f,  //
+                                1.0f,  0.5f,    -0.3f,  0.0f,  //
+                                0.0f,  0.0f,    0.0f,   0.0f};
+  const CompactTable table = CompactTable::Encode(TableEncoding::kInt8, t.data(), rows, width);
+  std::vector<float> decoded(width);
+  for (int64_t i = 0; i < rows; ++i) {
+    table.Row(i, decoded.data());
+    float most = 0.0f;
+    for (int64_t j = 0; j < width; ++j) most = std::max(most, std::abs(t[i * width + j]));
+    for (int64_t j = 0; j < width; ++j) {
+      ASSERT_TRUE(std::isfinite(decoded[j]));
+      // Within a step of the row's own range (a scale per column alone would leave the small
+      // row a step of 1/127 of the large one's: 100x this).
+      EXPECT_LE(std::abs(decoded[j] - t[i * width + j]), most / 127.0f + 1e-9f) << i << "," << j;
+    }
+  }
+}
+
+TEST(Int8MatVecTest, WritesOnlyTheRowsOfItsRange) {
+  const int64_t rows = 13, width = 9;
+  std::vector<int8_t> table(rows * width, 3);
+  std::vector<float> x(width, 1.0f), scale(rows, 0.5f), bias(rows, 1.0f);
+  for (auto* product : {&Int8MatVec, &Int8MatVecPortable}) {
+    std::vector<float> out(rows, -7.0f);
+    product(table.data(), scale.data(), width, x.data(), bias.data(), 2, 11, out.data());
+    for (int64_t i = 0; i < rows; ++i) {
+      EXPECT_EQ(out[i], i >= 2 && i < 11 ? 1.0f + 0.5f * 27.0f : -7.0f) << i;
+    }
+  }
+}
+
 TEST(CompactTableTest, ScoresAreTheDecodedRowsTimesX) {
   const int64_t rows = 50, width = 19;
   const std::vector<float> t = ModelLikeTable(rows, width);

@@ -126,6 +126,7 @@ TEST_F(TorchModelTest, FeaturesAndScoresMatchThePythonReference) {
 }
 
 TEST_F(TorchModelTest, CompactTablesScoreNearFloatAndAgreeWithThemselves) {
+  std::vector<std::vector<float>> first_scores;  // Per precision, the first model's.
   // Halves keep 11 significant bits, int8 rows 8: the score moves by a few steps of its size.
   for (auto [precision, tolerance] : {std::pair{ItemTablePrecision::kHalf, 2e-3},
                                       std::pair{ItemTablePrecision::kInt8, 3e-2}}) {
@@ -153,8 +154,15 @@ TEST_F(TorchModelTest, CompactTablesScoreNearFloatAndAgreeWithThemselves) {
       ASSERT_TRUE(model.ScoreTargets({reference}, all, &targets).ok());
       ASSERT_EQ(targets.size(), rounded.size());
       for (size_t i = 0; i < rounded.size(); ++i) EXPECT_NEAR(targets[i], rounded[i], 1e-5) << i;
+      if (m == 0) first_scores.push_back(rounded);
+      // A negative index is refused, not read before the table.
+      absl::Status s = model.ScoreTargets({reference}, {-1}, &targets);
+      EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(s.message(), HasSubstr("target -1 is outside the catalogue"));
     }
   }
+  ASSERT_EQ(first_scores.size(), 2u);
+  EXPECT_NE(first_scores[0], first_scores[1]) << "int8 and half tables scored alike";
 }
 
 TEST_F(TorchModelTest, BatchedTargetScoresEqualTheSingleRequestScores) {
@@ -412,12 +420,22 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
       loader(*dir_ + "/linear.pt", {"linear", "linear", "linear.pt", 8, 5}, shape);
   ASSERT_TRUE(linear.ok()) << linear.status();
   EXPECT_FALSE((*linear)->ScoresPrefixesInOnePass());  // No prefix_sequences: one input a row.
-  for (ItemTablePrecision precision :  // Int8 scales would spread a NaN over its row silently.
+  for (ItemTablePrecision precision :  // A NaN would turn a whole int8 row into garbage.
        {ItemTablePrecision::kFloat, ItemTablePrecision::kHalf, ItemTablePrecision::kInt8}) {
     s = TorchScriptLoader("cpu", precision)(*dir_ + "/nan_table.pt", spec, shape).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_THAT(s.message(), HasSubstr("item_table() or item_bias() has entries that are not"));
+    s = TorchScriptLoader("cpu", precision)(*dir_ + "/inf_bias.pt", spec, shape).status();
+    EXPECT_THAT(s.message(), HasSubstr("item_table() or item_bias() has entries that are not"));
   }
+  // An entry beyond half's range: refused in half, served in int8 and float.
+  s = TorchScriptLoader("cpu", ItemTablePrecision::kHalf)(*dir_ + "/huge_table.pt", spec, shape)
+          .status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("beyond half precision's 65504"));
+  EXPECT_TRUE(TorchScriptLoader("cpu", ItemTablePrecision::kInt8)(*dir_ + "/huge_table.pt", spec,
+                                                                  shape)
+                  .ok());
   s = loader(*dir_ + "/stale_prefix.pt", spec, shape).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("prefix_sequences() does not match encode()"));

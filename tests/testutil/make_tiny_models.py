@@ -10,7 +10,8 @@ DIR/reference.json: a request, the features Python computes for it and each mode
 every item, so that the C++ featurizer and runner can be checked against Python. It also writes
 models that break the contract (wrong_table.pt: one item too many; no_encode.pt: no encode
 method; padded.pt: the padding item does not embed to 0; nan_table.pt: a NaN in the output
-table; stale_prefix.pt: a GRU with biases, whose prefix_sequences() is not its encode()'s) for
+table; inf_bias.pt: an infinite bias; huge_table.pt: an entry beyond half precision;
+stale_prefix.pt: a GRU with biases, whose prefix_sequences() is not its encode()'s) for
 the rejection tests, and linear.pt, whose
 encoder is linear in its inputs.
 """
@@ -140,6 +141,14 @@ def main():
     with torch.no_grad():
         broken.output.weight[1, 2] = float("nan")  # As a diverged training run leaves it.
     torch.jit.script(broken.eval()).save(os.path.join(args.bundle, "nan_table.pt"))
+    broken = rm.make_model("rnn", n, MAX_HISTORY, len(context_names), DIM)
+    with torch.no_grad():
+        broken.bias[0] = float("inf")
+    torch.jit.script(broken.eval()).save(os.path.join(args.bundle, "inf_bias.pt"))
+    huge = rm.make_model("rnn", n, MAX_HISTORY, len(context_names), DIM)
+    with torch.no_grad():
+        huge.output.weight[0, 0] = 1e5  # Finite, but beyond half precision.
+    torch.jit.script(huge.eval()).save(os.path.join(args.bundle, "huge_table.pt"))
     linear = Linear(n, len(context_names))
     with torch.no_grad():
         for p in linear.parameters():
