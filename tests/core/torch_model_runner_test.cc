@@ -38,9 +38,14 @@ class TorchModelTest : public ::testing::Test {
           Bundle::Load(*dir_, TorchScriptLoader("cpu", ItemTablePrecision::kFloat));
       EXPECT_TRUE(bundle.ok()) << bundle.status();
       if (bundle.ok()) bundle_ = new std::shared_ptr<const Bundle>(*bundle);
+      absl::StatusOr<std::shared_ptr<const Bundle>> compact =
+          Bundle::Load(*dir_, TorchScriptLoader("cpu"));  // The server's default tables.
+      EXPECT_TRUE(compact.ok()) << compact.status();
+      if (compact.ok()) default_bundle_ = new std::shared_ptr<const Bundle>(*compact);
     }
     ASSERT_FALSE(reference_->is_discarded()) << "reference.json missing or malformed";
     ASSERT_NE(bundle_, nullptr) << "the tiny model bundle did not load";
+    ASSERT_NE(default_bundle_, nullptr) << "the tiny model bundle did not load by default";
     ASSERT_EQ((*bundle_)->models().size(), 2u);
   }
 
@@ -94,7 +99,10 @@ class TorchModelTest : public ::testing::Test {
 
   static inline std::string* dir_ = nullptr;
   static inline nlohmann::json* reference_ = nullptr;
-  static inline std::shared_ptr<const Bundle>* bundle_ = nullptr;
+  static inline std::shared_ptr<const Bundle>* bundle_ = nullptr;          // Float tables.
+  static inline std::shared_ptr<const Bundle>* default_bundle_ = nullptr;  // Int8 tables.
+  // Both bundles: the self-consistency tests hold for every precision.
+  static std::vector<const Bundle*> Bundles() { return {bundle_->get(), default_bundle_->get()}; }
 };
 
 TEST_F(TorchModelTest, FeaturesAndScoresMatchThePythonReference) {
@@ -128,8 +136,8 @@ TEST_F(TorchModelTest, FeaturesAndScoresMatchThePythonReference) {
 TEST_F(TorchModelTest, CompactTablesScoreNearFloatAndAgreeWithThemselves) {
   std::vector<std::vector<float>> first_scores;  // Per precision, the first model's.
   // Halves keep 11 significant bits, int8 rows 8: the score moves by a few steps of its size.
-  for (auto [precision, tolerance] : {std::pair{ItemTablePrecision::kHalf, 2e-3},
-                                      std::pair{ItemTablePrecision::kInt8, 3e-2}}) {
+  for (auto [precision, tolerance] :
+       {std::pair{ItemTablePrecision::kHalf, 2e-3}, std::pair{ItemTablePrecision::kInt8, 3e-2}}) {
     absl::StatusOr<std::shared_ptr<const Bundle>> compact =
         Bundle::Load(*dir_, TorchScriptLoader("cpu", precision));
     ASSERT_TRUE(compact.ok()) << compact.status();
@@ -166,26 +174,28 @@ TEST_F(TorchModelTest, CompactTablesScoreNearFloatAndAgreeWithThemselves) {
 }
 
 TEST_F(TorchModelTest, BatchedTargetScoresEqualTheSingleRequestScores) {
-  const Bundle& bundle = **bundle_;
-  RecommendRequest request = ReferenceRequest();
-  RankedList ranked;
-  ASSERT_TRUE(Ranker::Rank(bundle, request, 10, &ranked).ok());
-  RecommendRequest shorter = request;
-  shorter.history.pop_back();
-  RankedList ranked_shorter;
-  ASSERT_TRUE(Ranker::Rank(bundle, shorter, 10, &ranked_shorter).ok());
-  const std::vector<ItemIndex> targets = {3, 0, 2};
-  for (const auto& model : bundle.models()) {
-    SCOPED_TRACE(model->name());
-    const RankedSource& full = SourceNamed(ranked, model->name());
-    const RankedSource& part = SourceNamed(ranked_shorter, model->name());
-    ASSERT_NE(full.input.mask, part.input.mask);  // Two different requests.
-    std::vector<float> batched;
-    ASSERT_TRUE(model->ScoreTargets({full.input, part.input}, targets, &batched).ok());
-    ASSERT_EQ(batched.size(), 6u);
-    for (size_t k = 0; k < targets.size(); ++k) {
-      EXPECT_NEAR(batched[k], full.scores[targets[k]], 1e-5);
-      EXPECT_NEAR(batched[3 + k], part.scores[targets[k]], 1e-5);
+  for (const Bundle* each : Bundles()) {
+    const Bundle& bundle = *each;
+    RecommendRequest request = ReferenceRequest();
+    RankedList ranked;
+    ASSERT_TRUE(Ranker::Rank(bundle, request, 10, &ranked).ok());
+    RecommendRequest shorter = request;
+    shorter.history.pop_back();
+    RankedList ranked_shorter;
+    ASSERT_TRUE(Ranker::Rank(bundle, shorter, 10, &ranked_shorter).ok());
+    const std::vector<ItemIndex> targets = {3, 0, 2};
+    for (const auto& model : bundle.models()) {
+      SCOPED_TRACE(model->name());
+      const RankedSource& full = SourceNamed(ranked, model->name());
+      const RankedSource& part = SourceNamed(ranked_shorter, model->name());
+      ASSERT_NE(full.input.mask, part.input.mask);  // Two different requests.
+      std::vector<float> batched;
+      ASSERT_TRUE(model->ScoreTargets({full.input, part.input}, targets, &batched).ok());
+      ASSERT_EQ(batched.size(), 6u);
+      for (size_t k = 0; k < targets.size(); ++k) {
+        EXPECT_NEAR(batched[k], full.scores[targets[k]], 1e-5);
+        EXPECT_NEAR(batched[3 + k], part.scores[targets[k]], 1e-5);
+      }
     }
   }
 }
@@ -213,18 +223,20 @@ TEST_F(TorchModelTest, PrefixScoresAreTheScoresOfTheShorterRequests) {
     }
   }
   const std::vector<ItemIndex> targets = {3, 0, 2};
-  for (const auto& model : (*bundle_)->models()) {
-    SCOPED_TRACE(model->name());
-    EXPECT_TRUE(model->ScoresPrefixesInOnePass());  // Both export prefix_sequences.
-    std::vector<float> prefixes, expected;
-    ASSERT_TRUE(model->ScorePrefixes(input, rows, targets, &prefixes).ok());
-    ASSERT_TRUE(model->ScoreTargets(shorter, targets, &expected).ok());
-    ASSERT_EQ(prefixes.size(), expected.size());
-    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(prefixes[i], expected[i], 1e-5) << i;
-    for (const PrefixRow& wrong : std::vector<PrefixRow>{
-             {4, input.context}, {-1, input.context}, {1, {0.5f}}}) {  // Only 3 events.
-      EXPECT_EQ(model->ScorePrefixes(input, {wrong}, targets, &prefixes).code(),
-                absl::StatusCode::kInvalidArgument);
+  for (const Bundle* bundle : Bundles()) {
+    for (const auto& model : bundle->models()) {
+      SCOPED_TRACE(model->name());
+      EXPECT_TRUE(model->ScoresPrefixesInOnePass());  // Both export prefix_sequences.
+      std::vector<float> prefixes, expected;
+      ASSERT_TRUE(model->ScorePrefixes(input, rows, targets, &prefixes).ok());
+      ASSERT_TRUE(model->ScoreTargets(shorter, targets, &expected).ok());
+      ASSERT_EQ(prefixes.size(), expected.size());
+      for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(prefixes[i], expected[i], 1e-5) << i;
+      for (const PrefixRow& wrong : std::vector<PrefixRow>{
+               {4, input.context}, {-1, input.context}, {1, {0.5f}}}) {  // Only 3 events.
+        EXPECT_EQ(model->ScorePrefixes(input, {wrong}, targets, &prefixes).code(),
+                  absl::StatusCode::kInvalidArgument);
+      }
     }
   }
 }
@@ -433,9 +445,9 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
           .status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("beyond half precision's 65504"));
-  EXPECT_TRUE(TorchScriptLoader("cpu", ItemTablePrecision::kInt8)(*dir_ + "/huge_table.pt", spec,
-                                                                  shape)
-                  .ok());
+  EXPECT_TRUE(
+      TorchScriptLoader("cpu", ItemTablePrecision::kInt8)(*dir_ + "/huge_table.pt", spec, shape)
+          .ok());
   s = loader(*dir_ + "/stale_prefix.pt", spec, shape).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("prefix_sequences() does not match encode()"));
