@@ -557,6 +557,18 @@ absl::StatusOr<ItemTablePrecision> ParseItemTablePrecision(const std::string& na
       absl::StrCat("item table precision '", name, "': expected half, int8 or float"));
 }
 
+std::string ItemTablePrecisionName(ItemTablePrecision precision) {
+  switch (precision) {
+    case ItemTablePrecision::kFloat:
+      return "float";
+    case ItemTablePrecision::kHalf:
+      return "half";
+    case ItemTablePrecision::kInt8:
+      return "int8";
+  }
+  return "float";
+}
+
 ModelLoader TorchScriptLoader(const std::string& device, ItemTablePrecision precision) {
   return [device, precision](const std::string& path, const ModelSpec& spec,
                   const ModelShape& shape) -> absl::StatusOr<std::unique_ptr<ModelRunner>> {

@@ -28,9 +28,13 @@ int BlasThreads();
 // values. With kHalf and kInt8 the input embedding of a module that exports
 // release_item_table() is kept in half too. On CUDA tables stay float.
 enum class ItemTablePrecision { kFloat, kHalf, kInt8 };
+// What the server and the tools use unless told otherwise.
+inline constexpr ItemTablePrecision kDefaultItemTablePrecision = ItemTablePrecision::kInt8;
 
 // "half", "int8" or "float"; anything else is INVALID_ARGUMENT listing them.
 absl::StatusOr<ItemTablePrecision> ParseItemTablePrecision(const std::string& name);
+// The name ParseItemTablePrecision reads.
+std::string ItemTablePrecisionName(ItemTablePrecision precision);
 
 // A ModelLoader for TorchScript files on `device`: loads the module, checks that it has
 // embed / encode / item_table / item_bias, and runs a warm-up request to check every shape
@@ -46,7 +50,7 @@ absl::StatusOr<ItemTablePrecision> ParseItemTablePrecision(const std::string& na
 // A table or bias with a NaN or infinity is FAILED_PRECONDITION, so is a kHalf table with an
 // entry beyond kLargestHalf.
 ModelLoader TorchScriptLoader(const std::string& device,
-                              ItemTablePrecision precision = ItemTablePrecision::kInt8);
+                              ItemTablePrecision precision = kDefaultItemTablePrecision);
 
 }  // namespace recsys::core
 

@@ -37,7 +37,8 @@ ABSL_FLAG(int, metrics_port, 9464, "Port of the /metrics endpoint (0: any free p
 ABSL_FLAG(std::string, bundle, "bundles",
           "Bundle version directory, or a root of version directories (the greatest is served)");
 ABSL_FLAG(std::string, device, "cpu", "Device of the models: cpu or cuda:N (never a fallback)");
-ABSL_FLAG(std::string, item_tables, "int8",
+ABSL_FLAG(std::string, item_tables,
+          recsys::core::ItemTablePrecisionName(recsys::core::kDefaultItemTablePrecision),
           "Precision of the models' item tables on CPU: int8 (a quarter of the memory and read "
           "bandwidth of float; int8 with row and column scales), half or float "
           "(docs/performance.md compares their held-out NDCG)");

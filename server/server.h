@@ -48,7 +48,7 @@ struct ServerOptions {
   // Device the bundle's models run on: "cpu" or "cuda:N". Default: cpu.
   std::string device = "cpu";
   // How the models' item tables are held on CPU (core::ItemTablePrecision). Default: int8.
-  core::ItemTablePrecision item_tables = core::ItemTablePrecision::kInt8;
+  core::ItemTablePrecision item_tables = core::kDefaultItemTablePrecision;
   // Largest request message accepted. Default: 4 MiB.
   int max_receive_message_bytes = 4 << 20;
   // TLS for the gRPC listener: PEM files of the server's certificate chain and private key; with

@@ -70,7 +70,8 @@ ABSL_FLAG(double, head_share, 0.5,
           "the cut-off; the rest is the long tail");
 ABSL_FLAG(int, recent_days, 28, "Window of recent_popular, in days before the cut-off");
 ABSL_FLAG(int, max_cases, 0, "Evaluate at most this many cases (every k-th); 0 = all");
-ABSL_FLAG(std::string, item_tables, "int8",
+ABSL_FLAG(std::string, item_tables,
+          recsys::core::ItemTablePrecisionName(recsys::core::kDefaultItemTablePrecision),
           "Precision of the models' item tables, as recsys_server's --item_tables");
 ABSL_FLAG(int, threads, 2, "Threads ranking cases in parallel (each runs models on one thread)");
 

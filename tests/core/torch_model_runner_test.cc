@@ -515,6 +515,10 @@ TEST(ItemTablePrecisionTest, NamesAreParsedAndAWrongOneListsTheChoices) {
   EXPECT_EQ(*ParseItemTablePrecision("int8"), ItemTablePrecision::kInt8);
   EXPECT_EQ(*ParseItemTablePrecision("half"), ItemTablePrecision::kHalf);
   EXPECT_EQ(*ParseItemTablePrecision("float"), ItemTablePrecision::kFloat);
+  for (ItemTablePrecision p :
+       {ItemTablePrecision::kFloat, ItemTablePrecision::kHalf, ItemTablePrecision::kInt8}) {
+    EXPECT_EQ(*ParseItemTablePrecision(ItemTablePrecisionName(p)), p);
+  }
   for (const char* name : {"int4", "Half", "fp16", ""}) {
     absl::StatusOr<ItemTablePrecision> p = ParseItemTablePrecision(name);
     EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << name;
