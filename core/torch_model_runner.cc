@@ -207,8 +207,8 @@ class TorchModelRunner final : public ModelRunner {
       torch::Tensor rows = index.repeat({P});
       torch::AutoGradMode enable(true);
       torch::Tensor user = Method("encode")({path, mask, context}).toTensor();
-      torch::Tensor logits = (user * TableRows(index).repeat({P, 1})).sum(1) +
-                             bias_.index_select(0, rows);  // [P*K]
+      torch::Tensor logits =
+          (user * TableRows(index).repeat({P, 1})).sum(1) + bias_.index_select(0, rows);  // [P*K]
       std::vector<torch::Tensor> grads = torch::autograd::grad({logits.sum()}, {path, context});
       torch::Tensor w =
           torch::tensor(std::vector<float>(points.weights.begin(), points.weights.end()))
@@ -320,7 +320,7 @@ class TorchModelRunner final : public ModelRunner {
   const torch::jit::Module module_;
   const torch::Tensor table_;  // item_table(), [N, H], contiguous float; undefined with compact_.
   const std::optional<CompactTable> compact_;  // item_table() in fewer bytes (CPU only).
-  const torch::Tensor bias_;   // [N]
+  const torch::Tensor bias_;                   // [N]
   std::vector<float> baseline_scores_;
   int32_t embedding_dim_ = 0;
   bool scores_prefixes_ = false;
@@ -471,6 +471,25 @@ absl::StatusOr<torch::jit::Module> LoadModule(const std::string& path, const std
   return module;
 }
 
+// Every entry of the item table and bias finite, and for a half table within half's range.
+// Errors: FAILED_PRECONDITION saying which. The extremes propagate a NaN and need no
+// table-sized temporary (a load's peak memory).
+absl::Status CheckTableValues(const torch::Tensor& table, const torch::Tensor& bias, bool half) {
+  const double largest = std::max(table.max().item<double>(), -table.min().item<double>());
+  if (!std::isfinite(largest) || !std::isfinite(bias.max().item<double>()) ||
+      !std::isfinite(bias.min().item<double>())) {
+    return absl::FailedPreconditionError(
+        "item_table() or item_bias() has entries that are not "
+        "finite");
+  }
+  if (half && largest > kLargestHalf) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("item_table() has an entry of size ", largest, ", beyond half precision's ",
+                     kLargestHalf, ": serve it with --item_tables=int8 or float"));
+  }
+  return absl::OkStatus();
+}
+
 // A runner over `module` once its item table and bias fit the catalogue. The runner keeps its
 // own copy of the table (compact on CPU unless `precision` is kFloat); a module that exports
 // release_item_table() then frees its copies (and, with compact tables, keeps its input
@@ -490,18 +509,11 @@ absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module 
     return absl::FailedPreconditionError(
         absl::StrCat("item_bias() is ", Shape(bias), ", expected [", shape.num_items, "]"));
   }
-  // Extremes propagate a NaN, and need no table-sized temporary (a load's peak memory).
-  const double largest = std::max(table.max().item<double>(), -table.min().item<double>());
-  if (!std::isfinite(largest) || !std::isfinite(bias.max().item<double>()) ||
-      !std::isfinite(bias.min().item<double>())) {
-    return absl::FailedPreconditionError("item_table() or item_bias() has entries that are not "
-                                         "finite");
-  }
   const bool compact = precision != ItemTablePrecision::kFloat && device == "cpu";
-  if (compact && precision == ItemTablePrecision::kHalf && largest > kLargestHalf) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "item_table() has an entry of size ", largest, ", beyond half precision's ",
-        kLargestHalf, ": serve it with --item_tables=int8 or float"));
+  if (absl::Status s =
+          CheckTableValues(table, bias, compact && precision == ItemTablePrecision::kHalf);
+      !s.ok()) {
+    return s;
   }
   // Released before the conversion, so that the module's tables and the converted one are
   // never all held at once (the peak memory of a load). A compact table goes with a half
@@ -513,9 +525,9 @@ absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module 
   bias = bias.to(torch::kFloat).contiguous();
   std::optional<CompactTable> packed;
   if (compact) {
-    packed = CompactTable::Encode(precision == ItemTablePrecision::kInt8 ? TableEncoding::kInt8
-                                                                         : TableEncoding::kHalf,
-                                  table.data_ptr<float>(), table.size(0), table.size(1));
+    packed = CompactTable::Encode(
+        precision == ItemTablePrecision::kInt8 ? TableEncoding::kInt8 : TableEncoding::kHalf,
+        table.data_ptr<float>(), table.size(0), table.size(1));
     table = torch::Tensor();
   }
   return std::make_unique<TorchModelRunner>(spec.name, shape, device, std::move(module),
@@ -570,34 +582,35 @@ std::string ItemTablePrecisionName(ItemTablePrecision precision) {
 }
 
 ModelLoader TorchScriptLoader(const std::string& device, ItemTablePrecision precision) {
-  return [device, precision](const std::string& path, const ModelSpec& spec,
-                  const ModelShape& shape) -> absl::StatusOr<std::unique_ptr<ModelRunner>> {
-    if (absl::Status s = CheckTorchDevice(device); !s.ok()) return s;
-    auto wrong = [&](const absl::Status& why) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path, ": not a model of this bundle: ", why.message()));
-    };
-    try {
-      absl::StatusOr<torch::jit::Module> module = LoadModule(path, device);
-      if (!module.ok()) return wrong(module.status());
-      c10::InferenceMode guard;
-      absl::StatusOr<std::unique_ptr<TorchModelRunner>> runner =
-          MakeRunner(*std::move(module), device, precision, spec, shape);
-      if (!runner.ok()) return wrong(runner.status());
-      if (absl::Status s = WarmUp(shape, runner->get()); !s.ok()) return wrong(s);
-      if (absl::Status s = EnablePrefixPath(shape, runner->get()); !s.ok()) return wrong(s);
-      std::vector<float> scores;
-      if (absl::Status s = (*runner)->ScoreAll(EmptyInput(shape), &scores); !s.ok()) {
-        return wrong(absl::FailedPreconditionError(s.ToString()));
-      }
-      (*runner)->set_baseline_scores(std::move(scores));
-      return std::unique_ptr<ModelRunner>(*std::move(runner));
-    } catch (const c10::Error& e) {
-      return wrong(absl::FailedPreconditionError(e.what_without_backtrace()));
-    } catch (const std::exception& e) {
-      return wrong(absl::FailedPreconditionError(e.what()));
-    }
-  };
+  return
+      [device, precision](const std::string& path, const ModelSpec& spec,
+                          const ModelShape& shape) -> absl::StatusOr<std::unique_ptr<ModelRunner>> {
+        if (absl::Status s = CheckTorchDevice(device); !s.ok()) return s;
+        auto wrong = [&](const absl::Status& why) {
+          return absl::FailedPreconditionError(
+              absl::StrCat(path, ": not a model of this bundle: ", why.message()));
+        };
+        try {
+          absl::StatusOr<torch::jit::Module> module = LoadModule(path, device);
+          if (!module.ok()) return wrong(module.status());
+          c10::InferenceMode guard;
+          absl::StatusOr<std::unique_ptr<TorchModelRunner>> runner =
+              MakeRunner(*std::move(module), device, precision, spec, shape);
+          if (!runner.ok()) return wrong(runner.status());
+          if (absl::Status s = WarmUp(shape, runner->get()); !s.ok()) return wrong(s);
+          if (absl::Status s = EnablePrefixPath(shape, runner->get()); !s.ok()) return wrong(s);
+          std::vector<float> scores;
+          if (absl::Status s = (*runner)->ScoreAll(EmptyInput(shape), &scores); !s.ok()) {
+            return wrong(absl::FailedPreconditionError(s.ToString()));
+          }
+          (*runner)->set_baseline_scores(std::move(scores));
+          return std::unique_ptr<ModelRunner>(*std::move(runner));
+        } catch (const c10::Error& e) {
+          return wrong(absl::FailedPreconditionError(e.what_without_backtrace()));
+        } catch (const std::exception& e) {
+          return wrong(absl::FailedPreconditionError(e.what()));
+        }
+      };
 }
 
 }  // namespace recsys::core

@@ -91,6 +91,18 @@ TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
   EXPECT_FALSE(v1::Recommender::NewStub(channel)->Recommend(&late, request, &out).ok());
 }
 
+// Whether `pid` exits by itself within a minute (its wait status in `status`); if not it is
+// killed, so that no test leaves a server behind.
+bool ExitsWithinAMinute(pid_t pid, int* status) {
+  const bool exited =
+      Eventually([&] { return waitpid(pid, status, WNOHANG) == pid; }, absl::Seconds(60));
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, status, 0);
+  }
+  return exited;
+}
+
 TEST(ServerProcessTest, ASecondServerOnAnAddressInUseExitsNonZeroSayingSo) {
   const testing::TestServer* first = testing::SharedRetailServer();
   ASSERT_NE(first, nullptr);
@@ -100,12 +112,7 @@ TEST(ServerProcessTest, ASecondServerOnAnAddressInUseExitsNonZeroSayingSo) {
                                 log);
   ASSERT_GT(pid, 0);
   int status = 0;
-  const bool exited =
-      Eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, absl::Seconds(60));
-  if (!exited) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
+  const bool exited = ExitsWithinAMinute(pid, &status);
   ASSERT_TRUE(exited) << "the second server kept running on " << first->address();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "status " << status;
   EXPECT_THAT(ReadFile(log), HasSubstr("cannot listen on " + first->address()));
@@ -121,12 +128,7 @@ TEST(ServerProcessTest, AWrongItemTablePrecisionExitsNonZeroNamingTheFlag) {
                                 log);
   ASSERT_GT(pid, 0);
   int status = 0;
-  const bool exited =
-      Eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, absl::Seconds(60));
-  if (!exited) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
+  const bool exited = ExitsWithinAMinute(pid, &status);
   ASSERT_TRUE(exited) << "the server started with --item_tables=int4";
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "status " << status;
   EXPECT_THAT(ReadFile(log), HasSubstr("--item_tables: item table precision 'int4': expected "
