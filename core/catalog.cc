@@ -18,12 +18,14 @@ constexpr absl::string_view kHeader =
     "id\tdescription\tprice\tcategory\tpopularity\trecent_popularity";
 }  // namespace
 
-Catalog::Catalog(std::vector<ItemInfo> items) : items_(std::move(items)) {
-  index_.reserve(items_.size());
+Catalog::Catalog(std::vector<ItemInfo> items)
+    : items_(std::make_unique<const std::vector<ItemInfo>>(std::move(items))),
+      index_(items_->size(), IdHash{items_.get()}, IdEq{items_.get()}) {
   absl::flat_hash_set<std::string> categories;
-  for (size_t i = 0; i < items_.size(); ++i) {
-    index_.emplace(items_[i].id, static_cast<ItemIndex>(i));
-    if (!items_[i].category.empty()) categories.insert(items_[i].category);
+  for (size_t i = 0; i < items_->size(); ++i) {
+    index_.insert(static_cast<ItemIndex>(i));
+    const std::string& category = (*items_)[i].category;
+    if (!category.empty()) categories.insert(category);
   }
   categories_.assign(categories.begin(), categories.end());
   std::sort(categories_.begin(), categories_.end());
@@ -32,7 +34,7 @@ Catalog::Catalog(std::vector<ItemInfo> items) : items_(std::move(items)) {
 std::optional<ItemIndex> Catalog::Find(absl::string_view id) const {
   auto it = index_.find(id);
   if (it == index_.end()) return std::nullopt;
-  return it->second;
+  return *it;
 }
 
 absl::StatusOr<Catalog> Catalog::LoadTsv(const std::string& path) {
@@ -43,7 +45,7 @@ absl::StatusOr<Catalog> Catalog::LoadTsv(const std::string& path) {
     return absl::DataLossError(absl::StrCat(path, ":1: expected header '", kHeader, "'"));
   }
   std::vector<ItemInfo> items;
-  absl::flat_hash_map<std::string, int> seen;
+  absl::flat_hash_set<std::string> seen;
   for (int line_no = 2; std::getline(in, line); ++line_no) {
     std::vector<absl::string_view> cols = absl::StrSplit(line, '\t');
     auto where = [&] { return absl::StrCat(path, ":", line_no, ": "); };
@@ -64,7 +66,7 @@ absl::StatusOr<Catalog> Catalog::LoadTsv(const std::string& path) {
     if (!absl::SimpleAtoi(cols[5], &item.recent_popularity) || item.recent_popularity < 0) {
       return absl::DataLossError(absl::StrCat(where(), "bad recent_popularity '", cols[5], "'"));
     }
-    if (!seen.emplace(item.id, line_no).second) {
+    if (!seen.insert(item.id).second) {
       return absl::DataLossError(absl::StrCat(where(), "duplicate id '", item.id, "'"));
     }
     items.push_back(std::move(item));
@@ -76,7 +78,7 @@ absl::Status Catalog::WriteTsv(const std::string& path) const {
   std::ofstream out(path);
   if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot write"));
   out << kHeader << '\n';
-  for (const ItemInfo& item : items_) {
+  for (const ItemInfo& item : *items_) {
     out << item.id << '\t' << item.description << '\t' << item.price << '\t' << item.category
         << '\t' << item.popularity << '\t' << item.recent_popularity << '\n';
   }
