@@ -65,13 +65,8 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
   absl::StatusOr<Catalog> catalog =
       Catalog::LoadTsv((fs::path(dir) / manifest->items_file).string());
   if (!catalog.ok()) return catalog.status();
-  const std::string cf_path = (fs::path(dir) / manifest->cf_index_file).string();
-  absl::StatusOr<CfIndex> cf = CfIndex::Load(cf_path);
-  if (!cf.ok()) return cf.status();
-  if (cf->num_items() != catalog->size()) {
-    return absl::DataLossError(absl::StrCat(cf_path, ": covers ", cf->num_items(),
-                                            " items, the catalogue has ", catalog->size()));
-  }
+  // The models load before the CF index: a model's load holds its file's float tables for a
+  // moment, and at large catalogues that moment is the peak of the bundle's memory.
   std::vector<std::unique_ptr<ModelRunner>> models;
   for (const ModelSpec& spec : manifest->models) {
     if (loader == nullptr) {
@@ -87,6 +82,13 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
         loader((fs::path(dir) / spec.file).string(), spec, shape);
     if (!model.ok()) return model.status();
     models.push_back(*std::move(model));
+  }
+  const std::string cf_path = (fs::path(dir) / manifest->cf_index_file).string();
+  absl::StatusOr<CfIndex> cf = CfIndex::Load(cf_path);
+  if (!cf.ok()) return cf.status();
+  if (cf->num_items() != catalog->size()) {
+    return absl::DataLossError(absl::StrCat(cf_path, ": covers ", cf->num_items(),
+                                            " items, the catalogue has ", catalog->size()));
   }
   absl::StatusOr<std::vector<Source>> sources = ResolveSources(*manifest, models);
   if (!sources.ok()) {

@@ -176,36 +176,60 @@ void Int8MatVec(const int8_t* table, const float* row_scale, int64_t width, cons
 
 CompactTable CompactTable::Encode(TableEncoding encoding, const float* data, int64_t rows,
                                   int64_t width) {
+  return Encode(encoding, rows, width, [&](int64_t begin, int64_t end, float* out) {
+    std::copy(data + begin * width, data + end * width, out);
+  });
+}
+
+CompactTable CompactTable::Encode(TableEncoding encoding, int64_t rows, int64_t width,
+                                  const RowReader& read, int64_t slice_rows) {
   CompactTable t;
   t.encoding_ = encoding;
   t.rows_ = rows;
   t.width_ = width;
-  const int64_t n = rows * width;
+  std::vector<float> slice;
+  // visit(begin, end, rows [begin, end) of the table) for consecutive slices.
+  auto for_each_slice = [&](const auto& visit) {
+    for (int64_t begin = 0; begin < rows; begin += slice_rows) {
+      const int64_t end = std::min(rows, begin + slice_rows);
+      slice.resize((end - begin) * width);
+      read(begin, end, slice.data());
+      visit(begin, end, slice.data());
+    }
+  };
   if (encoding == TableEncoding::kHalf) {
-    t.half_.resize(n);
-    for (int64_t k = 0; k < n; ++k) t.half_[k] = FloatToHalf(data[k]);
+    t.half_.resize(rows * width);
+    for_each_slice([&](int64_t begin, int64_t end, const float* values) {
+      uint16_t* out = t.half_.data() + begin * width;
+      for (int64_t k = 0; k < (end - begin) * width; ++k) out[k] = FloatToHalf(values[k]);
+    });
     return t;
   }
   t.column_scale_.assign(width, 0.0f);
-  for (int64_t k = 0; k < n; ++k) {
-    float& c = t.column_scale_[k % width];
-    c = std::max(c, std::abs(data[k]));
-  }
-  for (float& c : t.column_scale_) c = c > 0.0f ? c : 1.0f;
-  t.int8_.resize(n);
-  t.row_scale_.resize(rows);
-  for (int64_t i = 0; i < rows; ++i) {
-    const float* row = data + i * width;
-    float most = 0.0f;  // Largest |entry| / column scale: in [0, 1].
-    for (int64_t j = 0; j < width; ++j) most = std::max(most, std::abs(row[j]) / t.column_scale_[j]);
-    const float step = most > 0.0f ? most / 127.0f : 1.0f;
-    t.row_scale_[i] = step;
-    for (int64_t j = 0; j < width; ++j) {
-      const float q = std::nearbyint(row[j] / t.column_scale_[j] / step);
-      t.int8_[i * width + j] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
+  for_each_slice([&](int64_t begin, int64_t end, const float* values) {
+    for (int64_t k = 0; k < (end - begin) * width; ++k) {
+      float& c = t.column_scale_[k % width];
+      c = std::max(c, std::abs(values[k]));
     }
-  }
+  });
+  for (float& c : t.column_scale_) c = c > 0.0f ? c : 1.0f;
+  t.int8_.resize(rows * width);
+  t.row_scale_.resize(rows);
+  for_each_slice([&](int64_t begin, int64_t end, const float* values) {
+    for (int64_t i = begin; i < end; ++i) t.EncodeInt8Row(i, values + (i - begin) * width);
+  });
   return t;
+}
+
+void CompactTable::EncodeInt8Row(int64_t i, const float* row) {
+  float most = 0.0f;  // Largest |entry| / column scale: in [0, 1].
+  for (int64_t j = 0; j < width_; ++j) most = std::max(most, std::abs(row[j]) / column_scale_[j]);
+  const float step = most > 0.0f ? most / 127.0f : 1.0f;
+  row_scale_[i] = step;
+  for (int64_t j = 0; j < width_; ++j) {
+    const float q = std::nearbyint(row[j] / column_scale_[j] / step);
+    int8_[i * width_ + j] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
+  }
 }
 
 int64_t CompactTable::bytes() const {

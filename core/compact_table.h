@@ -7,6 +7,7 @@
 // products are summed in float. No LibTorch here.
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace recsys::core {
@@ -57,6 +58,16 @@ class CompactTable {
   static CompactTable Encode(TableEncoding encoding, const float* data, int64_t rows,
                              int64_t width);
 
+  // Writes rows [begin, end) of a float table, row-major, into out[0, (end - begin) * width).
+  using RowReader = std::function<void(int64_t begin, int64_t end, float* out)>;
+  // The same table read slice by slice, at most `slice_rows` rows at a time (twice over for
+  // kInt8: its column scales first), so that the float table is never held whole: at 1M items
+  // the float table a model returns in one piece is 4x the int8 one. REQUIRES: slice_rows >= 1;
+  // `read` writes values as `data` above.
+  static CompactTable Encode(TableEncoding encoding, int64_t rows, int64_t width,
+                             const RowReader& read, int64_t slice_rows = kSliceRows);
+  static constexpr int64_t kSliceRows = 1 << 12;
+
   int64_t rows() const { return rows_; }
   int64_t width() const { return width_; }
   TableEncoding encoding() const { return encoding_; }
@@ -71,6 +82,9 @@ class CompactTable {
   void Row(int64_t i, float* out) const;
 
  private:
+  // Row i of int8_ and row_scale_ from the float row, with the column scales set.
+  void EncodeInt8Row(int64_t i, const float* row);
+
   TableEncoding encoding_ = TableEncoding::kHalf;
   int64_t rows_ = 0, width_ = 0;
   std::vector<uint16_t> half_;         // kHalf: [rows * width].

@@ -10,10 +10,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/compact_table.h"
 
 namespace recsys::core {
@@ -471,49 +473,94 @@ absl::StatusOr<torch::jit::Module> LoadModule(const std::string& path, const std
   return module;
 }
 
-// Every entry of the item table and bias finite, and for a half table within half's range.
-// Errors: FAILED_PRECONDITION saying which. The extremes propagate a NaN and need no
-// table-sized temporary (a load's peak memory).
-absl::Status CheckTableValues(const torch::Tensor& table, const torch::Tensor& bias, bool half) {
-  const double largest = std::max(table.max().item<double>(), -table.min().item<double>());
-  if (!std::isfinite(largest) || !std::isfinite(bias.max().item<double>()) ||
-      !std::isfinite(bias.min().item<double>())) {
-    return absl::FailedPreconditionError(
-        "item_table() or item_bias() has entries that are not "
-        "finite");
+// Every entry of `values` finite, and with `half` within half's range. `what` names the
+// method that returned them. Errors: FAILED_PRECONDITION saying which. The extremes propagate
+// a NaN and need no table-sized temporary (a load's peak memory).
+absl::Status CheckTableValues(const torch::Tensor& values, bool half, absl::string_view what) {
+  const double largest = std::max(values.max().item<double>(), -values.min().item<double>());
+  if (!std::isfinite(largest)) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " has entries that are not finite"));
   }
   if (half && largest > kLargestHalf) {
     return absl::FailedPreconditionError(
-        absl::StrCat("item_table() has an entry of size ", largest, ", beyond half precision's ",
+        absl::StrCat(what, " has an entry of size ", largest, ", beyond half precision's ",
                      kLargestHalf, ": serve it with --item_tables=int8 or float"));
   }
   return absl::OkStatus();
 }
 
+// The module's item table encoded from item_table_rows(begin, end) slice by slice, so that
+// the float table is never held whole (at 1M items it is as large as the model file's output
+// table again). Errors: FAILED_PRECONDITION for a slice of the wrong shape or values
+// CheckTableValues refuses.
+absl::StatusOr<CompactTable> ReadCompactTable(torch::jit::Module& module, TableEncoding encoding,
+                                              int64_t rows) {
+  torch::jit::Method rows_of = module.get_method("item_table_rows");
+  const torch::Tensor first = rows_of({int64_t{0}, std::min<int64_t>(rows, 1)}).toTensor();
+  if (first.dim() != 2) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("item_table_rows(0, 1) is ", Shape(first), ", expected 2 dimensions"));
+  }
+  const int64_t width = first.size(1);
+  const torch::Tensor beyond = rows_of({rows, rows + 1}).toTensor();
+  if (beyond.dim() != 2 || beyond.size(0) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("item_table_rows(", rows, ", ", rows + 1, ") is ", Shape(beyond),
+                     ": the table has more rows than the catalogue's ", rows, " items"));
+  }
+  absl::Status status;  // The first slice's error; later slices are not read.
+  CompactTable table = CompactTable::Encode(
+      encoding, rows, width, [&](int64_t begin, int64_t end, float* out) {
+        if (!status.ok()) return;
+        torch::Tensor values = rows_of({begin, end}).toTensor();
+        if (values.dim() != 2 || values.size(0) != end - begin || values.size(1) != width) {
+          status = absl::FailedPreconditionError(
+              absl::StrCat("item_table_rows(", begin, ", ", end, ") is ", Shape(values),
+                           ", expected [", end - begin, ", ", width, "]"));
+          return;
+        }
+        const std::string what = absl::StrCat("item_table_rows(", begin, ", ", end, ")");
+        status = CheckTableValues(values, encoding == TableEncoding::kHalf, what);
+        if (!status.ok()) return;
+        values = values.to(torch::kFloat).contiguous();
+        std::memcpy(out, values.data_ptr<float>(), values.numel() * sizeof(float));
+      });
+  if (!status.ok()) return status;
+  return table;
+}
+
 // A runner over `module` once its item table and bias fit the catalogue. The runner keeps its
-// own copy of the table (compact on CPU unless `precision` is kFloat); a module that exports
-// release_item_table() then frees its copies (and, with compact tables, keeps its input
-// embedding in half).
+// own copy of the table (compact on CPU unless `precision` is kFloat; read in slices when the
+// module exports item_table_rows); a module that exports release_item_table() then frees its
+// copies (and, with compact tables, keeps its input embedding in half).
 absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module module,
                                                              const std::string& device,
                                                              ItemTablePrecision precision,
                                                              const ModelSpec& spec,
                                                              const ModelShape& shape) {
-  torch::Tensor table = module.get_method("item_table")({}).toTensor();
   torch::Tensor bias = module.get_method("item_bias")({}).toTensor();
-  if (table.dim() != 2 || table.size(0) != shape.num_items) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "item_table() is ", Shape(table), ", the catalogue has ", shape.num_items, " items"));
-  }
   if (bias.dim() != 1 || bias.size(0) != shape.num_items) {
     return absl::FailedPreconditionError(
         absl::StrCat("item_bias() is ", Shape(bias), ", expected [", shape.num_items, "]"));
   }
+  if (absl::Status s = CheckTableValues(bias, false, "item_bias()"); !s.ok()) return s;
   const bool compact = precision != ItemTablePrecision::kFloat && device == "cpu";
-  if (absl::Status s =
-          CheckTableValues(table, bias, compact && precision == ItemTablePrecision::kHalf);
-      !s.ok()) {
-    return s;
+  const TableEncoding encoding =
+      precision == ItemTablePrecision::kInt8 ? TableEncoding::kInt8 : TableEncoding::kHalf;
+  torch::Tensor table;
+  std::optional<CompactTable> packed;
+  if (compact && module.find_method("item_table_rows")) {
+    absl::StatusOr<CompactTable> read = ReadCompactTable(module, encoding, shape.num_items);
+    if (!read.ok()) return read.status();
+    packed = *std::move(read);
+  } else {
+    table = module.get_method("item_table")({}).toTensor();
+    if (table.dim() != 2 || table.size(0) != shape.num_items) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "item_table() is ", Shape(table), ", the catalogue has ", shape.num_items, " items"));
+    }
+    const bool half = compact && encoding == TableEncoding::kHalf;
+    if (absl::Status s = CheckTableValues(table, half, "item_table()"); !s.ok()) return s;
   }
   // Released before the conversion, so that the module's tables and the converted one are
   // never all held at once (the peak memory of a load). A compact table goes with a half
@@ -521,13 +568,10 @@ absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module 
   if (module.find_method("release_item_table")) {
     module.get_method("release_item_table")({compact});
   }
-  table = table.to(torch::kFloat).contiguous();
   bias = bias.to(torch::kFloat).contiguous();
-  std::optional<CompactTable> packed;
-  if (compact) {
-    packed = CompactTable::Encode(
-        precision == ItemTablePrecision::kInt8 ? TableEncoding::kInt8 : TableEncoding::kHalf,
-        table.data_ptr<float>(), table.size(0), table.size(1));
+  if (table.defined()) table = table.to(torch::kFloat).contiguous();
+  if (compact && !packed) {
+    packed = CompactTable::Encode(encoding, table.data_ptr<float>(), table.size(0), table.size(1));
     table = torch::Tensor();
   }
   return std::make_unique<TorchModelRunner>(spec.name, shape, device, std::move(module),

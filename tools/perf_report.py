@@ -236,14 +236,17 @@ def main():
     width = item_width()
     p("Memory grows with the catalogue as the item tables do. A model file holds an input "
       "embedding and an output table of items x 64 floats, and the item features (at 1M items "
-      "584 MB a model). At load the server takes its own copy of the output table and the "
-      f"features in int8 (`--item_tables=int8`, the default: {width} bytes a row and a row "
-      f"scale, {width + 4:.0f} MB a model at 1M items), the module frees its float copies and "
-      "keeps its input embedding in half (`release_item_table`, tools/recsys_models.py). The "
-      "peak is the load of the second model: the first one's compact tables, the second's "
-      "float file in memory and the concatenated float table it returns before the "
-      "conversion; what stays is the RSS after the runs. The CF lists take 8 bytes a "
-      "neighbour. What dominates the time at 1M items is each weighted model's pass over its "
+      "584 MB a model). At load the server reads the output table and the features slice by "
+      "slice (`item_table_rows`, 4,096 rows at a time, so the whole float table is never made) "
+      f"into its own int8 copy (`--item_tables=int8`, the default: {width} bytes a row and a "
+      f"row scale, {width + 4:.0f} MB a model at 1M items); the module then frees its float "
+      "copies and keeps its input embedding in half (`release_item_table`, "
+      "tools/recsys_models.py). The peak is the load of the second model: its float file, "
+      "which LibTorch reads whole, beside the catalogue and the first model's compact tables "
+      "(the CF index loads after the models); what stays is the RSS after the runs. Measured "
+      "once at each load stage during development (1M items): libraries 162 MiB, catalogue "
+      "+172, each model +650 during its load and +225 after it, CF +163 (8 bytes a "
+      "neighbour). What dominates the time at 1M items is each weighted model's pass over its "
       "1M-row table (below).")
     p()
     precision_table(p, d)
@@ -380,9 +383,10 @@ def targets_table(p, closed, opened, overhead, scale, qps):
           f"peak RSS {peak:.2f} GiB (the load of a model), "
           f"{rss[0].get('rss_kib', 0) / 2**20:.2f} GiB after the runs | {met} | each weighted "
           f"model's pass over its 1M-row int8 table ({item_width()} bytes a row), memory-bound "
-          "(below): two workers each do it whole. The peak is a model's load (its float file "
-          "and the float table it returns); next: bundles that store their tables compact, a "
-          "catalogue without a string per field, an approximate nearest-neighbour stage |")
+          "(below): two workers each do it whole. The peak is the second model's load: its "
+          "float file (584 MB), which LibTorch reads whole, beside the catalogue and the first "
+          "model's compact tables; next: bundles that store their serving tables compact, so "
+          "that no float table is read |")
 
 
 def flops_table(p, micro, micro_1m, peak_core):

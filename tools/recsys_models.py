@@ -158,6 +158,12 @@ class _Base(nn.Module):
         return torch.cat([self.output.weight, self.item_features], dim=1)
 
     @torch.jit.export
+    def item_table_rows(self, begin: int, end: int) -> torch.Tensor:
+        """Rows [begin, end) of item_table(), without making the whole table: the server
+        reads a large table in slices to keep its load-time memory low."""
+        return torch.cat([self.output.weight[begin:end], self.item_features[begin:end]], dim=1)
+
+    @torch.jit.export
     def item_bias(self) -> torch.Tensor:
         return self.bias
 

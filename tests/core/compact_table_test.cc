@@ -1,9 +1,11 @@
 #include "core/compact_table.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -214,6 +216,45 @@ TEST(CompactTableTest, ScoresAreTheDecodedRowsTimesX) {
     }
     EXPECT_GT(off, 0.0);
     EXPECT_LT(off, encoding == TableEncoding::kHalf ? 2e-3 : 3e-2);
+  }
+}
+
+TEST(CompactTableTest, SlicedReadsMakeTheWholeTableOneSliceAtATime) {
+  const int64_t rows = 50, width = 7;
+  std::vector<float> t = ModelLikeTable(rows, width);
+  t[(rows - 1) * width + 2] = 40.0f;  // Column 2's scale comes from the last slice.
+  for (TableEncoding encoding : {TableEncoding::kHalf, TableEncoding::kInt8}) {
+    const CompactTable whole = CompactTable::Encode(encoding, t.data(), rows, width);
+    for (int64_t slice_rows : {1, 7, 49, 64}) {
+      std::vector<std::pair<int64_t, int64_t>> reads;
+      const CompactTable sliced = CompactTable::Encode(
+          encoding, rows, width,
+          [&](int64_t begin, int64_t end, float* out) {
+            reads.emplace_back(begin, end);
+            std::copy(t.begin() + begin * width, t.begin() + end * width, out);
+          },
+          slice_rows);
+      // Consecutive slices of at most slice_rows rows over the table, once for half and twice
+      // for int8 (its column scales need every row first).
+      const int passes = encoding == TableEncoding::kInt8 ? 2 : 1;
+      int64_t next = 0, covered = 0;
+      for (const auto& [begin, end] : reads) {
+        EXPECT_EQ(begin, next % rows) << slice_rows;
+        EXPECT_GT(end, begin);
+        EXPECT_LE(end - begin, slice_rows);
+        next = end;
+        covered += end - begin;
+      }
+      EXPECT_EQ(covered, passes * rows) << slice_rows;
+      std::vector<float> a(width), b(width);
+      for (int64_t i = 0; i < rows; ++i) {
+        whole.Row(i, a.data());
+        sliced.Row(i, b.data());
+        for (int64_t j = 0; j < width; ++j) {
+          ASSERT_EQ(a[j], b[j]) << "slices of " << slice_rows << ", entry " << i << "," << j;
+        }
+      }
+    }
   }
 }
 

@@ -421,7 +421,14 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
   ModelLoader loader = TorchScriptLoader("cpu");
   absl::Status s = loader(*dir_ + "/wrong_table.pt", spec, shape).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("item_bias() is [5], expected [4]"));
+  // A table one row too long beside a bias of the right size, read whole and in slices.
+  s = TorchScriptLoader("cpu", ItemTablePrecision::kFloat)(*dir_ + "/long_table.pt", spec, shape)
+          .status();
   EXPECT_THAT(s.message(), HasSubstr("item_table() is [5,8], the catalogue has 4 items"));
+  s = loader(*dir_ + "/long_table.pt", spec, shape).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("item_table_rows(4, 5) is [1,8]: the table has more rows"));
   s = loader(*dir_ + "/no_encode.pt", spec, shape).status();
   EXPECT_THAT(s.message(), HasSubstr("no method encode()"));
   s = loader(*dir_ + "/padded.pt", {"linear", "linear", "padded.pt", 8, 5}, shape).status();
@@ -436,9 +443,11 @@ TEST_F(TorchModelTest, AModelThatBreaksTheContractIsRejectedWithTheReason) {
        {ItemTablePrecision::kFloat, ItemTablePrecision::kHalf, ItemTablePrecision::kInt8}) {
     s = TorchScriptLoader("cpu", precision)(*dir_ + "/nan_table.pt", spec, shape).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_THAT(s.message(), HasSubstr("item_table() or item_bias() has entries that are not"));
+    EXPECT_THAT(s.message(), HasSubstr(precision == ItemTablePrecision::kFloat
+                                           ? "item_table() has entries that are not finite"
+                                           : "item_table_rows(0, 4) has entries that are not"));
     s = TorchScriptLoader("cpu", precision)(*dir_ + "/inf_bias.pt", spec, shape).status();
-    EXPECT_THAT(s.message(), HasSubstr("item_table() or item_bias() has entries that are not"));
+    EXPECT_THAT(s.message(), HasSubstr("item_bias() has entries that are not finite"));
   }
   // An entry beyond half's range: refused in half, served in int8 and float.
   s = TorchScriptLoader("cpu", ItemTablePrecision::kHalf)(*dir_ + "/huge_table.pt", spec, shape)

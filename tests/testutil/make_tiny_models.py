@@ -131,6 +131,10 @@ def main():
 
     wrong = rm.make_model("rnn", n + 1, MAX_HISTORY, len(context_names), DIM)
     torch.jit.script(wrong.eval()).save(os.path.join(args.bundle, "wrong_table.pt"))
+    long = rm.make_model("rnn", n, MAX_HISTORY, len(context_names), DIM)
+    long.output = torch.nn.Embedding(n + 1, DIM)  # One row more than the bias and catalogue.
+    long.item_features = torch.zeros(n + 1, 0)
+    torch.jit.script(long.eval()).save(os.path.join(args.bundle, "long_table.pt"))
     torch.jit.script(NoEncode(n)).save(os.path.join(args.bundle, "no_encode.pt"))
     stale = rm.make_model("rnn", n, MAX_HISTORY, len(context_names), DIM)
     stale.gru = torch.nn.GRU(DIM, DIM, batch_first=True)  # Padding moves its state.
