@@ -18,8 +18,8 @@ constexpr int32_t kFormatVersion = 1;
 std::vector<FeatureSpec> ParseFeatures(const json& array) {
   std::vector<FeatureSpec> features;
   for (const json& f : array) {
-    features.push_back(
-        {f.at("name").get<std::string>(), f.value("type", "numeric"), f.value("description", "")});
+    features.push_back({f.at("name").get<std::string>(), f.value("type", "numeric"),
+                        f.value("description", ""), f.value("baseline", 0.0)});
   }
   return features;
 }
@@ -27,7 +27,10 @@ std::vector<FeatureSpec> ParseFeatures(const json& array) {
 json FeaturesToJson(const std::vector<FeatureSpec>& features) {
   json array = json::array();
   for (const FeatureSpec& f : features) {
-    array.push_back({{"name", f.name}, {"type", f.type}, {"description", f.description}});
+    array.push_back({{"name", f.name},
+                     {"type", f.type},
+                     {"description", f.description},
+                     {"baseline", f.baseline}});
   }
   return array;
 }
@@ -161,6 +164,12 @@ absl::Status CheckManifest(const BundleManifest& m) {
     if (m.FindSource(name) == nullptr || !std::isfinite(weight) || weight < 0) {
       return absl::InvalidArgumentError(absl::StrCat("manifest: defaults.new_items.weights[\"",
                                                      name, "\"] needs a source and a weight >= 0"));
+    }
+  }
+  for (const FeatureSpec& f : m.context_features) {
+    if (!std::isfinite(f.baseline)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "manifest: feature_schema.context_features \"", f.name, "\" needs a finite baseline"));
     }
   }
   if (m.FindSource(kCfSourceName) == nullptr) {

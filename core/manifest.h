@@ -24,6 +24,9 @@ struct FeatureSpec {
   std::string name;
   std::string type;  // "numeric" or "categorical".
   std::string description;
+  // Context features: the value the attribution baseline takes (tools/make_bundle.py writes
+  // the feature's mean over the training examples); 0 when the manifest has none.
+  double baseline = 0.0;
 };
 
 // How the bundle builder chose the bundle's settings: NDCG@10 of each method on a validation

@@ -27,7 +27,17 @@ struct ModelShape {
   int32_t max_history = 0;         // L
   int32_t num_event_features = 0;  // E
   int32_t num_context = 0;         // C
+  // The context of the attribution baseline, [C]: each context feature's mean over the
+  // bundle's training examples (FeatureSpec::baseline); empty means zeros.
+  std::vector<float> context_baseline;
 };
+
+// The attribution baseline's context: shape.context_baseline, or C zeros when it is empty.
+std::vector<float> BaselineContext(const ModelShape& shape);
+
+// The attribution baseline's input: the empty history (the padding item without side-features
+// in every position, mask 0) under BaselineContext(shape). The warm-up request too.
+ModelInput BaselineInput(const ModelShape& shape);
 
 // Points of a model's embedded input space at which Gradients evaluates the score: P points,
 // each an embedded history [L, D] (what embed() returns) and a context [C], all under one mask.
@@ -108,8 +118,8 @@ class ModelRunner {
   // input per row).
   virtual bool ScoresPrefixesInOnePass() const { return false; }
 
-  // Scores of all items for the attribution baseline: an empty history (all padding) and a
-  // context of zeros. Computed once at load.
+  // Scores of all items for the attribution baseline, BaselineInput(shape()). Computed once at
+  // load.
   virtual const std::vector<float>& baseline_scores() const = 0;
 
   // Width D of the embedding embed() returns.

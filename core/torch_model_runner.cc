@@ -441,17 +441,6 @@ int BlasThreads() {
 
 namespace {
 
-// The empty history with a zero context: the warm-up request and the attribution baseline.
-ModelInput EmptyInput(const ModelShape& shape) {
-  ModelInput input;
-  input.items.assign(shape.max_history, shape.num_items);
-  input.event_features.assign(static_cast<size_t>(shape.max_history) * shape.num_event_features,
-                              0.0f);
-  input.mask.assign(shape.max_history, 0.0f);
-  input.context.assign(shape.num_context, 0.0f);
-  return input;
-}
-
 // The module at `path` on `device`, in eval mode, with the contract's methods. cuDNN's RNN
 // refuses a backward pass in eval mode ("cudnn RNN backward can only be called in training
 // mode", the failure Captum users meet), and switching a shared module to train mode per
@@ -585,7 +574,7 @@ absl::StatusOr<std::unique_ptr<TorchModelRunner>> MakeRunner(torch::jit::Module 
 // it). Errors: FAILED_PRECONDITION naming the mismatch.
 absl::Status WarmUp(const ModelShape& shape, TorchModelRunner* runner) {
   const int64_t width = runner->item_width();
-  torch::Tensor user = runner->Encode(EmptyInput(shape));
+  torch::Tensor user = runner->Encode(BaselineInput(shape));
   if (user.dim() != 2 || user.size(0) != 1 || user.size(1) != width) {
     return absl::FailedPreconditionError(
         absl::StrCat("encode() gives ", Shape(user), ", item_table() has width ", width));
@@ -644,7 +633,7 @@ ModelLoader TorchScriptLoader(const std::string& device, ItemTablePrecision prec
           if (absl::Status s = WarmUp(shape, runner->get()); !s.ok()) return wrong(s);
           if (absl::Status s = EnablePrefixPath(shape, runner->get()); !s.ok()) return wrong(s);
           std::vector<float> scores;
-          if (absl::Status s = (*runner)->ScoreAll(EmptyInput(shape), &scores); !s.ok()) {
+          if (absl::Status s = (*runner)->ScoreAll(BaselineInput(shape), &scores); !s.ok()) {
             return wrong(absl::FailedPreconditionError(s.ToString()));
           }
           (*runner)->set_baseline_scores(std::move(scores));

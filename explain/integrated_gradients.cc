@@ -55,9 +55,11 @@ absl::Status EmbedRows(const core::ModelRunner& model, const core::ModelInput& i
   return model.Embed(items, features, embedded);
 }
 
-// The points of the path, one per quadrature node.
+// The points of the path, one per quadrature node; the context goes from `context_start` to
+// the input's.
 core::EmbeddedPoints PathPoints(const std::vector<float>& rows, size_t row_size,
-                                const core::ModelInput& input, const Quadrature& rule) {
+                                const core::ModelInput& input,
+                                const std::vector<float>& context_start, const Quadrature& rule) {
   const float* base = rows.data();
   const float* full = rows.data() + 2 * row_size;
   core::EmbeddedPoints points;
@@ -67,7 +69,9 @@ core::EmbeddedPoints PathPoints(const std::vector<float>& rows, size_t row_size,
     for (size_t i = 0; i < row_size; ++i) {
       points.embedded.push_back(base[i] + alpha * (full[i] - base[i]));
     }
-    for (float c : input.context) points.context.push_back(alpha * c);
+    for (size_t c = 0; c < input.context.size(); ++c) {
+      points.context.push_back(context_start[c] + alpha * (input.context[c] - context_start[c]));
+    }
     points.weights.push_back(rule.weights[s]);
   }
   return points;
@@ -129,8 +133,10 @@ absl::Status IntegratedGradients(const core::ModelRunner& model, const core::Mod
     return absl::InternalError(absl::StrCat(model.name(), ": embed() gave ", rows.size(),
                                             " values, expected ", (3 + E) * L * D));
   }
+  const std::vector<float> context_start = core::BaselineContext(shape);
   core::ScoreGradients g;
-  if (absl::Status s = model.Gradients(PathPoints(rows, L * D, input, rule), targets, &g);
+  if (absl::Status s =
+          model.Gradients(PathPoints(rows, L * D, input, context_start, rule), targets, &g);
       !s.ok()) {
     return s;
   }
@@ -139,12 +145,12 @@ absl::Status IntegratedGradients(const core::ModelRunner& model, const core::Mod
                                             " and ", g.context.size(), " values, expected ",
                                             K * L * D, " and ", K * C));
   }
-  // The path's start, the padding embedded under the request's mask with zero context, is the
-  // input of all-padding items with that mask: one forward pass without gradients.
+  // The path's start, the padding embedded under the request's mask with the baseline context,
+  // is the input of all-padding items with that mask: one forward pass without gradients.
   core::ModelInput start = input;
   start.items.assign(L, shape.num_items);
   start.event_features.assign(L * E, 0.0f);
-  start.context.assign(C, 0.0f);
+  start.context = context_start;
   std::vector<float> baseline;
   if (absl::Status s = model.ScoreTargets({start}, targets, &baseline); !s.ok()) return s;
   if (baseline.size() != K) {
@@ -166,7 +172,9 @@ absl::Status IntegratedGradients(const core::ModelRunner& model, const core::Mod
         a.event_feature[p * E + e] = Dot(grad, only + p * D, items + p * D, D);
       }
     }
-    for (size_t c = 0; c < C; ++c) a.context[c] = g.context[k * C + c] * input.context[c];
+    for (size_t c = 0; c < C; ++c) {
+      a.context[c] = g.context[k * C + c] * (input.context[c] - start.context[c]);
+    }
     a.baseline = baseline[k];
   }
   return absl::OkStatus();

@@ -11,17 +11,18 @@ namespace recsys::explain {
 
 namespace {
 
-// The context groups of the request with a non-zero feature (a group that is 0 everywhere
-// equals its baseline; the same for every model: the featurizer computes the context from the
-// bundle's schema alone).
-std::vector<core::ContextGroup> NonZeroContext(const core::BundleManifest& manifest,
+// The context groups of the request with a feature off its baseline (a group at its baseline
+// adds nothing; the same for every model: the featurizer computes the context from the
+// bundle's schema alone, and the baseline is the bundle's).
+std::vector<core::ContextGroup> ChangedContext(const core::BundleManifest& manifest,
                                                const core::RankedList& ranked) {
   std::vector<core::ContextGroup> out;
   const core::ModelInput* input = ranked.first_model_input();
   if (input == nullptr) return out;  // Without models no source reads the context.
   for (core::ContextGroup& group : core::ContextGroups(manifest)) {
-    if (std::any_of(group.features.begin(), group.features.end(),
-                    [&](int c) { return input->context[c] != 0.0f; })) {
+    if (std::any_of(group.features.begin(), group.features.end(), [&](int c) {
+          return input->context[c] != static_cast<float>(manifest.context_features[c].baseline);
+        })) {
       out.push_back(std::move(group));
     }
   }
@@ -68,7 +69,7 @@ CoalitionScorer::CoalitionScorer(const core::Bundle& bundle, const core::Recomme
   const size_t n = ranked.history.items.size(), K = ranked.items.size();
   players_.events.resize(n);
   std::iota(players_.events.begin(), players_.events.end(), 0);
-  players_.context = NonZeroContext(bundle.manifest(), ranked);
+  players_.context = ChangedContext(bundle.manifest(), ranked);
   cf_terms_.resize(n * K);
   is_self_.resize(n * K);
   for (size_t t = 0; t < n; ++t) {
@@ -149,8 +150,9 @@ absl::Status CoalitionScorer::ModelRaw(const core::RankedSource& source,
     }
     core::ModelInput input = core::Featurize(bundle_.manifest(), model.shape(), request_, positions,
                                              known, ranked_.request_time);
-    // Context features are present only as players of the coalition; the rest are 0.
-    std::vector<float> context(input.context.size(), 0.0f);
+    // Context features are present only as players of the coalition; the rest are at the
+    // baseline.
+    std::vector<float> context = core::BaselineContext(model.shape());
     for (size_t c = 0; c < players_.context.size(); ++c) {
       if (!coalitions[b][n + c]) continue;
       for (int feature : players_.context[c].features) context[feature] = input.context[feature];

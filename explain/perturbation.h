@@ -15,17 +15,17 @@ namespace recsys::explain {
 // Perturbation attributions of the fused score, model-agnostic: they see the blend only through
 // re-scoring. The players are the request's known history events and its context groups
 // (core::ContextGroups: a time's sin and cos together, the country's one-hots together) that
-// have a non-zero feature (a feature that is 0 in the request equals its baseline and has no
-// effect). A coalition keeps the present players and removes the others:
+// have a feature off its baseline (FeatureSpec::baseline, the training mean; a group at its
+// baseline has no effect). A coalition keeps the present players and removes the others:
 // - an absent history event is left out of the request, exactly as if the caller had not sent
 //   it: CF re-weights the remaining events, the models see the shorter history (with the gaps
 //   and recency that follow from it);
-// - an absent context group takes its baseline value 0 in every feature.
-// The empty coalition is the attribution baseline (empty history, zero context), so its value is
-// the ranker's baseline_score.
+// - an absent context group takes its baseline value in every feature.
+// The empty coalition is the attribution baseline (core::BaselineInput: the empty history under
+// the baseline context), so its value is the ranker's baseline_score.
 struct Players {
   std::vector<size_t> events;  // Indices into RankedList::history (known events), oldest first.
-  // Per player, a context group (one with a non-zero feature).
+  // Per player, a context group (one with a feature off its baseline).
   std::vector<core::ContextGroup> context;
   size_t size() const { return events.size() + context.size(); }
 };

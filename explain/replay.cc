@@ -28,11 +28,11 @@ ReplaySteps MakeSteps(const core::ModelShape& shape, const core::ModelInput& inp
                       const std::vector<core::ContextGroup>& groups) {
   const int L = shape.max_history, E = shape.num_event_features;
   ReplaySteps out;
-  std::vector<float> context(shape.num_context, 0.0f);
+  std::vector<float> context = core::BaselineContext(shape);
   for (size_t g = 0; g < groups.size(); ++g) {
     bool changes = false;
     for (int c : groups[g].features) {
-      changes |= input.context[c] != 0.0f;
+      changes |= input.context[c] != context[c];
       context[c] = input.context[c];
     }
     if (!changes) continue;

@@ -10,8 +10,8 @@
 namespace recsys::explain {
 
 // Replay attributions of a model's score: the request's input rebuilt step by step from the
-// attribution baseline (the empty history, context 0), each step's score change credited to
-// what the step adds:
+// attribution baseline (core::BaselineInput: the empty history under the bundle's baseline
+// context), each step's score change credited to what the step adds:
 //   1. the context, one group at a time (core::ContextGroups), under the empty history;
 //   2. the events the model sees, oldest first, each with its side-features at 0: step j is the
 //      history as it stood after its j-th event, left-padded as a shorter request would be;
@@ -19,11 +19,11 @@ namespace recsys::explain {
 // The last step is the request's input itself, so the attributions telescope: they add up to
 // score(input) - score(baseline) exactly, up to float rounding (no integration error, no
 // sampling). Like Integrated Gradients' path, the inner steps leave the data: events with
-// side-features 0 (no quantity, no price), a context with some groups still 0. The inner steps
+// side-features 0 (no quantity, no price), a context with some groups still at the baseline. The inner steps
 // are scored in two batches, steps 1-2 with one ScorePrefixes call (one pass of the encoder for
 // a model that overrides it) and steps 3 with one ScoreTargets call; the first and last are the
 // baseline's and the request's scores, which the caller already has. Steps that add nothing (a
-// group or kind that is 0 everywhere) are skipped and credited 0.
+// group equal to its baseline, a kind that is 0 everywhere) are skipped and credited 0.
 struct ReplayAttribution {
   std::vector<double> event;    // [L]: per input position (0 for padding).
   std::vector<double> feature;  // [E]: per side-feature kind, summed over the events.

@@ -253,6 +253,7 @@ void ToModelInfo(const core::Bundle& bundle, const pipeline::PipelineOptions& op
       pf->set_name(f.name);
       pf->set_type(f.type);
       pf->set_description(f.description);
+      pf->set_baseline(f.baseline);
     }
   };
   add_features(m.event_features, p->mutable_feature_schema()->mutable_event_features());

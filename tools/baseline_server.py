@@ -111,18 +111,23 @@ class Bundle:
                 name = name[:-len(suffix)] if name.endswith(suffix) else name
             self.context_groups.setdefault(name, []).append(c)
         self.event_feature_names = [f["name"] for f in m["feature_schema"]["event_features"]]
+        # The attribution baseline's context (core::BaselineContext): the manifest's training
+        # means, 0 where a bundle has none.
+        self.context_baseline = torch.tensor(
+            [[f.get("baseline", 0.0) for f in m["feature_schema"]["context_features"]]],
+            dtype=torch.float32)
 
 
-def replay(model, inputs, targets, groups):
+def replay(model, inputs, targets, groups, baseline):
     """Replay attributions of one model's scores of `targets` (explain/replay.h): returns
     (steps, scores [len(steps) + 1, K]); steps[i] = (kind, index) is credited with
     scores[i + 1] - scores[i]."""
     items, events, mask, context = inputs
     length, m = items.size(1), int(mask.sum().item())
     steps, prefixes, contexts = [], [], []
-    partial = torch.zeros_like(context)
+    partial = baseline
     for name, features in groups.items():
-        if bool((context[0, features] != 0).any()):
+        if bool((context[0, features] != baseline[0, features]).any()):
             partial = partial.clone()
             partial[0, features] = context[0, features]
             steps.append(("context", name))
@@ -144,7 +149,7 @@ def replay(model, inputs, targets, groups):
         table, bias = model.item_table()[index], model.item_bias()[index]
         bare = model.embed(items, torch.zeros_like(events))
         sequences = model.prefix_sequences(bare, mask)  # Row 0: the empty history.
-        users = [model.user_vectors(sequences[:1], torch.zeros_like(context))]
+        users = [model.user_vectors(sequences[:1], baseline)]
         if prefixes:
             users.append(model.user_vectors(sequences[prefixes], torch.cat(contexts)))
         if featured:
@@ -233,7 +238,8 @@ class Recommender:
                                       pb.ATTRIBUTION_METHOD_REPLAY):
             for name, (model, _) in b.models.items():
                 if weight[name] != 0:
-                    replayed[name] = replay(model, inputs[name], top.tolist(), b.context_groups)
+                    replayed[name] = replay(model, inputs[name], top.tolist(), b.context_groups,
+                                            b.context_baseline)
         for rank, i in enumerate(top, 1):
             item = response.items.add(item_id=b.ids[i], rank=rank, score=float(fused[i]))
             for s in b.sources:

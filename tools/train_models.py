@@ -422,16 +422,22 @@ def write_models(args, corpus, entries, weights):
     for source in manifest["sources"]:
         if source["name"] in weights:
             source["weight"] = float(weights[source["name"]])
+    context = ([{"name": n, "type": "numeric", "description": d} for n, d in rm.TIME_CONTEXT] +
+               [{"name": "country=" + c, "type": "numeric",
+                 "description": "1 if the shopper's country is " + c}
+                for c in corpus.countries] +
+               [{"name": "country=other", "type": "numeric",
+                 "description": "1 if the country is none of the above"}])
+    # The attribution baseline's context: each feature's mean over the training examples, so
+    # that a context attribution is how far the request's context moves the score from the
+    # average one (docs/explanations.md).
+    means = corpus.train.contexts.mean(0).tolist() if len(corpus.train) else [0.0] * len(context)
+    for feature, mean in zip(context, means):
+        feature["baseline"] = round(float(mean), 6)
     manifest["feature_schema"] = {
         "event_features": [{"name": n, "type": "numeric", "description": d}
                            for n, d in rm.EVENT_FEATURES],
-        "context_features": [{"name": n, "type": "numeric", "description": d}
-                             for n, d in rm.TIME_CONTEXT] +
-                            [{"name": "country=" + c, "type": "numeric",
-                              "description": "1 if the shopper's country is " + c}
-                             for c in corpus.countries] +
-                            [{"name": "country=other", "type": "numeric",
-                              "description": "1 if the country is none of the above"}],
+        "context_features": context,
     }
     with open(manifest_path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)

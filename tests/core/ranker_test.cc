@@ -338,7 +338,8 @@ class RankerModelsTest : public ::testing::Test {
     return scores.at(0);
   }
 
-  // The model's score of `item` for the empty history with a zero context.
+  // The model's score of `item` for the empty history under the manifest's baseline context
+  // (the training means; the tiny bundle's are off 0).
   double EmptyHistoryScore(const std::string& name, ItemIndex item) const {
     const ModelShape& shape = Model(name).shape();
     ModelInput empty;
@@ -346,7 +347,10 @@ class RankerModelsTest : public ::testing::Test {
     empty.event_features.assign(static_cast<size_t>(shape.max_history) * shape.num_event_features,
                                 0.0f);
     empty.mask.assign(shape.max_history, 0.0f);
-    empty.context.assign(shape.num_context, 0.0f);
+    for (const FeatureSpec& f : bundle_->manifest().context_features) {
+      empty.context.push_back(static_cast<float>(f.baseline));
+    }
+    EXPECT_EQ(empty.context.size(), static_cast<size_t>(shape.num_context));
     return ModelScore(name, empty, item);
   }
 

@@ -62,6 +62,8 @@ TEST(ServerModelsTest, EveryResponseShowsCfCnnAndRnn) {
   EXPECT_EQ(info.models(0).device(), "cpu");
   EXPECT_EQ(info.feature_schema().event_features_size(), 3);
   EXPECT_EQ(info.feature_schema().context_features(0).name(), "hour_sin");
+  // The attribution baseline's context, as tests/testutil/make_tiny_models.py wrote it.
+  EXPECT_NEAR(info.feature_schema().context_features(0).baseline(), 0.4 * std::sin(1.0), 1e-4);
 }
 
 // The default response explains every weighted source: the models' attributions per history

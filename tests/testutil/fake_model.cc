@@ -3,6 +3,8 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -50,12 +52,7 @@ FakeModelRunner::FakeModelRunner(std::string name, const core::ModelShape& shape
   for (int p = 0; p < L; ++p) {
     position_weight_[p] = options_.equal_positions ? 1.0f : 1.0f + Param(seed, 6, p);
   }
-  core::ModelInput empty;
-  empty.items.assign(L, N);
-  empty.event_features.assign(static_cast<size_t>(L) * E, 0.0f);
-  empty.mask.assign(L, 0.0f);
-  empty.context.assign(C, 0.0f);
-  const std::vector<double> user = User(empty);
+  const std::vector<double> user = User(core::BaselineInput(shape_));
   for (int i = 0; i < N; ++i) baseline_.push_back(static_cast<float>(Score(user, i)));
 }
 
@@ -236,14 +233,18 @@ absl::Status AddModelSources(const std::string& dir, const std::vector<core::Sou
   for (const char* name : {"log_quantity", "log_price", "log_gap_days"}) {
     manifest->event_features.push_back({name, "numeric", ""});
   }
+  // Baselines as training means would be: off 0, the country shares adding up to 1.
   manifest->context_features.clear();
-  for (const char* name : {"hour_sin", "hour_cos", "dow_sin", "dow_cos", "log_recency_days"}) {
-    manifest->context_features.push_back({name, "numeric", ""});
+  const double share = 1.0 / static_cast<double>(countries.size() + 1);
+  for (const auto& [name, mean] : std::vector<std::pair<const char*, double>>{
+           {"hour_sin", -0.3}, {"hour_cos", -0.6}, {"dow_sin", 0.2}, {"dow_cos", 0.1},
+           {"log_recency_days", 2.5}}) {
+    manifest->context_features.push_back({name, "numeric", "", mean});
   }
   for (const std::string& country : countries) {
-    manifest->context_features.push_back({"country=" + country, "numeric", ""});
+    manifest->context_features.push_back({"country=" + country, "numeric", "", share});
   }
-  manifest->context_features.push_back({"country=other", "numeric", ""});
+  manifest->context_features.push_back({"country=other", "numeric", "", share});
   std::ofstream out(path);
   out << core::SerializeManifest(*manifest);
   if (!out.flush()) return absl::DataLossError(absl::StrCat(path, ": cannot write"));

@@ -18,6 +18,7 @@ encoder is linear in its inputs.
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -123,8 +124,10 @@ def main():
     manifest["feature_schema"] = {
         "event_features": [{"name": name, "type": "numeric", "description": d}
                            for name, d in rm.EVENT_FEATURES],
-        "context_features": [{"name": name, "type": "numeric", "description": ""}
-                             for name in context_names],
+        # Baselines off 0, as training means are (the attribution baseline's context).
+        "context_features": [{"name": name, "type": "numeric", "description": "",
+                              "baseline": round(0.4 * math.sin(c + 1.0), 4)}
+                             for c, name in enumerate(context_names)],
     }
     with open(manifest_path, "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)

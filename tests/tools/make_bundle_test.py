@@ -100,6 +100,19 @@ class MakeBundleTest(unittest.TestCase):
             report = f.read()
         self.assertIn(f"penalty {d['popularity_penalty']:g}", report)
 
+    def test_the_context_baseline_is_the_training_mean(self):
+        features = self.manifest()["feature_schema"]["context_features"]
+        baseline = {f["name"]: f["baseline"] for f in features}
+        self.assertEqual(len(baseline), len(features), "every context feature has a baseline")
+        countries = [v for name, v in baseline.items() if name.startswith("country=")]
+        self.assertAlmostEqual(sum(countries), 1.0, places=4)  # Shares of the examples.
+        self.assertTrue(all(0 <= v <= 1 for v in countries))
+        # The mean of points on the unit circle lies inside it, and not at its centre by chance.
+        for time in ("hour", "dow"):
+            radius = (baseline[time + "_sin"] ** 2 + baseline[time + "_cos"] ** 2) ** 0.5
+            self.assertTrue(0 < radius < 1, (time, radius))
+        self.assertGreater(baseline["log_recency_days"], 0)
+
     def test_the_bundle_evaluates_on_the_month_after(self):
         r = run([EVALUATOR, f"--input={SMALL}", f"--bundle={self.bundle}", "--end=2011-12-10",
                  "--format=tsv", "--methods=recent_popular,blend,rnn"])
