@@ -243,11 +243,9 @@ def main():
       "copies and keeps its input embedding in half (`release_item_table`, "
       "tools/recsys_models.py). The peak is the load of the second model: its float file, "
       "which LibTorch reads whole, beside the catalogue and the first model's compact tables "
-      "(the CF index loads after the models); what stays is the RSS after the runs. Measured "
-      "once at each load stage during development (1M items): libraries 162 MiB, catalogue "
-      "+172, each model +650 during its load and +225 after it, CF +163 (8 bytes a "
-      "neighbour). What dominates the time at 1M items is each weighted model's pass over its "
-      "1M-row table (below).")
+      "(the CF index, 8 bytes a neighbour, loads after the models); what stays is the RSS "
+      "after the runs. What dominates the time at 1M items is each weighted model's pass over "
+      "its 1M-row table (below).")
     p()
     precision_table(p, d)
     profile = os.path.join(d, "profile.txt")
