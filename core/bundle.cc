@@ -78,9 +78,7 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
     shape.max_history = spec.max_history;
     shape.num_event_features = static_cast<int32_t>(manifest->event_features.size());
     shape.num_context = static_cast<int32_t>(manifest->context_features.size());
-    for (const FeatureSpec& f : manifest->context_features) {
-      shape.context_baseline.push_back(static_cast<float>(f.baseline));
-    }
+    shape.context_baseline = ContextBaseline(*manifest);
     absl::StatusOr<std::unique_ptr<ModelRunner>> model =
         loader((fs::path(dir) / spec.file).string(), spec, shape);
     if (!model.ok()) return model.status();

@@ -29,7 +29,8 @@ struct ItemInfo {
 
 // The item vocabulary of a bundle: external id <-> internal index, plus metadata.
 //
-// Immutable after construction; safe to share between threads.
+// Immutable after construction; safe to share between threads. A moved-from Catalog may only be
+// assigned to or destroyed.
 class Catalog {
  public:
   // REQUIRES: ids are unique and non-empty (checked by LoadTsv, not here).

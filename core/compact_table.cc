@@ -176,13 +176,17 @@ void Int8MatVec(const int8_t* table, const float* row_scale, int64_t width, cons
 
 CompactTable CompactTable::Encode(TableEncoding encoding, const float* data, int64_t rows,
                                   int64_t width) {
-  return Encode(encoding, rows, width, [&](int64_t begin, int64_t end, float* out) {
-    std::copy(data + begin * width, data + end * width, out);
-  });
+  absl::StatusOr<CompactTable> table =
+      Encode(encoding, rows, width, [&](int64_t begin, int64_t end, float* out) {
+        std::copy(data + begin * width, data + end * width, out);
+        return absl::OkStatus();
+      });
+  return *std::move(table);  // The reader never fails.
 }
 
-CompactTable CompactTable::Encode(TableEncoding encoding, int64_t rows, int64_t width,
-                                  const RowReader& read, int64_t slice_rows) {
+absl::StatusOr<CompactTable> CompactTable::Encode(TableEncoding encoding, int64_t rows,
+                                                  int64_t width, const RowReader& read,
+                                                  int64_t slice_rows) {
   CompactTable t;
   t.encoding_ = encoding;
   t.rows_ = rows;
@@ -193,31 +197,35 @@ CompactTable CompactTable::Encode(TableEncoding encoding, int64_t rows, int64_t 
     for (int64_t begin = 0; begin < rows; begin += slice_rows) {
       const int64_t end = std::min(rows, begin + slice_rows);
       slice.resize((end - begin) * width);
-      read(begin, end, slice.data());
+      if (absl::Status s = read(begin, end, slice.data()); !s.ok()) return s;
       visit(begin, end, slice.data());
     }
+    return absl::OkStatus();
   };
   if (encoding == TableEncoding::kHalf) {
     t.half_.resize(rows * width);
-    for_each_slice([&](int64_t begin, int64_t end, const float* values) {
+    absl::Status s = for_each_slice([&](int64_t begin, int64_t end, const float* values) {
       uint16_t* out = t.half_.data() + begin * width;
       for (int64_t k = 0; k < (end - begin) * width; ++k) out[k] = FloatToHalf(values[k]);
     });
+    if (!s.ok()) return s;
     return t;
   }
   t.column_scale_.assign(width, 0.0f);
-  for_each_slice([&](int64_t begin, int64_t end, const float* values) {
+  absl::Status s = for_each_slice([&](int64_t begin, int64_t end, const float* values) {
     for (int64_t k = 0; k < (end - begin) * width; ++k) {
       float& c = t.column_scale_[k % width];
       c = std::max(c, std::abs(values[k]));
     }
   });
+  if (!s.ok()) return s;
   for (float& c : t.column_scale_) c = c > 0.0f ? c : 1.0f;
   t.int8_.resize(rows * width);
   t.row_scale_.resize(rows);
-  for_each_slice([&](int64_t begin, int64_t end, const float* values) {
+  s = for_each_slice([&](int64_t begin, int64_t end, const float* values) {
     for (int64_t i = begin; i < end; ++i) t.EncodeInt8Row(i, values + (i - begin) * width);
   });
+  if (!s.ok()) return s;
   return t;
 }
 

@@ -10,6 +10,9 @@
 #include <functional>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
 namespace recsys::core {
 
 // The largest finite half.
@@ -58,14 +61,17 @@ class CompactTable {
   static CompactTable Encode(TableEncoding encoding, const float* data, int64_t rows,
                              int64_t width);
 
-  // Writes rows [begin, end) of a float table, row-major, into out[0, (end - begin) * width).
-  using RowReader = std::function<void(int64_t begin, int64_t end, float* out)>;
+  // Writes rows [begin, end) of a float table, row-major, into out[0, (end - begin) * width),
+  // or fails.
+  using RowReader = std::function<absl::Status(int64_t begin, int64_t end, float* out)>;
   // The same table read slice by slice, at most `slice_rows` rows at a time (twice over for
   // kInt8: its column scales first), so that the float table is never held whole: at 1M items
   // the float table a model returns in one piece is 4x the int8 one. REQUIRES: slice_rows >= 1;
-  // `read` writes values as `data` above.
-  static CompactTable Encode(TableEncoding encoding, int64_t rows, int64_t width,
-                             const RowReader& read, int64_t slice_rows = kSliceRows);
+  // `read` writes values as `data` above. Errors: the first that `read` returns (no slice is
+  // read after it).
+  static absl::StatusOr<CompactTable> Encode(TableEncoding encoding, int64_t rows, int64_t width,
+                                             const RowReader& read,
+                                             int64_t slice_rows = kSliceRows);
   static constexpr int64_t kSliceRows = 1 << 12;
 
   int64_t rows() const { return rows_; }

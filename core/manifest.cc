@@ -27,10 +27,9 @@ std::vector<FeatureSpec> ParseFeatures(const json& array) {
 json FeaturesToJson(const std::vector<FeatureSpec>& features) {
   json array = json::array();
   for (const FeatureSpec& f : features) {
-    array.push_back({{"name", f.name},
-                     {"type", f.type},
-                     {"description", f.description},
-                     {"baseline", f.baseline}});
+    json feature = {{"name", f.name}, {"type", f.type}, {"description", f.description}};
+    if (f.baseline != 0.0) feature["baseline"] = f.baseline;
+    array.push_back(std::move(feature));
   }
   return array;
 }
@@ -166,12 +165,6 @@ absl::Status CheckManifest(const BundleManifest& m) {
                                                      name, "\"] needs a source and a weight >= 0"));
     }
   }
-  for (const FeatureSpec& f : m.context_features) {
-    if (!std::isfinite(f.baseline)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "manifest: feature_schema.context_features \"", f.name, "\" needs a finite baseline"));
-    }
-  }
   if (m.FindSource(kCfSourceName) == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("manifest: sources has no \"", kCfSourceName, "\" entry"));
@@ -187,6 +180,14 @@ absl::Status CheckManifest(const BundleManifest& m) {
 }
 
 }  // namespace
+
+std::vector<float> ContextBaseline(const BundleManifest& manifest) {
+  std::vector<float> out;
+  for (const FeatureSpec& f : manifest.context_features) {
+    out.push_back(static_cast<float>(f.baseline));
+  }
+  return out;
+}
 
 absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text) {
   BundleManifest m;

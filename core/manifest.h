@@ -24,8 +24,9 @@ struct FeatureSpec {
   std::string name;
   std::string type;  // "numeric" or "categorical".
   std::string description;
-  // Context features: the value the attribution baseline takes (tools/make_bundle.py writes
-  // the feature's mean over the training examples); 0 when the manifest has none.
+  // Context features: the value the attribution baseline takes (the bundle builder,
+  // tools/train_models.py, writes the feature's mean over the training examples); 0 when the
+  // manifest has none.
   double baseline = 0.0;
 };
 
@@ -96,6 +97,9 @@ struct BundleManifest {
   // The source named `name`, or nullptr.
   const SourceSpec* FindSource(absl::string_view name) const;
 };
+
+// The attribution baseline's context, [C]: each context feature's FeatureSpec::baseline.
+std::vector<float> ContextBaseline(const BundleManifest& manifest);
 
 absl::StatusOr<BundleManifest> ParseManifest(const std::string& json_text);
 std::string SerializeManifest(const BundleManifest& manifest);

@@ -32,7 +32,9 @@ struct ModelShape {
   std::vector<float> context_baseline;
 };
 
-// The attribution baseline's context: shape.context_baseline, or C zeros when it is empty.
+// The attribution baseline's context: shape.context_baseline (a bundle's models get
+// core::ContextBaseline of its manifest), or C zeros when it is empty (a shape made by hand).
+// REQUIRES: context_baseline is empty or of size num_context.
 std::vector<float> BaselineContext(const ModelShape& shape);
 
 // The attribution baseline's input: the empty history (the padding item without side-features

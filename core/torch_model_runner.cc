@@ -497,25 +497,23 @@ absl::StatusOr<CompactTable> ReadCompactTable(torch::jit::Module& module, TableE
         absl::StrCat("item_table_rows(", rows, ", ", rows + 1, ") is ", Shape(beyond),
                      ": the table has more rows than the catalogue's ", rows, " items"));
   }
-  absl::Status status;  // The first slice's error; later slices are not read.
-  CompactTable table = CompactTable::Encode(
-      encoding, rows, width, [&](int64_t begin, int64_t end, float* out) {
-        if (!status.ok()) return;
+  return CompactTable::Encode(
+      encoding, rows, width, [&](int64_t begin, int64_t end, float* out) -> absl::Status {
         torch::Tensor values = rows_of({begin, end}).toTensor();
         if (values.dim() != 2 || values.size(0) != end - begin || values.size(1) != width) {
-          status = absl::FailedPreconditionError(
+          return absl::FailedPreconditionError(
               absl::StrCat("item_table_rows(", begin, ", ", end, ") is ", Shape(values),
                            ", expected [", end - begin, ", ", width, "]"));
-          return;
         }
         const std::string what = absl::StrCat("item_table_rows(", begin, ", ", end, ")");
-        status = CheckTableValues(values, encoding == TableEncoding::kHalf, what);
-        if (!status.ok()) return;
+        if (absl::Status s = CheckTableValues(values, encoding == TableEncoding::kHalf, what);
+            !s.ok()) {
+          return s;
+        }
         values = values.to(torch::kFloat).contiguous();
         std::memcpy(out, values.data_ptr<float>(), values.numel() * sizeof(float));
+        return absl::OkStatus();
       });
-  if (!status.ok()) return status;
-  return table;
 }
 
 // A runner over `module` once its item table and bias fit the catalogue. The runner keeps its

@@ -19,10 +19,10 @@ std::vector<core::ContextGroup> ChangedContext(const core::BundleManifest& manif
   std::vector<core::ContextGroup> out;
   const core::ModelInput* input = ranked.first_model_input();
   if (input == nullptr) return out;  // Without models no source reads the context.
+  const std::vector<float> baseline = core::ContextBaseline(manifest);
   for (core::ContextGroup& group : core::ContextGroups(manifest)) {
-    if (std::any_of(group.features.begin(), group.features.end(), [&](int c) {
-          return input->context[c] != static_cast<float>(manifest.context_features[c].baseline);
-        })) {
+    if (std::any_of(group.features.begin(), group.features.end(),
+                    [&](int c) { return input->context[c] != baseline[c]; })) {
       out.push_back(std::move(group));
     }
   }
@@ -152,7 +152,7 @@ absl::Status CoalitionScorer::ModelRaw(const core::RankedSource& source,
                                              known, ranked_.request_time);
     // Context features are present only as players of the coalition; the rest are at the
     // baseline.
-    std::vector<float> context = core::BaselineContext(model.shape());
+    std::vector<float> context = core::ContextBaseline(bundle_.manifest());
     for (size_t c = 0; c < players_.context.size(); ++c) {
       if (!coalitions[b][n + c]) continue;
       for (int feature : players_.context[c].features) context[feature] = input.context[feature];

@@ -29,6 +29,7 @@ TEST(ManifestTest, RoundTripsThroughJson) {
   m.validation.report_file = "validation.md";
   m.sources = {{"cf", 0.5, 2.0, -1.0}, {"rnn", 1.0, 0.1, 0.0}};
   m.event_features = {{"quantity", "numeric", "units bought"}};
+  m.context_features = {{"hour_sin", "numeric", "", -0.25}, {"country=FR", "numeric", "", 0.0}};
   m.models = {{"rnn", "rnn", "rnn.pt", 32, 20}};
   absl::StatusOr<BundleManifest> parsed = ParseManifest(SerializeManifest(m));
   ASSERT_TRUE(parsed.ok()) << parsed.status();
@@ -54,6 +55,7 @@ TEST(ManifestTest, RoundTripsThroughJson) {
   EXPECT_DOUBLE_EQ(parsed->FindSource("cf")->slope, 2.0);
   EXPECT_DOUBLE_EQ(parsed->FindSource("cf")->intercept, -1.0);
   EXPECT_EQ(parsed->event_features[0].name, "quantity");
+  EXPECT_THAT(ContextBaseline(*parsed), ::testing::ElementsAre(-0.25f, 0.0f));
   EXPECT_EQ(parsed->models[0].max_history, 20);
 }
 
@@ -88,6 +90,13 @@ TEST(ManifestTest, RejectsBadManifestsWithAReason) {
                   .status()
                   .message(),
               HasSubstr("defaults.new_items.weights[\"gnn\"]"));
+  // JSON has no infinity: a baseline beyond double's range is a malformed manifest.
+  EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x", "sources": [{"name": "cf"}],
+                                "feature_schema": {"context_features":
+                                    [{"name": "hour_sin", "baseline": 1e999}]}})")
+                  .status()
+                  .message(),
+              HasSubstr("malformed manifest"));
 }
 
 TEST(BundleTest, BuildsAndLoadsAVersionDirectory) {

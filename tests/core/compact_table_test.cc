@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 
 namespace recsys::core {
@@ -227,13 +229,16 @@ TEST(CompactTableTest, SlicedReadsMakeTheWholeTableOneSliceAtATime) {
     const CompactTable whole = CompactTable::Encode(encoding, t.data(), rows, width);
     for (int64_t slice_rows : {1, 7, 49, 64}) {
       std::vector<std::pair<int64_t, int64_t>> reads;
-      const CompactTable sliced = CompactTable::Encode(
+      const absl::StatusOr<CompactTable> read = CompactTable::Encode(
           encoding, rows, width,
           [&](int64_t begin, int64_t end, float* out) {
             reads.emplace_back(begin, end);
             std::copy(t.begin() + begin * width, t.begin() + end * width, out);
+            return absl::OkStatus();
           },
           slice_rows);
+      ASSERT_TRUE(read.ok()) << read.status();
+      const CompactTable& sliced = *read;
       // Consecutive slices of at most slice_rows rows over the table, once for half and twice
       // for int8 (its column scales need every row first).
       const int passes = encoding == TableEncoding::kInt8 ? 2 : 1;
@@ -255,6 +260,22 @@ TEST(CompactTableTest, SlicedReadsMakeTheWholeTableOneSliceAtATime) {
         }
       }
     }
+  }
+}
+
+TEST(CompactTableTest, ASliceThatFailsStopsTheEncodingWithItsError) {
+  for (TableEncoding encoding : {TableEncoding::kHalf, TableEncoding::kInt8}) {
+    int reads = 0;
+    const absl::StatusOr<CompactTable> table = CompactTable::Encode(
+        encoding, 10, 3,
+        [&](int64_t begin, int64_t end, float* out) {
+          ++reads;
+          std::fill(out, out + (end - begin) * 3, 1.0f);
+          return begin == 4 ? absl::FailedPreconditionError("slice 4 is bad") : absl::OkStatus();
+        },
+        2);
+    EXPECT_EQ(table.status(), absl::FailedPreconditionError("slice 4 is bad"));
+    EXPECT_EQ(reads, 3);  // Rows 0-1, 2-3, then the failing 4-5; nothing after it.
   }
 }
 

@@ -347,9 +347,7 @@ class RankerModelsTest : public ::testing::Test {
     empty.event_features.assign(static_cast<size_t>(shape.max_history) * shape.num_event_features,
                                 0.0f);
     empty.mask.assign(shape.max_history, 0.0f);
-    for (const FeatureSpec& f : bundle_->manifest().context_features) {
-      empty.context.push_back(static_cast<float>(f.baseline));
-    }
+    empty.context = ContextBaseline(bundle_->manifest());
     EXPECT_EQ(empty.context.size(), static_cast<size_t>(shape.num_context));
     return ModelScore(name, empty, item);
   }

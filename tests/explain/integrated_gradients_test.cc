@@ -73,10 +73,7 @@ TEST(TorchScriptIntegratedGradientsTest, CompletenessErrorShrinksWithTheNodesOnR
     core::ModelInput start = input;
     start.items.assign(input.items.size(), model->shape().num_items);
     start.event_features.assign(input.event_features.size(), 0.0f);
-    start.context.clear();
-    for (const core::FeatureSpec& f : bundle->manifest().context_features) {
-      start.context.push_back(static_cast<float>(f.baseline));
-    }
+    start.context = core::ContextBaseline(bundle->manifest());
     ASSERT_EQ(start.context.size(), input.context.size());
     std::vector<float> start_scores;
     ASSERT_TRUE(model->ScoreTargets({start}, targets, &start_scores).ok());
@@ -403,11 +400,10 @@ TEST(TorchScriptReplayTest, AnEventsCreditIsTheScoreOfTheHistoryAfterItMinusBefo
     const std::vector<float> one = history({N, N, N, N, a}, {0, 0, 0, 0, 1});
     const std::vector<float> two = history({N, N, N, a, b}, {0, 0, 0, 1, 1});
     const std::vector<float> three = history({N, N, a, b, c}, {0, 0, 1, 1, 1});
-    core::ModelInput hour_only{{N, N, N, N, N}, std::vector<float>(5 * E, 0.0f), {0, 0, 0, 0, 0},
-                               {}};  // The baseline context (the manifest's) but the hour.
-    for (const core::FeatureSpec& f : bundle->manifest().context_features) {
-      hour_only.context.push_back(static_cast<float>(f.baseline));
-    }
+    core::ModelInput hour_only{{N, N, N, N, N},  // The baseline context but the hour.
+                               std::vector<float>(5 * E, 0.0f),
+                               {0, 0, 0, 0, 0},
+                               core::ContextBaseline(bundle->manifest())};
     ASSERT_EQ(groups[0].name, "hour");
     for (int f : groups[0].features) hour_only.context[f] = input.context[f];
     std::vector<float> hour;

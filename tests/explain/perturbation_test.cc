@@ -351,9 +351,9 @@ TEST(PerturbationTest, ContextPlayersAreGroupsRemovedAsAWhole) {
     core::ModelInput input = ranked.sources.back().input;
     std::vector<float> with, without;
     ASSERT_TRUE(model.ScoreTargets({input}, {item.index}, &with).ok());
-    for (int c : {0, 1}) {
-      input.context[c] = static_cast<float>(bundle->manifest().context_features[c].baseline);
-    }
+    const std::vector<float> baseline = core::ContextBaseline(bundle->manifest());
+    input.context[0] = baseline[0];
+    input.context[1] = baseline[1];
     ASSERT_NE(input.context[0], 0.0f);
     ASSERT_TRUE(model.ScoreTargets({input}, {item.index}, &without).ok());
     EXPECT_NEAR(context["hour"], core::FusionScale(spec) * (with[0] - without[0]), 1e-5);

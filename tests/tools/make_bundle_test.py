@@ -102,8 +102,8 @@ class MakeBundleTest(unittest.TestCase):
 
     def test_the_context_baseline_is_the_training_mean(self):
         features = self.manifest()["feature_schema"]["context_features"]
+        self.assertTrue(all("baseline" in f for f in features), features)
         baseline = {f["name"]: f["baseline"] for f in features}
-        self.assertEqual(len(baseline), len(features), "every context feature has a baseline")
         countries = [v for name, v in baseline.items() if name.startswith("country=")]
         self.assertAlmostEqual(sum(countries), 1.0, places=4)  # Shares of the examples.
         self.assertTrue(all(0 <= v <= 1 for v in countries))
