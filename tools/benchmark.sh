@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces docs/performance.md and its plots (docs/performance/): everything measured in one
-# run on this machine, so that the ratios compare like with like. About 22 minutes on 2 cores.
+# run on this machine, so that the ratios compare like with like. About 20 minutes on 2 cores.
 #
 #   1. Saturation throughput (closed loop, 4 callers, 3 runs each, interleaved): recsys_server
 #      by explanation method, and the Python baseline (tools/baseline_server.py) on the same
