@@ -6,18 +6,14 @@
 
 namespace recsys::core {
 
-std::vector<float> BaselineContext(const ModelShape& shape) {
-  if (shape.context_baseline.empty()) return std::vector<float>(shape.num_context, 0.0f);
-  return shape.context_baseline;
-}
-
 ModelInput BaselineInput(const ModelShape& shape) {
   ModelInput input;
   input.items.assign(shape.max_history, shape.num_items);
   input.event_features.assign(static_cast<size_t>(shape.max_history) * shape.num_event_features,
                               0.0f);
   input.mask.assign(shape.max_history, 0.0f);
-  input.context = BaselineContext(shape);
+  input.context = shape.context_baseline;
+  if (input.context.empty()) input.context.assign(shape.num_context, 0.0f);
   return input;
 }
 

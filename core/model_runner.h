@@ -32,13 +32,11 @@ struct ModelShape {
   std::vector<float> context_baseline;
 };
 
-// The attribution baseline's context: shape.context_baseline (a bundle's models get
-// core::ContextBaseline of its manifest), or C zeros when it is empty (a shape made by hand).
-// REQUIRES: context_baseline is empty or of size num_context.
-std::vector<float> BaselineContext(const ModelShape& shape);
-
 // The attribution baseline's input: the empty history (the padding item without side-features
-// in every position, mask 0) under BaselineContext(shape). The warm-up request too.
+// in every position, mask 0) under shape.context_baseline (a bundle's models get
+// core::ContextBaseline of its manifest), or a context of zeros when that is empty (a shape
+// made by hand). The warm-up request too. REQUIRES: context_baseline is empty or of size
+// num_context.
 ModelInput BaselineInput(const ModelShape& shape);
 
 // Points of a model's embedded input space at which Gradients evaluates the score: P points,

@@ -133,10 +133,13 @@ absl::Status IntegratedGradients(const core::ModelRunner& model, const core::Mod
     return absl::InternalError(absl::StrCat(model.name(), ": embed() gave ", rows.size(),
                                             " values, expected ", (3 + E) * L * D));
   }
-  const std::vector<float> context_start = core::BaselineContext(shape);
+  // The path's start, the padding embedded under the request's mask with the baseline context,
+  // is the baseline input under that mask: one forward pass without gradients scores it.
+  core::ModelInput start = core::BaselineInput(shape);
+  start.mask = input.mask;
   core::ScoreGradients g;
   if (absl::Status s =
-          model.Gradients(PathPoints(rows, L * D, input, context_start, rule), targets, &g);
+          model.Gradients(PathPoints(rows, L * D, input, start.context, rule), targets, &g);
       !s.ok()) {
     return s;
   }
@@ -145,12 +148,6 @@ absl::Status IntegratedGradients(const core::ModelRunner& model, const core::Mod
                                             " and ", g.context.size(), " values, expected ",
                                             K * L * D, " and ", K * C));
   }
-  // The path's start, the padding embedded under the request's mask with the baseline context,
-  // is the input of all-padding items with that mask: one forward pass without gradients.
-  core::ModelInput start = input;
-  start.items.assign(L, shape.num_items);
-  start.event_features.assign(L * E, 0.0f);
-  start.context = context_start;
   std::vector<float> baseline;
   if (absl::Status s = model.ScoreTargets({start}, targets, &baseline); !s.ok()) return s;
   if (baseline.size() != K) {

@@ -24,7 +24,7 @@ Quadrature GradientTimesInput();
 // One target's attributions along the straight path from the baseline input to the request's,
 // in the model's embedded space. The baseline is the empty history under the request's mask:
 // every position embeds the padding item with zero side-features, the context is the bundle's
-// baseline context (core::BaselineContext). The
+// baseline context (core::BaselineInput). The
 // embedding change of event position p splits into its item part embed(item, 0) - embed(pad, 0)
 // and its side-feature part embed(item, f) - embed(item, 0), the latter further by feature e
 // (embed(item, f_e only) - embed(item, 0)); the splits are exact when embed is additive in the

@@ -139,6 +139,7 @@ absl::Status CoalitionScorer::ModelRaw(const core::RankedSource& source,
   const core::ResolvedHistory& history = ranked_.history;
   const core::ModelRunner& model = *source.source.model;
   const size_t n = players_.events.size();
+  const std::vector<float> baseline = core::ContextBaseline(bundle_.manifest());
   std::vector<core::ModelInput> inputs;
   inputs.reserve(present.size());
   for (size_t b = 0; b < present.size(); ++b) {
@@ -152,7 +153,7 @@ absl::Status CoalitionScorer::ModelRaw(const core::RankedSource& source,
                                              known, ranked_.request_time);
     // Context features are present only as players of the coalition; the rest are at the
     // baseline.
-    std::vector<float> context = core::ContextBaseline(bundle_.manifest());
+    std::vector<float> context = baseline;
     for (size_t c = 0; c < players_.context.size(); ++c) {
       if (!coalitions[b][n + c]) continue;
       for (int feature : players_.context[c].features) context[feature] = input.context[feature];

@@ -28,7 +28,7 @@ ReplaySteps MakeSteps(const core::ModelShape& shape, const core::ModelInput& inp
                       const std::vector<core::ContextGroup>& groups) {
   const int L = shape.max_history, E = shape.num_event_features;
   ReplaySteps out;
-  std::vector<float> context = core::BaselineContext(shape);
+  std::vector<float> context = core::BaselineInput(shape).context;
   for (size_t g = 0; g < groups.size(); ++g) {
     bool changes = false;
     for (int c : groups[g].features) {
