@@ -41,13 +41,34 @@ absl::StatusOr<int32_t> CheckPrefixRequest(const std::string& name, const ModelS
   absl::StatusOr<int32_t> m = CountRealEvents(input);
   if (!m.ok()) return absl::InvalidArgumentError(absl::StrCat(name, ": ", m.status().message()));
   for (const PrefixRow& row : rows) {
-    if (row.events < 0 || row.events > *m || row.context.size() != C) {
-      return absl::InvalidArgumentError(absl::StrCat(name, ": a prefix row asks for ", row.events,
-                                                     " of ", *m, " events with ",
-                                                     row.context.size(), " context features"));
+    if (row.events < 0 || row.events > *m || row.context.size() != C ||
+        (!row.event_features.empty() && row.event_features.size() != L * E)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": a prefix row asks for ", row.events, " of ", *m, " events with ",
+                       row.context.size(), " context features and ", row.event_features.size(),
+                       " side-features"));
     }
   }
   return m;
+}
+
+ModelInput PrefixInput(const ModelShape& shape, const ModelInput& input, int32_t m,
+                       const PrefixRow& row) {
+  const size_t L = shape.max_history, E = shape.num_event_features;
+  const std::vector<float>& features =
+      row.event_features.empty() ? input.event_features : row.event_features;
+  ModelInput shorter;
+  shorter.items.assign(L, shape.num_items);
+  shorter.event_features.assign(L * E, 0.0f);
+  shorter.mask.assign(L, 0.0f);
+  shorter.context = row.context;
+  const size_t from = L - m, to = L - row.events;  // The first event, and where it goes.
+  for (size_t i = 0; i < static_cast<size_t>(row.events); ++i) {
+    shorter.items[to + i] = input.items[from + i];
+    shorter.mask[to + i] = input.mask[from + i];
+    std::copy_n(features.begin() + (from + i) * E, E, shorter.event_features.begin() + (to + i) * E);
+  }
+  return shorter;
 }
 
 absl::Status ModelRunner::ScorePrefixes(const ModelInput& input, const std::vector<PrefixRow>& rows,
@@ -56,23 +77,9 @@ absl::Status ModelRunner::ScorePrefixes(const ModelInput& input, const std::vect
   const ModelShape& s = shape();
   absl::StatusOr<int32_t> m = CheckPrefixRequest(name(), s, input, rows);
   if (!m.ok()) return m.status();
-  const size_t L = s.max_history, E = s.num_event_features;
   std::vector<ModelInput> inputs;
   inputs.reserve(rows.size());
-  for (const PrefixRow& row : rows) {
-    ModelInput& shorter = inputs.emplace_back();
-    shorter.items.assign(L, s.num_items);
-    shorter.event_features.assign(L * E, 0.0f);
-    shorter.mask.assign(L, 0.0f);
-    shorter.context = row.context;
-    const size_t from = L - *m, to = L - row.events;  // The first event, and where it goes.
-    for (size_t i = 0; i < static_cast<size_t>(row.events); ++i) {
-      shorter.items[to + i] = input.items[from + i];
-      shorter.mask[to + i] = input.mask[from + i];
-      std::copy_n(input.event_features.begin() + (from + i) * E, E,
-                  shorter.event_features.begin() + (to + i) * E);
-    }
-  }
+  for (const PrefixRow& row : rows) inputs.push_back(PrefixInput(s, input, *m, row));
   return ScoreTargets(inputs, targets, scores);
 }
 

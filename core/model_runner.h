@@ -57,11 +57,13 @@ struct ScoreGradients {
 };
 
 // One input of ModelRunner::ScorePrefixes: the history of a request's first `events` real
-// events (oldest first, left-padded as a shorter request would be, with their event features)
-// under `context`.
+// events (oldest first, left-padded as a shorter request would be) under `context`, with the
+// request input's side-features or, where given, with `event_features` instead (laid out as the
+// request input's: replay's steps that add one side-feature kind at a time).
 struct PrefixRow {
   int32_t events = 0;
-  std::vector<float> context;  // [C]
+  std::vector<float> context;         // [C]
+  std::vector<float> event_features;  // [L * E], or empty: the request input's.
 };
 
 // The number m of real events of `input` (mask != 0), which must fill its last positions.
@@ -73,6 +75,11 @@ absl::StatusOr<int32_t> CountRealEvents(const ModelInput& input);
 absl::StatusOr<int32_t> CheckPrefixRequest(const std::string& name, const ModelShape& shape,
                                            const ModelInput& input,
                                            const std::vector<PrefixRow>& rows);
+
+// The input `row` of a ScorePrefixes call on `input` stands for. REQUIRES: CheckPrefixRequest
+// accepted them and returned m.
+ModelInput PrefixInput(const ModelShape& shape, const ModelInput& input, int32_t m,
+                       const PrefixRow& row);
 
 // A sequential recommender of a bundle, behind the model contract of tools/recsys_models.py:
 // embed(items, event_features) -> [B,L,D]; encode(embedded, mask, context) -> [B,H];
@@ -106,11 +113,12 @@ class ModelRunner {
 
   // Scores of `targets` for each of `rows`, made from one request `input` (the replay
   // attribution's inputs, explain/replay.h): scores[r * K + k]. This default builds every
-  // row's input and calls ScoreTargets; a model whose encoder gives the sequence vector of every
-  // prefix of a history from one pass overrides it. REQUIRES: `input` has the sizes of shape()
-  // with its m real events in the last positions; 0 <= events <= m and a context of size C
-  // per row; targets < N. Errors: INVALID_ARGUMENT for a violated requirement, INTERNAL when
-  // the model fails.
+  // row's input (PrefixInput) and calls ScoreTargets; a model whose encoder gives the sequence
+  // vector of every prefix of a history, and of further whole inputs, from one pass overrides
+  // it. REQUIRES: `input` has the sizes of shape() with its m real events in the last
+  // positions; per row 0 <= events <= m, a context of size C and event_features empty or of
+  // size L * E; targets < N. Errors: INVALID_ARGUMENT for a violated requirement, INTERNAL
+  // when the model fails.
   virtual absl::Status ScorePrefixes(const ModelInput& input, const std::vector<PrefixRow>& rows,
                                      const std::vector<ItemIndex>& targets,
                                      std::vector<float>* scores) const;

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "core/compact_table.h"
 
 namespace recsys::core {
@@ -79,43 +80,24 @@ class TorchModelRunner final : public ModelRunner {
   absl::Status ScoreTargets(const std::vector<ModelInput>& inputs,
                             const std::vector<ItemIndex>& targets,
                             std::vector<float>* scores) const override {
-    const int64_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
-    const int64_t B = static_cast<int64_t>(inputs.size());
     scores->clear();
-    if (B == 0 || targets.empty()) return absl::OkStatus();
+    if (inputs.empty() || targets.empty()) return absl::OkStatus();
     if (absl::Status s = CheckTargets(targets); !s.ok()) return s;
-    std::vector<int64_t> items;
-    std::vector<float> features, mask, context;
-    items.reserve(B * L);
-    features.reserve(B * L * E);
-    mask.reserve(B * L);
-    context.reserve(B * C);
     for (const ModelInput& input : inputs) {
       if (absl::Status s = CheckSizes(input); !s.ok()) return s;
-      items.insert(items.end(), input.items.begin(), input.items.end());
-      features.insert(features.end(), input.event_features.begin(), input.event_features.end());
-      mask.insert(mask.end(), input.mask.begin(), input.mask.end());
-      context.insert(context.end(), input.context.begin(), input.context.end());
     }
     return Guarded("score", [&] {
       c10::InferenceMode guard;
-      torch::Tensor embedded =
-          EmbedTensor(torch::from_blob(items.data(), {B, L}, LongOptions()),
-                      torch::from_blob(features.data(), {B, L, E}, FloatOptions()));
-      torch::Tensor user =
-          Method("encode")({embedded,
-                            torch::from_blob(mask.data(), {B, L}, FloatOptions()).to(device_),
-                            torch::from_blob(context.data(), {B, C}, FloatOptions()).to(device_)})
-              .toTensor();
-      torch::Tensor index = TargetIndex(targets);
-      CopyOut(torch::addmm(bias_.index_select(0, index), user,
-                           TableRows(index).t()),  // [B, K]
-              scores);
+      const Batch x = Stack(inputs);
+      torch::Tensor user = Method("encode")({EmbedTensor(x.items, x.features), x.mask, x.context})
+                               .toTensor();
+      CopyOut(TargetScores(user, targets), scores);
     });
   }
 
   // With prefix_sequences() and user_vectors(): one embed, one pass over the input's prefixes
-  // and one user head for all rows, instead of a pass per row.
+  // (and the rows with side-features of their own, as further inputs of the batch) and one
+  // user head for all rows, instead of a pass per row.
   absl::Status ScorePrefixes(const ModelInput& input, const std::vector<PrefixRow>& rows,
                              const std::vector<ItemIndex>& targets,
                              std::vector<float>* scores) const override {
@@ -127,31 +109,70 @@ class TorchModelRunner final : public ModelRunner {
     if (!m.ok()) return m.status();
     if (absl::Status s = CheckTargets(targets); !s.ok()) return s;
     if (R == 0 || targets.empty()) return absl::OkStatus();
-    std::vector<int64_t> pick;  // Row s of prefix_sequences: the input's first s positions.
+    std::vector<ModelInput> batch = {input};
+    std::vector<int64_t> pick;  // The row of PrefixSequences(batch) each row reads.
     std::vector<float> context;
     for (const PrefixRow& row : rows) {
-      pick.push_back(L - *m + row.events);
+      if (row.event_features.empty()) {
+        pick.push_back(L - *m + row.events);  // The input's first so many positions.
+      } else {
+        pick.push_back(L + static_cast<int64_t>(batch.size()));
+        batch.push_back(PrefixInput(shape_, input, *m, row));
+      }
       context.insert(context.end(), row.context.begin(), row.context.end());
     }
     return Guarded("score prefixes", [&] {
       c10::InferenceMode guard;
-      Inputs x = ToTensors(input);
-      torch::Tensor sequences =
-          Method("prefix_sequences")({EmbedTensor(x.items, x.features), x.mask}).toTensor();
-      TORCH_CHECK(sequences.dim() == 2 && sequences.size(0) == L + 1, "prefix_sequences() gave ",
-                  sequences.sizes(), ", expected [", L + 1, ", S]");
       torch::Tensor user =
-          Method("user_vectors")({sequences.index_select(0, torch::tensor(pick).to(device_)),
+          Method("user_vectors")({PrefixSequences(batch).index_select(
+                                      0, torch::tensor(pick, LongOptions()).to(device_)),
                                   ToDevice(context, {R, C})})
               .toTensor();
       TORCH_CHECK(user.dim() == 2 && user.size(0) == R && user.size(1) == item_width(),
                   "user_vectors() gave ", user.sizes(), " for ", R, " rows");
-      torch::Tensor index = TargetIndex(targets);
-      CopyOut(torch::addmm(bias_.index_select(0, index), user,
-                           TableRows(index).t()),  // [R, K]
-              scores);
+      CopyOut(TargetScores(user, targets), scores);
     });
   }
+
+  // prefix_sequences() of `batch`, [L + B, S]: input 0's L + 1 prefixes, then each further
+  // input whole. A module made before further inputs were part of the contract gives input 0's
+  // rows only; it is then run once per further input, which takes that run's row L.
+  torch::Tensor PrefixSequences(const std::vector<ModelInput>& batch) const {
+    const int64_t L = shape_.max_history;
+    auto run = [&](absl::Span<const ModelInput> inputs) {
+      const Batch x = Stack(inputs);
+      torch::Tensor rows =
+          Method("prefix_sequences")({EmbedTensor(x.items, x.features), x.mask}).toTensor();
+      const int64_t expected = L + (batched_prefixes_ ? static_cast<int64_t>(inputs.size()) : 1);
+      TORCH_CHECK(rows.dim() == 2 && rows.size(0) == expected, "prefix_sequences() gave ",
+                  rows.sizes(), " for ", inputs.size(), " inputs, expected [", expected, ", S]");
+      return rows;
+    };
+    if (batched_prefixes_ || batch.size() == 1) return run(batch);
+    std::vector<torch::Tensor> parts = {run(absl::MakeConstSpan(&batch[0], 1))};
+    for (size_t b = 1; b < batch.size(); ++b) {
+      parts.push_back(run(absl::MakeConstSpan(&batch[b], 1)).slice(0, L, L + 1));
+    }
+    return torch::cat(parts);
+  }
+
+  // The number of rows prefix_sequences() gives for two empty histories: L + 2 from a module
+  // that scores further inputs whole, L + 1 from one made before.
+  absl::StatusOr<int64_t> PrefixRowsOfTwo() const {
+    int64_t rows = 0;
+    absl::Status s = Guarded("prefix_sequences", [&] {
+      c10::InferenceMode guard;
+      const ModelInput empty = BaselineInput(shape_);
+      const Batch x = Stack({empty, empty});
+      rows = Method("prefix_sequences")({EmbedTensor(x.items, x.features), x.mask})
+                 .toTensor()
+                 .size(0);
+    });
+    if (!s.ok()) return s;
+    return rows;
+  }
+  void set_batched_prefixes(bool on) { batched_prefixes_ = on; }
+
   bool ScoresPrefixesInOnePass() const override { return scores_prefixes_; }
   void set_scores_prefixes(bool on) { scores_prefixes_ = on; }
 
@@ -231,27 +252,33 @@ class TorchModelRunner final : public ModelRunner {
     return absl::OkStatus();
   }
 
-  struct Inputs {
+  // B inputs' tensors on the model's device, shaped [B, ...]. REQUIRES: each has the sizes of
+  // shape().
+  struct Batch {
     torch::Tensor items, features, mask, context;
   };
-  // The request's tensors on the model's device, shaped [1, ...].
-  Inputs ToTensors(const ModelInput& input) const {
+  Batch Stack(absl::Span<const ModelInput> inputs) const {
     const int64_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
-    auto cpu_long = torch::TensorOptions().dtype(torch::kLong);
-    auto cpu_float = torch::TensorOptions().dtype(torch::kFloat);
-    // from_blob does not copy; clone() keeps the tensors valid beyond `input`.
-    return {torch::from_blob(const_cast<int64_t*>(input.items.data()), {1, L}, cpu_long)
-                .to(device_)
-                .clone(),
-            torch::from_blob(const_cast<float*>(input.event_features.data()), {1, L, E}, cpu_float)
-                .to(device_)
-                .clone(),
-            torch::from_blob(const_cast<float*>(input.mask.data()), {1, L}, cpu_float)
-                .to(device_)
-                .clone(),
-            torch::from_blob(const_cast<float*>(input.context.data()), {1, C}, cpu_float)
-                .to(device_)
-                .clone()};
+    const int64_t B = static_cast<int64_t>(inputs.size());
+    Batch x = {torch::empty({B, L}, LongOptions()), torch::empty({B, L, E}, FloatOptions()),
+               torch::empty({B, L}, FloatOptions()), torch::empty({B, C}, FloatOptions())};
+    for (int64_t b = 0; b < B; ++b) {
+      const ModelInput& input = inputs[b];
+      std::copy(input.items.begin(), input.items.end(), x.items.data_ptr<int64_t>() + b * L);
+      std::copy(input.event_features.begin(), input.event_features.end(),
+                x.features.data_ptr<float>() + b * L * E);
+      std::copy(input.mask.begin(), input.mask.end(), x.mask.data_ptr<float>() + b * L);
+      std::copy(input.context.begin(), input.context.end(), x.context.data_ptr<float>() + b * C);
+    }
+    return {x.items.to(device_), x.features.to(device_), x.mask.to(device_),
+            x.context.to(device_)};
+  }
+
+  // The scores of `targets` for each user vector of `user` [B, H]: [B, K].
+  torch::Tensor TargetScores(const torch::Tensor& user,
+                             const std::vector<ItemIndex>& targets) const {
+    torch::Tensor index = TargetIndex(targets);
+    return torch::addmm(bias_.index_select(0, index), user, TableRows(index).t());
   }
 
   // Runs `body`, mapping LibTorch's exceptions (and any other) to INTERNAL naming the step.
@@ -309,9 +336,8 @@ class TorchModelRunner final : public ModelRunner {
 
   // encode(embed(items, features), mask, context) for one request: [1, H].
   torch::Tensor Encode(const ModelInput& input) const {
-    Inputs x = ToTensors(input);
-    torch::Tensor embedded = EmbedTensor(x.items, x.features);
-    return Method("encode")({embedded, x.mask, x.context}).toTensor();
+    const Batch x = Stack(absl::MakeConstSpan(&input, 1));
+    return Method("encode")({EmbedTensor(x.items, x.features), x.mask, x.context}).toTensor();
   }
 
  private:
@@ -326,6 +352,7 @@ class TorchModelRunner final : public ModelRunner {
   std::vector<float> baseline_scores_;
   int32_t embedding_dim_ = 0;
   bool scores_prefixes_ = false;
+  bool batched_prefixes_ = false;  // prefix_sequences() scores further inputs whole.
 };
 
 std::string Shape(const torch::Tensor& t) {
@@ -355,12 +382,18 @@ void MadeUpPrefixes(const ModelShape& shape, int32_t m, ModelInput* input,
     for (int32_t c = 0; c < C; ++c) context[c] = 0.1f * ((j + c) % 7);
     rows->push_back({j, std::move(context)});
   }
+  // Two rows with side-features of their own (other values, the whole history and half of it).
+  for (int32_t j : {m, m / 2}) {
+    PrefixRow& row = rows->emplace_back(PrefixRow{j, input->context});
+    row.event_features = input->event_features;
+    for (float& f : row.event_features) f = 0.75f - f;
+  }
 }
 
 // Switches on `runner`'s one-pass ScorePrefixes when its module exports prefix_sequences and
 // user_vectors, after checking them against encode() on every prefix of two made-up histories
-// (one filling the window, one shorter): a module whose one-pass rows are not its encoder's
-// would give wrong attributions silently.
+// (one filling the window, one shorter) and on rows with side-features of their own: a module
+// whose one-pass rows are not its encoder's would give wrong attributions silently.
 absl::Status EnablePrefixPath(const ModelShape& shape, TorchModelRunner* runner) {
   if (!runner->HasMethod("prefix_sequences") || !runner->HasMethod("user_vectors") ||
       shape.num_items == 0) {
@@ -369,6 +402,9 @@ absl::Status EnablePrefixPath(const ModelShape& shape, TorchModelRunner* runner)
   const int32_t longest = std::min(shape.max_history, shape.num_items);
   std::vector<ItemIndex> targets;
   for (int32_t t = 0; t < std::min(shape.num_items, 8); ++t) targets.push_back(t);
+  absl::StatusOr<int64_t> rows_of_two = runner->PrefixRowsOfTwo();
+  if (!rows_of_two.ok()) return rows_of_two.status();
+  runner->set_batched_prefixes(*rows_of_two == shape.max_history + 2);
   for (int32_t m : {longest, longest / 2}) {
     ModelInput input;
     std::vector<PrefixRow> rows;

@@ -15,12 +15,12 @@ struct Step {
   int index;  // The context group, input position or side-feature kind.
 };
 
-// The steps' inputs after the baseline: first those that add context groups and events (a
-// prefix of the history with side-features 0, scored with ModelRunner::ScorePrefixes), then
-// those that add the side-feature kinds (whole inputs).
+// The steps' inputs after the baseline, as rows of ModelRunner::ScorePrefixes over the
+// request's events without side-features: first those that add context groups and events (a
+// prefix of that history), then those that add the side-feature kinds (the whole history with
+// side-features of its own).
 struct ReplaySteps {
-  std::vector<core::PrefixRow> prefixes;
-  std::vector<core::ModelInput> featured;
+  std::vector<core::PrefixRow> rows;
   std::vector<Step> steps;  // steps[i] leads from input i to input i + 1 (input 0: baseline).
 };
 
@@ -36,23 +36,22 @@ ReplaySteps MakeSteps(const core::ModelShape& shape, const core::ModelInput& inp
       context[c] = input.context[c];
     }
     if (!changes) continue;
-    out.prefixes.push_back({0, context});
+    out.rows.push_back({0, context});
     out.steps.push_back({Credit::kContext, static_cast<int>(g)});
   }
   for (int j = 1; j <= m; ++j) {  // The history after its j-th event.
-    out.prefixes.push_back({j, input.context});
+    out.rows.push_back({j, input.context});
     out.steps.push_back({Credit::kEvent, L - m + j - 1});
   }
-  core::ModelInput row = input;
-  row.event_features.assign(input.event_features.size(), 0.0f);
+  std::vector<float> features(input.event_features.size(), 0.0f);
   for (int e = 0; e < E; ++e) {
     bool changes = false;
     for (int p = 0; p < L; ++p) {
       changes |= input.event_features[p * E + e] != 0.0f;
-      row.event_features[p * E + e] = input.event_features[p * E + e];
+      features[p * E + e] = input.event_features[p * E + e];
     }
     if (!changes) continue;
-    out.featured.push_back(row);
+    out.rows.push_back({m, input.context, features});
     out.steps.push_back({Credit::kFeature, e});
   }
   return out;
@@ -99,52 +98,26 @@ absl::StatusOr<int> CheckArguments(const core::ModelShape& shape, const core::Mo
   return *m;
 }
 
-// Appends the scores of `rows` (rows.size() * K values) from `score`, checking their number.
-template <typename Score>
-absl::Status AppendScores(size_t rows, size_t K, Score score, std::vector<double>* scores) {
-  if (rows == 0) return absl::OkStatus();
-  std::vector<float> scored;
-  if (absl::Status s = score(&scored); !s.ok()) return s;
-  if (scored.size() != rows * K) {
-    return absl::InternalError("replay: the model scored a batch of the wrong size");
-  }
-  scores->insert(scores->end(), scored.begin(), scored.end());
-  return absl::OkStatus();
-}
-
 // scores[r * K + k]: target k at step input r; the first and last rows are `start` and `end`
-// (the last step is the input itself), the inner ones scored in two batches.
+// (the last step is the input itself), the inner ones scored in one ScorePrefixes call.
 absl::Status ScoreSteps(const core::ModelRunner& model, const core::ModelInput& input,
                         ReplaySteps* steps, const std::vector<core::ItemIndex>& targets,
                         const std::vector<double>& start, const std::vector<double>& end,
                         std::vector<double>* scores) {
-  const size_t K = targets.size();
   *scores = start;
   if (steps->steps.empty()) return absl::OkStatus();
-  if (!steps->featured.empty()) {
-    steps->featured.pop_back();
-  } else {
-    steps->prefixes.pop_back();
-  }
-  core::ModelInput bare = input;  // The events without their side-features.
-  bare.event_features.assign(input.event_features.size(), 0.0f);
-  if (absl::Status s = AppendScores(
-          steps->prefixes.size(), K,
-          [&](std::vector<float>* out) {
-            return model.ScorePrefixes(bare, steps->prefixes, targets, out);
-          },
-          scores);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = AppendScores(
-          steps->featured.size(), K,
-          [&](std::vector<float>* out) {
-            return model.ScoreTargets(steps->featured, targets, out);
-          },
-          scores);
-      !s.ok()) {
-    return s;
+  steps->rows.pop_back();
+  if (!steps->rows.empty()) {
+    core::ModelInput bare = input;  // The events without their side-features.
+    bare.event_features.assign(input.event_features.size(), 0.0f);
+    std::vector<float> scored;
+    if (absl::Status s = model.ScorePrefixes(bare, steps->rows, targets, &scored); !s.ok()) {
+      return s;
+    }
+    if (scored.size() != steps->rows.size() * targets.size()) {
+      return absl::InternalError("replay: the model scored a batch of the wrong size");
+    }
+    scores->insert(scores->end(), scored.begin(), scored.end());
   }
   scores->insert(scores->end(), end.begin(), end.end());
   return absl::OkStatus();

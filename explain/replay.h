@@ -19,10 +19,11 @@ namespace recsys::explain {
 // The last step is the request's input itself, so the attributions telescope: they add up to
 // score(input) - score(baseline) exactly, up to float rounding (no integration error, no
 // sampling). Like Integrated Gradients' path, the inner steps leave the data: events with
-// side-features 0 (no quantity, no price), a context with some groups still at the baseline. The inner steps
-// are scored in two batches, steps 1-2 with one ScorePrefixes call (one pass of the encoder for
-// a model that overrides it) and steps 3 with one ScoreTargets call; the first and last are the
-// baseline's and the request's scores, which the caller already has. Steps that add nothing (a
+// side-features 0 (no quantity, no price), a context with some groups still at the baseline.
+// The inner steps are scored with one ScorePrefixes call (one pass of the encoder for a model
+// that overrides it): steps 1-2 are prefixes of the history without side-features, steps 3 that
+// whole history with side-features of their own; the first and last are the baseline's and the
+// request's scores, which the caller already has. Steps that add nothing (a
 // group equal to its baseline, a kind that is 0 everywhere) are skipped and credited 0.
 struct ReplayAttribution {
   std::vector<double> event;    // [L]: per input position (0 for padding).

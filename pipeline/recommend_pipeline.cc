@@ -69,9 +69,9 @@ core::InterestProfile InterestProfileOf(const core::RecommendRequest& request,
 
 namespace {
 
-// The inputs replay scores, over the weighted models: per model, one per side-feature kind
-// less the last step (the ranker's score), and for the context groups and the events the model
-// sees one pass in all (ScoresPrefixesInOnePass) or one input each.
+// The inputs replay scores, over the weighted models: per model one pass in all
+// (ScoresPrefixesInOnePass), or one input per context group, event the model sees and
+// side-feature kind, less the last step (the ranker's score).
 double ReplayInputs(const core::Bundle& bundle, const core::RankedList& ranked) {
   const double groups = static_cast<double>(core::ContextGroups(bundle.manifest()).size());
   const double kinds = static_cast<double>(bundle.manifest().event_features.size());
@@ -80,11 +80,10 @@ double ReplayInputs(const core::Bundle& bundle, const core::RankedList& ranked) 
   for (const core::RankedSource& s : ranked.sources) {
     if (s.source.kind != core::SourceKind::kModel || !s.source.active()) continue;
     const core::ModelRunner& model = *s.source.model;
-    const double prefixes =
-        model.ScoresPrefixesInOnePass()
-            ? 1.0
-            : std::min(events, static_cast<double>(model.shape().max_history)) + groups;
-    inputs += prefixes + std::max(kinds - 1, 0.0);
+    inputs += model.ScoresPrefixesInOnePass()
+                  ? 1.0
+                  : std::min(events, static_cast<double>(model.shape().max_history)) + groups +
+                        std::max(kinds - 1, 0.0);
   }
   return inputs;
 }

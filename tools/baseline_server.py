@@ -11,8 +11,8 @@ recency weights, recent popularity, every TorchScript model's scores over the wh
 and intercepts, top_k, and explanations: CF_EXACT (each history event's exact share of the CF
 source, popularity as a prior) and REPLAY, the server's default (CF_EXACT plus every weighted
 model's score rebuilt step by step from the empty history: context groups, the history after
-each event, the side-feature kinds, scored with the models' prefix_sequences and user_vectors
-as explain/replay.h does). Written as a Python developer would: numpy over the whole
+each event, the side-feature kinds, scored with one pass of the models' prefix_sequences and
+user_vectors as explain/replay.h does). Written as a Python developer would: numpy over the whole
 catalogue instead of the C++ server's candidate set, so its lists can differ in the tail. Other
 request options (filters, diversity, the other explanation methods) are ignored: the benchmark does
 not send them. Prints "baseline listening on port N" once it serves.
@@ -98,9 +98,11 @@ class Bundle:
         for spec in m["models"]:
             model = torch.jit.load(os.path.join(root, spec["file"]))
             model.eval()
-            if not hasattr(model, "prefix_sequences"):
-                sys.exit(f"error: {spec['file']} has no prefix_sequences(), which replay uses: "
-                         "rebuild the bundle with tools/make_bundle.py")
+            if not hasattr(model, "prefix_sequences") or model.prefix_sequences(
+                    torch.zeros(2, spec["max_history"], spec["embedding_dim"]),
+                    torch.zeros(2, spec["max_history"])).size(0) != spec["max_history"] + 2:
+                sys.exit(f"error: {spec['file']} has no prefix_sequences() over a batch, which "
+                         "replay uses: rebuild the bundle with tools/make_bundle.py")
             self.models[spec["name"]] = (model, spec["max_history"])
         self.sources = m["sources"]
         # Context groups as core::ContextGroups makes them: x_sin/x_cos -> x, name=value -> name.
@@ -147,16 +149,16 @@ def replay(model, inputs, targets, groups, baseline):
     with torch.no_grad():
         index = torch.tensor(targets)
         table, bias = model.item_table()[index], model.item_bias()[index]
-        bare = model.embed(items, torch.zeros_like(events))
-        sequences = model.prefix_sequences(bare, mask)  # Row 0: the empty history.
-        users = [model.user_vectors(sequences[:1], baseline)]
-        if prefixes:
-            users.append(model.user_vectors(sequences[prefixes], torch.cat(contexts)))
-        if featured:
-            n = len(featured)
-            users.append(model.encode(model.embed(items.expand(n, -1), torch.cat(featured)),
-                                      mask.expand(n, -1), context.expand(n, -1)))
-        scores = torch.cat(users) @ table.t() + bias
+        # One pass: the history without side-features (its prefixes: rows 0..L, row 0 the empty
+        # history), then each featured input whole (rows L + 1, ...).
+        batch = torch.cat([torch.zeros_like(events)] + featured)
+        n = batch.size(0)
+        sequences = model.prefix_sequences(model.embed(items.expand(n, -1), batch),
+                                           mask.expand(n, -1))
+        rows = [0] + prefixes + list(range(length + 1, length + n))
+        scores = model.user_vectors(sequences[rows],
+                                    torch.cat([baseline] + contexts + [context] * (n - 1)))
+        scores = scores @ table.t() + bias
     return steps, scores.double().numpy()
 
 

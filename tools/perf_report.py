@@ -145,7 +145,7 @@ def main():
           "files, numpy for CF (the same neighbour lists and recency weights) and popularity, "
           "both models over the whole catalogue, the same fusion, top 10, and the default "
           "explanations: exact CF attributions and the models' replay (the same steps, scored "
-          "with the models' prefix_sequences and user_vectors in torch). Its lists match the "
+          "with one pass of the models' prefix_sequences and user_vectors in torch). Its lists match the "
           "server's on the requests checked (the server ranks a candidate set, the baseline the whole catalogue, so tails may differ). It "
           "runs its Python code under one interpreter lock, so it uses about one of the two "
           "cores; it skips validation, filters and everything else the server does.")
@@ -357,7 +357,7 @@ def targets_table(p, closed, opened, overhead, scale, qps):
         ratio = qps["none"] / sat
         p(f"| default explanations <= 2x without | {ratio:.2f}x (saturation QPS) |"
           f" {'yes' if ratio <= 2 else 'no'} | replay: per model one pass over every prefix of "
-          "the history (prefix_sequences) and one batch for the side-feature kinds |")
+          "the history and the side-feature steps (prefix_sequences over a batch) |")
     one_m = [r for r in scale if r["label"] == "1,000,000 items" and "p99_ms" in r]
     two = [r for r in scale if r["label"] == "1,000,000 items, 1 worker x 2 threads"
            and "p99_ms" in r]

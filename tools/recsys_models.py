@@ -16,10 +16,11 @@ L = max_history: the most recent event is at position L - 1; padding positions h
 encode() is the user head over a sequence vector, and both parts are exported too, so that the
 replay attribution (explain/replay.h) scores every prefix of a history from one pass:
 
-  prefix_sequences(embedded: float[1, L, D], mask: float[1, L]) -> float[L + 1, S]
-      row s: the sequence vector of the input's first s positions moved to the end (left-padded
-      to L), i.e. the history as it stood after its first s - (L - m) events; rows 0..L - m are
-      the empty history's.
+  prefix_sequences(embedded: float[B, L, D], mask: float[B, L]) -> float[L + B, S]
+      row s <= L: the sequence vector of input 0's first s positions moved to the end
+      (left-padded to L), i.e. its history as it stood after its first s - (L - m) events;
+      rows 0..L - m are the empty history's. Row L + b (b = 1..B-1): the sequence vector of
+      input b whole (the replay's side-feature steps ride in the same pass).
   user_vectors(sequences: float[B, S], context: float[B, C]) -> float[B, H]
 
 with encode(embedded, mask, context) = user_vectors(row L of prefix_sequences, context). Both
@@ -241,8 +242,8 @@ class GruRecommender(_Base):
 
     @torch.jit.export
     def prefix_sequences(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(embedded * mask.unsqueeze(2))  # [1, L, D]: the state after each.
-        return torch.cat([out.new_zeros((1, out.size(2))), out[0]], dim=0)
+        out, _ = self.gru(embedded * mask.unsqueeze(2))  # [B, L, D]: the state after each.
+        return torch.cat([out.new_zeros((1, out.size(2))), out[0], out[1:, -1]], dim=0)
 
 
 class CaserRecommender(_Base):
@@ -271,19 +272,23 @@ class CaserRecommender(_Base):
 
     @torch.jit.export
     def prefix_sequences(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # Every row's input is an L-long window of z = [L zero rows, the input]: row s is the
-        # window starting at s. A convolution over z gives every window's values in one pass;
-        # a horizontal filter's max-pool over window s is a sliding max over its positions.
-        length = embedded.size(1)
+        # Every row's input is an L-long window of z = [L zero rows, input 0, ..., input B-1]:
+        # row s <= L is the window starting at s, row L + b the one starting at (b + 1) L
+        # (input b). A convolution over z gives every window's values in one pass; a
+        # horizontal filter's max-pool over a window is a sliding max over its positions.
+        batch, length = embedded.size(0), embedded.size(1)
         z = torch.cat([embedded.new_zeros((length, embedded.size(2))),
-                       embedded[0] * mask[0].unsqueeze(1)], dim=0).unsqueeze(0).unsqueeze(0)
+                       (embedded * mask.unsqueeze(2)).flatten(0, 1)], dim=0)
+        z = z.unsqueeze(0).unsqueeze(0)  # [1, 1, (B + 1) L, D]
+        windows = torch.cat([torch.arange(length + 1, device=embedded.device),
+                             torch.arange(2, batch + 1, device=embedded.device) * length])
         pooled = []
         for conv in self.horizontal:
-            values = torch.relu(conv(z)).squeeze(3).squeeze(0)  # [F, 2L - h + 1]
+            values = torch.relu(conv(z)).squeeze(3).squeeze(0)  # [F, (B + 1) L - h + 1]
             width = length - conv.weight.size(2) + 1
-            pooled.append(values.unfold(1, width, 1).max(dim=2).values.t())  # [L + 1, F]
-        vertical = self.vertical(z).squeeze(0).transpose(0, 1).flatten(1)  # [L + 1, V * D]
-        return torch.relu(self.project(torch.cat(pooled + [vertical], dim=1)))
+            pooled.append(values.unfold(1, width, 1).max(dim=2).values.t()[windows])
+        vertical = self.vertical(z).squeeze(0).transpose(0, 1).flatten(1)[windows]
+        return torch.relu(self.project(torch.cat(pooled + [vertical], dim=1)))  # [L + B, S]
 
 
 class TextCnnCaser(CaserRecommender):

@@ -205,10 +205,16 @@ TEST_F(TorchModelTest, PrefixScoresAreTheScoresOfTheShorterRequests) {
   const ModelInput input = ReferenceInput();
   ASSERT_EQ(input.mask, std::vector<float>({0, 0, 1, 1, 1}));
   const std::vector<float> no_context(input.context.size(), 0.0f);
+  std::vector<float> other_features = input.event_features;  // Rows with their own.
+  for (float& f : other_features) f = 0.5f - f;
   const std::vector<PrefixRow> rows = {
-      {0, no_context}, {0, input.context}, {1, input.context}, {2, no_context}, {3, input.context}};
+      {0, no_context},          {0, input.context}, {1, input.context},
+      {3, input.context, other_features}, {2, no_context},    {3, input.context},
+      {2, no_context, other_features}};
   std::vector<ModelInput> shorter;
   for (const PrefixRow& row : rows) {
+    const std::vector<float>& features =
+        row.event_features.empty() ? input.event_features : row.event_features;
     ModelInput& x = shorter.emplace_back();
     x.items.assign(5, 4);  // N = 4: the padding item.
     x.mask.assign(5, 0.0f);
@@ -219,24 +225,35 @@ TEST_F(TorchModelTest, PrefixScoresAreTheScoresOfTheShorterRequests) {
       const size_t to = 5 - row.events + i, from = 2 + i;
       x.items[to] = input.items[from];
       x.mask[to] = 1.0f;
-      std::copy_n(input.event_features.begin() + from * E, E, x.event_features.begin() + to * E);
+      std::copy_n(features.begin() + from * E, E, x.event_features.begin() + to * E);
     }
   }
-  const std::vector<ItemIndex> targets = {3, 0, 2};
+  // The bundles' models, and one whose prefix_sequences() gives the first input's rows only
+  // (as modules made before further inputs were part of the contract): it is run per such row.
+  const ModelShape& shape = (*bundle_)->models()[0]->shape();
+  absl::StatusOr<std::unique_ptr<ModelRunner>> legacy = TorchScriptLoader("cpu")(
+      *dir_ + "/unbatched_prefix.pt", {"legacy", "rnn", "unbatched_prefix.pt", 8, 5}, shape);
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+  std::vector<const ModelRunner*> models = {legacy->get()};
   for (const Bundle* bundle : Bundles()) {
-    for (const auto& model : bundle->models()) {
-      SCOPED_TRACE(model->name());
-      EXPECT_TRUE(model->ScoresPrefixesInOnePass());  // Both export prefix_sequences.
-      std::vector<float> prefixes, expected;
-      ASSERT_TRUE(model->ScorePrefixes(input, rows, targets, &prefixes).ok());
-      ASSERT_TRUE(model->ScoreTargets(shorter, targets, &expected).ok());
-      ASSERT_EQ(prefixes.size(), expected.size());
-      for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(prefixes[i], expected[i], 1e-5) << i;
-      for (const PrefixRow& wrong : std::vector<PrefixRow>{
-               {4, input.context}, {-1, input.context}, {1, {0.5f}}}) {  // Only 3 events.
-        EXPECT_EQ(model->ScorePrefixes(input, {wrong}, targets, &prefixes).code(),
-                  absl::StatusCode::kInvalidArgument);
-      }
+    for (const auto& model : bundle->models()) models.push_back(model.get());
+  }
+  const std::vector<ItemIndex> targets = {3, 0, 2};
+  for (const ModelRunner* model : models) {
+    SCOPED_TRACE(model->name());
+    EXPECT_TRUE(model->ScoresPrefixesInOnePass());  // All export prefix_sequences.
+    std::vector<float> prefixes, expected;
+    ASSERT_TRUE(model->ScorePrefixes(input, rows, targets, &prefixes).ok());
+    ASSERT_TRUE(model->ScoreTargets(shorter, targets, &expected).ok());
+    ASSERT_EQ(prefixes.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(prefixes[i], expected[i], 1e-5) << i;
+    for (const PrefixRow& wrong : std::vector<PrefixRow>{
+             {4, input.context},  // Only 3 events.
+             {-1, input.context},
+             {1, {0.5f}},
+             {1, input.context, {0.5f}}}) {
+      EXPECT_EQ(model->ScorePrefixes(input, {wrong}, targets, &prefixes).code(),
+                absl::StatusCode::kInvalidArgument);
     }
   }
 }

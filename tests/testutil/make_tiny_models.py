@@ -12,8 +12,8 @@ models that break the contract (wrong_table.pt: one item too many; no_encode.pt:
 method; padded.pt: the padding item does not embed to 0; nan_table.pt: a NaN in the output
 table; inf_bias.pt: an infinite bias; huge_table.pt: an entry beyond half precision;
 stale_prefix.pt: a GRU with biases, whose prefix_sequences() is not its encode()'s) for
-the rejection tests, and linear.pt, whose
-encoder is linear in its inputs.
+the rejection tests, linear.pt, whose encoder is linear in its inputs, and unbatched_prefix.pt,
+whose prefix_sequences() reads its first input only (as modules made before it took more).
 """
 
 import argparse
@@ -57,6 +57,15 @@ class NoEncode(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+class UnbatchedPrefix(rm.GruRecommender):
+    """prefix_sequences() as modules made before it took further inputs: input 0's rows only."""
+
+    @torch.jit.export
+    def prefix_sequences(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(embedded * mask.unsqueeze(2))
+        return torch.cat([out.new_zeros((1, out.size(2))), out[0]], dim=0)
 
 
 class Linear(rm._Base):
@@ -144,6 +153,8 @@ def main():
     with torch.no_grad():
         stale.gru.bias_ih_l0.normal_(0.0, 0.5)
     torch.jit.script(stale.eval()).save(os.path.join(args.bundle, "stale_prefix.pt"))
+    unbatched = UnbatchedPrefix(n, MAX_HISTORY, len(rm.EVENT_FEATURES), len(context_names), DIM)
+    torch.jit.script(unbatched.eval()).save(os.path.join(args.bundle, "unbatched_prefix.pt"))
     broken = rm.make_model("rnn", n, MAX_HISTORY, len(context_names), DIM)
     with torch.no_grad():
         broken.output.weight[1, 2] = float("nan")  # As a diverged training run leaves it.

@@ -109,6 +109,34 @@ class PrefixSequencesTest(EveryModelKind, unittest.TestCase):
             self.assertTrue(torch.allclose(got, expected, atol=1e-6), (kind, s, got, expected))
 
 
+class BatchedPrefixSequencesTest(EveryModelKind, unittest.TestCase):
+    """With B inputs, prefix_sequences gives input 0's L + 1 prefix rows, then one row per
+    further input: its whole history's sequence vector (inputs of different lengths and
+    side-features, as replay's side-feature steps and shorter requests are)."""
+
+    def check(self, kind, descriptions):
+        torch.manual_seed(5)
+        model = rm.make_model(kind, N, L, C, D, torch.rand(N, 2), 0.0, descriptions)
+        model.eval()
+        model.freeze()
+        scripted = torch.jit.script(model)
+        items = torch.full((3, L), N)
+        items[0, L - 3:] = torch.tensor([2, 0, 5])
+        items[1, L - 3:] = torch.tensor([2, 0, 5])
+        items[2, L - 2:] = torch.tensor([4, 1])
+        features = torch.rand(3, L, 3) * (items < N).unsqueeze(2)
+        mask = (items < N).float()
+        embedded = scripted.embed(items, features)
+        rows = scripted.prefix_sequences(embedded, mask)
+        self.assertEqual(rows.shape[0], L + 3)
+        alone = scripted.prefix_sequences(embedded[:1], mask[:1])
+        self.assertTrue(torch.allclose(rows[:L + 1], alone, atol=1e-6), kind)
+        context = torch.rand(3, C)
+        expected = scripted.encode(embedded, mask, context)
+        got = scripted.user_vectors(torch.cat([rows[L:L + 1], rows[L + 1:]]), context)
+        self.assertTrue(torch.allclose(got, expected, atol=1e-6), (kind, got, expected))
+
+
 
 class ReleaseItemTableTest(EveryModelKind, unittest.TestCase):
     """release_item_table (called by the server once it holds its own copy of item_table())
