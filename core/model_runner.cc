@@ -83,4 +83,19 @@ absl::Status ModelRunner::ScorePrefixes(const ModelInput& input, const std::vect
   return ScoreTargets(inputs, targets, scores);
 }
 
+absl::Status ModelRunner::ScoreAllSavingRows(const ModelInput& whole, const ModelInput& input,
+                                             const std::vector<PrefixRow>& rows,
+                                             std::vector<float>* scores, SavedRows* saved) const {
+  saved->input = input;
+  saved->rows = rows;
+  saved->users.clear();
+  return ScoreAll(whole, scores);
+}
+
+absl::Status ModelRunner::ScoreSavedRows(const SavedRows& saved,
+                                         const std::vector<ItemIndex>& targets,
+                                         std::vector<float>* scores) const {
+  return ScorePrefixes(saved.input, saved.rows, targets, scores);
+}
+
 }  // namespace recsys::core

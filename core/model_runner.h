@@ -19,6 +19,11 @@ struct ModelInput {
   std::vector<float> event_features;  // [L * E]
   std::vector<float> mask;            // [L]; 1 for a real event, 0 for padding.
   std::vector<float> context;         // [C]
+
+  bool operator==(const ModelInput& o) const {
+    return items == o.items && event_features == o.event_features && mask == o.mask &&
+           context == o.context;
+  }
 };
 
 // Shapes every model of a bundle agrees on.
@@ -64,6 +69,18 @@ struct PrefixRow {
   int32_t events = 0;
   std::vector<float> context;         // [C]
   std::vector<float> event_features;  // [L * E], or empty: the request input's.
+
+  bool operator==(const PrefixRow& o) const {
+    return events == o.events && context == o.context && event_features == o.event_features;
+  }
+};
+
+// ScorePrefixes' arguments (without the targets) kept by ModelRunner::ScoreAllSavingRows, with
+// what the model computed for them in the ranker's pass, for ScoreSavedRows to score later.
+struct SavedRows {
+  ModelInput input;
+  std::vector<PrefixRow> rows;
+  std::vector<float> users;  // Implementation-defined (TorchScript: user vectors, [R * H]).
 };
 
 // The number m of real events of `input` (mask != 0), which must fill its last positions.
@@ -125,6 +142,21 @@ class ModelRunner {
   // Whether ScorePrefixes costs one pass of the encoder whatever the number of rows (else one
   // input per row).
   virtual bool ScoresPrefixesInOnePass() const { return false; }
+
+  // ScoreAll(`whole`, scores), and what ScoreSavedRows needs to score ScorePrefixes(`input`,
+  // `rows`, targets) for any targets later, in `saved`. This default keeps the arguments; a
+  // model that overrides ScorePrefixes computes the rows in the same encoder pass as `whole`
+  // (whose scores then come from the row that stands for it, when one does), so that the
+  // replay attribution (explain/replay.h) adds no encoder pass to ranking. REQUIRES: those of
+  // ScoreAll and of ScorePrefixes. Errors: theirs.
+  virtual absl::Status ScoreAllSavingRows(const ModelInput& whole, const ModelInput& input,
+                                          const std::vector<PrefixRow>& rows,
+                                          std::vector<float>* scores, SavedRows* saved) const;
+  // ScorePrefixes(saved.input, saved.rows, targets, scores), from what ScoreAllSavingRows of
+  // this model saved. Errors: INVALID_ARGUMENT for targets outside the catalogue or a `saved`
+  // this model did not make; those of ScorePrefixes.
+  virtual absl::Status ScoreSavedRows(const SavedRows& saved, const std::vector<ItemIndex>& targets,
+                                      std::vector<float>* scores) const;
 
   // Scores of all items for the attribution baseline, BaselineInput(shape()). Computed once at
   // load.

@@ -1,6 +1,7 @@
 #ifndef RECSYS_CORE_RANKER_H_
 #define RECSYS_CORE_RANKER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,7 +29,15 @@ struct RankedSource {
   Source source;
   ModelInput input;
   std::vector<float> scores;
+  SavedRows saved;  // What ScoreAllSavingRows kept, when the caller asked (RowsToSave).
 };
+
+// Rows a caller will want scored later from a model's encoder pass while ranking: given the
+// model's shape and the request's input, sets ModelRunner::ScoreAllSavingRows' `input` and
+// `rows` and returns true, or returns false for none. The pipeline passes the replay
+// attribution's (explain::ReplayRows).
+using RowsToSave = std::function<bool(const ModelShape& shape, const ModelInput& whole,
+                                      ModelInput* input, std::vector<PrefixRow>* rows)>;
 
 // The outcome of ranking: the top items with their per-source scores, before explanation. It
 // points into the Bundle it was ranked on (models, country popularity): valid while it lives.
@@ -99,8 +108,10 @@ class Ranker {
   // Errors: INVALID_ARGUMENT for fusion weights naming an unknown source, or a candidates_only
   // request none of whose candidates is known, or a category the bundle does not have;
   // FAILED_PRECONDITION for category options on a bundle without categories.
+  // With `rows_to_save`, each active model's rows are saved in its RankedSource.
   static absl::Status Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
-                           RankedList* out, int64_t now_unix = 0);
+                           RankedList* out, int64_t now_unix = 0,
+                           const RowsToSave& rows_to_save = nullptr);
 };
 
 }  // namespace recsys::core

@@ -47,12 +47,16 @@ class TorchModelRunner final : public ModelRunner {
     if (absl::Status s = CheckSizes(input); !s.ok()) return s;
     return Guarded("score", [&] {
       c10::InferenceMode guard;
-      torch::Tensor user = Encode(input);
-      if (compact_) return ScoreCatalogueCompact(user, scores);
-      // A matrix-vector product reads the [N, D] table once, row by row; addmm against the
-      // transposed table made BLAS pack (copy) the table on every call.
-      CopyOut(torch::addmv(bias_, table_, user.squeeze(0)), scores);
+      ScoreCatalogue(Encode(input), scores);
     });
+  }
+
+  // The scores of every item for one user vector [1, H] or [H].
+  void ScoreCatalogue(const torch::Tensor& user, std::vector<float>* scores) const {
+    if (compact_) return ScoreCatalogueCompact(user, scores);
+    // A matrix-vector product reads the [N, D] table once, row by row; addmm against the
+    // transposed table made BLAS pack (copy) the table on every call.
+    CopyOut(torch::addmv(bias_, table_, user.reshape({-1})), scores);
   }
 
   // ScoreAll's catalogue pass over the compact table (CPU), on LibTorch's intra-op threads as
@@ -102,36 +106,90 @@ class TorchModelRunner final : public ModelRunner {
                              const std::vector<ItemIndex>& targets,
                              std::vector<float>* scores) const override {
     if (!scores_prefixes_) return ModelRunner::ScorePrefixes(input, rows, targets, scores);
-    const int64_t L = shape_.max_history, C = shape_.num_context;
-    const int64_t R = static_cast<int64_t>(rows.size());
     scores->clear();
     absl::StatusOr<int32_t> m = CheckPrefixRequest(name_, shape_, input, rows);
     if (!m.ok()) return m.status();
     if (absl::Status s = CheckTargets(targets); !s.ok()) return s;
-    if (R == 0 || targets.empty()) return absl::OkStatus();
+    if (rows.empty() || targets.empty()) return absl::OkStatus();
+    return Guarded("score prefixes", [&] {
+      c10::InferenceMode guard;
+      CopyOut(TargetScores(PrefixUsers(input, *m, rows), targets), scores);
+    });
+  }
+
+  // One pass for the rows and `whole`: its scores come from the row that stands for it (the
+  // last, in replay's rows), or from one more row of the batch.
+  absl::Status ScoreAllSavingRows(const ModelInput& whole, const ModelInput& input,
+                                  const std::vector<PrefixRow>& rows, std::vector<float>* scores,
+                                  SavedRows* saved) const override {
+    if (!scores_prefixes_ || rows.empty()) {
+      return ModelRunner::ScoreAllSavingRows(whole, input, rows, scores, saved);
+    }
+    if (absl::Status s = CheckSizes(whole); !s.ok()) return s;
+    absl::StatusOr<int32_t> m = CheckPrefixRequest(name_, shape_, input, rows);
+    if (!m.ok()) return m.status();
+    saved->input = input;
+    saved->rows = rows;
+    std::vector<PrefixRow> all = rows;
+    if (!(PrefixInput(shape_, input, *m, all.back()) == whole)) {
+      const PrefixRow row{*m, whole.context, whole.event_features};
+      if (!(PrefixInput(shape_, input, *m, row) == whole)) {
+        return ModelRunner::ScoreAllSavingRows(whole, input, rows, scores, saved);
+      }
+      all.push_back(row);
+    }
+    return Guarded("score", [&] {
+      c10::InferenceMode guard;
+      const torch::Tensor users = PrefixUsers(input, *m, all);
+      ScoreCatalogue(users[static_cast<int64_t>(all.size()) - 1], scores);
+      CopyOut(users.slice(0, 0, static_cast<int64_t>(rows.size())), &saved->users);
+    });
+  }
+
+  absl::Status ScoreSavedRows(const SavedRows& saved, const std::vector<ItemIndex>& targets,
+                              std::vector<float>* scores) const override {
+    if (saved.users.empty()) return ModelRunner::ScoreSavedRows(saved, targets, scores);
+    const int64_t R = static_cast<int64_t>(saved.rows.size()), H = item_width();
+    scores->clear();
+    if (static_cast<int64_t>(saved.users.size()) != R * H) {
+      return absl::InvalidArgumentError(absl::StrCat(name_, ": saved rows of another model (",
+                                                     saved.users.size(), " values for ", R,
+                                                     " rows of width ", H, ")"));
+    }
+    if (absl::Status s = CheckTargets(targets); !s.ok()) return s;
+    if (targets.empty()) return absl::OkStatus();
+    return Guarded("score saved rows", [&] {
+      c10::InferenceMode guard;
+      CopyOut(TargetScores(ToDevice(saved.users, {R, H}), targets), scores);
+    });
+  }
+
+  // The user vectors of `rows` of `input` (m real events), [R, H], from one PrefixSequences
+  // pass. REQUIRES: CheckPrefixRequest accepted them; rows is not empty; inference mode.
+  torch::Tensor PrefixUsers(const ModelInput& input, int32_t m,
+                            const std::vector<PrefixRow>& rows) const {
+    const int64_t L = shape_.max_history, C = shape_.num_context;
+    const int64_t R = static_cast<int64_t>(rows.size());
     std::vector<ModelInput> batch = {input};
     std::vector<int64_t> pick;  // The row of PrefixSequences(batch) each row reads.
     std::vector<float> context;
     for (const PrefixRow& row : rows) {
       if (row.event_features.empty()) {
-        pick.push_back(L - *m + row.events);  // The input's first so many positions.
+        pick.push_back(L - m + row.events);  // The input's first so many positions.
       } else {
         pick.push_back(L + static_cast<int64_t>(batch.size()));
-        batch.push_back(PrefixInput(shape_, input, *m, row));
+        batch.push_back(PrefixInput(shape_, input, m, row));
       }
       context.insert(context.end(), row.context.begin(), row.context.end());
     }
-    return Guarded("score prefixes", [&] {
-      c10::InferenceMode guard;
-      torch::Tensor user =
-          Method("user_vectors")({PrefixSequences(batch).index_select(
-                                      0, torch::tensor(pick, LongOptions()).to(device_)),
-                                  ToDevice(context, {R, C})})
-              .toTensor();
-      TORCH_CHECK(user.dim() == 2 && user.size(0) == R && user.size(1) == item_width(),
-                  "user_vectors() gave ", user.sizes(), " for ", R, " rows");
-      CopyOut(TargetScores(user, targets), scores);
-    });
+    torch::Tensor user =
+        Method("user_vectors")(
+            {PrefixSequences(batch).index_select(0, torch::tensor(pick, LongOptions()).to(device_)),
+             ToDevice(context, {R, C})})
+            .toTensor();
+    TORCH_CHECK(user.dim() == 2 && user.size(0) == R && user.size(1) == item_width(),
+                "user_vectors() gave ", user.sizes(), " for ", R, " rows");
+    return user;
   }
 
   // prefix_sequences() of `batch`, [L + B, S]: input 0's L + 1 prefixes, then each further

@@ -369,7 +369,8 @@ class ExplainJob {
         start.push_back(core::BaselineRaw(source.source, item.index));
         end.push_back(item.sources[s].raw_score);
       }
-      return Replay(*source.source.model, source.input, groups_, targets, start, end, &replays_[s]);
+      return Replay(*source.source.model, source.input, groups_, targets, start, end, &source.saved,
+                    &replays_[s]);
     });
   }
 

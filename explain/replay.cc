@@ -98,43 +98,67 @@ absl::StatusOr<int> CheckArguments(const core::ModelShape& shape, const core::Mo
   return *m;
 }
 
+// The input without its side-features: what the rows' prefixes are taken from.
+core::ModelInput Bare(const core::ModelInput& input) {
+  core::ModelInput bare = input;
+  bare.event_features.assign(input.event_features.size(), 0.0f);
+  return bare;
+}
+
 // scores[r * K + k]: target k at step input r; the first and last rows are `start` and `end`
-// (the last step is the input itself), the inner ones scored in one ScorePrefixes call.
+// (the last step is the input itself), the inner ones scored from `saved` when it holds these
+// rows, else with one ScorePrefixes call.
 absl::Status ScoreSteps(const core::ModelRunner& model, const core::ModelInput& input,
-                        ReplaySteps* steps, const std::vector<core::ItemIndex>& targets,
+                        const core::SavedRows* saved, ReplaySteps* steps,
+                        const std::vector<core::ItemIndex>& targets,
                         const std::vector<double>& start, const std::vector<double>& end,
                         std::vector<double>* scores) {
   *scores = start;
   if (steps->steps.empty()) return absl::OkStatus();
-  steps->rows.pop_back();
-  if (!steps->rows.empty()) {
-    core::ModelInput bare = input;  // The events without their side-features.
-    bare.event_features.assign(input.event_features.size(), 0.0f);
-    std::vector<float> scored;
-    if (absl::Status s = model.ScorePrefixes(bare, steps->rows, targets, &scored); !s.ok()) {
-      return s;
-    }
-    if (scored.size() != steps->rows.size() * targets.size()) {
-      return absl::InternalError("replay: the model scored a batch of the wrong size");
-    }
-    scores->insert(scores->end(), scored.begin(), scored.end());
+  const size_t K = targets.size(), inner = steps->rows.size() - 1;
+  const core::ModelInput bare = Bare(input);
+  std::vector<float> scored;
+  absl::Status s;
+  if (saved != nullptr && saved->rows == steps->rows && saved->input == bare) {
+    s = model.ScoreSavedRows(*saved, targets, &scored);
+    if (s.ok() && scored.size() == steps->rows.size() * K) scored.resize(inner * K);
+  } else if (inner > 0) {
+    steps->rows.pop_back();
+    s = model.ScorePrefixes(bare, steps->rows, targets, &scored);
   }
+  if (!s.ok()) return s;
+  if (scored.size() != inner * K) {
+    return absl::InternalError("replay: the model scored a batch of the wrong size");
+  }
+  scores->insert(scores->end(), scored.begin(), scored.end());
   scores->insert(scores->end(), end.begin(), end.end());
   return absl::OkStatus();
 }
 
 }  // namespace
 
+absl::Status ReplayRows(const core::ModelShape& shape, const core::ModelInput& input,
+                        const std::vector<core::ContextGroup>& groups, core::ModelInput* base,
+                        std::vector<core::PrefixRow>* rows) {
+  absl::StatusOr<int> m = CheckArguments(shape, input, groups, 0, {}, {});
+  if (!m.ok()) return m.status();
+  *base = Bare(input);
+  *rows = MakeSteps(shape, input, *m, groups).rows;
+  return absl::OkStatus();
+}
+
 absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& input,
                     const std::vector<core::ContextGroup>& groups,
                     const std::vector<core::ItemIndex>& targets, const std::vector<double>& start,
-                    const std::vector<double>& end, std::vector<ReplayAttribution>* out) {
+                    const std::vector<double>& end, const core::SavedRows* saved,
+                    std::vector<ReplayAttribution>* out) {
   const core::ModelShape& shape = model.shape();
   absl::StatusOr<int> m = CheckArguments(shape, input, groups, targets.size(), start, end);
   if (!m.ok()) return m.status();
   ReplaySteps steps = MakeSteps(shape, input, *m, groups);
   std::vector<double> scores;
-  if (absl::Status s = ScoreSteps(model, input, &steps, targets, start, end, &scores); !s.ok()) {
+  if (absl::Status s = ScoreSteps(model, input, saved, &steps, targets, start, end, &scores);
+      !s.ok()) {
     return s;
   }
   const size_t K = targets.size();

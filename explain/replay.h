@@ -34,16 +34,27 @@ struct ReplayAttribution {
 
 // Replays `input` for each of `targets` and appends one ReplayAttribution per target, in
 // order, to `out`. `start` and `end` are the targets' scores at the baseline
-// (model.baseline_scores()) and at `input` (the ranker's), one per target. REQUIRES: `input`
-// has the sizes of model.shape() with its real events in the last positions (as
-// core::Featurize makes it); targets < N. Errors: INVALID_ARGUMENT for wrong sizes, `groups`
-// that do not partition the context features, or an input whose padding positions do not
-// hold the padding item without side-features; those of the model otherwise. Thread-safe
-// when the model is.
+// (model.baseline_scores()) and at `input` (the ranker's), one per target. `saved` (may be
+// null): what ModelRunner::ScoreAllSavingRows kept while ranking with ReplayRows' rows of this
+// input; the steps are then scored from it, without an encoder pass (a `saved` for other rows
+// is ignored). REQUIRES: `input` has the sizes of model.shape() with its real events in the
+// last positions (as core::Featurize makes it); targets < N. Errors: INVALID_ARGUMENT for wrong
+// sizes, `groups` that do not partition the context features, or an input whose padding
+// positions do not hold the padding item without side-features; those of the model otherwise.
+// Thread-safe when the model is.
 absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& input,
                     const std::vector<core::ContextGroup>& groups,
                     const std::vector<core::ItemIndex>& targets, const std::vector<double>& start,
-                    const std::vector<double>& end, std::vector<ReplayAttribution>* out);
+                    const std::vector<double>& end, const core::SavedRows* saved,
+                    std::vector<ReplayAttribution>* out);
+
+// The steps Replay scores for `input`, as ModelRunner::ScorePrefixes arguments: `base` (the
+// input without its side-features) and one row per step, the last standing for `input`
+// itself (none for the baseline's input). For ScoreAllSavingRows while ranking. REQUIRES and
+// errors: Replay's, for the input and groups.
+absl::Status ReplayRows(const core::ModelShape& shape, const core::ModelInput& input,
+                        const std::vector<core::ContextGroup>& groups, core::ModelInput* base,
+                        std::vector<core::PrefixRow>* rows);
 
 }  // namespace recsys::explain
 

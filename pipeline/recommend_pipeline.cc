@@ -12,6 +12,7 @@
 #include "core/interest_profile.h"
 #include "core/ranker.h"
 #include "explain/explainer.h"
+#include "explain/replay.h"
 #include "pipeline/attribution_methods.h"
 
 namespace recsys::pipeline {
@@ -196,6 +197,18 @@ void RecommendPipeline::Afford(const core::Bundle& bundle, const core::RankedLis
   }
 }
 
+core::RowsToSave RecommendPipeline::RowsToSave(const explain::ExplainSettings& settings,
+                                               const core::Bundle& bundle, double load) const {
+  if (settings.method != AttributionMethod::kReplay || load >= options_.degrade_load) {
+    return nullptr;  // Afford would not let replay run.
+  }
+  return [groups = core::ContextGroups(bundle.manifest())](
+             const core::ModelShape& shape, const core::ModelInput& whole, core::ModelInput* input,
+             std::vector<core::PrefixRow>* rows) {
+    return explain::ReplayRows(shape, whole, groups, input, rows).ok();
+  };
+}
+
 void RecommendPipeline::Explain(const core::RecommendRequest& request, const core::Bundle& bundle,
                                 const explain::ExplainSettings& settings,
                                 core::RankedList* ranked) const {
@@ -221,8 +234,10 @@ absl::StatusOr<core::RecommendResponse> RecommendPipeline::Run(
 
   if (absl::Status s = CheckDeadline(Now(), deadline, "ranking"); !s.ok()) return s;
   const int32_t top_k = request.top_k > 0 ? request.top_k : options_.default_top_k;
+  explain::ExplainSettings settings = Settings(request);
   if (absl::Status s =
-          core::Ranker::Rank(bundle, request, top_k, &ranked, absl::ToUnixSeconds(Now()));
+          core::Ranker::Rank(bundle, request, top_k, &ranked, absl::ToUnixSeconds(Now()),
+                             RowsToSave(settings, bundle, load));
       !s.ok()) {
     return s;
   }
@@ -231,7 +246,6 @@ absl::StatusOr<core::RecommendResponse> RecommendPipeline::Run(
   // Explanations never fail a recommendation: a method the bundle, the deadline or the load
   // cannot afford degrades to a cheaper one, and the response says so.
   if (absl::Status s = CheckDeadline(Now(), deadline, "explaining"); !s.ok()) return s;
-  explain::ExplainSettings settings = Settings(request);
   Afford(bundle, ranked, deadline, load, &settings, &ranked.metadata.explanation_note);
   Explain(request, bundle, settings, &ranked);
   clock.Lap("explain");

@@ -76,6 +76,11 @@ class RecommendPipeline {
   static double CostUnits(const explain::ExplainSettings& settings, const core::Bundle& bundle,
                           const core::RankedList& ranked);
 
+  // The replay attribution's rows (explain::ReplayRows), for the ranker to save from its
+  // encoder pass, when `settings` ask for replay and `load` lets it run; else none.
+  core::RowsToSave RowsToSave(const explain::ExplainSettings& settings, const core::Bundle& bundle,
+                              double load) const;
+
  private:
   absl::Time Now() const { return options_.clock ? options_.clock() : absl::Now(); }
   // The request's explanation settings, its omissions filled from the options.

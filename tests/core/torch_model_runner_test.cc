@@ -258,6 +258,42 @@ TEST_F(TorchModelTest, PrefixScoresAreTheScoresOfTheShorterRequests) {
   }
 }
 
+// ScoreAllSavingRows: ScoreAll's scores of the whole input, and rows that ScoreSavedRows
+// scores as ScorePrefixes does, whether or not the last row is the whole input.
+TEST_F(TorchModelTest, SavedRowsScoreAsScorePrefixesAndTheWholeAsScoreAll) {
+  const ModelInput input = ReferenceInput();
+  ModelInput bare = input;
+  std::fill(bare.event_features.begin(), bare.event_features.end(), 0.0f);
+  const std::vector<PrefixRow> with_whole = {{0, input.context},
+                                             {2, input.context},
+                                             {3, input.context},
+                                             {3, input.context, input.event_features}};
+  const std::vector<PrefixRow> without_whole(with_whole.begin(), with_whole.end() - 1);
+  const std::vector<ItemIndex> targets = {3, 0, 2};
+  for (const Bundle* bundle : Bundles()) {
+    for (const auto& model : bundle->models()) {
+      SCOPED_TRACE(model->name());
+      std::vector<float> all, expected_all;
+      ASSERT_TRUE(model->ScoreAll(input, &expected_all).ok());
+      for (const std::vector<PrefixRow>* rows : {&with_whole, &without_whole}) {
+        SavedRows saved;
+        ASSERT_TRUE(model->ScoreAllSavingRows(input, bare, *rows, &all, &saved).ok());
+        ASSERT_EQ(all.size(), expected_all.size());
+        for (size_t i = 0; i < all.size(); ++i) EXPECT_NEAR(all[i], expected_all[i], 1e-5) << i;
+        EXPECT_FALSE(saved.users.empty());  // The rows' pass is done: nothing left to run.
+        std::vector<float> scores, expected;
+        ASSERT_TRUE(model->ScoreSavedRows(saved, targets, &scores).ok());
+        ASSERT_TRUE(model->ScorePrefixes(bare, *rows, targets, &expected).ok());
+        ASSERT_EQ(scores.size(), expected.size());
+        for (size_t i = 0; i < scores.size(); ++i) EXPECT_NEAR(scores[i], expected[i], 1e-5) << i;
+        saved.rows.pop_back();  // Rows this pass did not save.
+        EXPECT_EQ(model->ScoreSavedRows(saved, targets, &scores).code(),
+                  absl::StatusCode::kInvalidArgument);
+      }
+    }
+  }
+}
+
 TEST_F(TorchModelTest, EmbedFeedsEncodeWhatPythonsEmbedDoes) {
   // reference.json has no embed() output; its scores are encode(embed(...)), so Embed is
   // checked through them: Gradients' scores at the embedded reference input are Python's.

@@ -387,7 +387,7 @@ TEST(TorchScriptReplayTest, AnEventsCreditIsTheScoreOfTheHistoryAfterItMinusBefo
       end.push_back(full[k]);
     }
     std::vector<ReplayAttribution> replay;
-    ASSERT_TRUE(Replay(*model, input, groups, targets, start, end, &replay).ok());
+    ASSERT_TRUE(Replay(*model, input, groups, targets, start, end, nullptr, &replay).ok());
     const int64_t a = input.items[2], b = input.items[3], c = input.items[4];
     auto history = [&](std::vector<int64_t> items, std::vector<float> mask) {
       core::ModelInput x{std::move(items), std::vector<float>(5 * E, 0.0f), std::move(mask),
@@ -415,6 +415,56 @@ TEST(TorchScriptReplayTest, AnEventsCreditIsTheScoreOfTheHistoryAfterItMinusBefo
       EXPECT_NEAR(replay[k].event[4], three[k] - two[k], 1e-4);
       EXPECT_NEAR(replay[k].context[0], hour[k] - start[k], 1e-4);
     }
+  }
+}
+
+// The ranker saves replay's rows from its encoder pass (ScoreAllSavingRows with ReplayRows'
+// rows): replay then reads them instead of running the model again, with the same credits; a
+// pass saved for other rows is ignored.
+TEST(TorchScriptReplayTest, ReplayReadsTheRowsTheRankerSaved) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
+  ASSERT_NE(bundle, nullptr);
+  const std::vector<core::ItemIndex> targets = {0, 1, 2, 3};
+  const std::vector<core::ContextGroup> groups = core::ContextGroups(bundle->manifest());
+  for (const auto& model : bundle->models()) {
+    SCOPED_TRACE(model->name());
+    const core::ModelInput input = InputFor(*bundle, *model, Request());
+    core::ModelInput base;
+    std::vector<core::PrefixRow> rows;
+    ASSERT_TRUE(ReplayRows(model->shape(), input, groups, &base, &rows).ok());
+    core::SavedRows saved;
+    std::vector<float> all;
+    ASSERT_TRUE(model->ScoreAllSavingRows(input, base, rows, &all, &saved).ok());
+    std::vector<double> start, end;
+    for (core::ItemIndex t : targets) {
+      start.push_back(model->baseline_scores()[t]);
+      end.push_back(all[t]);
+    }
+    auto replay = [&](const core::SavedRows* from) {
+      std::vector<ReplayAttribution> out;
+      EXPECT_TRUE(Replay(*model, input, groups, targets, start, end, from, &out).ok());
+      return out;
+    };
+    const std::vector<ReplayAttribution> fresh = replay(nullptr), read = replay(&saved);
+    core::SavedRows shifted = saved;  // What the model saved, moved: shows where credits come from.
+    for (size_t i = 0; i < shifted.users.size(); ++i) shifted.users[i] += 0.1f * (i % 7);
+    const std::vector<ReplayAttribution> moved = replay(&shifted);
+    core::SavedRows other = shifted;
+    other.rows.front().context[0] += 1.0f;
+    const std::vector<ReplayAttribution> ignored = replay(&other);
+    ASSERT_EQ(read.size(), targets.size());
+    double moved_by = 0.0;
+    for (size_t k = 0; k < targets.size(); ++k) {
+      for (int p = 0; p < 5; ++p) {
+        EXPECT_NEAR(read[k].event[p], fresh[k].event[p], 1e-5);
+        EXPECT_NEAR(ignored[k].event[p], fresh[k].event[p], 1e-5);
+        moved_by += std::abs(moved[k].event[p] - fresh[k].event[p]);
+      }
+      for (size_t e = 0; e < fresh[k].feature.size(); ++e) {
+        EXPECT_NEAR(read[k].feature[e], fresh[k].feature[e], 1e-5);
+      }
+    }
+    EXPECT_GT(moved_by, 0.01);
   }
 }
 

@@ -69,7 +69,7 @@ TEST(ReplayTest, CreditsEachStepItsScoreChange) {
   const std::vector<core::ItemIndex> targets = {1, 4};
   std::vector<ReplayAttribution> out;
   ASSERT_TRUE(Replay(model, Input(), Groups(), targets, Scores(model, Baseline(), targets),
-                     Scores(model, Input(), targets), &out)
+                     Scores(model, Input(), targets), nullptr, &out)
                   .ok());
   ASSERT_EQ(out.size(), 2u);
   const std::vector<float> none(8, 0.0f);
@@ -115,9 +115,9 @@ TEST(ReplayTest, SkipsStepsThatAddNothing) {
   x.event_features.assign(8, 0.0f);
   const int before = model.calls();
   std::vector<ReplayAttribution> out;
-  ASSERT_TRUE(
-      Replay(model, x, Groups(), {3}, Scores(model, Baseline(), {3}), Scores(model, x, {3}), &out)
-          .ok());
+  ASSERT_TRUE(Replay(model, x, Groups(), {3}, Scores(model, Baseline(), {3}), Scores(model, x, {3}),
+                     nullptr, &out)
+                  .ok());
   EXPECT_EQ(model.calls(), before + 3);  // The start, the end (above) and one batch.
   EXPECT_THAT(out[0].context, ::testing::ElementsAre(0.0, 0.0));
   EXPECT_THAT(out[0].feature, ::testing::ElementsAre(0.0, 0.0));
@@ -130,9 +130,9 @@ TEST(ReplayTest, WithoutEventsOnlyTheContextGroupsAreCredited) {
   core::ModelInput x = Baseline();
   x.context = {0.5f, -0.8f, 1.2f};
   std::vector<ReplayAttribution> out;
-  ASSERT_TRUE(
-      Replay(model, x, Groups(), {3}, Scores(model, Baseline(), {3}), Scores(model, x, {3}), &out)
-          .ok());
+  ASSERT_TRUE(Replay(model, x, Groups(), {3}, Scores(model, Baseline(), {3}), Scores(model, x, {3}),
+                     nullptr, &out)
+                  .ok());
   const core::ModelInput hour = Make({kPad, kPad, kPad, kPad}, {0, 0, 0, 0},
                                      std::vector<float>(8, 0.0f), {0.5f, -0.8f, 0});
   EXPECT_NEAR(out[0].context[0], Score(model, hour, 3) - Score(model, Baseline(), 3), 1e-5);
@@ -147,27 +147,27 @@ TEST(ReplayTest, RejectsInputsItCannotReplay) {
   core::ModelInput gap = Input();
   gap.mask = {1, 0, 1, 1};  // A real event before padding.
   const std::vector<double> one = {0.0};
-  EXPECT_EQ(Replay(model, gap, Groups(), {1}, one, one, &out).code(),
+  EXPECT_EQ(Replay(model, gap, Groups(), {1}, one, one, nullptr, &out).code(),
             absl::StatusCode::kInvalidArgument);
   core::ModelInput short_context = Input();
   short_context.context.pop_back();
-  EXPECT_EQ(Replay(model, short_context, Groups(), {1}, one, one, &out).code(),
+  EXPECT_EQ(Replay(model, short_context, Groups(), {1}, one, one, nullptr, &out).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Replay(model, Input(), {{"x", {3}}}, {1}, one, one, &out).code(),
+  EXPECT_EQ(Replay(model, Input(), {{"x", {3}}}, {1}, one, one, nullptr, &out).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Replay(model, Input(), Groups(), {1, 2}, one, one, &out).code(),
+  EXPECT_EQ(Replay(model, Input(), Groups(), {1, 2}, one, one, nullptr, &out).code(),
             absl::StatusCode::kInvalidArgument);
   // A context feature in no group would be credited to no step.
-  EXPECT_EQ(Replay(model, Input(), {{"hour", {0, 1}}}, {1}, one, one, &out).code(),
+  EXPECT_EQ(Replay(model, Input(), {{"hour", {0, 1}}}, {1}, one, one, nullptr, &out).code(),
             absl::StatusCode::kInvalidArgument);
   // An item on a padding position: the last step would not be the input.
   core::ModelInput stray = Input();
   stray.items[0] = 3;
-  EXPECT_EQ(Replay(model, stray, Groups(), {1}, one, one, &out).code(),
+  EXPECT_EQ(Replay(model, stray, Groups(), {1}, one, one, nullptr, &out).code(),
             absl::StatusCode::kInvalidArgument);
   core::ModelInput featured_padding = Input();
   featured_padding.event_features[1] = 1.0f;  // A side-feature on the padding position.
-  EXPECT_EQ(Replay(model, featured_padding, Groups(), {1}, one, one, &out).code(),
+  EXPECT_EQ(Replay(model, featured_padding, Groups(), {1}, one, one, nullptr, &out).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(out.empty());
 }

@@ -7,6 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "core/featurizer.h"
+#include "explain/replay.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/fake_model.h"
@@ -234,6 +236,34 @@ TEST_F(RecommendPipelineModelsTest, WhatTheDeadlineCannotAffordDegradesToGradien
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->metadata.attribution_method, core::AttributionMethod::kIntegratedGradients);
   EXPECT_EQ(r->metadata.explanation_note, "");
+}
+
+// Replay's rows are saved while ranking (one encoder pass for both) when replay will run: asked
+// for, and the load does not skip it.
+TEST_F(RecommendPipelineModelsTest, TheRankerSavesReplaysRowsWhenReplayWillRun) {
+  Load(absl::ZeroDuration());
+  RecommendPipeline pipeline(Options());  // degrade_load 0.5.
+  explain::ExplainSettings settings;
+  settings.method = core::AttributionMethod::kReplay;
+  const core::ModelRunner& model = *bundle_->models().front();
+  core::RankedList ranked;
+  ASSERT_TRUE(core::Ranker::Rank(*bundle_, Request(settings.method), 10, &ranked).ok());
+  ASSERT_NE(ranked.first_model_input(), nullptr);
+  const core::ModelInput& whole = *ranked.first_model_input();
+  core::ModelInput base, expected_base;
+  std::vector<core::PrefixRow> rows, expected_rows;
+  ASSERT_TRUE(explain::ReplayRows(model.shape(), whole, core::ContextGroups(bundle_->manifest()),
+                                  &expected_base, &expected_rows)
+                  .ok());
+  ASSERT_FALSE(expected_rows.empty());
+  const core::RowsToSave replay = pipeline.RowsToSave(settings, *bundle_, 0.2);
+  ASSERT_TRUE(replay);
+  ASSERT_TRUE(replay(model.shape(), whole, &base, &rows));
+  EXPECT_EQ(base, expected_base);
+  EXPECT_EQ(rows, expected_rows);
+  EXPECT_FALSE(pipeline.RowsToSave(settings, *bundle_, 0.5));  // Busy: replay is skipped.
+  settings.method = core::AttributionMethod::kCfExact;
+  EXPECT_FALSE(pipeline.RowsToSave(settings, *bundle_, 0.2));
 }
 
 TEST_F(RecommendPipelineModelsTest, UnderLoadOnlyTheExactSourcesAreExplained) {
