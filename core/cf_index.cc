@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace recsys::core {
 
@@ -18,6 +19,10 @@ namespace {
 
 constexpr char kMagic[8] = {'R', 'E', 'C', 'S', 'Y', 'S', 'C', 'F'};
 constexpr uint32_t kVersion = 1;
+
+absl::Status CorruptIndex(const std::string& path, absl::string_view what) {
+  return absl::DataLossError(absl::StrCat(path, ": not a valid CF index: ", what));
+}
 
 struct Header {
   char magic[8];
@@ -29,6 +34,17 @@ struct Header {
 };
 static_assert(sizeof(Header) == 32, "CF index header must have no padding");
 static_assert(sizeof(Neighbor) == 8, "CF index entry must be 8 bytes");
+
+// The header's own checks: the magic and the version.
+absl::Status CheckHeader(const std::string& path, const Header& header) {
+  if (std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0)
+    return CorruptIndex(path, "bad magic");
+  if (header.version != kVersion) {
+    return CorruptIndex(path,
+                        absl::StrCat("version ", header.version, ", this server reads ", kVersion));
+  }
+  return absl::OkStatus();
+}
 
 // Orders by similarity, then by item index, so that the build is deterministic.
 bool MoreSimilar(const Neighbor& a, const Neighbor& b) {
@@ -127,6 +143,17 @@ absl::Status CfIndex::Save(const std::string& path) const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int32_t> CfIndex::ReadItemCount(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  Header header;
+  if (!in.read(reinterpret_cast<char*>(&header), sizeof(header))) {
+    return CorruptIndex(path, "file too short");
+  }
+  if (absl::Status s = CheckHeader(path, header); !s.ok()) return s;
+  return static_cast<int32_t>(header.num_items);
+}
+
 absl::StatusOr<CfIndex> CfIndex::Load(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
@@ -135,16 +162,11 @@ absl::StatusOr<CfIndex> CfIndex::Load(const std::string& path) {
   std::string bytes(static_cast<size_t>(size), '\0');
   if (!in.read(bytes.data(), size)) return absl::DataLossError(absl::StrCat(path, ": read failed"));
 
-  auto corrupt = [&](absl::string_view what) {
-    return absl::DataLossError(absl::StrCat(path, ": not a valid CF index: ", what));
-  };
+  auto corrupt = [&](absl::string_view what) { return CorruptIndex(path, what); };
   Header header;
   if (bytes.size() < sizeof(Header) + sizeof(uint32_t)) return corrupt("file too short");
   std::memcpy(&header, bytes.data(), sizeof(header));
-  if (std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0) return corrupt("bad magic");
-  if (header.version != kVersion) {
-    return corrupt(absl::StrCat("version ", header.version, ", this server reads ", kVersion));
-  }
+  if (absl::Status s = CheckHeader(path, header); !s.ok()) return s;
   const uint64_t expected = sizeof(Header) + (uint64_t{header.num_items} + 1) * sizeof(uint64_t) +
                             header.num_neighbors * sizeof(Neighbor) + sizeof(uint32_t);
   if (bytes.size() != expected) {

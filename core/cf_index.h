@@ -48,6 +48,9 @@ class CfIndex {
                        const CfBuildOptions& options, const ProgressFn& progress = nullptr);
 
   static absl::StatusOr<CfIndex> Load(const std::string& path);
+  // The num_items of the index at `path`, from its header alone (Load checks the rest).
+  // Errors: NOT_FOUND when it cannot be opened, DATA_LOSS for a header that is not an index's.
+  static absl::StatusOr<int32_t> ReadItemCount(const std::string& path);
   absl::Status Save(const std::string& path) const;
 
   // Neighbours of `item`, most similar first.

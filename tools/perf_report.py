@@ -340,8 +340,9 @@ def targets_table(p, closed, opened, overhead, scale, qps):
         i = statistics.median(r["p50_ms"] for r in by["in process"])
         p(f"| in-process p50 <= 0.2 ms (4,620 items, 50 events, default explanations) | "
           f"{spread([r['p50_ms'] for r in by['in process']], '{:.3f}')} ms, one caller | "
-          f"{'yes' if i <= 0.2 else 'no'} | the model work: both models over the catalogue and "
-          "replay's passes (micro-benchmarks below: Rank, Explain/5) |")
+          f"{'yes' if i <= 0.2 else 'no'} | the model work: per model one encoder pass over the "
+          "history's prefixes and replay's side-feature steps, and the catalogue pass "
+          "(micro-benchmarks below: Rank, PipelineRun) |")
     if by.get("in process") and by.get("through gRPC"):
         i = statistics.median(r["p50_ms"] for r in by["in process"])
         g = statistics.median(r["p50_ms"] for r in by["through gRPC"])
@@ -356,8 +357,9 @@ def targets_table(p, closed, opened, overhead, scale, qps):
     if qps.get("none") and sat:
         ratio = qps["none"] / sat
         p(f"| default explanations <= 2x without | {ratio:.2f}x (saturation QPS) |"
-          f" {'yes' if ratio <= 2 else 'no'} | replay: per model one pass over every prefix of "
-          "the history and the side-feature steps (prefix_sequences over a batch) |")
+          f" {'yes' if ratio <= 2 else 'no'} | replay shares the ranker's encoder pass: per "
+          "model one prefix_sequences batch over every prefix of the history and the "
+          "side-feature steps, whose saved rows replay scores for the returned items |")
     one_m = [r for r in scale if r["label"] == "1,000,000 items" and "p99_ms" in r]
     two = [r for r in scale if r["label"] == "1,000,000 items, 1 worker x 2 threads"
            and "p99_ms" in r]

@@ -5,7 +5,9 @@
 #include "core/bundle_builder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/fake_model.h"
 #include "tests/testutil/fixtures.h"
+#include "tests/testutil/ranking_fixtures.h"
 
 namespace recsys::core {
 namespace {
@@ -144,6 +146,19 @@ TEST(BundleTest, LoadNamesTheBrokenFile) {
                      "A\tx\t1\t\t1\t0\n");
   EXPECT_THAT(Bundle::Load(built->dir).status().message(),
               HasSubstr("covers 5 items, the catalogue has 1"));
+  // Found before any model loads (a large model takes minutes).
+  ASSERT_TRUE(
+      testing::AddModelSources(built->dir, testing::TinyFakeModelSources(), 5, {"France"}).ok());
+  int loads = 0;
+  const ModelLoader loader =
+      [&](const std::string&, const ModelSpec&,
+          const ModelShape&) -> absl::StatusOr<std::unique_ptr<ModelRunner>> {
+    ++loads;
+    return absl::InternalError("no model here");
+  };
+  EXPECT_THAT(Bundle::Load(built->dir, loader).status().message(),
+              HasSubstr("covers 5 items, the catalogue has 1"));
+  EXPECT_EQ(loads, 0);
 }
 
 TEST(ResolveBundleDirTest, PicksTheGreatestCompleteVersion) {
