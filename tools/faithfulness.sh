@@ -47,7 +47,8 @@ new=$(faithfulness --exclude_history)
   echo "integration error; occlusion misses the interactions, gradient x input the curvature,"
   echo "LIME whatever its fit leaves (its mean R^2 is in its own column), \`cf_exact\` the"
   echo "models' whole share. Timings are the server's own stage timings (2 workers, 1 LibTorch"
-  echo "thread each, one request at a time)."
+  echo "thread each, one request at a time). Replay's model pass runs in the rank stage (the"
+  echo "ranker's encoder pass covers replay's steps), so compare its rank + explain with the others'."
   echo
   echo "## All items (the bundle's default: past items may be recommended again)"
   echo
