@@ -86,9 +86,7 @@ absl::Status ModelRunner::ScorePrefixes(const ModelInput& input, const std::vect
 absl::Status ModelRunner::ScoreAllSavingRows(const ModelInput& whole, const ModelInput& input,
                                              const std::vector<PrefixRow>& rows,
                                              std::vector<float>* scores, SavedRows* saved) const {
-  saved->input = input;
-  saved->rows = rows;
-  saved->users.clear();
+  *saved = SavedRows();
   return ScoreAll(whole, scores);
 }
 

@@ -77,6 +77,7 @@ struct PrefixRow {
 
 // ScorePrefixes' arguments (without the targets) kept by ModelRunner::ScoreAllSavingRows, with
 // what the model computed for them in the ranker's pass, for ScoreSavedRows to score later.
+// Empty (no rows) when nothing was saved.
 struct SavedRows {
   ModelInput input;
   std::vector<PrefixRow> rows;
@@ -143,18 +144,19 @@ class ModelRunner {
   // input per row).
   virtual bool ScoresPrefixesInOnePass() const { return false; }
 
-  // ScoreAll(`whole`, scores), and what ScoreSavedRows needs to score ScorePrefixes(`input`,
-  // `rows`, targets) for any targets later, in `saved`. This default keeps the arguments; a
-  // model that overrides ScorePrefixes computes the rows in the same encoder pass as `whole`
-  // (whose scores then come from the row that stands for it, when one does), so that the
-  // replay attribution (explain/replay.h) adds no encoder pass to ranking. REQUIRES: those of
-  // ScoreAll and of ScorePrefixes. Errors: theirs.
+  // ScoreAll(`whole`, scores), and, where the model can do it in the same encoder pass, what
+  // ScoreSavedRows needs to score ScorePrefixes(`input`, `rows`, targets) for any targets later,
+  // in `saved` (else `saved` is left empty: this default). The TorchScript runner with a
+  // one-pass ScorePrefixes does: the scores of `whole` then come from the row that stands for it
+  // (the last of replay's rows, or one more row of the batch), within float rounding of
+  // ScoreAll's, so that the replay attribution (explain/replay.h) adds no encoder pass to
+  // ranking. REQUIRES: those of ScoreAll and of ScorePrefixes. Errors: theirs.
   virtual absl::Status ScoreAllSavingRows(const ModelInput& whole, const ModelInput& input,
                                           const std::vector<PrefixRow>& rows,
                                           std::vector<float>* scores, SavedRows* saved) const;
   // ScorePrefixes(saved.input, saved.rows, targets, scores), from what ScoreAllSavingRows of
   // this model saved. Errors: INVALID_ARGUMENT for targets outside the catalogue or a `saved`
-  // this model did not make; those of ScorePrefixes.
+  // whose size does not fit this model; those of ScorePrefixes.
   virtual absl::Status ScoreSavedRows(const SavedRows& saved, const std::vector<ItemIndex>& targets,
                                       std::vector<float>* scores) const;
 

@@ -118,10 +118,12 @@ class TorchModelRunner final : public ModelRunner {
   }
 
   // One pass for the rows and `whole`: its scores come from the row that stands for it (the
-  // last, in replay's rows), or from one more row of the batch.
+  // last, in replay's rows), or from one more row of the batch; when no row over `input` can
+  // stand for it (other items), nothing is saved and ScoreAll runs.
   absl::Status ScoreAllSavingRows(const ModelInput& whole, const ModelInput& input,
                                   const std::vector<PrefixRow>& rows, std::vector<float>* scores,
                                   SavedRows* saved) const override {
+    *saved = SavedRows();
     if (!scores_prefixes_ || rows.empty()) {
       return ModelRunner::ScoreAllSavingRows(whole, input, rows, scores, saved);
     }
@@ -460,9 +462,9 @@ absl::Status EnablePrefixPath(const ModelShape& shape, TorchModelRunner* runner)
   const int32_t longest = std::min(shape.max_history, shape.num_items);
   std::vector<ItemIndex> targets;
   for (int32_t t = 0; t < std::min(shape.num_items, 8); ++t) targets.push_back(t);
+  // A module that fails on two inputs, or gives other rows, is run one input at a time.
   absl::StatusOr<int64_t> rows_of_two = runner->PrefixRowsOfTwo();
-  if (!rows_of_two.ok()) return rows_of_two.status();
-  runner->set_batched_prefixes(*rows_of_two == shape.max_history + 2);
+  runner->set_batched_prefixes(rows_of_two.ok() && *rows_of_two == shape.max_history + 2);
   for (int32_t m : {longest, longest / 2}) {
     ModelInput input;
     std::vector<PrefixRow> rows;

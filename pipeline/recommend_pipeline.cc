@@ -200,7 +200,7 @@ void RecommendPipeline::Afford(const core::Bundle& bundle, const core::RankedLis
 core::RowsToSave RecommendPipeline::RowsToSave(const explain::ExplainSettings& settings,
                                                const core::Bundle& bundle, double load) const {
   if (settings.method != AttributionMethod::kReplay || load >= options_.degrade_load) {
-    return nullptr;  // Afford would not let replay run.
+    return nullptr;  // Replay was not asked for, or Afford will skip it for the load.
   }
   return [groups = core::ContextGroups(bundle.manifest())](
              const core::ModelShape& shape, const core::ModelInput& whole, core::ModelInput* input,

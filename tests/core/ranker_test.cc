@@ -439,35 +439,6 @@ TEST_F(RankerModelsTest, AZeroWeightModelIsNotRunOverTheCatalogueButItsRawScores
   }
 }
 
-// With rows to save, each weighted model scores the catalogue through ScoreAllSavingRows with
-// the rows the caller made for its input, and its ranked source keeps what the model saved; the
-// ranking is the same.
-TEST_F(RankerModelsTest, RowsToSaveAreSavedPerWeightedModel) {
-  RecommendRequest request = testing::TinyModelRequest();
-  request.fusion_weights = {{"cnn", 0.0}};
-  std::vector<const ModelInput*> asked;
-  const RowsToSave rows_to_save = [&](const ModelShape& shape, const ModelInput& whole,
-                                      ModelInput* input, std::vector<PrefixRow>* rows) {
-    asked.push_back(&whole);
-    *input = whole;
-    *rows = {{0, whole.context}, {1, whole.context}};
-    return true;
-  };
-  RankedList plain, saving;
-  ASSERT_TRUE(Ranker::Rank(*bundle_, request, 10, &plain, 0).ok());
-  ASSERT_TRUE(Ranker::Rank(*bundle_, request, 10, &saving, 0, rows_to_save).ok());
-  ASSERT_EQ(asked.size(), 1u);  // The rnn's; the cnn weighs 0.
-  const RankedSource& rnn = SourceNamed(saving, "rnn");
-  EXPECT_EQ(asked[0], &rnn.input);
-  EXPECT_EQ(rnn.saved.input, rnn.input);
-  EXPECT_EQ(rnn.saved.rows,
-            (std::vector<PrefixRow>{{0, rnn.input.context}, {1, rnn.input.context}}));
-  EXPECT_TRUE(SourceNamed(saving, "cnn").saved.rows.empty());
-  EXPECT_TRUE(SourceNamed(plain, "rnn").saved.rows.empty());
-  EXPECT_EQ(rnn.scores, SourceNamed(plain, "rnn").scores);
-  EXPECT_EQ(Ids(saving), Ids(plain));
-}
-
 TEST_F(RankerModelsTest, ModelsBringCandidatesThatCfHasNot) {
   // 21D shares no customer with any item: CF has no candidate for it, and pop weighs 0.
   RankedList ranked;

@@ -270,27 +270,67 @@ TEST_F(TorchModelTest, SavedRowsScoreAsScorePrefixesAndTheWholeAsScoreAll) {
                                              {3, input.context, input.event_features}};
   const std::vector<PrefixRow> without_whole(with_whole.begin(), with_whole.end() - 1);
   const std::vector<ItemIndex> targets = {3, 0, 2};
+  absl::StatusOr<std::unique_ptr<ModelRunner>> legacy =  // One pass per side-featured row.
+      TorchScriptLoader("cpu")(*dir_ + "/unbatched_prefix.pt",
+                               {"legacy", "rnn", "unbatched_prefix.pt", 8, 5},
+                               (*bundle_)->models()[0]->shape());
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+  std::vector<const ModelRunner*> models = {legacy->get()};
   for (const Bundle* bundle : Bundles()) {
-    for (const auto& model : bundle->models()) {
-      SCOPED_TRACE(model->name());
-      std::vector<float> all, expected_all;
-      ASSERT_TRUE(model->ScoreAll(input, &expected_all).ok());
-      for (const std::vector<PrefixRow>* rows : {&with_whole, &without_whole}) {
-        SavedRows saved;
-        ASSERT_TRUE(model->ScoreAllSavingRows(input, bare, *rows, &all, &saved).ok());
-        ASSERT_EQ(all.size(), expected_all.size());
-        for (size_t i = 0; i < all.size(); ++i) EXPECT_NEAR(all[i], expected_all[i], 1e-5) << i;
-        EXPECT_FALSE(saved.users.empty());  // The rows' pass is done: nothing left to run.
-        std::vector<float> scores, expected;
-        ASSERT_TRUE(model->ScoreSavedRows(saved, targets, &scores).ok());
-        ASSERT_TRUE(model->ScorePrefixes(bare, *rows, targets, &expected).ok());
-        ASSERT_EQ(scores.size(), expected.size());
-        for (size_t i = 0; i < scores.size(); ++i) EXPECT_NEAR(scores[i], expected[i], 1e-5) << i;
-        saved.rows.pop_back();  // Rows this pass did not save.
-        EXPECT_EQ(model->ScoreSavedRows(saved, targets, &scores).code(),
-                  absl::StatusCode::kInvalidArgument);
-      }
+    for (const auto& model : bundle->models()) models.push_back(model.get());
+  }
+  for (const ModelRunner* model : models) {
+    SCOPED_TRACE(model->name());
+    std::vector<float> all, expected_all;
+    ASSERT_TRUE(model->ScoreAll(input, &expected_all).ok());
+    for (const std::vector<PrefixRow>* rows : {&with_whole, &without_whole}) {
+      SavedRows saved;
+      ASSERT_TRUE(model->ScoreAllSavingRows(input, bare, *rows, &all, &saved).ok());
+      ASSERT_EQ(all.size(), expected_all.size());
+      for (size_t i = 0; i < all.size(); ++i) EXPECT_NEAR(all[i], expected_all[i], 1e-5) << i;
+      EXPECT_FALSE(saved.users.empty());  // The rows' pass is done: nothing left to run.
+      std::vector<float> scores, expected;
+      ASSERT_TRUE(model->ScoreSavedRows(saved, targets, &scores).ok());
+      ASSERT_TRUE(model->ScorePrefixes(bare, *rows, targets, &expected).ok());
+      ASSERT_EQ(scores.size(), expected.size());
+      for (size_t i = 0; i < scores.size(); ++i) EXPECT_NEAR(scores[i], expected[i], 1e-5) << i;
+      saved.rows.pop_back();  // Rows this pass did not save.
+      EXPECT_EQ(model->ScoreSavedRows(saved, targets, &scores).code(),
+                absl::StatusCode::kInvalidArgument);
     }
+  }
+}
+
+// With rows to save, each weighted model ranks through ScoreAllSavingRows with the rows the
+// caller made for its input: its ranked source keeps them with their pass's user vectors, and
+// the scores are ScoreAll's within float rounding.
+TEST_F(TorchModelTest, TheRankerSavesTheRowsItIsGivenFromItsPass) {
+  const Bundle& bundle = **default_bundle_;
+  std::vector<const ModelInput*> asked;
+  const RowsToSave rows_to_save = [&](const ModelShape& shape, const ModelInput& whole,
+                                      ModelInput* input, std::vector<PrefixRow>* rows) {
+    asked.push_back(&whole);
+    *input = whole;
+    *rows = {{0, whole.context}, {1, whole.context}};
+    return true;
+  };
+  RankedList plain, saving;
+  ASSERT_TRUE(Ranker::Rank(bundle, ReferenceRequest(), 10, &plain).ok());
+  ASSERT_TRUE(Ranker::Rank(bundle, ReferenceRequest(), 10, &saving, 0, rows_to_save).ok());
+  ASSERT_EQ(asked.size(), bundle.models().size());
+  for (size_t s = 0; s < saving.sources.size(); ++s) {
+    const RankedSource& source = saving.sources[s];
+    if (source.source.kind != SourceKind::kModel) continue;
+    SCOPED_TRACE(source.source.spec.name);
+    EXPECT_EQ(source.saved.input, source.input);
+    EXPECT_EQ(source.saved.rows,
+              (std::vector<PrefixRow>{{0, source.input.context}, {1, source.input.context}}));
+    EXPECT_FALSE(source.saved.users.empty());
+    ASSERT_EQ(source.scores.size(), plain.sources[s].scores.size());
+    for (size_t i = 0; i < source.scores.size(); ++i) {
+      EXPECT_NEAR(source.scores[i], plain.sources[s].scores[i], 1e-5) << i;
+    }
+    EXPECT_TRUE(plain.sources[s].saved.rows.empty());
   }
 }
 

@@ -462,6 +462,7 @@ TEST(TorchScriptReplayTest, ReplayReadsTheRowsTheRankerSaved) {
       }
       for (size_t e = 0; e < fresh[k].feature.size(); ++e) {
         EXPECT_NEAR(read[k].feature[e], fresh[k].feature[e], 1e-5);
+        EXPECT_NEAR(ignored[k].feature[e], fresh[k].feature[e], 1e-5);
       }
     }
     EXPECT_GT(moved_by, 0.01);
