@@ -69,14 +69,12 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
   // moment, and at large catalogues that moment is the peak of the bundle's memory. The index's
   // size is checked first, so that a mismatched bundle fails before minutes of model loading.
   const std::string cf_path = (fs::path(dir) / manifest->cf_index_file).string();
-  auto covers_catalog = [&](int32_t cf_items) {
-    if (cf_items == catalog->size()) return absl::OkStatus();
-    return absl::DataLossError(absl::StrCat(cf_path, ": covers ", cf_items,
-                                            " items, the catalogue has ", catalog->size()));
-  };
   absl::StatusOr<int32_t> cf_items = CfIndex::ReadItemCount(cf_path);
   if (!cf_items.ok()) return cf_items.status();
-  if (absl::Status s = covers_catalog(*cf_items); !s.ok()) return s;
+  if (*cf_items != catalog->size()) {
+    return absl::DataLossError(absl::StrCat(cf_path, ": covers ", *cf_items,
+                                            " items, the catalogue has ", catalog->size()));
+  }
   std::vector<std::unique_ptr<ModelRunner>> models;
   for (const ModelSpec& spec : manifest->models) {
     if (loader == nullptr) {
@@ -94,9 +92,8 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
     if (!model.ok()) return model.status();
     models.push_back(*std::move(model));
   }
-  absl::StatusOr<CfIndex> cf = CfIndex::Load(cf_path);
+  absl::StatusOr<CfIndex> cf = CfIndex::Load(cf_path);  // Its item count is the header's.
   if (!cf.ok()) return cf.status();
-  if (absl::Status s = covers_catalog(cf->num_items()); !s.ok()) return s;
   absl::StatusOr<std::vector<Source>> sources = ResolveSources(*manifest, models);
   if (!sources.ok()) {
     return absl::Status(sources.status().code(),

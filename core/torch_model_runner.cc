@@ -200,9 +200,7 @@ class TorchModelRunner final : public ModelRunner {
   torch::Tensor PrefixSequences(const std::vector<ModelInput>& batch) const {
     const int64_t L = shape_.max_history;
     auto run = [&](absl::Span<const ModelInput> inputs) {
-      const Batch x = Stack(inputs);
-      torch::Tensor rows =
-          Method("prefix_sequences")({EmbedTensor(x.items, x.features), x.mask}).toTensor();
+      torch::Tensor rows = RunPrefixSequences(inputs);
       const int64_t expected = L + (batched_prefixes_ ? static_cast<int64_t>(inputs.size()) : 1);
       TORCH_CHECK(rows.dim() == 2 && rows.size(0) == expected, "prefix_sequences() gave ",
                   rows.sizes(), " for ", inputs.size(), " inputs, expected [", expected, ", S]");
@@ -216,6 +214,12 @@ class TorchModelRunner final : public ModelRunner {
     return torch::cat(parts);
   }
 
+  // prefix_sequences(embed(inputs), their masks), unchecked.
+  torch::Tensor RunPrefixSequences(absl::Span<const ModelInput> inputs) const {
+    const Batch x = Stack(inputs);
+    return Method("prefix_sequences")({EmbedTensor(x.items, x.features), x.mask}).toTensor();
+  }
+
   // The number of rows prefix_sequences() gives for two empty histories: L + 2 from a module
   // that scores further inputs whole, L + 1 from one made before.
   absl::StatusOr<int64_t> PrefixRowsOfTwo() const {
@@ -223,10 +227,7 @@ class TorchModelRunner final : public ModelRunner {
     absl::Status s = Guarded("prefix_sequences", [&] {
       c10::InferenceMode guard;
       const ModelInput empty = BaselineInput(shape_);
-      const Batch x = Stack({empty, empty});
-      rows = Method("prefix_sequences")({EmbedTensor(x.items, x.features), x.mask})
-                 .toTensor()
-                 .size(0);
+      rows = RunPrefixSequences({empty, empty}).size(0);
     });
     if (!s.ok()) return s;
     return rows;

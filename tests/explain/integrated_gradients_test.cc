@@ -369,11 +369,21 @@ TEST(TorchScriptKernelShapTest, WithModelsAndEveryCoalitionItIsTheShapleyValue) 
 // 5 positions, the 3 known events of Request() in positions 2-4, side-features 0, the
 // request's context), and the first context group's credit is its score change under the
 // empty history, from the baseline context.
-TEST(TorchScriptReplayTest, AnEventsCreditIsTheScoreOfTheHistoryAfterItMinusBefore) {
-  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
-  ASSERT_NE(bundle, nullptr);
+// The tiny TorchScript bundle, its context groups and the targets the replay tests explain.
+class TorchScriptReplayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bundle = testing::TinyModelBundle();
+    ASSERT_NE(bundle, nullptr);
+    groups = core::ContextGroups(bundle->manifest());
+  }
+
+  std::shared_ptr<const core::Bundle> bundle;
+  std::vector<core::ContextGroup> groups;
   const std::vector<core::ItemIndex> targets = {0, 1, 2, 3};
-  const std::vector<core::ContextGroup> groups = core::ContextGroups(bundle->manifest());
+};
+
+TEST_F(TorchScriptReplayTest, AnEventsCreditIsTheScoreOfTheHistoryAfterItMinusBefore) {
   for (const auto& model : bundle->models()) {
     SCOPED_TRACE(model->name());
     const core::ModelInput input = InputFor(*bundle, *model, Request());
@@ -421,11 +431,7 @@ TEST(TorchScriptReplayTest, AnEventsCreditIsTheScoreOfTheHistoryAfterItMinusBefo
 // The ranker saves replay's rows from its encoder pass (ScoreAllSavingRows with ReplayRows'
 // rows): replay then reads them instead of running the model again, with the same credits; a
 // pass saved for other rows is ignored.
-TEST(TorchScriptReplayTest, ReplayReadsTheRowsTheRankerSaved) {
-  std::shared_ptr<const core::Bundle> bundle = testing::TinyModelBundle();
-  ASSERT_NE(bundle, nullptr);
-  const std::vector<core::ItemIndex> targets = {0, 1, 2, 3};
-  const std::vector<core::ContextGroup> groups = core::ContextGroups(bundle->manifest());
+TEST_F(TorchScriptReplayTest, ReplayReadsTheRowsTheRankerSaved) {
   for (const auto& model : bundle->models()) {
     SCOPED_TRACE(model->name());
     const core::ModelInput input = InputFor(*bundle, *model, Request());

@@ -264,6 +264,22 @@ TEST_F(RecommendPipelineModelsTest, TheRankerSavesReplaysRowsWhenReplayWillRun) 
   EXPECT_FALSE(pipeline.RowsToSave(settings, *bundle_, 0.5));  // Busy: replay is skipped.
   settings.method = core::AttributionMethod::kCfExact;
   EXPECT_FALSE(pipeline.RowsToSave(settings, *bundle_, 0.2));
+
+  // Run hands them to the ranker: each weighted model ranks through ScoreAllSavingRows.
+  auto saving_calls = [&] {
+    return testing::FakeModel(*bundle_, "cnn")->saving_calls() +
+           testing::FakeModel(*bundle_, "rnn")->saving_calls();
+  };
+  const int before = saving_calls();
+  ASSERT_TRUE(
+      pipeline
+          .Run(Request(core::AttributionMethod::kCfExact), *bundle_, absl::InfiniteFuture(), 0.2)
+          .ok());
+  EXPECT_EQ(saving_calls(), before);
+  ASSERT_TRUE(
+      pipeline.Run(Request(core::AttributionMethod::kReplay), *bundle_, absl::InfiniteFuture(), 0.2)
+          .ok());
+  EXPECT_EQ(saving_calls(), before + 2);
 }
 
 TEST_F(RecommendPipelineModelsTest, UnderLoadOnlyTheExactSourcesAreExplained) {

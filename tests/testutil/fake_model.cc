@@ -69,6 +69,23 @@ int FakeModelRunner::calls() const {
   return calls_;
 }
 
+absl::Status FakeModelRunner::ScoreAllSavingRows(const core::ModelInput& whole,
+                                                 const core::ModelInput& input,
+                                                 const std::vector<core::PrefixRow>& rows,
+                                                 std::vector<float>* scores,
+                                                 core::SavedRows* saved) const {
+  {
+    absl::MutexLock lock(&mu_);
+    ++saving_calls_;
+  }
+  return ModelRunner::ScoreAllSavingRows(whole, input, rows, scores, saved);
+}
+
+int FakeModelRunner::saving_calls() const {
+  absl::MutexLock lock(&mu_);
+  return saving_calls_;
+}
+
 absl::Status FakeModelRunner::CheckInput(const core::ModelInput& input) const {
   const size_t L = shape_.max_history, E = shape_.num_event_features, C = shape_.num_context;
   if (input.items.size() != L || input.event_features.size() != L * E || input.mask.size() != L ||

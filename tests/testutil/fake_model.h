@@ -57,6 +57,11 @@ class FakeModelRunner final : public core::ModelRunner {
                             std::vector<float>* scores) const override;
   absl::Status Embed(const std::vector<int64_t>& items, const std::vector<float>& event_features,
                      std::vector<float>* embedded) const override;
+  // The default (ScoreAll, nothing saved), counted in saving_calls().
+  absl::Status ScoreAllSavingRows(const core::ModelInput& whole, const core::ModelInput& input,
+                                  const std::vector<core::PrefixRow>& rows,
+                                  std::vector<float>* scores,
+                                  core::SavedRows* saved) const override;
   absl::Status Gradients(const core::EmbeddedPoints& points,
                          const std::vector<core::ItemIndex>& targets,
                          core::ScoreGradients* out) const override;
@@ -67,6 +72,8 @@ class FakeModelRunner final : public core::ModelRunner {
   double ContextGradient(core::ItemIndex target, int c) const;
   // Calls of ScoreAll / ScoreTargets / Embed / Gradients so far.
   int calls() const;
+  // Calls of ScoreAllSavingRows so far (the ranker asked to save rows).
+  int saving_calls() const;
 
  private:
   absl::Status Enter() const;
@@ -86,6 +93,7 @@ class FakeModelRunner final : public core::ModelRunner {
   std::vector<float> baseline_;
   mutable absl::Mutex mu_;
   mutable int calls_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable int saving_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // A core::ModelLoader that ignores the file and returns a FakeModelRunner of the spec's name.

@@ -26,6 +26,15 @@ def request():
             torch.tensor([[0.0, 1, 1, 1], [0, 0, 0, 1]]), torch.rand(2, C))
 
 
+def frozen_model(kind, descriptions, seed):
+    """A seeded model of `kind` with 2 item features, in eval mode, frozen for export."""
+    torch.manual_seed(seed)
+    model = rm.make_model(kind, N, L, C, D, torch.rand(N, 2), 0.0, descriptions)
+    model.eval()
+    model.freeze()
+    return model
+
+
 class EveryModelKind:
     """Runs the test case's check(kind, descriptions) on the GRU, the Caser and the text-CNN
     Caser."""
@@ -81,10 +90,7 @@ class PrefixSequencesTest(EveryModelKind, unittest.TestCase):
     here as the left-padded request a shorter history makes, and encoded the ordinary way."""
 
     def check(self, kind, descriptions):
-        torch.manual_seed(4)
-        model = rm.make_model(kind, N, L, C, D, torch.rand(N, 2), 0.0, descriptions)
-        model.eval()
-        model.freeze()
+        model = frozen_model(kind, descriptions, 4)
         scripted = torch.jit.script(model)
         events = torch.tensor([2, 0, 5])
         features = torch.rand(3, 3)
@@ -115,10 +121,7 @@ class BatchedPrefixSequencesTest(EveryModelKind, unittest.TestCase):
     side-features, as replay's side-feature steps and shorter requests are)."""
 
     def check(self, kind, descriptions):
-        torch.manual_seed(5)
-        model = rm.make_model(kind, N, L, C, D, torch.rand(N, 2), 0.0, descriptions)
-        model.eval()
-        model.freeze()
+        model = frozen_model(kind, descriptions, 5)
         scripted = torch.jit.script(model)
         items = torch.full((3, L), N)
         items[0, L - 3:] = torch.tensor([2, 0, 5])
@@ -144,10 +147,7 @@ class ReleaseItemTableTest(EveryModelKind, unittest.TestCase):
     half precision and embed() still gives float, within half's rounding of the float one."""
 
     def check(self, kind, descriptions):
-        torch.manual_seed(6)
-        model = rm.make_model(kind, N, L, C, D, torch.rand(N, 2), 0.0, descriptions)
-        model.eval()
-        model.freeze()
+        model = frozen_model(kind, descriptions, 6)
         items, events, mask, context = request()
         for half in (False, True):
             scripted = torch.jit.script(model)
