@@ -42,11 +42,12 @@ absl::StatusOr<int32_t> CheckPrefixRequest(const std::string& name, const ModelS
   if (!m.ok()) return absl::InvalidArgumentError(absl::StrCat(name, ": ", m.status().message()));
   for (const PrefixRow& row : rows) {
     if (row.events < 0 || row.events > *m || row.context.size() != C ||
-        (!row.event_features.empty() && row.event_features.size() != L * E)) {
+        (!row.event_features.empty() && row.event_features.size() != L * E) || row.left_out < -1 ||
+        row.left_out >= row.events) {
       return absl::InvalidArgumentError(
-          absl::StrCat(name, ": a prefix row asks for ", row.events, " of ", *m, " events with ",
-                       row.context.size(), " context features and ", row.event_features.size(),
-                       " side-features"));
+          absl::StrCat(name, ": a prefix row asks for ", row.events, " of ", *m,
+                       " events (leaving out ", row.left_out, ") with ", row.context.size(),
+                       " context features and ", row.event_features.size(), " side-features"));
     }
   }
   return m;
@@ -62,11 +63,14 @@ ModelInput PrefixInput(const ModelShape& shape, const ModelInput& input, int32_t
   shorter.event_features.assign(L * E, 0.0f);
   shorter.mask.assign(L, 0.0f);
   shorter.context = row.context;
-  const size_t from = L - m, to = L - row.events;  // The first event, and where it goes.
-  for (size_t i = 0; i < static_cast<size_t>(row.events); ++i) {
-    shorter.items[to + i] = input.items[from + i];
-    shorter.mask[to + i] = input.mask[from + i];
-    std::copy_n(features.begin() + (from + i) * E, E, shorter.event_features.begin() + (to + i) * E);
+  const size_t shown = row.events - (row.left_out >= 0 ? 1 : 0);
+  size_t from = L - m, to = L - shown;  // The first event, and where it goes.
+  for (int32_t i = 0; i < row.events; ++i, ++from) {
+    if (i == row.left_out) continue;
+    shorter.items[to] = input.items[from];
+    shorter.mask[to] = input.mask[from];
+    std::copy_n(features.begin() + from * E, E, shorter.event_features.begin() + to * E);
+    ++to;
   }
   return shorter;
 }

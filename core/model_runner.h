@@ -64,15 +64,22 @@ struct ScoreGradients {
 // One input of ModelRunner::ScorePrefixes: the history of a request's first `events` real
 // events (oldest first, left-padded as a shorter request would be) under `context`, with the
 // request input's side-features or, where given, with `event_features` instead (laid out as the
-// request input's: replay's steps that add one side-feature kind at a time).
+// request input's: replay's steps that add one side-feature kind at a time), and without the
+// one at `left_out` (0 = the oldest of them; the older ones move one place toward the present,
+// padding in front: replay's leave-one-out rows) unless it is -1.
 struct PrefixRow {
   int32_t events = 0;
   std::vector<float> context;         // [C]
   std::vector<float> event_features;  // [L * E], or empty: the request input's.
+  int32_t left_out = -1;              // In [0, events), or -1.
 
   bool operator==(const PrefixRow& o) const {
-    return events == o.events && context == o.context && event_features == o.event_features;
+    return events == o.events && context == o.context && event_features == o.event_features &&
+           left_out == o.left_out;
   }
+  // Whether the row's history is a prefix of the request's as it stands (so a one-pass
+  // implementation reads it from the pass over the request's prefixes).
+  bool IsPrefix() const { return event_features.empty() && left_out < 0; }
 };
 
 // ScorePrefixes' arguments (without the targets) kept by ModelRunner::ScoreAllSavingRows, with

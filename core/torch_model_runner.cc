@@ -100,8 +100,8 @@ class TorchModelRunner final : public ModelRunner {
   }
 
   // With prefix_sequences() and user_vectors(): one embed, one pass over the input's prefixes
-  // (and the rows with side-features of their own, as further inputs of the batch) and one
-  // user head for all rows, instead of a pass per row.
+  // (and the other rows, with side-features of their own or an event left out, as further
+  // inputs of the batch) and one user head for all rows, instead of a pass per row.
   absl::Status ScorePrefixes(const ModelInput& input, const std::vector<PrefixRow>& rows,
                              const std::vector<ItemIndex>& targets,
                              std::vector<float>* scores) const override {
@@ -176,7 +176,7 @@ class TorchModelRunner final : public ModelRunner {
     std::vector<int64_t> pick;  // The row of PrefixSequences(batch) each row reads.
     std::vector<float> context;
     for (const PrefixRow& row : rows) {
-      if (row.event_features.empty()) {
+      if (row.IsPrefix()) {
         pick.push_back(L - m + row.events);  // The input's first so many positions.
       } else {
         pick.push_back(L + static_cast<int64_t>(batch.size()));
@@ -423,7 +423,8 @@ std::string Shape(const torch::Tensor& t) {
 }
 
 // A made-up request of `m` events (items spread over the catalogue, side-features and context
-// non-zero) and every prefix of it, each row under a context of its own.
+// non-zero) and every prefix of it, each row under a context of its own, and rows of the other
+// kinds: side-features of their own, an event left out.
 void MadeUpPrefixes(const ModelShape& shape, int32_t m, ModelInput* input,
                     std::vector<PrefixRow>* rows) {
   const int32_t L = shape.max_history, E = shape.num_event_features, C = shape.num_context;
@@ -449,11 +450,14 @@ void MadeUpPrefixes(const ModelShape& shape, int32_t m, ModelInput* input,
     row.event_features = input->event_features;
     for (float& f : row.event_features) f = 0.75f - f;
   }
+  for (int32_t left_out : {0, m / 2, m - 1}) {
+    if (left_out >= 0) rows->push_back(PrefixRow{m, input->context, {}, left_out});
+  }
 }
 
 // Switches on `runner`'s one-pass ScorePrefixes when its module exports prefix_sequences and
 // user_vectors, after checking them against encode() on every prefix of two made-up histories
-// (one filling the window, one shorter) and on rows with side-features of their own: a module
+// (one filling the window, one shorter) and on rows of the other kinds (MadeUpPrefixes): a module
 // whose one-pass rows are not its encoder's would give wrong attributions silently.
 absl::Status EnablePrefixPath(const ModelShape& shape, TorchModelRunner* runner) {
   if (!runner->HasMethod("prefix_sequences") || !runner->HasMethod("user_vectors") ||

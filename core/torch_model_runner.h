@@ -42,8 +42,8 @@ std::string ItemTablePrecisionName(ItemTablePrecision precision);
 // item_table [N,H], item_bias [N], encode [1,H]). A wrong model is an error naming the file
 // and the mismatch. A module that also exports prefix_sequences and user_vectors (see
 // tools/recsys_models.py) gets a one-pass ScorePrefixes, after a check against encode() on
-// every prefix of a made-up history and on rows with side-features of their own (a mismatch
-// refuses the model); rows with side-features of their own ride in the same pass when its
+// every prefix of a made-up history and on rows with side-features of their own or an event
+// left out (a mismatch refuses the model); those rows ride in the same pass when its
 // prefix_sequences takes a batch, else one pass each. On a CUDA device it
 // switches cuDNN off for the process (cuDNN's RNN cannot run the attribution backward pass in
 // eval mode); LibTorch's native CUDA kernels run instead. The runner holds item_table() at

@@ -15,19 +15,25 @@ struct Step {
   int index;  // The context group, input position or side-feature kind.
 };
 
-// The steps' inputs after the baseline, as rows of ModelRunner::ScorePrefixes over the
-// request's events without side-features: first those that add context groups and events (a
-// prefix of that history), then those that add the side-feature kinds (the whole history with
-// side-features of its own).
+// The rows of ModelRunner::ScorePrefixes over the request's events without side-features that
+// Replay scores: first the request without each of its m events in turn (leave-one-out rows,
+// with the request's side-features), then the steps' inputs after the baseline: those that add
+// context groups and events (a prefix of that history), then those that add the side-feature
+// kinds (the whole history with side-features of its own).
 struct ReplaySteps {
+  int left_out = 0;  // The leave-one-out rows: rows[0, left_out).
   std::vector<core::PrefixRow> rows;
-  std::vector<Step> steps;  // steps[i] leads from input i to input i + 1 (input 0: baseline).
+  // steps[i] leads from input i to input i + 1 (input 0: the baseline, input i > 0:
+  // rows[left_out + i - 1]).
+  std::vector<Step> steps;
 };
 
 ReplaySteps MakeSteps(const core::ModelShape& shape, const core::ModelInput& input, int m,
                       const std::vector<core::ContextGroup>& groups) {
   const int L = shape.max_history, E = shape.num_event_features;
   ReplaySteps out;
+  for (int j = 0; j < m; ++j) out.rows.push_back({m, input.context, input.event_features, j});
+  out.left_out = m;
   std::vector<float> context = core::BaselineInput(shape).context;
   for (size_t g = 0; g < groups.size(); ++g) {
     bool changes = false;
@@ -105,34 +111,54 @@ core::ModelInput Bare(const core::ModelInput& input) {
   return bare;
 }
 
-// scores[r * K + k]: target k at step input r; the first and last rows are `start` and `end`
-// (the last step is the input itself), the inner ones scored from `saved` when it holds these
-// rows, else with one ScorePrefixes call.
+// chain[r * K + k]: target k at step input r, the first and last rows `start` and `end` (the
+// last step is the input itself); left_out[j * K + k]: target k without event j. Scored from
+// `saved` when it holds these rows, else with one ScorePrefixes call.
 absl::Status ScoreSteps(const core::ModelRunner& model, const core::ModelInput& input,
                         const core::SavedRows* saved, ReplaySteps* steps,
                         const std::vector<core::ItemIndex>& targets,
                         const std::vector<double>& start, const std::vector<double>& end,
-                        std::vector<double>* scores) {
-  *scores = start;
+                        std::vector<double>* chain, std::vector<double>* left_out) {
+  *chain = start;
+  left_out->clear();
   if (steps->steps.empty()) return absl::OkStatus();
-  const size_t K = targets.size(), inner = steps->rows.size() - 1;
+  const size_t K = targets.size(), scored_rows = steps->rows.size() - 1;
   const core::ModelInput bare = Bare(input);
   std::vector<float> scored;
   absl::Status s;
   if (saved != nullptr && saved->rows == steps->rows && saved->input == bare) {
     s = model.ScoreSavedRows(*saved, targets, &scored);
-    if (s.ok() && scored.size() == steps->rows.size() * K) scored.resize(inner * K);
-  } else if (inner > 0) {
+    if (s.ok() && scored.size() == steps->rows.size() * K) scored.resize(scored_rows * K);
+  } else if (scored_rows > 0) {
     steps->rows.pop_back();
     s = model.ScorePrefixes(bare, steps->rows, targets, &scored);
   }
   if (!s.ok()) return s;
-  if (scored.size() != inner * K) {
+  if (scored.size() != scored_rows * K) {
     return absl::InternalError("replay: the model scored a batch of the wrong size");
   }
-  scores->insert(scores->end(), scored.begin(), scored.end());
-  scores->insert(scores->end(), end.begin(), end.end());
+  const auto inner = scored.begin() + static_cast<size_t>(steps->left_out) * K;
+  left_out->assign(scored.begin(), inner);
+  chain->insert(chain->end(), inner, scored.end());
+  chain->insert(chain->end(), end.begin(), end.end());
   return absl::OkStatus();
+}
+
+// Credits target k's event steps (their sum: the score change of adding the events) as each
+// event's leave-one-out effect end - left_out plus an equal share of what those effects leave
+// out of the sum (the events' interactions). REQUIRES: `a.event` holds the event steps' score
+// changes; left_out holds m rows of K.
+void SplitEventSteps(int m, size_t k, size_t K, double end, const std::vector<double>& left_out,
+                     ReplayAttribution* a) {
+  if (m == 0) return;
+  const size_t L = a->event.size();
+  double rest = 0;
+  for (size_t p = L - m; p < L; ++p) rest += a->event[p];
+  for (int j = 0; j < m; ++j) {
+    a->event[L - m + j] = end - left_out[j * K + k];
+    rest -= a->event[L - m + j];
+  }
+  for (size_t p = L - m; p < L; ++p) a->event[p] += rest / m;
 }
 
 }  // namespace
@@ -156,8 +182,9 @@ absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& inpu
   absl::StatusOr<int> m = CheckArguments(shape, input, groups, targets.size(), start, end);
   if (!m.ok()) return m.status();
   ReplaySteps steps = MakeSteps(shape, input, *m, groups);
-  std::vector<double> scores;
-  if (absl::Status s = ScoreSteps(model, input, saved, &steps, targets, start, end, &scores);
+  std::vector<double> scores, left_out;
+  if (absl::Status s =
+          ScoreSteps(model, input, saved, &steps, targets, start, end, &scores, &left_out);
       !s.ok()) {
     return s;
   }
@@ -176,6 +203,7 @@ absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& inpu
                                                                       : a.feature;
       credited[step.index] += change;
     }
+    SplitEventSteps(*m, k, K, end[k], left_out, &a);
   }
   return absl::OkStatus();
 }

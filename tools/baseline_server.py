@@ -11,8 +11,9 @@ recency weights, recent popularity, every TorchScript model's scores over the wh
 and intercepts, top_k, and explanations: CF_EXACT (each history event's exact share of the CF
 source, popularity as a prior) and REPLAY, the server's default (CF_EXACT plus every weighted
 model's score rebuilt step by step from the empty history: context groups, the history after
-each event, the side-feature kinds, scored with one pass of the models' prefix_sequences and
-user_vectors as explain/replay.h does). Written as a Python developer would: numpy over the whole
+each event, the side-feature kinds, the events sharing what they add by their leave-one-out
+effects, scored with one pass of the models' prefix_sequences and user_vectors as
+explain/replay.h does). Written as a Python developer would: numpy over the whole
 catalogue instead of the C++ server's candidate set, so its lists can differ in the tail. Other
 request options (filters, diversity, the other explanation methods) are ignored: the benchmark does
 not send them. Prints "baseline listening on port N" once it serves.
@@ -120,10 +121,16 @@ class Bundle:
             dtype=torch.float32)
 
 
-def replay(model, inputs, targets, groups, baseline):
+def without_event(x, p, fill):
+    """Input tensor x [1, L, ...] without position p, the older positions moving up."""
+    return torch.cat([torch.full_like(x[:, :1], fill), x[:, :p], x[:, p + 1:]], dim=1)
+
+
+def replay(model, inputs, targets, groups, baseline, padding):
     """Replay attributions of one model's scores of `targets` (explain/replay.h): returns
-    (steps, scores [len(steps) + 1, K]); steps[i] = (kind, index) is credited with
-    scores[i + 1] - scores[i]."""
+    (steps, scores [len(steps) + 1, K], left_out [m, K]); steps[i] = (kind, index) is credited
+    with scores[i + 1] - scores[i], except the events, which share what their steps add by their
+    leave-one-out effects scores[-1] - left_out[j] (see split_events)."""
     items, events, mask, context = inputs
     length, m = items.size(1), int(mask.sum().item())
     steps, prefixes, contexts = [], [], []
@@ -150,16 +157,31 @@ def replay(model, inputs, targets, groups, baseline):
         index = torch.tensor(targets)
         table, bias = model.item_table()[index], model.item_bias()[index]
         # One pass: the history without side-features (its prefixes: rows 0..L, row 0 the empty
-        # history), then each featured input whole (rows L + 1, ...).
-        batch = torch.cat([torch.zeros_like(events)] + featured)
+        # history), then each featured input whole (rows L + 1, ...), then the request without
+        # each of its events.
+        left = range(length - m, length)
+        batch_items = torch.cat([items] * (1 + len(featured)) +
+                                [without_event(items, p, padding) for p in left])
+        batch = torch.cat([torch.zeros_like(events)] + featured +
+                          [without_event(events, p, 0.0) for p in left])
+        batch_mask = torch.cat([mask] * (1 + len(featured)) +
+                               [without_event(mask, p, 0.0) for p in left])
         n = batch.size(0)
-        sequences = model.prefix_sequences(model.embed(items.expand(n, -1), batch),
-                                           mask.expand(n, -1))
+        sequences = model.prefix_sequences(model.embed(batch_items, batch), batch_mask)
         rows = [0] + prefixes + list(range(length + 1, length + n))
         scores = model.user_vectors(sequences[rows],
                                     torch.cat([baseline] + contexts + [context] * (n - 1)))
-        scores = scores @ table.t() + bias
-    return steps, scores.double().numpy()
+        scores = (scores @ table.t() + bias).double().numpy()
+    return steps, scores[:len(steps) + 1], scores[len(steps) + 1:]
+
+
+def split_events(steps, scores, left_out, k):
+    """Event credits of target k as explain/replay.h gives them: each event's leave-one-out
+    effect plus an equal share of what those leave out of the events' steps."""
+    events = [i for i, (kind, _) in enumerate(steps) if kind == "event"]
+    effects = scores[-1, k] - left_out[:, k]
+    rest = sum(scores[i + 1, k] - scores[i, k] for i in events) - effects.sum()
+    return effects + rest / max(1, len(events))
 
 
 class Recommender:
@@ -241,7 +263,7 @@ class Recommender:
             for name, (model, _) in b.models.items():
                 if weight[name] != 0:
                     replayed[name] = replay(model, inputs[name], top.tolist(), b.context_groups,
-                                            b.context_baseline)
+                                            b.context_baseline, b.num_items)
         for rank, i in enumerate(top, 1):
             item = response.items.add(item_id=b.ids[i], rank=rank, score=float(fused[i]))
             for s in b.sources:
@@ -281,10 +303,12 @@ class Recommender:
         """The replay entries of target k: each step's score change, scaled into the fused
         score."""
         pb, b = self.pb, self.b
-        steps, scores = replayed
+        steps, scores, left_out = replayed
+        events = split_events(steps, scores, left_out, k)
         for step, (kind, index) in enumerate(steps):
             value = float(scale * (scores[step + 1, k] - scores[step, k]))
             if kind == "event":
+                value = float(scale * events[index - max_history + len(left_out)])
                 t, j = known[index - max_history + len(known)]
                 item.attributions.add(feature="history[%d]" % t, history_index=t,
                                       kind=pb.FEATURE_KIND_HISTORY_EVENT, item_id=b.ids[j],

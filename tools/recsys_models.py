@@ -262,33 +262,36 @@ class CaserRecommender(_Base):
     @torch.jit.export
     def encode(self, embedded: torch.Tensor, mask: torch.Tensor,
                context: torch.Tensor) -> torch.Tensor:
-        x = (self.dropout(embedded) * mask.unsqueeze(2)).unsqueeze(1)  # [B, 1, L, D]
+        return self.user_vectors(self.sequences(self.dropout(embedded) * mask.unsqueeze(2)),
+                                 context)
+
+    def sequences(self, x: torch.Tensor) -> torch.Tensor:
+        """The sequence vectors [B, S] of masked embedded histories x [B, L, D]."""
+        x = x.unsqueeze(1)  # [B, 1, L, D]
         pooled = []
         for conv in self.horizontal:
             pooled.append(torch.relu(conv(x)).squeeze(3).max(dim=2).values)
         vertical = self.vertical(x).flatten(1)
-        return self.user_vectors(torch.relu(self.project(torch.cat(pooled + [vertical], dim=1))),
-                                 context)
+        return torch.relu(self.project(torch.cat(pooled + [vertical], dim=1)))
 
     @torch.jit.export
     def prefix_sequences(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # Every row's input is an L-long window of z = [L zero rows, input 0, ..., input B-1]:
-        # row s <= L is the window starting at s, row L + b the one starting at (b + 1) L
-        # (input b). A convolution over z gives every window's values in one pass; a
-        # horizontal filter's max-pool over a window is a sliding max over its positions.
-        batch, length = embedded.size(0), embedded.size(1)
-        z = torch.cat([embedded.new_zeros((length, embedded.size(2))),
-                       (embedded * mask.unsqueeze(2)).flatten(0, 1)], dim=0)
-        z = z.unsqueeze(0).unsqueeze(0)  # [1, 1, (B + 1) L, D]
-        windows = torch.cat([torch.arange(length + 1, device=embedded.device),
-                             torch.arange(2, batch + 1, device=embedded.device) * length])
+        # Input 0's prefixes are the L + 1 windows of z = [L zero rows, input 0] starting at
+        # s <= L: a convolution over z gives every window's values in one pass, and a
+        # horizontal filter's max-pool over a window is a sliding max over its positions. The
+        # further inputs are scored whole, as encode() does.
+        length = embedded.size(1)
+        masked = embedded * mask.unsqueeze(2)
+        z = torch.cat([embedded.new_zeros((length, embedded.size(2))), masked[0]], dim=0)
+        z = z.unsqueeze(0).unsqueeze(0)  # [1, 1, 2L, D]
         pooled = []
         for conv in self.horizontal:
-            values = torch.relu(conv(z)).squeeze(3).squeeze(0)  # [F, (B + 1) L - h + 1]
+            values = torch.relu(conv(z)).squeeze(3).squeeze(0)  # [F, 2L - h + 1]
             width = length - conv.weight.size(2) + 1
-            pooled.append(values.unfold(1, width, 1).max(dim=2).values.t()[windows])
-        vertical = self.vertical(z).squeeze(0).transpose(0, 1).flatten(1)[windows]
-        return torch.relu(self.project(torch.cat(pooled + [vertical], dim=1)))  # [L + B, S]
+            pooled.append(values.unfold(1, width, 1).max(dim=2).values.t())
+        vertical = self.vertical(z).squeeze(0).transpose(0, 1).flatten(1)  # [L + 1, V * D]
+        prefixes = torch.relu(self.project(torch.cat(pooled + [vertical], dim=1)))
+        return torch.cat([prefixes, self.sequences(masked[1:])], dim=0)  # [L + B, S]
 
 
 class TextCnnCaser(CaserRecommender):

@@ -207,25 +207,36 @@ TEST_F(TorchModelTest, PrefixScoresAreTheScoresOfTheShorterRequests) {
   const std::vector<float> no_context(input.context.size(), 0.0f);
   std::vector<float> other_features = input.event_features;  // Rows with their own.
   for (float& f : other_features) f = 0.5f - f;
-  const std::vector<PrefixRow> rows = {
-      {0, no_context},          {0, input.context}, {1, input.context},
-      {3, input.context, other_features}, {2, no_context},    {3, input.context},
-      {2, no_context, other_features}};
+  const std::vector<PrefixRow> rows = {{0, no_context},
+                                       {0, input.context},
+                                       {1, input.context},
+                                       {3, input.context, other_features},
+                                       {2, no_context},
+                                       {3, input.context},
+                                       {2, no_context, other_features},
+                                       // Rows with an event left out: the older ones move up.
+                                       {3, input.context, {}, 1},
+                                       {3, no_context, other_features, 0},
+                                       {2, input.context, {}, 1}};
   std::vector<ModelInput> shorter;
   for (const PrefixRow& row : rows) {
     const std::vector<float>& features =
         row.event_features.empty() ? input.event_features : row.event_features;
+    std::vector<size_t> from;  // The input positions shown, oldest first.
+    for (int i = 0; i < row.events; ++i) {
+      if (i != row.left_out) from.push_back(2 + i);
+    }
     ModelInput& x = shorter.emplace_back();
     x.items.assign(5, 4);  // N = 4: the padding item.
     x.mask.assign(5, 0.0f);
     x.event_features.assign(input.event_features.size(), 0.0f);
     x.context = row.context;
     const size_t E = input.event_features.size() / 5;
-    for (int i = 0; i < row.events; ++i) {  // Event i (oldest first) at position 5 - j + i.
-      const size_t to = 5 - row.events + i, from = 2 + i;
-      x.items[to] = input.items[from];
+    for (size_t i = 0; i < from.size(); ++i) {  // In the last positions.
+      const size_t to = 5 - from.size() + i;
+      x.items[to] = input.items[from[i]];
       x.mask[to] = 1.0f;
-      std::copy_n(features.begin() + from * E, E, x.event_features.begin() + to * E);
+      std::copy_n(features.begin() + from[i] * E, E, x.event_features.begin() + to * E);
     }
   }
   // The bundles' models, and one whose prefix_sequences() gives the first input's rows only
@@ -247,11 +258,13 @@ TEST_F(TorchModelTest, PrefixScoresAreTheScoresOfTheShorterRequests) {
     ASSERT_TRUE(model->ScoreTargets(shorter, targets, &expected).ok());
     ASSERT_EQ(prefixes.size(), expected.size());
     for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(prefixes[i], expected[i], 1e-5) << i;
-    for (const PrefixRow& wrong : std::vector<PrefixRow>{
-             {4, input.context},  // Only 3 events.
-             {-1, input.context},
-             {1, {0.5f}},
-             {1, input.context, {0.5f}}}) {
+    for (const PrefixRow& wrong :
+         std::vector<PrefixRow>{{4, input.context},  // Only 3 events.
+                                {-1, input.context},
+                                {1, {0.5f}},
+                                {1, input.context, {0.5f}},
+                                {2, input.context, {}, 2},  // Leaves out an event it does not have.
+                                {2, input.context, {}, -2}}) {
       EXPECT_EQ(model->ScorePrefixes(input, {wrong}, targets, &prefixes).code(),
                 absl::StatusCode::kInvalidArgument);
     }

@@ -383,7 +383,7 @@ class TorchScriptReplayTest : public ::testing::Test {
   const std::vector<core::ItemIndex> targets = {0, 1, 2, 3};
 };
 
-TEST_F(TorchScriptReplayTest, AnEventsCreditIsTheScoreOfTheHistoryAfterItMinusBefore) {
+TEST_F(TorchScriptReplayTest, EventsShareWhatTheyAddByTheirLeaveOneOutEffects) {
   for (const auto& model : bundle->models()) {
     SCOPED_TRACE(model->name());
     const core::ModelInput input = InputFor(*bundle, *model, Request());
@@ -410,6 +410,24 @@ TEST_F(TorchScriptReplayTest, AnEventsCreditIsTheScoreOfTheHistoryAfterItMinusBe
     const std::vector<float> one = history({N, N, N, N, a}, {0, 0, 0, 0, 1});
     const std::vector<float> two = history({N, N, N, a, b}, {0, 0, 0, 1, 1});
     const std::vector<float> three = history({N, N, a, b, c}, {0, 0, 1, 1, 1});
+    // The request without one event: the input's positions `from` (-1: padding), its
+    // side-features kept.
+    auto without = [&](std::vector<int> from) {
+      core::ModelInput x{std::vector<int64_t>(5, N), std::vector<float>(5 * E, 0.0f),
+                         std::vector<float>(5, 0.0f), input.context};
+      for (int p = 0; p < 5; ++p) {
+        if (from[p] < 0) continue;
+        x.items[p] = input.items[from[p]];
+        x.mask[p] = 1;
+        std::copy_n(input.event_features.begin() + from[p] * E, E,
+                    x.event_features.begin() + p * E);
+      }
+      std::vector<float> scores;
+      EXPECT_TRUE(model->ScoreTargets({x}, targets, &scores).ok());
+      return scores;
+    };
+    const std::vector<std::vector<float>> left_out = {
+        without({-1, -1, -1, 3, 4}), without({-1, -1, -1, 2, 4}), without({-1, -1, -1, 2, 3})};
     core::ModelInput hour_only{{N, N, N, N, N},  // The baseline context but the hour.
                                std::vector<float>(5 * E, 0.0f),
                                {0, 0, 0, 0, 0},
@@ -420,9 +438,13 @@ TEST_F(TorchScriptReplayTest, AnEventsCreditIsTheScoreOfTheHistoryAfterItMinusBe
     ASSERT_TRUE(model->ScoreTargets({hour_only}, targets, &hour).ok());
     for (size_t k = 0; k < targets.size(); ++k) {
       SCOPED_TRACE(targets[k]);
-      EXPECT_NEAR(replay[k].event[2], one[k] - none[k], 1e-4);
-      EXPECT_NEAR(replay[k].event[3], two[k] - one[k], 1e-4);
-      EXPECT_NEAR(replay[k].event[4], three[k] - two[k], 1e-4);
+      // What the events add (none -> three), split: each event's leave-one-out effect plus an
+      // equal share of what those leave out.
+      double rest = three[k] - none[k];
+      for (const std::vector<float>& x : left_out) rest -= end[k] - x[k];
+      for (int j = 0; j < 3; ++j) {
+        EXPECT_NEAR(replay[k].event[2 + j], end[k] - left_out[j][k] + rest / 3, 1e-4);
+      }
       EXPECT_NEAR(replay[k].context[0], hour[k] - start[k], 1e-4);
     }
   }

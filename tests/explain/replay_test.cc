@@ -64,7 +64,7 @@ double Score(const core::ModelRunner& model, const core::ModelInput& x, core::It
   return scores.at(0);
 }
 
-TEST(ReplayTest, CreditsEachStepItsScoreChange) {
+TEST(ReplayTest, CreditsEachStepItsScoreChangeAndEventsTheirLeaveOneOutShares) {
   const testing::FakeModelRunner model = Model();
   const std::vector<core::ItemIndex> targets = {1, 4};
   std::vector<ReplayAttribution> out;
@@ -84,6 +84,12 @@ TEST(ReplayTest, CreditsEachStepItsScoreChange) {
   const core::ModelInput s6 =
       Make({kPad, 2, 0, 5}, {0, 1, 1, 1}, {0, 0, 0.5f, 0, 1.5f, 0, -0.5f, 0}, Input().context);
   const core::ModelInput s7 = Input();
+  // The request without each event, the older ones moving up, with their side-features.
+  const std::vector<core::ModelInput> without = {
+      Make({kPad, kPad, 0, 5}, {0, 0, 1, 1}, {0, 0, 0, 0, 1.5f, 0, -0.5f, 2.0f}, Input().context),
+      Make({kPad, kPad, 2, 5}, {0, 0, 1, 1}, {0, 0, 0, 0, 0.5f, -1.0f, -0.5f, 2.0f},
+           Input().context),
+      Make({kPad, kPad, 2, 0}, {0, 0, 1, 1}, {0, 0, 0, 0, 0.5f, -1.0f, 1.5f, 0}, Input().context)};
   for (size_t k = 0; k < targets.size(); ++k) {
     SCOPED_TRACE(targets[k]);
     auto delta = [&](const core::ModelInput& a, const core::ModelInput& b) {
@@ -94,9 +100,17 @@ TEST(ReplayTest, CreditsEachStepItsScoreChange) {
     EXPECT_NEAR(a.baseline, Score(model, s0, targets[k]), 1e-6);
     EXPECT_THAT(a.context, ::testing::ElementsAre(::testing::DoubleNear(delta(s0, s1), 1e-5),
                                                   ::testing::DoubleNear(delta(s1, s2), 1e-5)));
-    EXPECT_THAT(a.event, ::testing::ElementsAre(0.0, ::testing::DoubleNear(delta(s2, s3), 1e-5),
-                                                ::testing::DoubleNear(delta(s3, s4), 1e-5),
-                                                ::testing::DoubleNear(delta(s4, s5), 1e-5)));
+    // The events' steps s2 -> s5, split: each event's leave-one-out effect plus an equal share
+    // of what those leave out.
+    double rest = delta(s2, s3) + delta(s3, s4) + delta(s4, s5);
+    std::vector<double> loo;
+    for (const core::ModelInput& x : without) {
+      loo.push_back(delta(x, s7));
+      rest -= loo.back();
+    }
+    EXPECT_THAT(a.event, ::testing::ElementsAre(0.0, ::testing::DoubleNear(loo[0] + rest / 3, 1e-5),
+                                                ::testing::DoubleNear(loo[1] + rest / 3, 1e-5),
+                                                ::testing::DoubleNear(loo[2] + rest / 3, 1e-5)));
     EXPECT_THAT(a.feature, ::testing::ElementsAre(::testing::DoubleNear(delta(s5, s6), 1e-5),
                                                   ::testing::DoubleNear(delta(s6, s7), 1e-5)));
     // The steps telescope: everything adds up to the input's score change.
