@@ -18,8 +18,8 @@ struct Step {
 // The rows of ModelRunner::ScorePrefixes over the request's events without side-features that
 // Replay scores: first the request without each of its m events in turn (leave-one-out rows,
 // with the request's side-features), then the steps' inputs after the baseline: those that add
-// context groups and events (a prefix of that history), then those that add the side-feature
-// kinds (the whole history with side-features of its own).
+// context groups and the events (a prefix of that history: none of its events, or all), then
+// those that add the side-feature kinds (the whole history with side-features of its own).
 struct ReplaySteps {
   int left_out = 0;  // The leave-one-out rows: rows[0, left_out).
   std::vector<core::PrefixRow> rows;
@@ -45,9 +45,9 @@ ReplaySteps MakeSteps(const core::ModelShape& shape, const core::ModelInput& inp
     out.rows.push_back({0, context});
     out.steps.push_back({Credit::kContext, static_cast<int>(g)});
   }
-  for (int j = 1; j <= m; ++j) {  // The history after its j-th event.
-    out.rows.push_back({j, input.context});
-    out.steps.push_back({Credit::kEvent, L - m + j - 1});
+  if (m > 0) {  // The events, all at once: Replay splits what they add among them.
+    out.rows.push_back({m, input.context});
+    out.steps.push_back({Credit::kEvent, L - m});
   }
   std::vector<float> features(input.event_features.size(), 0.0f);
   for (int e = 0; e < E; ++e) {
@@ -144,10 +144,9 @@ absl::Status ScoreSteps(const core::ModelRunner& model, const core::ModelInput& 
   return absl::OkStatus();
 }
 
-// Credits target k's event steps (their sum: the score change of adding the events) as each
-// event's leave-one-out effect end - left_out plus an equal share of what those effects leave
-// out of the sum (the events' interactions). REQUIRES: `a.event` holds the event steps' score
-// changes; left_out holds m rows of K.
+// Splits target k's events step (the score change of adding the events, credited to the first)
+// into each event's leave-one-out effect end - left_out plus an equal share of what those
+// effects leave out of it (the events' interactions). REQUIRES: left_out holds m rows of K.
 void SplitEventSteps(int m, size_t k, size_t K, double end, const std::vector<double>& left_out,
                      ReplayAttribution* a) {
   if (m == 0) return;

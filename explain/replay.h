@@ -13,26 +13,25 @@ namespace recsys::explain {
 // attribution baseline (core::BaselineInput: the empty history under the bundle's baseline
 // context), each step's score change credited to what the step adds:
 //   1. the context, one group at a time (core::ContextGroups), under the empty history;
-//   2. the events the model sees, oldest first, with their side-features at 0: step j is the
-//      history as it stood after its j-th event, left-padded as a shorter request would be;
+//   2. the events the model sees, all at once, with their side-features at 0;
 //   3. the side-features, one kind at a time (quantity, price, ...) for every event at once.
 // The last step is the request's input itself, so the attributions telescope: they add up to
 // score(input) - score(baseline) exactly, up to float rounding (no integration error, no
 // sampling). Like Integrated Gradients' path, the inner steps leave the data: events with
 // side-features 0 (no quantity, no price), a context with some groups still at the baseline.
-// Step 2's total (what the events add) is not credited step by step, which would give the
-// first event the jump from no history to some, but split among the m events by their
-// leave-one-out effects: event j gets score(input) - score(input without event j, the older
-// ones moving up and padding in front: the input holds no older event to move in) plus an
-// equal share of the total those effects leave out (their interactions): the "equal
-// non-separable costs" split of cooperative game theory. Its largest entry is the event whose
-// deletion costs the score most, give or take that shared rest.
+// What step 2 adds is split among the m events by their leave-one-out effects: event j gets
+// score(input) - score(input without event j, the older ones moving up and padding in front:
+// the input holds no older event to move in) plus an equal share of what those effects leave
+// out of the step (the events' interactions): the "equal non-separable costs" split of
+// cooperative game theory. Its largest entry is the event whose deletion costs the score most,
+// give or take that shared rest. (Adding the events one at a time and crediting each its own
+// step would give the first the jump from no history to some.)
 // The inputs are scored with one ScorePrefixes call (one pass of the encoder for a model that
-// overrides it): steps 1-2 are prefixes of the history without side-features, steps 3 and the
-// leave-one-out inputs that whole history with side-features of their own (and one event left
-// out); the first and last steps are the baseline's and the request's scores, which the caller
-// already has. Steps that add nothing (a group equal to its baseline, a kind that is 0
-// everywhere) are skipped and credited 0.
+// overrides it): steps 1-2 are prefixes of the history without side-features (none of its
+// events, or all), steps 3 and the leave-one-out inputs that whole history with side-features
+// of their own (and one event left out); the first and last steps are the baseline's and the
+// request's scores, which the caller already has. Steps that add nothing (a group equal to its
+// baseline, a kind that is 0 everywhere) are skipped and credited 0.
 struct ReplayAttribution {
   std::vector<double> event;    // [L]: per input position (0 for padding).
   std::vector<double> feature;  // [E]: per side-feature kind, summed over the events.

@@ -10,10 +10,9 @@ recency weights, recent popularity, every TorchScript model's scores over the wh
 (the same features as core/featurizer.cc), the fused score with the manifest's weights, slopes
 and intercepts, top_k, and explanations: CF_EXACT (each history event's exact share of the CF
 source, popularity as a prior) and REPLAY, the server's default (CF_EXACT plus every weighted
-model's score rebuilt step by step from the empty history: context groups, the history after
-each event, the side-feature kinds, the events sharing what they add by their leave-one-out
-effects, scored with one pass of the models' prefix_sequences and user_vectors as
-explain/replay.h does). Written as a Python developer would: numpy over the whole
+model's score rebuilt step by step from the empty history: context groups, the events (what
+they add shared among them by their leave-one-out effects), the side-feature kinds, scored with
+one pass of the models' prefix_sequences and user_vectors as explain/replay.h does). Written as a Python developer would: numpy over the whole
 catalogue instead of the C++ server's candidate set, so its lists can differ in the tail. Other
 request options (filters, diversity, the other explanation methods) are ignored: the benchmark does
 not send them. Prints "baseline listening on port N" once it serves.
@@ -142,9 +141,9 @@ def replay(model, inputs, targets, groups, baseline, padding):
             steps.append(("context", name))
             prefixes.append(length - m)
             contexts.append(partial)
-    for j in range(1, m + 1):
-        steps.append(("event", length - m + j - 1))
-        prefixes.append(length - m + j)
+    if m > 0:  # The events, all at once: split_events shares what they add.
+        steps.append(("events", length - m))
+        prefixes.append(length)
         contexts.append(context)
     featured, current = [], torch.zeros_like(events)
     for e in range(events.size(2)):
@@ -175,13 +174,11 @@ def replay(model, inputs, targets, groups, baseline, padding):
     return steps, scores[:len(steps) + 1], scores[len(steps) + 1:]
 
 
-def split_events(steps, scores, left_out, k):
-    """Event credits of target k as explain/replay.h gives them: each event's leave-one-out
-    effect plus an equal share of what those leave out of the events' steps."""
-    events = [i for i, (kind, _) in enumerate(steps) if kind == "event"]
-    effects = scores[-1, k] - left_out[:, k]
-    rest = sum(scores[i + 1, k] - scores[i, k] for i in events) - effects.sum()
-    return effects + rest / max(1, len(events))
+def split_events(added, end, left_out):
+    """Event credits as explain/replay.h gives them: each event's leave-one-out effect
+    end - left_out plus an equal share of what those leave out of `added` (the events step)."""
+    effects = end - left_out
+    return effects + (added - effects.sum()) / len(effects)
 
 
 class Recommender:
@@ -292,27 +289,27 @@ class Recommender:
                                           kind=pb.FEATURE_KIND_PRIOR,
                                           attribution=float(w * s["slope"] * raw[name][i]))
                 elif name in replayed:
-                    self.add_replay(item, replayed[name], rank - 1, w * s["slope"], known,
-                                    b.models[name][1])
+                    self.add_replay(item, replayed[name], rank - 1, w * s["slope"], known)
             if explain:
                 item.attributions.sort(key=lambda a: -abs(a.attribution))
         return response
 
 
-    def add_replay(self, item, replayed, k, scale, known, max_history):
-        """The replay entries of target k: each step's score change, scaled into the fused
-        score."""
+    def add_replay(self, item, replayed, k, scale, known):
+        """The replay entries of target k: each step's score change (the events step split
+        among the events), scaled into the fused score."""
         pb, b = self.pb, self.b
         steps, scores, left_out = replayed
-        events = split_events(steps, scores, left_out, k)
         for step, (kind, index) in enumerate(steps):
-            value = float(scale * (scores[step + 1, k] - scores[step, k]))
-            if kind == "event":
-                value = float(scale * events[index - max_history + len(left_out)])
-                t, j = known[index - max_history + len(known)]
-                item.attributions.add(feature="history[%d]" % t, history_index=t,
-                                      kind=pb.FEATURE_KIND_HISTORY_EVENT, item_id=b.ids[j],
-                                      attribution=value)
+            change = scores[step + 1, k] - scores[step, k]
+            value = float(scale * change)
+            if kind == "events":
+                events = split_events(change, scores[-1, k], left_out[:, k])
+                for e, credit in enumerate(events):
+                    t, j = known[len(known) - len(events) + e]
+                    item.attributions.add(feature="history[%d]" % t, history_index=t,
+                                          kind=pb.FEATURE_KIND_HISTORY_EVENT, item_id=b.ids[j],
+                                          attribution=float(scale * credit))
             elif kind == "context":
                 item.attributions.add(feature=index, kind=pb.FEATURE_KIND_CONTEXT,
                                       history_index=-1, attribution=value)

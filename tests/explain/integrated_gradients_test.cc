@@ -407,8 +407,6 @@ TEST_F(TorchScriptReplayTest, EventsShareWhatTheyAddByTheirLeaveOneOutEffects) {
       return scores;
     };
     const std::vector<float> none = history({N, N, N, N, N}, {0, 0, 0, 0, 0});
-    const std::vector<float> one = history({N, N, N, N, a}, {0, 0, 0, 0, 1});
-    const std::vector<float> two = history({N, N, N, a, b}, {0, 0, 0, 1, 1});
     const std::vector<float> three = history({N, N, a, b, c}, {0, 0, 1, 1, 1});
     // The request without one event: the input's positions `from` (-1: padding), its
     // side-features kept.

@@ -73,17 +73,15 @@ TEST(ReplayTest, CreditsEachStepItsScoreChangeAndEventsTheirLeaveOneOutShares) {
                   .ok());
   ASSERT_EQ(out.size(), 2u);
   const std::vector<float> none(8, 0.0f);
-  // The steps, by hand: baseline; + hour; + recency; the history after each event, shifted to
-  // the last positions, side-features 0; + feature 0 of every event; + feature 1.
+  // The steps, by hand: baseline; + hour; + recency; + the events, side-features 0; + feature
+  // 0 of every event; + feature 1.
   const core::ModelInput s0 = Make({kPad, kPad, kPad, kPad}, {0, 0, 0, 0}, none, {0, 0, 0});
   const core::ModelInput s1 = Make({kPad, kPad, kPad, kPad}, {0, 0, 0, 0}, none, {0.5f, -0.8f, 0});
   const core::ModelInput s2 = Make({kPad, kPad, kPad, kPad}, {0, 0, 0, 0}, none, Input().context);
-  const core::ModelInput s3 = Make({kPad, kPad, kPad, 2}, {0, 0, 0, 1}, none, Input().context);
-  const core::ModelInput s4 = Make({kPad, kPad, 2, 0}, {0, 0, 1, 1}, none, Input().context);
-  const core::ModelInput s5 = Make({kPad, 2, 0, 5}, {0, 1, 1, 1}, none, Input().context);
-  const core::ModelInput s6 =
+  const core::ModelInput s3 = Make({kPad, 2, 0, 5}, {0, 1, 1, 1}, none, Input().context);
+  const core::ModelInput s4 =
       Make({kPad, 2, 0, 5}, {0, 1, 1, 1}, {0, 0, 0.5f, 0, 1.5f, 0, -0.5f, 0}, Input().context);
-  const core::ModelInput s7 = Input();
+  const core::ModelInput s5 = Input();
   // The request without each event, the older ones moving up, with their side-features.
   const std::vector<core::ModelInput> without = {
       Make({kPad, kPad, 0, 5}, {0, 0, 1, 1}, {0, 0, 0, 0, 1.5f, 0, -0.5f, 2.0f}, Input().context),
@@ -100,19 +98,19 @@ TEST(ReplayTest, CreditsEachStepItsScoreChangeAndEventsTheirLeaveOneOutShares) {
     EXPECT_NEAR(a.baseline, Score(model, s0, targets[k]), 1e-6);
     EXPECT_THAT(a.context, ::testing::ElementsAre(::testing::DoubleNear(delta(s0, s1), 1e-5),
                                                   ::testing::DoubleNear(delta(s1, s2), 1e-5)));
-    // The events' steps s2 -> s5, split: each event's leave-one-out effect plus an equal share
+    // The events' step s2 -> s3, split: each event's leave-one-out effect plus an equal share
     // of what those leave out.
-    double rest = delta(s2, s3) + delta(s3, s4) + delta(s4, s5);
+    double rest = delta(s2, s3);
     std::vector<double> loo;
     for (const core::ModelInput& x : without) {
-      loo.push_back(delta(x, s7));
+      loo.push_back(delta(x, s5));
       rest -= loo.back();
     }
     EXPECT_THAT(a.event, ::testing::ElementsAre(0.0, ::testing::DoubleNear(loo[0] + rest / 3, 1e-5),
                                                 ::testing::DoubleNear(loo[1] + rest / 3, 1e-5),
                                                 ::testing::DoubleNear(loo[2] + rest / 3, 1e-5)));
-    EXPECT_THAT(a.feature, ::testing::ElementsAre(::testing::DoubleNear(delta(s5, s6), 1e-5),
-                                                  ::testing::DoubleNear(delta(s6, s7), 1e-5)));
+    EXPECT_THAT(a.feature, ::testing::ElementsAre(::testing::DoubleNear(delta(s3, s4), 1e-5),
+                                                  ::testing::DoubleNear(delta(s4, s5), 1e-5)));
     // The steps telescope: everything adds up to the input's score change.
     double sum = 0.0;
     for (double v : a.event) sum += v;
