@@ -141,9 +141,9 @@ class ModelRunner {
   // row's input (PrefixInput) and calls ScoreTargets; a model whose encoder gives the sequence
   // vector of every prefix of a history, and of further whole inputs, from one pass overrides
   // it. REQUIRES: `input` has the sizes of shape() with its m real events in the last
-  // positions; per row 0 <= events <= m, a context of size C and event_features empty or of
-  // size L * E; targets < N. Errors: INVALID_ARGUMENT for a violated requirement, INTERNAL
-  // when the model fails.
+  // positions; per row 0 <= events <= m, -1 <= left_out < events, a context of size C and
+  // event_features empty or of size L * E; targets < N. Errors: INVALID_ARGUMENT for a violated
+  // requirement, INTERNAL when the model fails.
   virtual absl::Status ScorePrefixes(const ModelInput& input, const std::vector<PrefixRow>& rows,
                                      const std::vector<ItemIndex>& targets,
                                      std::vector<float>* scores) const;

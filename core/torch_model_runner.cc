@@ -450,8 +450,11 @@ void MadeUpPrefixes(const ModelShape& shape, int32_t m, ModelInput* input,
     row.event_features = input->event_features;
     for (float& f : row.event_features) f = 0.75f - f;
   }
-  for (int32_t left_out : {0, m / 2, m - 1}) {
-    if (left_out >= 0) rows->push_back(PrefixRow{m, input->context, {}, left_out});
+  // Rows with the oldest, a middle and the newest event left out (each once, if m > 0).
+  std::vector<int32_t> left_out = {0, m / 2, m - 1};
+  left_out.erase(std::unique(left_out.begin(), left_out.end()), left_out.end());
+  for (int32_t j : left_out) {
+    if (j >= 0 && j < m) rows->push_back(PrefixRow{m, input->context, {}, j});
   }
 }
 
@@ -484,11 +487,14 @@ absl::Status EnablePrefixPath(const ModelShape& shape, TorchModelRunner* runner)
                          std::abs(each[i] - once[i]) <= 1e-4f * (1.0f + std::abs(each[i]));
       if (!close) {  // Also a NaN.
         runner->set_scores_prefixes(false);
-        return absl::FailedPreconditionError(
-            absl::StrCat("prefix_sequences() does not match encode(): the history of the first ",
-                         rows[i / targets.size()].events, " of ", m, " events scores item ",
-                         targets[i % targets.size()], " ", i < once.size() ? once[i] : NAN,
-                         " through it, ", each[i], " through encode()"));
+        const PrefixRow& row = rows[i / targets.size()];
+        return absl::FailedPreconditionError(absl::StrCat(
+            "prefix_sequences() does not match encode(): the history of the first ", row.events,
+            " of ", m, " events",
+            row.left_out >= 0 ? absl::StrCat(" without event ", row.left_out) : std::string(),
+            row.event_features.empty() ? "" : " with side-features of its own", " scores item ",
+            targets[i % targets.size()], " ", i < once.size() ? once[i] : NAN, " through it, ",
+            each[i], " through encode()"));
       }
     }
   }

@@ -32,8 +32,10 @@ ReplaySteps MakeSteps(const core::ModelShape& shape, const core::ModelInput& inp
                       const std::vector<core::ContextGroup>& groups) {
   const int L = shape.max_history, E = shape.num_event_features;
   ReplaySteps out;
-  for (int j = 0; j < m; ++j) out.rows.push_back({m, input.context, input.event_features, j});
-  out.left_out = m;
+  if (m > 1) {  // One event needs no split.
+    for (int j = 0; j < m; ++j) out.rows.push_back({m, input.context, input.event_features, j});
+    out.left_out = m;
+  }
   std::vector<float> context = core::BaselineInput(shape).context;
   for (size_t g = 0; g < groups.size(); ++g) {
     bool changes = false;
@@ -144,20 +146,18 @@ absl::Status ScoreSteps(const core::ModelRunner& model, const core::ModelInput& 
   return absl::OkStatus();
 }
 
-// Splits target k's events step (the score change of adding the events, credited to the first)
-// into each event's leave-one-out effect end - left_out plus an equal share of what those
-// effects leave out of it (the events' interactions). REQUIRES: left_out holds m rows of K.
-void SplitEventSteps(int m, size_t k, size_t K, double end, const std::vector<double>& left_out,
-                     ReplayAttribution* a) {
-  if (m == 0) return;
-  const size_t L = a->event.size();
-  double rest = 0;
-  for (size_t p = L - m; p < L; ++p) rest += a->event[p];
+// The events step's score change `added`, split into each event's leave-one-out effect
+// all - without[j] (`all`: the request's score) plus an equal share of what those effects
+// leave out of it, into event[L - m, L).
+void SplitEvents(int m, double added, double all, const std::vector<double>& without,
+                 std::vector<double>* event) {
+  const size_t first = event->size() - m;
+  double rest = added;
   for (int j = 0; j < m; ++j) {
-    a->event[L - m + j] = end - left_out[j * K + k];
-    rest -= a->event[L - m + j];
+    (*event)[first + j] = all - without[j];
+    rest -= (*event)[first + j];
   }
-  for (size_t p = L - m; p < L; ++p) a->event[p] += rest / m;
+  for (int j = 0; j < m; ++j) (*event)[first + j] += rest / m;
 }
 
 }  // namespace
@@ -197,12 +197,17 @@ absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& inpu
     for (size_t i = 0; i < steps.steps.size(); ++i) {
       const double change = scores[(i + 1) * K + k] - scores[i * K + k];
       const Step& step = steps.steps[i];
+      if (step.credit == Credit::kEvent && steps.left_out > 0) {
+        std::vector<double> without(steps.left_out);
+        for (int j = 0; j < steps.left_out; ++j) without[j] = left_out[j * K + k];
+        SplitEvents(*m, change, end[k], without, &a.event);
+        continue;
+      }
       std::vector<double>& credited = step.credit == Credit::kContext ? a.context
                                       : step.credit == Credit::kEvent ? a.event
                                                                       : a.feature;
       credited[step.index] += change;
     }
-    SplitEventSteps(*m, k, K, end[k], left_out, &a);
   }
   return absl::OkStatus();
 }

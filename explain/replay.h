@@ -22,10 +22,12 @@ namespace recsys::explain {
 // What step 2 adds is split among the m events by their leave-one-out effects: event j gets
 // score(input) - score(input without event j, the older ones moving up and padding in front:
 // the input holds no older event to move in) plus an equal share of what those effects leave
-// out of the step (the events' interactions): the "equal non-separable costs" split of
-// cooperative game theory. Its largest entry is the event whose deletion costs the score most,
-// give or take that shared rest. (Adding the events one at a time and crediting each its own
-// step would give the first the jump from no history to some.)
+// out of the step (the events' interactions, and the side-features' part of the effects,
+// which step 3 credits to their kinds): the "equal non-separable costs" split of cooperative
+// game theory. Its largest entry is the event whose deletion costs the score most, give or
+// take that shared rest. (Adding the events one at a time and crediting each its own step
+// would give the first the jump from no history to some.) With one event there is nothing to
+// split and no leave-one-out input.
 // The inputs are scored with one ScorePrefixes call (one pass of the encoder for a model that
 // overrides it): steps 1-2 are prefixes of the history without side-features (none of its
 // events, or all), steps 3 and the leave-one-out inputs that whole history with side-features
@@ -55,10 +57,10 @@ absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& inpu
                     const std::vector<double>& end, const core::SavedRows* saved,
                     std::vector<ReplayAttribution>* out);
 
-// The steps Replay scores for `input`, as ModelRunner::ScorePrefixes arguments: `base` (the
-// input without its side-features) and one row per step, the last standing for `input`
-// itself (none for the baseline's input). For ScoreAllSavingRows while ranking. REQUIRES and
-// errors: Replay's, for the input and groups.
+// The inputs Replay scores for `input`, as ModelRunner::ScorePrefixes arguments: `base` (the
+// input without its side-features), the leave-one-out rows, then one row per step, the last
+// standing for `input` itself (none for the baseline's input). For ScoreAllSavingRows while
+// ranking. REQUIRES and errors: Replay's, for the input and groups.
 absl::Status ReplayRows(const core::ModelShape& shape, const core::ModelInput& input,
                         const std::vector<core::ContextGroup>& groups, core::ModelInput* base,
                         std::vector<core::PrefixRow>* rows);

@@ -358,8 +358,9 @@ def targets_table(p, closed, opened, overhead, scale, qps):
         ratio = qps["none"] / sat
         p(f"| default explanations <= 2x without | {ratio:.2f}x (saturation QPS) |"
           f" {'yes' if ratio <= 2 else 'no'} | replay shares the ranker's encoder pass: per "
-          "model one prefix_sequences batch over every prefix of the history and the "
-          "side-feature steps, whose saved rows replay scores for the returned items |")
+          "model one prefix_sequences batch over the history's prefixes, its side-feature "
+          "steps and the history without each of its events (20 more inputs for a full "
+          "window), whose saved rows replay scores for the returned items |")
     one_m = [r for r in scale if r["label"] == "1,000,000 items" and "p99_ms" in r]
     two = [r for r in scale if r["label"] == "1,000,000 items, 1 worker x 2 threads"
            and "p99_ms" in r]

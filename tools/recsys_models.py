@@ -14,13 +14,14 @@ L = max_history: the most recent event is at position L - 1; padding positions h
 (the padding row of the embedding) and mask 0. `forward` returns the scores of all N items.
 
 encode() is the user head over a sequence vector, and both parts are exported too, so that the
-replay attribution (explain/replay.h) scores every prefix of a history from one pass:
+replay attribution (explain/replay.h) scores all its inputs from one pass: prefixes of a history
+and further whole inputs (the history with side-features of its own, or without one event):
 
   prefix_sequences(embedded: float[B, L, D], mask: float[B, L]) -> float[L + B, S]
       row s <= L: the sequence vector of input 0's first s positions moved to the end
       (left-padded to L), i.e. its history as it stood after its first s - (L - m) events;
       rows 0..L - m are the empty history's. Row L + b (b = 1..B-1): the sequence vector of
-      input b whole (the replay's side-feature steps ride in the same pass).
+      input b whole (replay's side-feature steps and leave-one-out inputs ride in the pass).
   user_vectors(sequences: float[B, S], context: float[B, C]) -> float[B, H]
 
 with encode(embedded, mask, context) = user_vectors(row L of prefix_sequences, context). Both

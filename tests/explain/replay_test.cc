@@ -137,6 +137,35 @@ TEST(ReplayTest, SkipsStepsThatAddNothing) {
               Score(model, x, 3) - out[0].baseline, 1e-5);
 }
 
+// One event takes the whole events step: nothing to split, and no leave-one-out input is scored.
+TEST(ReplayTest, OneEventTakesTheEventsStepWithoutLeaveOneOutInputs) {
+  const testing::FakeModelRunner model = Model();
+  const std::vector<float> none(8, 0.0f);
+  const core::ModelInput x =
+      Make({kPad, kPad, kPad, 5}, {0, 0, 0, 1}, {0, 0, 0, 0, 0, 0, -0.5f, 2.0f}, Input().context);
+  core::ModelInput base;
+  std::vector<core::PrefixRow> rows;
+  ASSERT_TRUE(ReplayRows(model.shape(), x, Groups(), &base, &rows).ok());
+  for (const core::PrefixRow& row : rows) EXPECT_EQ(row.left_out, -1);
+  ASSERT_TRUE(ReplayRows(model.shape(), Input(), Groups(), &base, &rows).ok());
+  std::vector<int32_t> left_out;
+  for (const core::PrefixRow& row : rows) left_out.push_back(row.left_out);
+  EXPECT_THAT(left_out, ::testing::IsSupersetOf({0, 1, 2}));
+
+  std::vector<ReplayAttribution> out;
+  ASSERT_TRUE(Replay(model, x, Groups(), {3}, Scores(model, Baseline(), {3}), Scores(model, x, {3}),
+                     nullptr, &out)
+                  .ok());
+  const core::ModelInput context_only =
+      Make({kPad, kPad, kPad, kPad}, {0, 0, 0, 0}, none, Input().context);
+  const core::ModelInput event_only = Make({kPad, kPad, kPad, 5}, {0, 0, 0, 1}, none, x.context);
+  EXPECT_THAT(out[0].event,
+              ::testing::ElementsAre(
+                  0.0, 0.0, 0.0,
+                  ::testing::DoubleNear(Score(model, event_only, 3) - Score(model, context_only, 3),
+                                        1e-5)));
+}
+
 TEST(ReplayTest, WithoutEventsOnlyTheContextGroupsAreCredited) {
   const testing::FakeModelRunner model = Model();
   core::ModelInput x = Baseline();
