@@ -341,7 +341,8 @@ def targets_table(p, closed, opened, overhead, scale, qps):
         p(f"| in-process p50 <= 0.2 ms (4,620 items, 50 events, default explanations) | "
           f"{spread([r['p50_ms'] for r in by['in process']], '{:.3f}')} ms, one caller | "
           f"{'yes' if i <= 0.2 else 'no'} | the model work: per model one encoder pass over the "
-          "history's prefixes and replay's side-feature steps, and the catalogue pass "
+          "history's prefixes, replay's side-feature steps and leave-one-out inputs, and the "
+          "catalogue pass "
           "(micro-benchmarks below: Rank, PipelineRun) |")
     if by.get("in process") and by.get("through gRPC"):
         i = statistics.median(r["p50_ms"] for r in by["in process"])
