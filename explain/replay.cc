@@ -147,14 +147,14 @@ absl::Status ScoreSteps(const core::ModelRunner& model, const core::ModelInput& 
 }
 
 // The events step's score change `added`, split into each event's leave-one-out effect
-// all - without[j] (`all`: the request's score) plus an equal share of what those effects
-// leave out of it, into event[L - m, L).
-void SplitEvents(int m, double added, double all, const std::vector<double>& without,
+// all - without[j * stride] (`all`: the request's score) plus an equal share of what those
+// effects leave out of it, into event[L - m, L).
+void SplitEvents(int m, double added, double all, const double* without, size_t stride,
                  std::vector<double>* event) {
   const size_t first = event->size() - m;
   double rest = added;
   for (int j = 0; j < m; ++j) {
-    (*event)[first + j] = all - without[j];
+    (*event)[first + j] = all - without[j * stride];
     rest -= (*event)[first + j];
   }
   for (int j = 0; j < m; ++j) (*event)[first + j] += rest / m;
@@ -198,9 +198,7 @@ absl::Status Replay(const core::ModelRunner& model, const core::ModelInput& inpu
       const double change = scores[(i + 1) * K + k] - scores[i * K + k];
       const Step& step = steps.steps[i];
       if (step.credit == Credit::kEvent && steps.left_out > 0) {
-        std::vector<double> without(steps.left_out);
-        for (int j = 0; j < steps.left_out; ++j) without[j] = left_out[j * K + k];
-        SplitEvents(*m, change, end[k], without, &a.event);
+        SplitEvents(*m, change, end[k], left_out.data() + k, K, &a.event);
         continue;
       }
       std::vector<double>& credited = step.credit == Credit::kContext ? a.context
