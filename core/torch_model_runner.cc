@@ -4,6 +4,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <malloc.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
@@ -538,6 +539,15 @@ absl::Status SetTorchThreads(int intra_op, int inter_op) {
   auto set = reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   if (set != nullptr) set(intra_op);
   return absl::OkStatus();
+}
+
+void KeepFreedMemoryForReuse() {
+#ifdef __GLIBC__
+  // 32 MiB is the largest mmap threshold glibc accepts on 64-bit machines; a fixed threshold
+  // also switches off its adaptive one.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
 }
 
 int BlasThreads() {

@@ -172,6 +172,7 @@ int main(int argc, char** argv) {
   }
   // A client can make libprotobuf log one line per request (strings that are not UTF-8).
   recsys::server::LimitProtobufLogging();
+  recsys::core::KeepFreedMemoryForReuse();
   // Thread counts are set once, before any model loads.
   if (absl::Status threads = recsys::core::SetTorchThreads(absl::GetFlag(FLAGS_torch_threads), 1);
       !threads.ok()) {

@@ -185,6 +185,7 @@ int main(int argc, char** argv) {
       }
       bundle = *loaded;
       // As recsys_server's workers.
+      recsys::core::KeepFreedMemoryForReuse();
       if (absl::Status threads = recsys::core::SetTorchThreads(1, 1); !threads.ok()) {
         std::cerr << "error: " << threads << "\n";
         return 1;

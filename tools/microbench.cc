@@ -287,6 +287,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 2;
 
   // As recsys_server's workers.
+  core::KeepFreedMemoryForReuse();
   if (absl::Status threads = core::SetTorchThreads(1, 1); !threads.ok()) {
     std::cerr << "error: " << threads << "\n";
     return 1;
