@@ -185,36 +185,67 @@ absl::Status Occlusion(const CoalitionScorer& scorer, PlayerAttributions* phi) {
 namespace {
 
 // Coalitions and their weights in the fit: rows 0 and 1 are all players and none (weight 0),
-// then every other coalition with the Shapley kernel when `enumerate`, else `samples` draws.
+// then the others (see ShapleyDesign).
 struct Design {
   std::vector<std::vector<bool>> coalitions;
   std::vector<double> weights;
 };
 
-Design EnumeratedDesign(int M) {
-  Design d{{std::vector<bool>(M, true), std::vector<bool>(M, false)}, {0.0, 0.0}};
-  // Every coalition, with the Shapley kernel (M - 1) / (C(M, s) s (M - s)).
-  std::vector<double> binomial(M + 1, 1.0);
-  for (int s = 1; s <= M; ++s) binomial[s] = binomial[s - 1] * (M - s + 1) / s;
-  for (int64_t mask = 1; mask < (int64_t{1} << M) - 1; ++mask) {
-    std::vector<bool>& z = d.coalitions.emplace_back(M);
-    int size = 0;
-    for (int p = 0; p < M; ++p) size += z[p] = (mask >> p) & 1;
-    d.weights.push_back((M - 1.0) / (binomial[size] * size * (M - size)));
-  }
-  return d;
+// C(n, k) as a double (it may be far beyond any integer type).
+double Binomial(int n, int k) {
+  double c = 1.0;
+  for (int i = 1; i <= k; ++i) c = c * (n - k + i) / i;
+  return c;
 }
 
-// Sizes drawn from the kernel's distribution p(s) ~ 1 / (s (M - s)), players uniformly within
-// a size; each draw also adds its complement. Drawn this way the fit weighs every coalition
-// equally. REQUIRES: M >= 2.
-Design SampledDesign(int M, int samples, uint64_t seed) {
+// Adds every coalition of `size` of the M players, each with `weight`.
+void AddEveryCoalition(int M, int size, double weight, Design* d) {
+  std::vector<int> pick(size);  // The players in, increasing: the next combination each time.
+  std::iota(pick.begin(), pick.end(), 0);
+  while (true) {
+    std::vector<bool>& z = d->coalitions.emplace_back(M, false);
+    for (int p : pick) z[p] = true;
+    d->weights.push_back(weight);
+    int i = size - 1;
+    while (i >= 0 && pick[i] == M - size + i) --i;
+    if (i < 0) return;
+    ++pick[i];
+    for (int j = i + 1; j < size; ++j) pick[j] = pick[j - 1] + 1;
+  }
+}
+
+// The Shapley kernel's coalitions within a budget of `samples`, as the shap library's
+// KernelExplainer builds them: sizes are taken in pairs (s, M - s) from the outside in (the
+// sizes of most kernel mass first) and enumerated whole while they fit in what is left of the
+// budget; the rest of it is drawn from the sizes not enumerated (a size with probability
+// proportional to its kernel mass (M - 1) / (s (M - s)), players uniformly within it, each draw
+// with its complement). An enumerated coalition weighs the Shapley kernel
+// (M - 1) / (C(M, s) s (M - s)); every draw an equal share of the mass not enumerated. Drawing
+// only where enumeration does not reach is stratified sampling: the same expectation, less
+// spread. With 2^M - 2 <= samples every coalition is enumerated. REQUIRES: M >= 2.
+Design ShapleyDesign(int M, int samples, uint64_t seed) {
   Design d{{std::vector<bool>(M, true), std::vector<bool>(M, false)}, {0.0, 0.0}};
-  std::vector<double> cumulative(M, 0.0);
-  for (int s = 1; s < M; ++s) cumulative[s] = cumulative[s - 1] + 1.0 / (s * (M - s));
+  std::vector<double> mass(M, 0.0);  // Of each size 1..M-1.
+  for (int s = 1; s < M; ++s) mass[s] = (M - 1.0) / (s * (M - s));
+  double budget = samples;  // Proper coalitions; all players and none come on top.
+  int whole = 0;            // Sizes s <= whole and s >= M - whole are enumerated.
+  for (int s = 1; 2 * s <= M; ++s) {
+    const double count = (2 * s == M ? 1.0 : 2.0) * Binomial(M, s);
+    if (count > budget) break;
+    budget -= count;
+    whole = s;
+    AddEveryCoalition(M, s, mass[s] / Binomial(M, s), &d);
+    if (2 * s != M) AddEveryCoalition(M, M - s, mass[s] / Binomial(M, s), &d);
+  }
+  std::vector<double> cumulative(M, 0.0);  // Of the mass not enumerated.
+  for (int s = 1; s < M; ++s) {
+    cumulative[s] = cumulative[s - 1] + (s <= whole || s >= M - whole ? 0.0 : mass[s]);
+  }
+  const int pairs = static_cast<int>(budget) / 2;
+  if (cumulative[M - 1] <= 0.0 || pairs == 0) return d;
   std::mt19937_64 rng(seed);
   std::vector<int> order(M);
-  for (int pair = 0; pair < samples / 2; ++pair) {
+  for (int pair = 0; pair < pairs; ++pair) {
     const double u = Uniform(rng) * cumulative[M - 1];
     const int size = static_cast<int>(
         std::upper_bound(cumulative.begin() + 1, cumulative.end(), u) - cumulative.begin());
@@ -229,7 +260,7 @@ Design SampledDesign(int M, int samples, uint64_t seed) {
     for (int p = 0; p < M; ++p) complement[p] = !z[p];
     d.coalitions.push_back(std::move(z));
     d.coalitions.push_back(std::move(complement));
-    d.weights.insert(d.weights.end(), {1.0, 1.0});
+    d.weights.insert(d.weights.end(), 2, cumulative[M - 1] / (2.0 * pairs));
   }
   return d;
 }
@@ -280,9 +311,8 @@ absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t see
   const size_t K = scorer.num_items();
   const bool enumerate = M >= 2 && M < 31 && (int64_t{1} << M) - 2 <= samples;
   Design design =
-      enumerate ? EnumeratedDesign(M)
-      : M >= 2  ? SampledDesign(M, samples, seed)
-                : Design{{std::vector<bool>(M, true), std::vector<bool>(M, false)}, {0.0, 0.0}};
+      M >= 2 ? ShapleyDesign(M, samples, seed)
+             : Design{{std::vector<bool>(M, true), std::vector<bool>(M, false)}, {0.0, 0.0}};
   std::vector<double> v;
   if (absl::Status s = scorer.Score(design.coalitions, &v); !s.ok()) return s;
   *evaluated = static_cast<int>(design.coalitions.size());
