@@ -271,6 +271,43 @@ TEST_F(TorchModelTest, PrefixScoresAreTheScoresOfTheShorterRequests) {
   }
 }
 
+// A model that sees one event loads with its one-pass rows checked and scores them as the
+// inputs they stand for: the event, no event, and the event left out (which is no event).
+TEST_F(TorchModelTest, AOneEventWindowScoresItsRowsInOnePass) {
+  const ModelInput reference = ReferenceInput();
+  ModelShape shape = (*bundle_)->models()[0]->shape();
+  shape.max_history = 1;
+  absl::StatusOr<std::unique_ptr<ModelRunner>> model =
+      TorchScriptLoader("cpu")(*dir_ + "/window1.pt", {"w1", "rnn", "window1.pt", 8, 1}, shape);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_TRUE((*model)->ScoresPrefixesInOnePass());
+  const size_t E = reference.event_features.size() / 5;
+  ModelInput input;  // The reference's newest event.
+  input.items = {reference.items[4]};
+  input.mask = {1.0f};
+  input.event_features.assign(reference.event_features.end() - E, reference.event_features.end());
+  input.context = reference.context;
+  ModelInput none = input;
+  none.items = {shape.num_items};  // The padding item.
+  none.mask = {0.0f};
+  std::fill(none.event_features.begin(), none.event_features.end(), 0.0f);
+  std::vector<float> other_features = input.event_features;
+  for (float& f : other_features) f = 0.5f - f;
+  ModelInput other = input;
+  other.event_features = other_features;
+  const std::vector<PrefixRow> rows = {{0, input.context},
+                                       {1, input.context},
+                                       {1, input.context, {}, 0},
+                                       {1, input.context, other_features}};
+  const std::vector<ItemIndex> targets = {3, 0, 2};
+  std::vector<float> scores, expected;
+  ASSERT_TRUE((*model)->ScorePrefixes(input, rows, targets, &scores).ok());
+  ASSERT_TRUE((*model)->ScoreTargets({none, input, none, other}, targets, &expected).ok());
+  ASSERT_EQ(scores.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(scores[i], expected[i], 1e-5) << i;
+  EXPECT_NE(expected[0], expected[3]);  // The rows differ: the check can tell them apart.
+}
+
 // ScoreAllSavingRows: ScoreAll's scores of the whole input, and rows that ScoreSavedRows
 // scores as ScorePrefixes does, whether or not the last row is the whole input.
 TEST_F(TorchModelTest, SavedRowsScoreAsScorePrefixesAndTheWholeAsScoreAll) {

@@ -12,8 +12,9 @@ models that break the contract (wrong_table.pt: one item too many; no_encode.pt:
 method; padded.pt: the padding item does not embed to 0; nan_table.pt: a NaN in the output
 table; inf_bias.pt: an infinite bias; huge_table.pt: an entry beyond half precision;
 stale_prefix.pt: a GRU with biases, whose prefix_sequences() is not its encode()'s) for
-the rejection tests, linear.pt, whose encoder is linear in its inputs, and unbatched_prefix.pt,
-whose prefix_sequences() reads its first input only (as modules made before it took more).
+the rejection tests, linear.pt, whose encoder is linear in its inputs, unbatched_prefix.pt,
+whose prefix_sequences() reads its first input only (as modules made before it took more), and
+window1.pt, an RNN that sees one event.
 """
 
 import argparse
@@ -153,6 +154,12 @@ def main():
     with torch.no_grad():
         stale.gru.bias_ih_l0.normal_(0.0, 0.5)
     torch.jit.script(stale.eval()).save(os.path.join(args.bundle, "stale_prefix.pt"))
+    window1 = rm.make_model("rnn", n, 1, len(context_names), DIM)  # One event at a time.
+    with torch.no_grad():
+        for p in window1.parameters():
+            p.normal_(0.0, 0.5)
+        window1.item_embedding.weight[n].zero_()
+    torch.jit.script(window1.eval()).save(os.path.join(args.bundle, "window1.pt"))
     unbatched = UnbatchedPrefix(n, MAX_HISTORY, len(rm.EVENT_FEATURES), len(context_names), DIM)
     torch.jit.script(unbatched.eval()).save(os.path.join(args.bundle, "unbatched_prefix.pt"))
     broken = rm.make_model("rnn", n, MAX_HISTORY, len(context_names), DIM)
