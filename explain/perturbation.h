@@ -77,12 +77,11 @@ absl::Status Occlusion(const CoalitionScorer& scorer, PlayerAttributions* phi);
 // KernelSHAP (Lundberg & Lee 2017): the Shapley values of v as the constrained weighted least
 // squares fit over coalitions with the Shapley kernel. When 2^M - 2 <= samples every coalition
 // is enumerated and the result is the exact Shapley values; otherwise `samples` coalitions are
-// scored as the shap library picks them: the sizes of most kernel mass (1 and M - 1, then 2
-// and M - 2, ...) enumerated whole while they fit, the rest drawn from the other sizes (each
-// draw with its complement) from a generator seeded with `seed`, so equal requests get equal
-// explanations. Efficiency holds exactly in
-// both cases: the attributions of an item sum to v(all) - v(none). `*evaluated` receives the
-// number of coalitions scored. REQUIRES: samples >= 2.
+// scored: the sizes of most kernel mass (1 and M - 1, then 2 and M - 2, ...) enumerated whole
+// while they fit and leave room for draws, the rest drawn from the other sizes (each draw with
+// its complement) by a generator seeded with `seed`, so equal requests get equal explanations.
+// Efficiency holds exactly in both cases: the attributions of an item sum to v(all) - v(none).
+// `*evaluated` receives the number of coalitions scored. REQUIRES: samples >= 2.
 absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t seed,
                         PlayerAttributions* phi, int* evaluated);
 

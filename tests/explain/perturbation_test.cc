@@ -120,11 +120,11 @@ TEST(KernelShapTest, SampledCoalitionsAreSeeded) {
   core::RecommendRequest request =
       testing::RequestWithHistory({"21A", "21B", "21C", "21A", "21D", "21B", "21C", "21A"});
   request.exclude_history = false;
-  // 8 players have 254 proper coalitions; 24 samples enumerate the 16 of sizes 1 and 7 and
-  // draw 8 others.
-  core::RankedList a = Explain(*bundle, request, core::AttributionMethod::kKernelShap, 24, 7);
-  core::RankedList b = Explain(*bundle, request, core::AttributionMethod::kKernelShap, 24, 7);
-  core::RankedList c = Explain(*bundle, request, core::AttributionMethod::kKernelShap, 24, 8);
+  // 8 players have 254 proper coalitions. The 16 of sizes 1 and 7 would fill 16 samples and
+  // leave no draw for the other sizes (their kernel mass lost): all 16 are drawn instead.
+  core::RankedList a = Explain(*bundle, request, core::AttributionMethod::kKernelShap, 16, 7);
+  core::RankedList b = Explain(*bundle, request, core::AttributionMethod::kKernelShap, 16, 7);
+  core::RankedList c = Explain(*bundle, request, core::AttributionMethod::kKernelShap, 16, 8);
   ASSERT_FALSE(a.items.empty());
   bool seed_matters = false;
   for (size_t k = 0; k < a.items.size(); ++k) {
@@ -206,7 +206,9 @@ TEST(KernelShapTest, SampledCoalitionsEstimateTheShapleyValues) {
       a.attribution = average[k][i];
     }
   }
-  EXPECT_LT(RmsError(averaged, exact), 0.015);
+  // Unbiased estimates average their errors away like 1 / sqrt(seeds) = 0.22 (0.23 measured:
+  // 0.0020 against 0.0087); a bias would keep the average near the per-seed error.
+  EXPECT_LT(RmsError(averaged, exact), 0.4 * mean_512);
 }
 
 TEST(OcclusionTest, AnEventsAttributionIsTheScoreChangeWithoutIt) {
