@@ -4,10 +4,13 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
-#include <malloc.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -541,13 +544,15 @@ absl::Status SetTorchThreads(int intra_op, int inter_op) {
   return absl::OkStatus();
 }
 
-void KeepFreedMemoryForReuse() {
-#ifdef __GLIBC__
+absl::Status KeepFreedMemoryForReuse() {
+#if defined(__GLIBC__)
   // 32 MiB is the largest mmap threshold glibc accepts on 64-bit machines; a fixed threshold
   // also switches off its adaptive one.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 64 << 20) != 1) {
+    return absl::FailedPreconditionError("glibc refused the malloc thresholds (mallopt)");
+  }
 #endif
+  return absl::OkStatus();
 }
 
 int BlasThreads() {

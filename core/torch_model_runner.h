@@ -19,15 +19,17 @@ absl::Status CheckTorchDevice(const std::string& device);
 // when LibTorch refuses (a second call in the process, or parallel work has already started).
 absl::Status SetTorchThreads(int intra_op, int inter_op);
 
-// Makes glibc's malloc keep freed memory of up to 32 MiB a block for reuse instead of handing
-// it back to the system at every free. LibTorch frees each tensor as soon as it is dead, and
-// glibc returns blocks above its (adaptive, at first 128 KiB) mmap threshold and the top of its
-// heap above 128 KiB to the system: a batch of a few MB (KernelSHAP's or LIME's coalitions, a
-// large catalogue's scores) then pays page faults and zeroing on every request (measured:
-// KernelSHAP with 256 coalitions, 44 -> 11 ms of explain time). Blocks over 32 MiB (the item
-// tables, a model file's contents at load) are still mapped and unmapped on their own. Call
-// once, at the start of main; a no-op where the C library is not glibc.
-void KeepFreedMemoryForReuse();
+// Makes glibc's malloc keep freed blocks of up to 32 MiB, and up to 64 MiB of free memory at
+// the top of each heap, for reuse. LibTorch frees each tensor as soon as it is dead, and glibc
+// gives freed memory back to the system eagerly: blocks over its mmap threshold (adaptive, from
+// 128 KiB) are unmapped, and free memory at the top of a heap (worker threads each have their
+// own) beyond a trim threshold of a few hundred KiB is released. A batch of a few MB
+// (KernelSHAP's or LIME's coalitions) then pays page faults and zeroing on every request
+// (measured: KernelSHAP with 256 coalitions, 44 -> 11 ms of explain time; no change at the
+// default 128). Each heap may hold up to 64 MiB more than before. Call once, at the start of
+// main. Errors: FAILED_PRECONDITION when the C library refuses a setting; a no-op (OK) where
+// it is not glibc.
+absl::Status KeepFreedMemoryForReuse();
 
 // OpenBLAS's thread count, or -1 when the BLAS is not OpenBLAS.
 int BlasThreads();

@@ -172,7 +172,9 @@ int main(int argc, char** argv) {
   }
   // A client can make libprotobuf log one line per request (strings that are not UTF-8).
   recsys::server::LimitProtobufLogging();
-  recsys::core::KeepFreedMemoryForReuse();
+  if (absl::Status malloc = recsys::core::KeepFreedMemoryForReuse(); !malloc.ok()) {
+    std::cerr << "warning: " << malloc.message() << "; serving with its defaults\n";
+  }
   // Thread counts are set once, before any model loads.
   if (absl::Status threads = recsys::core::SetTorchThreads(absl::GetFlag(FLAGS_torch_threads), 1);
       !threads.ok()) {

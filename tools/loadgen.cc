@@ -175,6 +175,14 @@ int main(int argc, char** argv) {
     std::vector<recsys::core::RecommendRequest> domain;
     recsys::pipeline::RecommendPipeline pipeline{recsys::pipeline::PipelineOptions()};
     if (mode == "inprocess") {
+      // As recsys_server's workers, set before the models load.
+      for (absl::Status s :
+           {recsys::core::KeepFreedMemoryForReuse(), recsys::core::SetTorchThreads(1, 1)}) {
+        if (!s.ok()) {
+          std::cerr << "error: " << s << "\n";
+          return 1;
+        }
+      }
       absl::StatusOr<std::string> dir = recsys::core::ResolveBundleDir(absl::GetFlag(FLAGS_bundle));
       absl::StatusOr<std::shared_ptr<const recsys::core::Bundle>> loaded =
           dir.ok() ? recsys::core::Bundle::Load(*dir, recsys::core::TorchScriptLoader("cpu"))
@@ -184,12 +192,6 @@ int main(int argc, char** argv) {
         return 1;
       }
       bundle = *loaded;
-      // As recsys_server's workers.
-      recsys::core::KeepFreedMemoryForReuse();
-      if (absl::Status threads = recsys::core::SetTorchThreads(1, 1); !threads.ok()) {
-        std::cerr << "error: " << threads << "\n";
-        return 1;
-      }
       for (const v1::RecommendRequest& r : *requests) domain.push_back(recsys::server::ToDomain(r));
       call = [&](size_t n) {
         return recsys::server::ToGrpcStatus(

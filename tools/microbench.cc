@@ -287,10 +287,11 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 2;
 
   // As recsys_server's workers.
-  core::KeepFreedMemoryForReuse();
-  if (absl::Status threads = core::SetTorchThreads(1, 1); !threads.ok()) {
-    std::cerr << "error: " << threads << "\n";
-    return 1;
+  for (absl::Status s : {core::KeepFreedMemoryForReuse(), core::SetTorchThreads(1, 1)}) {
+    if (!s.ok()) {
+      std::cerr << "error: " << s << "\n";
+      return 1;
+    }
   }
   absl::StatusOr<std::string> dir = core::ResolveBundleDir(bundle_path);
   absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle =

@@ -281,9 +281,9 @@ TEST_F(TorchModelTest, AOneEventWindowScoresItsRowsInOnePass) {
       TorchScriptLoader("cpu")(*dir_ + "/window1.pt", {"w1", "rnn", "window1.pt", 8, 1}, shape);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_TRUE((*model)->ScoresPrefixesInOnePass());
-  const size_t E = reference.event_features.size() / 5;
+  const size_t E = reference.event_features.size() / reference.items.size();
   ModelInput input;  // The reference's newest event.
-  input.items = {reference.items[4]};
+  input.items = {reference.items.back()};
   input.mask = {1.0f};
   input.event_features.assign(reference.event_features.end() - E, reference.event_features.end());
   input.context = reference.context;
@@ -305,7 +305,9 @@ TEST_F(TorchModelTest, AOneEventWindowScoresItsRowsInOnePass) {
   ASSERT_TRUE((*model)->ScoreTargets({none, input, none, other}, targets, &expected).ok());
   ASSERT_EQ(scores.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(scores[i], expected[i], 1e-5) << i;
-  EXPECT_NE(expected[0], expected[3]);  // The rows differ: the check can tell them apart.
+  // The rows differ (no event, the event, its own side-features): the check tells them apart.
+  EXPECT_NE(expected[0], expected[3]);
+  EXPECT_NE(expected[3], expected[9]);
 }
 
 // ScoreAllSavingRows: ScoreAll's scores of the whole input, and rows that ScoreSavedRows
