@@ -62,18 +62,20 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
     return absl::Status(manifest.status().code(),
                         absl::StrCat(manifest_path, ": ", manifest.status().message()));
   }
-  absl::StatusOr<Catalog> catalog =
-      Catalog::LoadTsv((fs::path(dir) / manifest->items_file).string());
-  if (!catalog.ok()) return catalog.status();
-  // The models load before the CF index: a model's load holds its file's float tables for a
-  // moment, and at large catalogues that moment is the peak of the bundle's memory. The index's
-  // size is checked first, so that a mismatched bundle fails before minutes of model loading.
+  // The models load first: a model's load holds its file's float tables for a moment, and at
+  // large catalogues that moment is the peak of the bundle's memory, so the catalogue and the
+  // CF index load after them (measured at 1M items: 1.21 -> 1.11 GiB peak with the catalogue
+  // after). The parts' item counts are checked first, so that a mismatched bundle fails before
+  // minutes of model loading.
+  const std::string items_path = (fs::path(dir) / manifest->items_file).string();
+  absl::StatusOr<int32_t> listed = Catalog::CountTsvItems(items_path);
+  if (!listed.ok()) return listed.status();
   const std::string cf_path = (fs::path(dir) / manifest->cf_index_file).string();
   absl::StatusOr<int32_t> cf_items = CfIndex::ReadItemCount(cf_path);
   if (!cf_items.ok()) return cf_items.status();
-  if (*cf_items != catalog->size()) {
-    return absl::DataLossError(absl::StrCat(cf_path, ": covers ", *cf_items,
-                                            " items, the catalogue has ", catalog->size()));
+  if (*cf_items != *listed) {
+    return absl::DataLossError(
+        absl::StrCat(cf_path, ": covers ", *cf_items, " items, the catalogue has ", *listed));
   }
   std::vector<std::unique_ptr<ModelRunner>> models;
   for (const ModelSpec& spec : manifest->models) {
@@ -82,7 +84,7 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
           manifest_path, ": lists model \"", spec.name, "\" but no model loader was given"));
     }
     ModelShape shape;
-    shape.num_items = catalog->size();
+    shape.num_items = *listed;
     shape.max_history = spec.max_history;
     shape.num_event_features = static_cast<int32_t>(manifest->event_features.size());
     shape.num_context = static_cast<int32_t>(manifest->context_features.size());
@@ -91,6 +93,12 @@ absl::StatusOr<std::shared_ptr<const Bundle>> Bundle::Load(const std::string& di
         loader((fs::path(dir) / spec.file).string(), spec, shape);
     if (!model.ok()) return model.status();
     models.push_back(*std::move(model));
+  }
+  absl::StatusOr<Catalog> catalog = Catalog::LoadTsv(items_path);
+  if (!catalog.ok()) return catalog.status();
+  if (catalog->size() != *listed) {  // The file changed while the models loaded.
+    return absl::DataLossError(
+        absl::StrCat(items_path, ": now has ", catalog->size(), " items, had ", *listed));
   }
   absl::StatusOr<CfIndex> cf = CfIndex::Load(cf_path);  // Its item count is the header's.
   if (!cf.ok()) return cf.status();

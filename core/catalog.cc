@@ -74,6 +74,18 @@ absl::StatusOr<Catalog> Catalog::LoadTsv(const std::string& path) {
   return Catalog(std::move(items));
 }
 
+absl::StatusOr<int32_t> Catalog::CountTsvItems(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string line;
+  if (!std::getline(in, line) || line != kHeader) {
+    return absl::DataLossError(absl::StrCat(path, ":1: expected header '", kHeader, "'"));
+  }
+  int32_t items = 0;
+  while (std::getline(in, line)) ++items;
+  return items;
+}
+
 absl::Status Catalog::WriteTsv(const std::string& path) const {
   std::ofstream out(path);
   if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot write"));

@@ -45,6 +45,10 @@ class Catalog {
   // tabs and newlines
   // never occur in values). Errors name the line.
   static absl::StatusOr<Catalog> LoadTsv(const std::string& path);
+  // The number of item lines of an items.tsv, without parsing them (LoadTsv checks them): so
+  // that a bundle can check that its parts agree before it loads the large ones. Errors: those
+  // of LoadTsv for the file and its header.
+  static absl::StatusOr<int32_t> CountTsvItems(const std::string& path);
   absl::Status WriteTsv(const std::string& path) const;
 
   std::optional<ItemIndex> Find(absl::string_view id) const;

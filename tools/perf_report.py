@@ -242,8 +242,8 @@ def main():
       f"row scale, {width + 4:.0f} MB a model at 1M items); the module then frees its float "
       "copies and keeps its input embedding in half (`release_item_table`, "
       "tools/recsys_models.py). The peak is the load of the second model: its float file, "
-      "which LibTorch reads whole, beside the catalogue and the first model's compact tables "
-      "(the CF index, 8 bytes a neighbour, loads after the models); what stays is the RSS "
+      "which LibTorch reads whole, beside the first model's compact tables (the catalogue and "
+      "the CF index, 8 bytes a neighbour, load after the models); what stays is the RSS "
       "after the runs. What dominates the time at 1M items is each weighted model's pass over "
       "its 1M-row table (below).")
     p()
@@ -386,9 +386,9 @@ def targets_table(p, closed, opened, overhead, scale, qps):
           f"{rss[0].get('rss_kib', 0) / 2**20:.2f} GiB after the runs | {met} | each weighted "
           f"model's pass over its 1M-row int8 table ({item_width()} bytes a row), memory-bound "
           "(below): two workers each do it whole. The peak is the second model's load: its "
-          "float file (584 MB), which LibTorch reads whole, beside the catalogue and the first "
-          "model's compact tables; next: bundles that store their serving tables compact, so "
-          "that no float table is read |")
+          "float file (584 MB), which LibTorch reads whole, beside the first model's compact "
+          "tables (the catalogue and the CF index load after the models); next: bundles that "
+          "store their serving tables compact, so that no float table is read |")
 
 
 def flops_table(p, micro, micro_1m, peak_core):

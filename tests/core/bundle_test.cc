@@ -134,9 +134,11 @@ TEST(BundleTest, LoadNamesTheBrokenFile) {
   absl::StatusOr<BundleBuildResult> built = BuildCfBundle(options);
   ASSERT_TRUE(built.ok());
 
+  // As many items as the CF index covers (5), the first with a price that does not parse.
   testing::WriteFile(built->dir + "/items.tsv",
                      "id\tdescription\tprice\tcategory\tpopularity\trecent_popularity\n"
-                     "A\tx\tcheap\t\t1\t0\n");
+                     "A\tx\tcheap\t\t1\t0\nB\tx\t1\t\t1\t0\nC\tx\t1\t\t1\t0\n"
+                     "D\tx\t1\t\t1\t0\nE\tx\t1\t\t1\t0\n");
   absl::Status s = Bundle::Load(built->dir).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(s.message(), HasSubstr("items.tsv:2: bad price 'cheap'"));
