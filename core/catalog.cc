@@ -16,6 +16,18 @@ namespace recsys::core {
 namespace {
 constexpr absl::string_view kHeader =
     "id\tdescription\tprice\tcategory\tpopularity\trecent_popularity";
+
+// Opens the items.tsv at `path` and reads its header line into `line`. Errors: NOT_FOUND when
+// it cannot be opened, DATA_LOSS naming line 1 when the header is not kHeader.
+absl::Status OpenItemsTsv(const std::string& path, std::ifstream* in, std::string* line) {
+  in->open(path);
+  if (!*in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  if (!std::getline(*in, *line) || *line != kHeader) {
+    return absl::DataLossError(absl::StrCat(path, ":1: expected header '", kHeader, "'"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 Catalog::Catalog(std::vector<ItemInfo> items)
@@ -38,12 +50,9 @@ std::optional<ItemIndex> Catalog::Find(absl::string_view id) const {
 }
 
 absl::StatusOr<Catalog> Catalog::LoadTsv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::ifstream in;
   std::string line;
-  if (!std::getline(in, line) || line != kHeader) {
-    return absl::DataLossError(absl::StrCat(path, ":1: expected header '", kHeader, "'"));
-  }
+  if (absl::Status s = OpenItemsTsv(path, &in, &line); !s.ok()) return s;
   std::vector<ItemInfo> items;
   absl::flat_hash_set<std::string> seen;
   for (int line_no = 2; std::getline(in, line); ++line_no) {
@@ -75,12 +84,9 @@ absl::StatusOr<Catalog> Catalog::LoadTsv(const std::string& path) {
 }
 
 absl::StatusOr<int32_t> Catalog::CountTsvItems(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::ifstream in;
   std::string line;
-  if (!std::getline(in, line) || line != kHeader) {
-    return absl::DataLossError(absl::StrCat(path, ":1: expected header '", kHeader, "'"));
-  }
+  if (absl::Status s = OpenItemsTsv(path, &in, &line); !s.ok()) return s;
   int32_t items = 0;
   while (std::getline(in, line)) ++items;
   return items;

@@ -251,8 +251,8 @@ void AddDraws(int M, const std::vector<double>& mass, int pairs, uint64_t seed, 
 // at least one pair of draws for the sizes left (measured: at 50 events the default 128 samples
 // then enumerate sizes 1 and M - 1, which shap's rule would not, and KernelSHAP's deletion wins
 // on new items rose from 64% to 79%). Either way the expectation is the kernel's: enumeration
-// only takes a stratum out of the draws. With 2^M - 2 <= samples every coalition is enumerated.
-// REQUIRES: M >= 2.
+// only takes a stratum out of the draws. With 2^M - 2 <= samples every coalition is enumerated
+// (with M < 2 there are none but all players and none).
 Design ShapleyDesign(int M, int samples, uint64_t seed) {
   Design d{{std::vector<bool>(M, true), std::vector<bool>(M, false)}, {0.0, 0.0}};
   std::vector<double> mass(M, 0.0);  // Of the sizes 1..M-1 not enumerated.
@@ -318,9 +318,7 @@ absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t see
                         PlayerAttributions* phi, int* evaluated) {
   const int M = static_cast<int>(scorer.players().size());
   const size_t K = scorer.num_items();
-  Design design =
-      M >= 2 ? ShapleyDesign(M, samples, seed)
-             : Design{{std::vector<bool>(M, true), std::vector<bool>(M, false)}, {0.0, 0.0}};
+  Design design = ShapleyDesign(M, samples, seed);
   std::vector<double> v;
   if (absl::Status s = scorer.Score(design.coalitions, &v); !s.ok()) return s;
   *evaluated = static_cast<int>(design.coalitions.size());
