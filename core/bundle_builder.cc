@@ -28,6 +28,7 @@ BundleManifest ManifestFor(const BundleBuildOptions& options) {
   manifest.recency_decay = options.recency_decay;
   manifest.self_similarity = options.self_similarity;
   manifest.self_recency_decay = options.self_recency_decay;
+  manifest.self_half_life_days = options.self_half_life_days;
   if (options.cutoff_time != INT64_MAX) manifest.train_cutoff_unix = options.cutoff_time;
   manifest.exclude_history_default = options.exclude_history_default;
   manifest.sources.push_back(SourceSpec{kCfSourceName, 1.0, 1.0, 0.0});

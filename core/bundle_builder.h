@@ -24,6 +24,7 @@ struct BundleBuildOptions {
   // of Online Retail II (docs/evaluation.md).
   double recency_decay = 0.8;
   double self_recency_decay = 1.0;
+  double self_half_life_days = 0.0;
   double self_similarity = 64.0;
   // Fusion weight of the "pop" source (log(1 + recent purchase lines)). Default: 0 (off).
   double popularity_weight = 0.0;

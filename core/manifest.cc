@@ -113,6 +113,7 @@ absl::Status ReadManifest(const json& j, BundleManifest* out) {
     m.recency_decay = j["cf"].value("recency_decay", m.recency_decay);
     m.self_similarity = j["cf"].value("self_similarity", m.self_similarity);
     m.self_recency_decay = j["cf"].value("self_recency_decay", m.recency_decay);
+    m.self_half_life_days = j["cf"].value("self_half_life_days", 0.0);
   }
   m.train_cutoff_unix = j.value("train_cutoff_unix", int64_t{0});
   if (j.contains("defaults")) {
@@ -147,6 +148,9 @@ absl::Status CheckManifest(const BundleManifest& m) {
       !(m.self_recency_decay > 0 && m.self_recency_decay <= 1)) {
     return absl::InvalidArgumentError(
         "manifest: cf.recency_decay and cf.self_recency_decay must be in (0, 1]");
+  }
+  if (!std::isfinite(m.self_half_life_days) || m.self_half_life_days < 0) {
+    return absl::InvalidArgumentError("manifest: cf.self_half_life_days must be finite and >= 0");
   }
   if (!std::isfinite(m.self_similarity) || m.self_similarity < 0) {
     return absl::InvalidArgumentError("manifest: cf.self_similarity must be finite and >= 0");
@@ -227,6 +231,7 @@ std::string SerializeManifest(const BundleManifest& m) {
       {"cf",
        {{"recency_decay", m.recency_decay},
         {"self_recency_decay", m.self_recency_decay},
+        {"self_half_life_days", m.self_half_life_days},
         {"self_similarity", m.self_similarity}}},
       {"defaults",
        {{"exclude_history", m.exclude_history_default},

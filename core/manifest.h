@@ -74,6 +74,10 @@ struct BundleManifest {
   // interest in similar items fades fast, re-buying habits slowly.
   double recency_decay = 0.9;
   double self_recency_decay = 0.9;
+  // Half-life in days of a past purchase's weight in its repeat term, by its age at the
+  // request's time (an event without a timestamp counts as new): self weights are proportional
+  // to self_recency_decay^i * 2^(-age / self_half_life_days). 0: no decay by age.
+  double self_half_life_days = 0.0;
   // sim(i, i) in CF scoring: how much a past purchase of an item recommends the item itself.
   // In re-buy catalogues this is the strongest signal; 0 turns repeats off.
   double self_similarity = 0.0;

@@ -134,6 +134,22 @@ std::vector<double> RecencyWeights(size_t n, double decay) {
   return weights;
 }
 
+std::vector<double> SelfWeights(const BundleManifest& manifest,
+                                const std::vector<double>& age_days) {
+  std::vector<double> weights = RecencyWeights(age_days.size(), manifest.self_recency_decay);
+  if (manifest.self_half_life_days <= 0 || age_days.empty()) return weights;
+  // Ages from the youngest event's: the normalisation cancels the common factor, and the
+  // youngest keeps its weight however old the history (no underflow to an all-zero sum).
+  const double youngest = *std::min_element(age_days.begin(), age_days.end());
+  double total = 0.0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    weights[i] *= std::exp2(-(age_days[i] - youngest) / manifest.self_half_life_days);
+    total += weights[i];
+  }
+  for (double& x : weights) x /= total;
+  return weights;
+}
+
 double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size_t t,
                       ItemIndex item) {
   const ItemIndex from = history.items[t];
@@ -203,7 +219,7 @@ class RankJob {
   // WithRequestWeights.
   absl::Status ResolveSources();
   // The known events of the history and their CF recency weights; unknown ids are reported.
-  void ResolveHistory();
+  void ResolveHistory(int64_t request_time);
   // Each weighted model scores the catalogue once and adds its best kModelCandidates; an
   // unweighted model only gets its input (its returned items are scored in ScoreUnrunModels).
   absl::Status RunModels(int64_t request_time, const RowsToSave& rows_to_save);
@@ -288,20 +304,23 @@ absl::Status RankJob::ResolveSources() {
   return absl::OkStatus();
 }
 
-void RankJob::ResolveHistory() {
+void RankJob::ResolveHistory(int64_t request_time) {
   ResolvedHistory& history = out_.history;
   for (size_t t = 0; t < request_.history.size(); ++t) {
-    std::optional<ItemIndex> index = bundle_.catalog().Find(request_.history[t].item_id);
+    const HistoryEvent& event = request_.history[t];
+    std::optional<ItemIndex> index = bundle_.catalog().Find(event.item_id);
     if (!index) {
-      AddUnique(request_.history[t].item_id, &meta_.ignored_history_item_ids);
+      AddUnique(event.item_id, &meta_.ignored_history_item_ids);
       continue;
     }
     history.items.push_back(*index);
     history.positions.push_back(static_cast<int32_t>(t));
+    history.age_days.push_back(
+        event.timestamp ? std::max<double>(0.0, (request_time - *event.timestamp) / 86400.0) : 0.0);
   }
   const BundleManifest& manifest = bundle_.manifest();
   history.weights = RecencyWeights(history.items.size(), manifest.recency_decay);
-  history.self_weights = RecencyWeights(history.items.size(), manifest.self_recency_decay);
+  history.self_weights = SelfWeights(manifest, history.age_days);
 }
 
 absl::Status RankJob::RunModels(int64_t request_time, const RowsToSave& rows_to_save) {
@@ -542,12 +561,10 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
   RankJob job(bundle, request, top_k, out);
   if (absl::Status s = job.CheckCategoryOptions(); !s.ok()) return s;
   if (absl::Status s = job.ResolveSources(); !s.ok()) return s;
-  job.ResolveHistory();
+  const int64_t request_time = request.context.time.value_or(now_unix);
+  job.ResolveHistory(request_time);
   job.AddCfCandidates();
-  if (absl::Status s = job.RunModels(request.context.time.value_or(now_unix), rows_to_save);
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = job.RunModels(request_time, rows_to_save); !s.ok()) return s;
   job.AddPopularCandidates();
   if (absl::Status s = job.AddCallerCandidates(); !s.ok()) return s;
   job.FilterAndScore();

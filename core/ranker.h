@@ -19,7 +19,8 @@ struct ResolvedHistory {
   std::vector<ItemIndex> items;      // Catalogue index of each known event, oldest first.
   std::vector<int32_t> positions;    // Index of each known event in RecommendRequest.history.
   std::vector<double> weights;       // CF weight of each known event; they sum to 1.
-  std::vector<double> self_weights;  // The same with self_recency_decay, for repeat terms.
+  std::vector<double> self_weights;  // The repeat terms' (SelfWeights); they sum to 1.
+  std::vector<double> age_days;      // Each known event's age at the request's time (0: undated).
 };
 
 // One source of a ranked request: the source with the weight in effect and, for a model, its
@@ -61,6 +62,12 @@ struct RankedList {
 // CF recency weights for `n` known events, oldest first: proportional to decay^(n-1-i), summing
 // to 1, so that scores are comparable across history lengths.
 std::vector<double> RecencyWeights(size_t n, double decay);
+
+// Repeat-term weights of known events aged `age_days` (oldest first): proportional to
+// self_recency_decay^(n-1-i) * 2^(-age_i / self_half_life_days) (no age factor at half-life 0),
+// summing to 1.
+std::vector<double> SelfWeights(const BundleManifest& manifest,
+                                const std::vector<double>& age_days);
 
 // Known event t's exact share of `item`'s CF raw score: self_weights[t] * self_similarity when
 // the event is the item itself, else weights[t] * sim(item_t, item).

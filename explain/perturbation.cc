@@ -121,8 +121,9 @@ void CoalitionScorer::CfRaw(const std::vector<std::vector<size_t>>& present,
   raw->assign(present.size() * K, 0.0);
   for (size_t b = 0; b < present.size(); ++b) {
     const std::vector<double> w = core::RecencyWeights(present[b].size(), manifest.recency_decay);
-    const std::vector<double> self_w =
-        core::RecencyWeights(present[b].size(), manifest.self_recency_decay);
+    std::vector<double> ages;
+    for (size_t t : present[b]) ages.push_back(ranked_.history.age_days[t]);
+    const std::vector<double> self_w = core::SelfWeights(manifest, ages);
     for (size_t i = 0; i < present[b].size(); ++i) {
       const size_t t = present[b][i];
       for (size_t k = 0; k < K; ++k) {

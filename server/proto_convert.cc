@@ -292,6 +292,7 @@ void ToModelInfo(const core::Bundle& bundle, const pipeline::PipelineOptions& op
   pc->set_recency_decay(m.recency_decay);
   pc->set_self_similarity(m.self_similarity);
   pc->set_self_recency_decay(m.self_recency_decay);
+  pc->set_self_half_life_days(m.self_half_life_days);
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

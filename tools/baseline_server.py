@@ -91,6 +91,7 @@ class Bundle:
         self.recency_decay = cf["recency_decay"]
         self.self_recency_decay = cf["self_recency_decay"]
         self.self_similarity = cf["self_similarity"]
+        self.self_half_life_days = cf.get("self_half_life_days", 0.0)
         self.countries = [f["name"][len("country="):] for f in
                           m["feature_schema"]["context_features"]
                           if f["name"].startswith("country=") and f["name"] != "country=other"]
@@ -221,15 +222,21 @@ class Recommender:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "top_k: must be in [0, 100]")
         history = request.history
         known = [(t, b.index[e.item_id]) for t, e in enumerate(history) if e.item_id in b.index]
+        request_time = (request.context.time.seconds if request.context.HasField("time")
+                        else int(time.time()))
         weights = recency_weights(len(known), b.recency_decay)
         self_weights = recency_weights(len(known), b.self_recency_decay)
+        if b.self_half_life_days > 0:  # core::SelfWeights: times 2^(-age / half-life).
+            ages = [max(0, request_time - history[t].timestamp.seconds) / 86400.0
+                    if history[t].HasField("timestamp") else 0.0 for t, _ in known]
+            ages = np.array(ages) - min(ages)
+            self_weights = self_weights * np.exp2(-ages / b.self_half_life_days)
+            self_weights /= self_weights.sum()
         cf = np.zeros(b.num_items)
         for k, (_, i) in enumerate(known):
             lo, hi = b.offsets[i], b.offsets[i + 1]
             cf[b.neighbor_items[lo:hi]] += weights[k] * b.neighbor_sims[lo:hi]
             cf[i] += self_weights[k] * b.self_similarity
-        request_time = (request.context.time.seconds if request.context.HasField("time")
-                        else int(time.time()))
         raw = {"cf": cf, "pop": b.pop_score}
         weight = {s["name"]: s["weight"] for s in b.sources}
         weight.update(request.fusion.weights)

@@ -41,6 +41,8 @@ ABSL_FLAG(double, self_similarity, 64.0,
           "CF similarity of an item to itself: weight of repeat purchases (0: off)");
 ABSL_FLAG(bool, exclude_history_default, false,
           "Default of the request option filters.exclude_history");
+ABSL_FLAG(double, self_half_life_days, 0.0,
+          "Half-life in days of a past purchase's repeat term, by its age (0: none)");
 ABSL_FLAG(int, threads, 2, "Threads for the similarity computation");
 
 int main(int argc, char** argv) {
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
   options.recency_decay = absl::GetFlag(FLAGS_recency_decay);
   options.self_similarity = absl::GetFlag(FLAGS_self_similarity);
   options.self_recency_decay = absl::GetFlag(FLAGS_self_recency_decay);
+  options.self_half_life_days = absl::GetFlag(FLAGS_self_half_life_days);
   options.exclude_history_default = absl::GetFlag(FLAGS_exclude_history_default);
 
   const bool tty = isatty(STDERR_FILENO);

@@ -10,7 +10,8 @@ validation window from the end of the training data (the last --validation_days 
 cut-off) and chooses there, by NDCG@10 on the protocol of tools/evaluate.sh (every basket in
 the window one request, all items and items new to the shopper):
 
-  1. the item-CF settings (neighbour recency decay on new items, then the repeat terms),
+  1. the item-CF settings (neighbour recency decay on new items, then the repeat terms: weight,
+     decay by position, half-life by age),
   2. each model's epoch count (early stopping on validation NDCG),
   3. the fusion weights, the default popularity penalty and exclude_history by a coordinate
      search on all items, and the weights and penalty for requests that exclude the history
@@ -51,6 +52,7 @@ VARIANTS = ("all", "new")
 RECENCY_DECAYS = (0.6, 0.8, 0.9, 0.97)
 SELF_SIMILARITIES = (0, 4, 16, 64)
 SELF_RECENCY_DECAYS = (0.99, 1.0)
+SELF_HALF_LIVES = (0, 90, 180, 365)  # Days; 0: no decay of the repeat terms by age.
 WEIGHTS = (0, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3)
 PENALTIES = (0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 
@@ -156,8 +158,10 @@ def tune_cf(b, bundle, end):
         return grid[max(range(len(grid)), key=lambda i: (scores[(labels[i], variant)][0], -i))]
 
     decay = best([{"recency_decay": d} for d in RECENCY_DECAYS], "new")["recency_decay"]
-    chosen = best([{"recency_decay": decay, "self_similarity": s, "self_recency_decay": r}
-                   for s in SELF_SIMILARITIES for r in SELF_RECENCY_DECAYS], "all")
+    chosen = best([{"recency_decay": decay, "self_similarity": s, "self_recency_decay": r,
+                    "self_half_life_days": h}
+                   for s in SELF_SIMILARITIES for r in SELF_RECENCY_DECAYS
+                   for h in (SELF_HALF_LIVES if s > 0 else (0,))], "all")
     b.report.append("")
     b.progress(f"CF settings: {chosen}")
     return chosen

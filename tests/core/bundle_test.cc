@@ -20,6 +20,7 @@ TEST(ManifestTest, RoundTripsThroughJson) {
   m.version = "v7";
   m.created_unix = 123;
   m.recency_decay = 0.8;
+  m.self_half_life_days = 180;
   m.exclude_history_default = true;
   m.popularity_penalty_default = 0.05;
   m.new_items_weights = {{"rnn", 2.0}};
@@ -38,6 +39,7 @@ TEST(ManifestTest, RoundTripsThroughJson) {
   EXPECT_EQ(parsed->version, "v7");
   EXPECT_EQ(parsed->created_unix, 123);
   EXPECT_DOUBLE_EQ(parsed->recency_decay, 0.8);
+  EXPECT_DOUBLE_EQ(parsed->self_half_life_days, 180);
   EXPECT_TRUE(parsed->exclude_history_default);
   EXPECT_DOUBLE_EQ(parsed->popularity_penalty_default, 0.05);
   ASSERT_EQ(parsed->new_items_weights.size(), 1u);
@@ -74,6 +76,11 @@ TEST(ManifestTest, RejectsBadManifestsWithAReason) {
                   .status()
                   .message(),
               HasSubstr("recency_decay"));
+  EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x",
+                                "cf": {"self_half_life_days": -1}, "sources": [{"name": "cf"}]})")
+                  .status()
+                  .message(),
+              HasSubstr("cf.self_half_life_days must be"));
   EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x",
                                 "defaults": {"popularity_penalty": -0.1},
                                 "sources": [{"name": "cf"}]})")

@@ -105,6 +105,41 @@ TEST(RankerScoresTest, SelfSimilarityMakesBoughtItemsRecommendThemselves) {
   EXPECT_EQ(CfContribution(*bundle, history_only.history, 0, 1), 2.0);
 }
 
+TEST(RankerScoresTest, ARepeatTermFadesWithTheAgeOfItsPurchase) {
+  // Half-life 1 day: A bought 2 days before the request weighs 2^-2 of its recency weight.
+  std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0, 1.0);
+  RecommendRequest r = testing::RequestWithHistory({"21A", "21B"});
+  const int64_t now = 1262340000;
+  r.context.time = now;
+  r.history[0].timestamp = now - 2 * 86400;
+  r.history[1].timestamp = now;
+  RankedList out;
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 10, &out).ok());
+  // Self weights 0.5 * 1/4 and 1, normalised: 1/9 and 8/9; neighbour weights 1/3 and 2/3.
+  ASSERT_EQ(out.items[1].item_id, "21A");
+  EXPECT_NEAR(out.items[1].score, 1.0 / 9 * 2.0 + 2.0 / 3 * kSimAB, 1e-9);
+  EXPECT_NEAR(out.items[0].score, 8.0 / 9 * 2.0 + 1.0 / 3 * kSimAB, 1e-9);
+  // An undated purchase counts as new: the weights of the index decay alone (1/3, 2/3).
+  r.history[0].timestamp.reset();
+  RankedList undated;
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 10, &undated).ok());
+  ASSERT_EQ(undated.items[1].item_id, "21A");
+  EXPECT_NEAR(undated.items[1].score, 1.0 / 3 * 2.0 + 2.0 / 3 * kSimAB, 1e-9);
+}
+
+TEST(SelfWeightsTest, AgesCountFromTheYoungestSoOldHistoriesKeepTheirWeight) {
+  BundleManifest m;
+  m.self_recency_decay = 1.0;
+  m.self_half_life_days = 1.0;
+  // 2^-(1e6) underflows to 0: measured from the youngest event, it still weighs all.
+  std::vector<double> w = SelfWeights(m, {1e6 + 1, 1e6});
+  EXPECT_NEAR(w[0], 1.0 / 3, 1e-12);
+  EXPECT_NEAR(w[1], 2.0 / 3, 1e-12);
+  m.self_half_life_days = 0.0;  // No decay by age.
+  EXPECT_THAT(SelfWeights(m, {100, 0}), ElementsAre(0.5, 0.5));
+  EXPECT_TRUE(SelfWeights(m, {}).empty());
+}
+
 TEST(RankerScoresTest, TheRecentPopularitySourceAddsCandidatesAndScores) {
   std::shared_ptr<const Bundle> bundle = testing::TinyBundle(0.5);
   // Purchase lines in the 28 days before the cut-off (2010-02-01), from 2010-01-04 on: 21A's

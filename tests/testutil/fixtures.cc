@@ -57,7 +57,7 @@ std::string TinyRetailCsv() {
 }
 
 std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay, int neighbors_per_item,
-                                               double self_similarity) {
+                                               double self_similarity, double self_half_life_days) {
   const std::string root = MakeTempDir("tiny_bundle");
   const std::string csv = root + "/tiny.csv";
   WriteFile(csv, TinyRetailCsv());
@@ -71,6 +71,7 @@ std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay, int neighbo
   options.recency_decay = recency_decay;
   options.self_similarity = self_similarity;
   options.self_recency_decay = recency_decay;
+  options.self_half_life_days = self_half_life_days;
   absl::StatusOr<core::BundleBuildResult> built = core::BuildCfBundle(options);
   EXPECT_TRUE(built.ok()) << built.status();
   absl::StatusOr<std::shared_ptr<const core::Bundle>> bundle = core::Bundle::Load(built->dir);

@@ -28,7 +28,8 @@ std::string TinyRetailCsv();
 // the loaded bundle. Items are indexed 21A=0, 21B=1, 21C=2, 21D=3.
 std::shared_ptr<const core::Bundle> TinyBundle(double recency_decay = 0.5,
                                                int neighbors_per_item = 100,
-                                               double self_similarity = 0.0);
+                                               double self_similarity = 0.0,
+                                               double self_half_life_days = 0.0);
 
 // A request whose history holds these item ids, oldest first, with nothing else set.
 core::RecommendRequest RequestWithHistory(const std::vector<std::string>& ids);
