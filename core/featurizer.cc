@@ -76,6 +76,10 @@ std::string DescribeContextGroup(const BundleManifest& manifest, const ContextGr
   return absl::StrFormat("%.3g", value);
 }
 
+double AgeDays(int64_t request_time, const std::optional<int64_t>& timestamp) {
+  return timestamp ? std::max<double>(0, request_time - *timestamp) / 86400.0 : 0.0;
+}
+
 int KnownEventAt(int position, int num_known, int max_history) {
   const int k = num_known - (max_history - position);
   return k >= 0 && position < max_history ? k : -1;
@@ -126,11 +130,8 @@ ModelInput Featurize(const BundleManifest& manifest, const ModelShape& shape,
   const double hour = static_cast<double>(day_seconds) / 3600.0;
   const int64_t days = (request_time - day_seconds) / 86400;
   const int weekday = static_cast<int>(((days % 7) + 7 + 3) % 7);  // 1970-01-01 was a Thursday.
-  double recency_days = 0.0;
-  if (n > 0 && request.history[known[n - 1]].timestamp) {
-    recency_days =
-        std::max<double>(0, request_time - *request.history[known[n - 1]].timestamp) / 86400.0;
-  }
+  const double recency_days =
+      n > 0 ? AgeDays(request_time, request.history[known[n - 1]].timestamp) : 0.0;
   const bool known_country = KnownCountry(manifest, request.context.country);
   for (const FeatureSpec& f : manifest.context_features) {
     double value;

@@ -2,6 +2,7 @@
 #define RECSYS_CORE_FEATURIZER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@ namespace recsys::core {
 // `position` when `num_known` events are left-padded to `max_history` positions, or -1 for a
 // padding position. The one definition of the padding: the explainer maps positions back with it.
 int KnownEventAt(int position, int num_known, int max_history);
+
+// How many days before `request_time` (seconds since the epoch) an event at `timestamp`
+// happened; 0 for an undated event or one after the request.
+double AgeDays(int64_t request_time, const std::optional<int64_t>& timestamp);
 
 // Context features that only mean something together, explained as one: a periodic time's sin
 // and cos ("hour": hour_sin, hour_cos), the one-hots of one categorical ("country":

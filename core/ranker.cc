@@ -136,18 +136,21 @@ std::vector<double> RecencyWeights(size_t n, double decay) {
 
 std::vector<double> SelfWeights(const BundleManifest& manifest,
                                 const std::vector<double>& age_days) {
-  std::vector<double> weights = RecencyWeights(age_days.size(), manifest.self_recency_decay);
-  if (manifest.self_half_life_days <= 0 || age_days.empty()) return weights;
-  // Ages from the youngest event's: the normalisation cancels the common factor, and the
-  // youngest keeps its weight however old the history (no underflow to an all-zero sum).
-  const double youngest = *std::min_element(age_days.begin(), age_days.end());
-  double total = 0.0;
-  for (size_t i = 0; i < weights.size(); ++i) {
-    weights[i] *= std::exp2(-(age_days[i] - youngest) / manifest.self_half_life_days);
-    total += weights[i];
+  const size_t n = age_days.size();
+  if (manifest.self_half_life_days <= 0) return RecencyWeights(n, manifest.self_recency_decay);
+  // In log2 space, shifted so that the largest weight is 1 before normalising: the common
+  // factor cancels, and no history is so old or long that every weight underflows to 0.
+  std::vector<double> log_w(n);
+  for (size_t i = 0; i < n; ++i) {
+    log_w[i] = static_cast<double>(n - 1 - i) * std::log2(manifest.self_recency_decay) -
+               age_days[i] / manifest.self_half_life_days;
   }
-  for (double& x : weights) x /= total;
-  return weights;
+  if (n == 0) return log_w;
+  const double top = *std::max_element(log_w.begin(), log_w.end());
+  double total = 0.0;
+  for (double& w : log_w) total += (w = std::exp2(w - top));
+  for (double& w : log_w) w /= total;
+  return log_w;
 }
 
 double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size_t t,
@@ -315,8 +318,7 @@ void RankJob::ResolveHistory(int64_t request_time) {
     }
     history.items.push_back(*index);
     history.positions.push_back(static_cast<int32_t>(t));
-    history.age_days.push_back(
-        event.timestamp ? std::max<double>(0.0, (request_time - *event.timestamp) / 86400.0) : 0.0);
+    history.age_days.push_back(AgeDays(request_time, event.timestamp));
   }
   const BundleManifest& manifest = bundle_.manifest();
   history.weights = RecencyWeights(history.items.size(), manifest.recency_decay);

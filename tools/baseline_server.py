@@ -226,11 +226,12 @@ class Recommender:
                         else int(time.time()))
         weights = recency_weights(len(known), b.recency_decay)
         self_weights = recency_weights(len(known), b.self_recency_decay)
-        if b.self_half_life_days > 0:  # core::SelfWeights: times 2^(-age / half-life).
-            ages = [max(0, request_time - history[t].timestamp.seconds) / 86400.0
-                    if history[t].HasField("timestamp") else 0.0 for t, _ in known]
-            ages = np.array(ages) - min(ages)
-            self_weights = self_weights * np.exp2(-ages / b.self_half_life_days)
+        if b.self_half_life_days > 0 and known:  # core::SelfWeights, in log2 space.
+            ages = np.array([max(0, request_time - history[t].timestamp.seconds) / 86400.0
+                             if history[t].HasField("timestamp") else 0.0 for t, _ in known])
+            log_w = (np.arange(len(known) - 1, -1, -1) * np.log2(b.self_recency_decay) -
+                     ages / b.self_half_life_days)
+            self_weights = np.exp2(log_w - log_w.max())
             self_weights /= self_weights.sum()
         cf = np.zeros(b.num_items)
         for k, (_, i) in enumerate(known):

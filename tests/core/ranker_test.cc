@@ -135,6 +135,11 @@ TEST(SelfWeightsTest, AgesCountFromTheYoungestSoOldHistoriesKeepTheirWeight) {
   std::vector<double> w = SelfWeights(m, {1e6 + 1, 1e6});
   EXPECT_NEAR(w[0], 1.0 / 3, 1e-12);
   EXPECT_NEAR(w[1], 2.0 / 3, 1e-12);
+  // Both decays: position 0.5 and half-life 1 day, ages 2 and 0: 0.5 * 1/4 against 1.
+  m.self_recency_decay = 0.5;
+  EXPECT_THAT(SelfWeights(m, {2, 0}), ElementsAre(::testing::DoubleNear(1.0 / 9, 1e-12),
+                                                  ::testing::DoubleNear(8.0 / 9, 1e-12)));
+  m.self_recency_decay = 1.0;
   m.self_half_life_days = 0.0;  // No decay by age.
   EXPECT_THAT(SelfWeights(m, {100, 0}), ElementsAre(0.5, 0.5));
   EXPECT_TRUE(SelfWeights(m, {}).empty());

@@ -151,7 +151,7 @@ TEST(ProtoConvertTest, TheProfileAndEachItemsLinkToItReachTheWire) {
 }
 
 TEST(ProtoConvertTest, ModelInfoDescribesTheBundleAndTheLimits) {
-  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5);
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0, 30.0);
   pipeline::PipelineOptions options;
   options.limits.max_history = 42;
   v1::GetModelInfoResponse p;
@@ -165,6 +165,8 @@ TEST(ProtoConvertTest, ModelInfoDescribesTheBundleAndTheLimits) {
   EXPECT_EQ(p.defaults().attribution_method(), v1::ATTRIBUTION_METHOD_REPLAY);
   EXPECT_DOUBLE_EQ(p.cf_index().recency_decay(), 0.5);
   EXPECT_DOUBLE_EQ(p.cf_index().shrinkage(), 1.0);
+  EXPECT_DOUBLE_EQ(p.cf_index().self_similarity(), 2.0);
+  EXPECT_DOUBLE_EQ(p.cf_index().self_half_life_days(), 30.0);
 }
 
 TEST(ProtoConvertTest, StatusCodesMapOneToOne) {
