@@ -137,7 +137,9 @@ std::vector<double> RecencyWeights(size_t n, double decay) {
 std::vector<double> SelfWeights(const BundleManifest& manifest,
                                 const std::vector<double>& age_days) {
   const size_t n = age_days.size();
-  if (manifest.self_half_life_days <= 0) return RecencyWeights(n, manifest.self_recency_decay);
+  if (manifest.self_half_life_days <= 0 || n == 0) {
+    return RecencyWeights(n, manifest.self_recency_decay);
+  }
   // In log2 space, shifted so that the largest weight is 1 before normalising: the common
   // factor cancels, and no history is so old or long that every weight underflows to 0.
   std::vector<double> log_w(n);
@@ -145,7 +147,6 @@ std::vector<double> SelfWeights(const BundleManifest& manifest,
     log_w[i] = static_cast<double>(n - 1 - i) * std::log2(manifest.self_recency_decay) -
                age_days[i] / manifest.self_half_life_days;
   }
-  if (n == 0) return log_w;
   const double top = *std::max_element(log_w.begin(), log_w.end());
   double total = 0.0;
   for (double& w : log_w) total += (w = std::exp2(w - top));

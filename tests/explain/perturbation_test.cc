@@ -236,33 +236,35 @@ TEST(OcclusionTest, AnEventsAttributionIsTheScoreChangeWithoutIt) {
   EXPECT_TRUE(non_additive);
 }
 
-TEST(OcclusionTest, RepeatTermsFadeByAgeInEveryCoalition) {
+TEST(PerturbationTest, RepeatTermsFadeByAgeInEveryCoalition) {
   // Half-life 1 day: the repeat weights of the events left depend on their ages, which the
-  // coalitions must take from the events present, as the ranker does.
+  // coalitions must take from the events present, as the ranker does (the oracle).
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0, 1.0);
   core::RecommendRequest request = RepeatingHistory();
   request.context.time = 1262340000;
   for (size_t t = 0; t < request.history.size(); ++t) {
     request.history[t].timestamp = *request.context.time - (3 - t) * 86400;
   }
-  for (core::AttributionMethod method :
-       {core::AttributionMethod::kOcclusion, core::AttributionMethod::kKernelShap}) {
-    core::RankedList ranked = Explain(*bundle, request, method);
-    ASSERT_FALSE(ranked.items.empty());
-    for (const core::RecommendedItem& item : ranked.items) {
-      SCOPED_TRACE(item.item_id);
-      std::map<int, double> phi = EventAttributions(item);
-      if (method == core::AttributionMethod::kKernelShap) {  // 4 players: exact.
-        const std::vector<double> exact = ExactShapley(*bundle, request, item.item_id);
-        for (int i = 0; i < 4; ++i) EXPECT_NEAR(phi[i], exact[i], 1e-9);
-        continue;
-      }
-      for (int i = 0; i < 4; ++i) {
-        std::vector<bool> keep(4, true);
-        keep[i] = false;
-        EXPECT_NEAR(phi[i], item.score - ScoreWithout(*bundle, request, keep, item.item_id), 1e-9);
-      }
+  const int M = static_cast<int>(request.history.size());
+  core::RankedList occlusion = Explain(*bundle, request, core::AttributionMethod::kOcclusion);
+  ASSERT_FALSE(occlusion.items.empty());
+  for (const core::RecommendedItem& item : occlusion.items) {
+    SCOPED_TRACE(item.item_id);
+    std::map<int, double> phi = EventAttributions(item);
+    for (int i = 0; i < M; ++i) {
+      std::vector<bool> keep(M, true);
+      keep[i] = false;
+      EXPECT_NEAR(phi[i], item.score - ScoreWithout(*bundle, request, keep, item.item_id), 1e-9);
     }
+  }
+  // 4 players, 128 samples: every coalition, so the exact Shapley values.
+  core::RankedList shap = Explain(*bundle, request, core::AttributionMethod::kKernelShap);
+  ASSERT_FALSE(shap.items.empty());
+  for (const core::RecommendedItem& item : shap.items) {
+    SCOPED_TRACE(item.item_id);
+    std::map<int, double> phi = EventAttributions(item);
+    const std::vector<double> exact = ExactShapley(*bundle, request, item.item_id);
+    for (int i = 0; i < M; ++i) EXPECT_NEAR(phi[i], exact[i], 1e-9);
   }
 }
 
