@@ -35,6 +35,12 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry)
                       .Help("Requests waiting for a worker thread")
                       .Register(registry)
                       .Add({})),
+      recommend_in_flight(prometheus::BuildGauge()
+                              .Name("recsys_recommend_in_flight")
+                              .Help("Recommend calls received and not yet answered (running, "
+                                    "queued, or being refused); SIGTERM lets each of them finish")
+                              .Register(registry)
+                              .Add({})),
       rejected_total(
           prometheus::BuildCounter()
               .Name("recsys_rejected_total")

@@ -48,6 +48,7 @@ class ServiceMetrics {
   void RecordFeedbackCommit(const FeedbackLogCommit& commit);
 
   prometheus::Gauge& queue_depth;          // Requests waiting for a worker.
+  prometheus::Gauge& recommend_in_flight;  // Recommend calls received and not yet answered.
   prometheus::Counter& rejected_total;     // Requests refused because the queue was full.
   prometheus::Counter& dropped_total;      // Requests dropped (deadline passed or cancelled).
   prometheus::Gauge& bundle_items;         // Catalogue size of the bundle being served.

@@ -39,9 +39,12 @@ grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerCont
                                                         grpc::ByteBuffer* response_bytes) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  metrics_->recommend_in_flight.Increment();
+  // Called exactly once per call.
   auto finish = [this, reactor, start](const grpc::Status& status) {
     metrics_->RecordRpc(Rpc::kRecommend, status.error_code(),
                         absl::ToDoubleSeconds(absl::Now() - start));
+    metrics_->recommend_in_flight.Decrement();
     reactor->Finish(status);
   };
   auto request = std::make_shared<v1::RecommendRequest>();

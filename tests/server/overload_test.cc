@@ -89,11 +89,14 @@ TEST(ServerOverloadTest, AFullQueueIsResourceExhaustedAtOnceAndTheAcceptedCallsF
   EXPECT_THAT(refused.error_message(), HasSubstr("queue is full"));
   EXPECT_THAT(Metric(s, "recsys_rejected_total"), Optional(1.0));
   EXPECT_THAT(Metric(s, "recsys_queue_depth"), Optional(2.0));  // Never past its capacity.
+  // The running call and the two queued ones; the refused one is answered.
+  EXPECT_THAT(Metric(s, "recsys_recommend_in_flight"), Optional(3.0));
 
   gate.Open();
   for (std::thread& t : callers) t.join();
   for (const grpc::Status& status : accepted) EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_THAT(Metric(s, "recsys_queue_depth"), Optional(0.0));
+  EXPECT_THAT(Metric(s, "recsys_recommend_in_flight"), Optional(0.0));
   EXPECT_THAT(Metric(s, "recsys_rejected_total"), Optional(1.0));
   EXPECT_THAT(Metric(s, "recsys_dropped_total"), Optional(0.0));
 }
