@@ -13,10 +13,11 @@ the window one request, all items and items new to the shopper):
   1. the item-CF settings (neighbour recency decay on new items, then the repeat terms: weight,
      decay by position, half-life by age),
   2. each model's epoch count (early stopping on validation NDCG),
-  3. the fusion weights, the default popularity penalty and exclude_history by a coordinate
-     search on all items, and the weights and penalty for requests that exclude the history
-     (items new to the shopper) by one on new items; a model not above recent popularity on
-     validation in either variant gets weight 0,
+  3. the fusion weights, the default popularity penalty and exclude_history by a search on
+     all items (the best of a coarse grid, then a coordinate search from it), and the weights
+     and penalty for requests that exclude the history (items new to the shopper) by one on
+     new items; a model not above recent popularity on validation in either variant gets
+     weight 0,
 
 then rebuilds the bundle on all the training data with those choices: the CF index and
 catalogue from scratch, the models by training the validation models on for --final_epochs
@@ -55,6 +56,12 @@ SELF_RECENCY_DECAYS = (0.99, 1.0)
 SELF_HALF_LIVES = (0, 90, 180, 365)  # Days; 0: no decay of the repeat terms by age.
 WEIGHTS = (0, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3)
 PENALTIES = (0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+# The coarse grid that seeds each coordinate search (cf stays at 1): one weight for the
+# popularity source, one shared by the models, and the penalty. The search then moves each
+# weight on its own; alone it stalls where two weights have to move together.
+GRID_POP = (0, 0.1, 0.3, 1)
+GRID_MODELS = (0.1, 0.3, 1)
+GRID_PENALTIES = (0, 0.05, 0.1, 0.2)
 
 
 class Builder:
@@ -201,37 +208,68 @@ def drop_losers(singles, sources):
     return weights, notes, {s for s in sources if weights[s] == 0}
 
 
+def score_options(b, bundle, end, variant, options, excluding, round_):
+    """Each option's validation NDCG@10 on `variant` (logged to the report). With `excluding`
+    (the new-item defaults), an option that excludes the history is scored with those weights
+    and penalty, as the server would serve it."""
+    served = [dict(excluding, exclude=True) if excluding and o["exclude"] else o
+              for o in options]
+    settings = [(f"c{i}", o["weights"], o["penalty"], o["exclude"])
+                for i, o in enumerate(served)]
+    scores = b.evaluate(bundle, end, [], settings, variants=[variant])
+    values = [scores[(f"c{i}", variant)][0] for i in range(len(options))]
+    b.report += [f"| {variant} | {round_} | {describe(o)} | {v:.4f} |"
+                 for o, v in zip(options, values)]
+    return values
+
+
+def grid_start(b, bundle, end, variant, start, free, excluding=None):
+    """The best of the coarse grid around `start`: every GRID_POP weight for pop, every
+    GRID_MODELS weight shared by the free models, every GRID_PENALTIES penalty (a source
+    that is not free keeps its weight). Returns (the state, its NDCG@10)."""
+    models = [s for s in free if s != "pop"]
+    options = []
+    for p in (GRID_POP if "pop" in free else (None,)):
+        for m in (GRID_MODELS if models else (None,)):
+            weights = dict(start["weights"])
+            if p is not None:
+                weights["pop"] = p
+            weights.update({s: m for s in models})
+            options += [dict(start, weights=weights, penalty=x) for x in GRID_PENALTIES]
+    values = score_options(b, bundle, end, variant, options, excluding, "grid")
+    i = max(range(len(options)), key=lambda k: (values[k], -k))
+    b.progress(f"{variant} items, grid of {len(options)}: {describe(options[i])} "
+               f"(NDCG@10 {values[i]:.4f})")
+    return options[i], values[i]
+
+
 def search(b, bundle, end, variant, start, coordinates, excluding=None):
-    """Coordinate search maximising the blend's NDCG@10 on `variant` from `start` ({"weights",
-    "penalty", "exclude"}), one coordinate at a time over its grid, at most two rounds. With
-    `excluding` (the new-item defaults), an option that excludes the history is scored with
-    those weights and penalty, as the server would serve it."""
-    state, best = start, None
-    for round_ in (1, 2):
-        changed = False
-        for coordinate in coordinates:
-            if coordinate == "penalty":
-                options = [dict(state, penalty=p) for p in PENALTIES]
-            elif coordinate == "exclude":
-                options = [dict(state, exclude=e) for e in (False, True)]
-            else:
-                options = [dict(state, weights=dict(state["weights"], **{coordinate: w}))
-                           for w in WEIGHTS]
-            served = [dict(excluding, exclude=True) if excluding and o["exclude"] else o
-                      for o in options]
-            settings = [(f"c{i}", o["weights"], o["penalty"], o["exclude"])
-                        for i, o in enumerate(served)]
-            scores = b.evaluate(bundle, end, [], settings, variants=[variant])
-            values = [scores[(f"c{i}", variant)][0] for i in range(len(options))]
-            b.report += [f"| {variant} | {round_} | {describe(o)} | {v:.4f} |"
-                         for o, v in zip(options, values)]
-            i = max(range(len(options)), key=lambda k: (values[k], -k))
-            if best is None or values[i] > best + 1e-9:
-                changed = changed or options[i] != state
-                state, best = options[i], values[i]
-        b.progress(f"{variant} items, round {round_}: {describe(state)} (NDCG@10 {best:.4f})")
-        if not changed:
+    """The setting ({"weights", "penalty", "exclude"}) maximising the blend's NDCG@10 on
+    `variant`: the best of grid_start around `start`, then a coordinate search from there, one
+    coordinate at a time over its grid, cycling until every coordinate is at its best for the
+    others (the one just moved is), or two rounds. `excluding`: as in score_options."""
+    free = [c for c in coordinates if c not in ("penalty", "exclude")]
+    state, best = grid_start(b, bundle, end, variant, start, free, excluding)
+    settled = 0  # Coordinates in a row that found nothing better.
+    for step in range(2 * len(coordinates)):
+        if settled == len(coordinates) - (step > settled):
             break
+        coordinate = coordinates[step % len(coordinates)]
+        if coordinate == "penalty":
+            options = [dict(state, penalty=p) for p in PENALTIES]
+        elif coordinate == "exclude":
+            options = [dict(state, exclude=e) for e in (False, True)]
+        else:
+            options = [dict(state, weights=dict(state["weights"], **{coordinate: w}))
+                       for w in WEIGHTS]
+        values = score_options(b, bundle, end, variant, options, excluding,
+                               step // len(coordinates) + 1)
+        i = max(range(len(options)), key=lambda k: (values[k], -k))
+        if values[i] > best + 1e-9 and options[i] != state:
+            state, best, settled = options[i], values[i], 0
+        else:
+            settled += 1
+    b.progress(f"{variant} items, coordinate search: {describe(state)} (NDCG@10 {best:.4f})")
     return state
 
 
@@ -247,7 +285,7 @@ def tune_fusion(b, bundle, end, sources):
         b.progress("dropped " + note)
     free = [s for s in sources if s != "cf" and s not in dropped]
     start = {"weights": weights, "penalty": 0.0, "exclude": False}
-    b.report += ["## 3. Fusion weights and defaults (coordinate searches)", "",
+    b.report += ["## 3. Fusion weights and defaults (a coarse grid, then coordinate searches)", "",
                  "| variant | round | setting | NDCG@10 |", "|---|---:|---|---:|"]
     new_items = search(b, bundle, end, "new", dict(start, exclude=True), free + ["penalty"])
     main = search(b, bundle, end, "all", start, free + ["penalty", "exclude"], new_items)

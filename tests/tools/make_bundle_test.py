@@ -42,6 +42,52 @@ class DropRuleTest(unittest.TestCase):
                                  "(new items 0.0500 vs 0.0500)"])
 
 
+class FakeBuilder:
+    """Scores each setting by `objective(weights, penalty)`; counts the settings scored."""
+
+    def __init__(self, objective):
+        self.objective, self.report, self.scored = objective, [], 0
+
+    def progress(self, message):
+        pass
+
+    def evaluate(self, bundle, end, methods, settings, variants):
+        self.scored += len(settings)
+        return {(label, variants[0]): (self.objective(w, p), 1) for label, w, p, _ in settings}
+
+
+class SearchTest(unittest.TestCase):
+    START = {"weights": {"cf": 1.0, "pop": 0.3, "cnn": 0.3, "rnn": 0.3}, "penalty": 0.0,
+             "exclude": True}
+    COORDINATES = ["pop", "cnn", "rnn", "penalty"]
+
+    def test_the_grid_finds_the_peak_that_moving_one_weight_at_a_time_cannot_reach(self):
+        # A ridge: the top needs pop and the penalty to rise together; from the start, raising
+        # either alone loses, so a search one coordinate at a time stays where it began.
+        def objective(w, p):
+            if abs(w["pop"] - 0.1) < 1e-9 and abs(p - 0.1) < 1e-9:
+                return 0.9 - abs(w["cnn"] - 0.3) - abs(w["rnn"] - 0.3)
+            return 0.5 - abs(w["pop"] - 0.3) - p
+        b = FakeBuilder(objective)
+        state = make_bundle.search(b, "bundle", 0, "new", self.START, self.COORDINATES)
+        self.assertEqual(state["weights"], {"cf": 1.0, "pop": 0.1, "cnn": 0.3, "rnn": 0.3})
+        self.assertEqual(state["penalty"], 0.1)
+
+    def test_the_search_stops_once_every_coordinate_is_at_its_best(self):
+        # A smooth bowl around the grid's best: the grid, then one coordinate moves (rnn) and
+        # each of the others is tried once more; no second full round.
+        def objective(w, p):
+            return -abs(w["pop"] - 0.1) - abs(w["cnn"] - 0.3) - abs(w["rnn"] - 0.2) - abs(p - 0.1)
+        b = FakeBuilder(objective)
+        state = make_bundle.search(b, "bundle", 0, "new", self.START, self.COORDINATES)
+        self.assertEqual(state["weights"], {"cf": 1.0, "pop": 0.1, "cnn": 0.3, "rnn": 0.2})
+        grid = len(make_bundle.GRID_POP) * len(make_bundle.GRID_MODELS) * \
+            len(make_bundle.GRID_PENALTIES)
+        weights, penalties = len(make_bundle.WEIGHTS), len(make_bundle.PENALTIES)
+        # pop, cnn, rnn (moves), penalty, then pop and cnn again.
+        self.assertEqual(b.scored, grid + 5 * weights + penalties)
+
+
 class MakeBundleTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
