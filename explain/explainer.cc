@@ -29,17 +29,28 @@ const char* Verb(core::EventType type) {
   }
 }
 
-// The HISTORY_EVENT entry of known event t, without its attribution.
-Attribution HistoryEvent(const core::Bundle& bundle, const core::ResolvedHistory& history,
-                         size_t t) {
-  const core::ItemInfo& info = bundle.catalog().item(history.items[t]);
+// The HISTORY_EVENT entry of known event t, without its attribution and still undescribed
+// (no item id or description: Describe adds them to the entries that are returned).
+Attribution HistoryEvent(const core::ResolvedHistory& history, size_t t) {
   Attribution a;
   a.feature = "history_item";
   a.kind = FeatureKind::kHistoryEvent;
   a.history_index = history.positions[t];
-  a.item_id = info.id;
-  a.display_value = info.description;
   return a;
+}
+
+// Gives each HISTORY_EVENT entry of `entries` its item id and description.
+void Describe(const core::Bundle& bundle, const core::ResolvedHistory& history,
+              std::vector<Attribution>* entries) {
+  for (Attribution& a : *entries) {
+    if (a.kind != FeatureKind::kHistoryEvent || !a.item_id.empty()) continue;
+    auto t = std::find(history.positions.begin(), history.positions.end(), a.history_index);
+    if (t == history.positions.end()) continue;
+    const core::ItemInfo& info =
+        bundle.catalog().item(history.items[t - history.positions.begin()]);
+    a.item_id = info.id;
+    a.display_value = info.description;
+  }
 }
 
 bool LargerMagnitude(const Attribution& a, const Attribution& b) {
@@ -126,16 +137,28 @@ void SetReason(const core::RecommendRequest& request, const std::string& country
 
 }  // namespace
 
-std::vector<Attribution> CfAttributions(const core::Bundle& bundle,
-                                        const core::ResolvedHistory& history,
-                                        core::ItemIndex item) {
+namespace {
+
+// CfAttributions, undescribed.
+std::vector<Attribution> CfEntries(const core::Bundle& bundle, const core::ResolvedHistory& history,
+                                   core::ItemIndex item) {
   std::vector<Attribution> out;
   out.reserve(history.items.size());
   for (size_t t = 0; t < history.items.size(); ++t) {
-    Attribution a = HistoryEvent(bundle, history, t);
+    Attribution a = HistoryEvent(history, t);
     a.attribution = core::CfContribution(bundle, history, t, item);
     out.push_back(std::move(a));
   }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Attribution> CfAttributions(const core::Bundle& bundle,
+                                        const core::ResolvedHistory& history,
+                                        core::ItemIndex item) {
+  std::vector<Attribution> out = CfEntries(bundle, history, item);
+  Describe(bundle, history, &out);
   return out;
 }
 
@@ -154,7 +177,7 @@ std::vector<Attribution> ModelAttributions(const core::Bundle& bundle,
   for (int p = 0; p < L; ++p) {
     const int known = core::KnownEventAt(p, n, L);
     if (known < 0) continue;
-    Attribution a = HistoryEvent(bundle, history, known);
+    Attribution a = HistoryEvent(history, known);
     a.attribution = path.event[p];
     out.push_back(a);
     for (int e = 0; e < E; ++e) {
@@ -192,7 +215,7 @@ std::vector<Attribution> ReplayEntries(const core::Bundle& bundle,
     const int known = core::KnownEventAt(p, n, L);
     if (known < 0) continue;
     ++seen;
-    Attribution a = HistoryEvent(bundle, history, known);
+    Attribution a = HistoryEvent(history, known);
     a.attribution = replay.event[p];
     out.push_back(std::move(a));
   }
@@ -281,19 +304,15 @@ double Sum(const std::vector<Attribution>& entries) {
   return sum;
 }
 
-// Drops the zero entries (history events unrelated to an item explain nothing) and sorts the
-// rest by magnitude, largest first.
-void DropZerosAndSort(std::vector<Attribution>* entries) {
+// Keeps the largest `max` nonzero entries by magnitude, largest first (history events
+// unrelated to an item explain nothing).
+void KeepLargest(int max, std::vector<Attribution>* entries) {
   entries->erase(std::remove_if(entries->begin(), entries->end(),
                                 [](const Attribution& a) { return a.attribution == 0.0; }),
                  entries->end());
-  std::sort(entries->begin(), entries->end(), LargerMagnitude);
-}
-
-// DropZerosAndSort, then keeps the largest `max`.
-void KeepLargest(int max, std::vector<Attribution>* entries) {
-  DropZerosAndSort(entries);
-  if (entries->size() > static_cast<size_t>(max)) entries->resize(max);
+  const size_t kept = std::min(entries->size(), static_cast<size_t>(max));
+  std::partial_sort(entries->begin(), entries->begin() + kept, entries->end(), LargerMagnitude);
+  entries->resize(kept);
 }
 
 // Explains one ranked request: the steps of ExplainItems.
@@ -406,7 +425,7 @@ class ExplainJob {
     std::vector<Attribution> own;
     switch (source.kind) {
       case core::SourceKind::kCf:
-        own = CfAttributions(bundle_, ranked_.history, item.index);
+        own = CfEntries(bundle_, ranked_.history, item.index);
         score.completeness_error = Sum(own) - score.raw_score;
         break;
       case core::SourceKind::kPopularity:
@@ -442,7 +461,7 @@ class ExplainJob {
   void AddPlayerEntries(size_t k, std::vector<Attribution>* fused) const {
     const Players& players = scorer_->players();
     for (size_t p = 0; p < players.events.size(); ++p) {
-      Attribution a = HistoryEvent(bundle_, ranked_.history, players.events[p]);
+      Attribution a = HistoryEvent(ranked_.history, players.events[p]);
       a.attribution = players_phi_[k][p];
       fused->push_back(std::move(a));
     }
@@ -470,6 +489,7 @@ class ExplainJob {
       }
       if (settings_.include_source_attributions && attributed) {
         KeepLargest(settings_.max_attributions, &own);
+        Describe(bundle_, ranked_.history, &own);
         item.sources[s].attributions = std::move(own);
       }
     }
@@ -486,6 +506,7 @@ class ExplainJob {
     }
     item.completeness_error = Sum(fused) - (item.score - item.baseline_score);
     KeepLargest(settings_.max_attributions, &fused);
+    Describe(bundle_, ranked_.history, &fused);
     SetReason(request_, ranked_.popularity_country, settings_.reason_min_share, fused, &item);
     item.attributions = std::move(fused);
   }
