@@ -39,23 +39,42 @@ Attribution HistoryEvent(const core::ResolvedHistory& history, size_t t) {
   return a;
 }
 
-// Gives each HISTORY_EVENT entry of `entries` its item id and description.
+// Gives each entry of one history event (HISTORY_EVENT, or a per-event EVENT_FEATURE) its
+// item id, and each HISTORY_EVENT entry the item's description.
 void Describe(const core::Bundle& bundle, const core::ResolvedHistory& history,
               std::vector<Attribution>* entries) {
   for (Attribution& a : *entries) {
-    if (a.kind != FeatureKind::kHistoryEvent || !a.item_id.empty()) continue;
+    if (a.history_index < 0 || !a.item_id.empty()) continue;
     auto t = std::find(history.positions.begin(), history.positions.end(), a.history_index);
     if (t == history.positions.end()) continue;
     const core::ItemInfo& info =
         bundle.catalog().item(history.items[t - history.positions.begin()]);
     a.item_id = info.id;
-    a.display_value = info.description;
+    if (a.kind == FeatureKind::kHistoryEvent) a.display_value = info.description;
   }
 }
 
+// CfAttributions, undescribed.
+std::vector<Attribution> CfEntries(const core::Bundle& bundle, const core::ResolvedHistory& history,
+                                   core::ItemIndex item) {
+  std::vector<Attribution> out;
+  out.reserve(history.items.size());
+  for (size_t t = 0; t < history.items.size(); ++t) {
+    Attribution a = HistoryEvent(history, t);
+    a.attribution = core::CfContribution(bundle, history, t, item);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+// Larger |attribution| first; ties by history position, kind and feature name, so that the
+// entries kept and their order do not depend on how they were gathered.
 bool LargerMagnitude(const Attribution& a, const Attribution& b) {
   const double ma = std::fabs(a.attribution), mb = std::fabs(b.attribution);
-  return ma != mb ? ma > mb : a.history_index < b.history_index;
+  if (ma != mb) return ma > mb;
+  if (a.history_index != b.history_index) return a.history_index < b.history_index;
+  if (a.kind != b.kind) return a.kind < b.kind;
+  return a.feature < b.feature;
 }
 
 // The reason a context group or a side-feature kind gives, from its name and shown value; ""
@@ -133,23 +152,6 @@ void SetReason(const core::RecommendRequest& request, const std::string& country
     item->reason_kind = cited->kind == FeatureKind::kContext ? "context" : "side_feature";
   }
   item->reason_share = share;
-}
-
-}  // namespace
-
-namespace {
-
-// CfAttributions, undescribed.
-std::vector<Attribution> CfEntries(const core::Bundle& bundle, const core::ResolvedHistory& history,
-                                   core::ItemIndex item) {
-  std::vector<Attribution> out;
-  out.reserve(history.items.size());
-  for (size_t t = 0; t < history.items.size(); ++t) {
-    Attribution a = HistoryEvent(history, t);
-    a.attribution = core::CfContribution(bundle, history, t, item);
-    out.push_back(std::move(a));
-  }
-  return out;
 }
 
 }  // namespace

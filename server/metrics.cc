@@ -38,7 +38,8 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry)
       recommend_in_flight(prometheus::BuildGauge()
                               .Name("recsys_recommend_in_flight")
                               .Help("Recommend calls received and not yet answered (running, "
-                                    "queued, or being refused); SIGTERM lets each of them finish")
+                                    "queued, or being refused); after SIGTERM they get "
+                                    "--shutdown_grace to finish")
                               .Register(registry)
                               .Add({})),
       rejected_total(

@@ -40,7 +40,8 @@ grpc::ServerUnaryReactor* RecommenderService::Recommend(grpc::CallbackServerCont
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   metrics_->recommend_in_flight.Increment();
-  // Called exactly once per call.
+  // Called exactly once per call. The in-flight gauge drops before the answer goes out, so a
+  // caller that has its answer never sees its call still counted.
   auto finish = [this, reactor, start](const grpc::Status& status) {
     metrics_->RecordRpc(Rpc::kRecommend, status.error_code(),
                         absl::ToDoubleSeconds(absl::Now() - start));

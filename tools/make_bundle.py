@@ -224,7 +224,7 @@ def score_options(b, bundle, end, variant, options, excluding, round_):
 
 
 def grid_start(b, bundle, end, variant, start, free, excluding=None):
-    """The best of the coarse grid around `start`: every GRID_POP weight for pop, every
+    """The best of the coarse grid from `start`: every GRID_POP weight for pop, every
     GRID_MODELS weight shared by the free models, every GRID_PENALTIES penalty (a source
     that is not free keeps its weight). Returns (the state, its NDCG@10)."""
     models = [s for s in free if s != "pop"]

@@ -68,7 +68,9 @@ TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
         ++ok;
       } else {
         absl::MutexLock lock(&mu);
-        failures.push_back(absl::StrCat(status.error_code(), ": ", status.error_message()));
+        failures.push_back(status.ok()
+                               ? "OK with no items"
+                               : absl::StrCat(status.error_code(), ": ", status.error_message()));
       }
       ++done;
     });
@@ -82,6 +84,7 @@ TEST(ServerProcessTest, SigtermDrainsTheCallsInFlightAndExitsZero) {
     httplib::Result r = metrics.Get("/metrics");
     const std::optional<double> on_server =
         r ? testing::Sample(r->body, "recsys_recommend_in_flight") : std::nullopt;
+    // At least one call running and one queued, and none still on its way.
     return on_server.has_value() && *on_server >= 2 && *on_server + answered >= kCalls;
   });
   const int done_before_term = done;

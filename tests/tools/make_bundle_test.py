@@ -81,6 +81,7 @@ class SearchTest(unittest.TestCase):
         b = FakeBuilder(objective)
         state = make_bundle.search(b, "bundle", 0, "new", self.START, self.COORDINATES)
         self.assertEqual(state["weights"], {"cf": 1.0, "pop": 0.1, "cnn": 0.3, "rnn": 0.2})
+        self.assertEqual(state["penalty"], 0.1)
         grid = len(make_bundle.GRID_POP) * len(make_bundle.GRID_MODELS) * \
             len(make_bundle.GRID_PENALTIES)
         weights, penalties = len(make_bundle.WEIGHTS), len(make_bundle.PENALTIES)
