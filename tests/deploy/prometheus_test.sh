@@ -117,7 +117,8 @@ for panel in dashboard["panels"]:
         url = f"{api}/query?" + urllib.parse.urlencode({"query": expr})
         r = json.load(urllib.request.urlopen(url))
         n = len(r["data"]["result"]) if r["status"] == "success" else -1
-        needs_data = "requests_total" in expr or "duration_seconds" in expr or "bundle_items" in expr
+        needs_data = any(name in expr for name in ("requests_total", "duration_seconds",
+                                                   "bundle_items", "queue_depth", "in_flight"))
         status = "ok" if n > 0 or (n == 0 and not needs_data) else "FAIL"
         failed += status == "FAIL"
         print(f"  {status}: {panel['title']} / {target['legendFormat']}: {n} series")
