@@ -146,6 +146,12 @@ def cf_variant(bundle, directory, cf):
     return directory
 
 
+def first_best(values):
+    """The index of the largest value, the first one on ties (the grids list the simpler
+    settings first)."""
+    return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
 def tune_cf(b, bundle, end):
     """Stage 1: recency_decay on new items; stage 2: the repeat terms on all items. Each
     stage is one evaluation of copies of `bundle` with other settings."""
@@ -162,7 +168,7 @@ def tune_cf(b, bundle, end):
                             f"{scores[(label, variant)][0]:.4f} |")
         for d in dirs:
             shutil.rmtree(d)
-        return grid[max(range(len(grid)), key=lambda i: (scores[(labels[i], variant)][0], -i))]
+        return grid[first_best([scores[(label, variant)][0] for label in labels])]
 
     decay = best([{"recency_decay": d} for d in RECENCY_DECAYS], "new")["recency_decay"]
     chosen = best([{"recency_decay": decay, "self_similarity": s, "self_recency_decay": r,
@@ -237,7 +243,7 @@ def grid_start(b, bundle, end, variant, start, free, excluding=None):
             weights.update({s: m for s in models})
             options += [dict(start, weights=weights, penalty=x) for x in GRID_PENALTIES]
     values = score_options(b, bundle, end, variant, options, excluding, "grid")
-    i = max(range(len(options)), key=lambda k: (values[k], -k))
+    i = first_best(values)
     b.progress(f"{variant} items, grid of {len(options)}: {describe(options[i])} "
                f"(NDCG@10 {values[i]:.4f})")
     return options[i], values[i]
@@ -245,14 +251,15 @@ def grid_start(b, bundle, end, variant, start, free, excluding=None):
 
 def search(b, bundle, end, variant, start, coordinates, excluding=None):
     """The setting ({"weights", "penalty", "exclude"}) maximising the blend's NDCG@10 on
-    `variant`: the best of grid_start around `start`, then a coordinate search from there, one
+    `variant`: the best of grid_start from `start`, then a coordinate search from there, one
     coordinate at a time over its grid, cycling until every coordinate is at its best for the
-    others (the one just moved is), or two rounds. `excluding`: as in score_options."""
+    others, or two rounds. `excluding`: as in score_options."""
     free = [c for c in coordinates if c not in ("penalty", "exclude")]
     state, best = grid_start(b, bundle, end, variant, start, free, excluding)
-    settled = 0  # Coordinates in a row that found nothing better.
+    settled, moved = 0, False  # Coordinates in a row that found nothing better; any move yet.
     for step in range(2 * len(coordinates)):
-        if settled == len(coordinates) - (step > settled):
+        # The coordinate moved last is at its best already; the others must be tried again.
+        if settled == len(coordinates) - (1 if moved else 0):
             break
         coordinate = coordinates[step % len(coordinates)]
         if coordinate == "penalty":
@@ -264,9 +271,9 @@ def search(b, bundle, end, variant, start, coordinates, excluding=None):
                        for w in WEIGHTS]
         values = score_options(b, bundle, end, variant, options, excluding,
                                step // len(coordinates) + 1)
-        i = max(range(len(options)), key=lambda k: (values[k], -k))
+        i = first_best(values)
         if values[i] > best + 1e-9 and options[i] != state:
-            state, best, settled = options[i], values[i], 0
+            state, best, settled, moved = options[i], values[i], 0, True
         else:
             settled += 1
     b.progress(f"{variant} items, coordinate search: {describe(state)} (NDCG@10 {best:.4f})")

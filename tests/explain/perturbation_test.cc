@@ -53,6 +53,20 @@ std::map<int, double> EventAttributions(const core::RecommendedItem& item) {
   return out;
 }
 
+// Expects each history event's fused attribution of `item` to be the score change of
+// `request` without that event (occlusion's definition).
+void ExpectLeaveOneOutEffects(const core::Bundle& bundle, const core::RecommendRequest& request,
+                              const core::RecommendedItem& item) {
+  std::map<int, double> phi = EventAttributions(item);
+  const int M = static_cast<int>(request.history.size());
+  for (int i = 0; i < M; ++i) {
+    std::vector<bool> keep(M, true);
+    keep[i] = false;
+    EXPECT_NEAR(phi[i], item.score - ScoreWithout(bundle, request, keep, item.item_id), 1e-9)
+        << "event " << i;
+  }
+}
+
 core::RankedList Explain(const core::Bundle& bundle, const core::RecommendRequest& request,
                          core::AttributionMethod method, int samples = 128, uint64_t seed = 1) {
   core::RankedList ranked;
@@ -214,18 +228,13 @@ TEST(KernelShapTest, SampledCoalitionsEstimateTheShapleyValues) {
 TEST(OcclusionTest, AnEventsAttributionIsTheScoreChangeWithoutIt) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0);
   const core::RecommendRequest request = RepeatingHistory();
-  const int M = static_cast<int>(request.history.size());
   core::RankedList ranked = Explain(*bundle, request, core::AttributionMethod::kOcclusion);
   ASSERT_FALSE(ranked.items.empty());
   bool non_additive = false;
   for (const core::RecommendedItem& item : ranked.items) {
     SCOPED_TRACE(item.item_id);
+    ExpectLeaveOneOutEffects(*bundle, request, item);
     std::map<int, double> phi = EventAttributions(item);
-    for (int i = 0; i < M; ++i) {
-      std::vector<bool> keep(M, true);
-      keep[i] = false;
-      EXPECT_NEAR(phi[i], item.score - ScoreWithout(*bundle, request, keep, item.item_id), 1e-9);
-    }
     non_additive |= std::abs(item.completeness_error) > 1e-6;
     // The reason comes from the largest positive event, even when a negative one is larger.
     bool positive_event = false;
@@ -250,12 +259,7 @@ TEST(PerturbationTest, RepeatTermsFadeByAgeInEveryCoalition) {
   ASSERT_FALSE(occlusion.items.empty());
   for (const core::RecommendedItem& item : occlusion.items) {
     SCOPED_TRACE(item.item_id);
-    std::map<int, double> phi = EventAttributions(item);
-    for (int i = 0; i < M; ++i) {
-      std::vector<bool> keep(M, true);
-      keep[i] = false;
-      EXPECT_NEAR(phi[i], item.score - ScoreWithout(*bundle, request, keep, item.item_id), 1e-9);
-    }
+    ExpectLeaveOneOutEffects(*bundle, request, item);
   }
   // 4 players, 128 samples: every coalition, so the exact Shapley values.
   core::RankedList shap = Explain(*bundle, request, core::AttributionMethod::kKernelShap);
