@@ -115,6 +115,33 @@ class PrefixSequencesTest(EveryModelKind, unittest.TestCase):
             self.assertTrue(torch.allclose(got, expected, atol=1e-6), (kind, s, got, expected))
 
 
+class CaserServingFormTest(unittest.TestCase):
+    """In eval mode (validation and every exported method) the Caser sums its convolutions as
+    one matrix product; they must equal the convolutions training runs."""
+
+    def check_both(self, descriptions):
+        torch.manual_seed(6)
+        model = rm.make_model("cnn", N, L, C, D, torch.rand(N, 2), 0.0, descriptions)
+        histories = torch.randn(3, L, D)
+        histories[1, :2] = 0.0  # A shorter (masked) history.
+        with torch.no_grad():
+            model.train()
+            trained = model.sequences(histories)
+            prefixes = torch.cat([model.sequences(torch.cat(
+                [torch.zeros(1, L - s, D), histories[:1, :s]], dim=1)) for s in range(L + 1)])
+            model.eval()
+            served = model.sequences(histories)
+        rows = torch.jit.script(model).prefix_sequences(histories, torch.ones(3, L))
+        self.assertTrue(torch.allclose(served, trained, atol=1e-5), (served, trained))
+        self.assertTrue(torch.allclose(rows, torch.cat([prefixes, trained[1:]]), atol=1e-5))
+
+    def test_caser(self):
+        self.check_both(None)
+
+    def test_text_cnn(self):
+        self.check_both(DESCRIPTIONS)
+
+
 class BatchedPrefixSequencesTest(EveryModelKind, unittest.TestCase):
     """With B inputs, prefix_sequences gives input 0's L + 1 prefix rows, then one row per
     further input: its whole history's sequence vector (inputs of different lengths and
