@@ -74,6 +74,12 @@ ABSL_FLAG(std::string, item_tables,
           recsys::core::ItemTablePrecisionName(recsys::core::kDefaultItemTablePrecision),
           "Precision of the models' item tables, as recsys_server's --item_tables");
 ABSL_FLAG(int, threads, 2, "Threads ranking cases in parallel (each runs models on one thread)");
+ABSL_FLAG(bool, requests_from_stdin, false,
+          "With --format=tsv: load the data and the bundle once, then answer requests from stdin, "
+          "one a line: methods<TAB>variants<TAB>settings file (each as its flag; the file may be "
+          "empty), each answered by its TSV lines and an empty line, or by 'error<TAB>message' "
+          "and an empty line (for a tuner that evaluates many blends of one bundle: the models' "
+          "scores are remembered across requests)");
 
 namespace {
 
@@ -525,9 +531,11 @@ std::vector<EvalCase> ReadCases(const recsys::core::RetailData& data, int64_t cu
 }
 
 // Registers the bundle's methods: blend (--weights, --popularity_penalty), each source alone
-// (every other source at 0, no penalty unless asked), the labels of --settings and --bundles
-// (loaded into `others`, which must outlive `methods`).
-absl::Status AddBundleMethods(const std::shared_ptr<const Bundle>& bundle, Methods* methods,
+// (every other source at 0, no penalty unless asked), the labels of the settings file
+// `settings` (--settings' format) and of --bundles (loaded into `others`, which must outlive
+// `methods`).
+absl::Status AddBundleMethods(const std::shared_ptr<const Bundle>& bundle,
+                              const std::string& settings_file, Methods* methods,
                               std::vector<std::shared_ptr<const Bundle>>* others) {
   absl::StatusOr<std::vector<std::pair<std::string, double>>> weights =
       ParseWeights(absl::GetFlag(FLAGS_weights));
@@ -546,7 +554,7 @@ absl::Status AddBundleMethods(const std::shared_ptr<const Bundle>& bundle, Metho
     methods->AddBlend(s.name, std::move(alone));
   }
   absl::StatusOr<std::vector<std::pair<std::string, Blend>>> settings =
-      ReadSettings(absl::GetFlag(FLAGS_settings), *bundle);
+      ReadSettings(settings_file, *bundle);
   if (!settings.ok()) return settings.status();
   for (auto& [label, blend] : *settings) {
     if (methods->Has(label))
@@ -570,11 +578,12 @@ absl::Status AddBundleMethods(const std::shared_ptr<const Bundle>& bundle, Metho
   return absl::OkStatus();
 }
 
-// The methods of --methods that `methods` has (a model missing from the bundle is skipped).
-absl::StatusOr<std::vector<std::string>> MethodNames(const Methods& methods) {
+// The methods of `list` (--methods' format) that `methods` has (a model missing from the
+// bundle is skipped).
+absl::StatusOr<std::vector<std::string>> MethodNames(const Methods& methods,
+                                                     const std::string& list) {
   std::vector<std::string> names;
-  for (const std::string& name :
-       std::vector<std::string>(absl::StrSplit(absl::GetFlag(FLAGS_methods), ','))) {
+  for (const std::string& name : std::vector<std::string>(absl::StrSplit(list, ','))) {
     if (methods.Has(name)) {
       names.push_back(name);
     } else if (name != "cnn" && name != "rnn") {
@@ -582,6 +591,36 @@ absl::StatusOr<std::vector<std::string>> MethodNames(const Methods& methods) {
     }
   }
   return names;
+}
+
+// What to evaluate: --methods, --variants and --settings, or one line of --requests_from_stdin.
+struct Request {
+  std::string methods, variants, settings_file;
+};
+
+// Evaluates `request` on the cases and prints its tables (or TSV lines).
+absl::Status Evaluate(const std::shared_ptr<const Bundle>& bundle, const Baselines& baselines,
+                      const std::vector<EvalCase>& cases, const std::vector<EvalCase>& cold_cases,
+                      const Request& request) {
+  Methods methods(*bundle, baselines);
+  std::vector<std::shared_ptr<const Bundle>> others;
+  if (absl::Status s = AddBundleMethods(bundle, request.settings_file, &methods, &others);
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::vector<std::string>> names = MethodNames(methods, request.methods);
+  if (!names.ok()) return names.status();
+  for (const std::string& variant :
+       std::vector<std::string>(absl::StrSplit(request.variants, ','))) {
+    if (variant != "all" && variant != "new" && variant != "cold") {
+      return absl::InvalidArgumentError("--variants: unknown variant " + variant);
+    }
+    const VariantCases v = SelectCases(variant == "cold" ? cold_cases : cases, variant == "new");
+    absl::Status s =
+        EvaluateVariant(methods, *names, variant, v, baselines, bundle->catalog().size());
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -607,23 +646,23 @@ int main(int argc, char** argv) {
   const std::vector<EvalCase> cold_cases = recsys::core::MakeNewCustomerCases(*data, cutoff, *end);
   const Baselines baselines = MakeBaselines(*data, **bundle);
 
-  Methods methods(**bundle, baselines);
-  std::vector<std::shared_ptr<const Bundle>> others;
-  if (absl::Status s = AddBundleMethods(*bundle, &methods, &others); !s.ok()) {
-    return Fail(s.ToString());
-  }
-  absl::StatusOr<std::vector<std::string>> names = MethodNames(methods);
-  if (!names.ok()) return Fail(names.status().ToString());
+  const Request flags = {absl::GetFlag(FLAGS_methods), absl::GetFlag(FLAGS_variants),
+                         absl::GetFlag(FLAGS_settings)};
   if (format == "markdown") std::cout << Describe(**bundle, baselines, cases.size());
-  for (const std::string& variant :
-       std::vector<std::string>(absl::StrSplit(absl::GetFlag(FLAGS_variants), ','))) {
-    if (variant != "all" && variant != "new" && variant != "cold") {
-      return Fail("--variants: unknown variant " + variant);
-    }
-    const VariantCases v = SelectCases(variant == "cold" ? cold_cases : cases, variant == "new");
+  if (!absl::GetFlag(FLAGS_requests_from_stdin)) {
+    const absl::Status s = Evaluate(*bundle, baselines, cases, cold_cases, flags);
+    return s.ok() ? 0 : Fail(s.ToString());
+  }
+  if (format != "tsv") return Fail("--requests_from_stdin needs --format=tsv");
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    std::vector<std::string> fields = absl::StrSplit(line, '\t');
     absl::Status s =
-        EvaluateVariant(methods, *names, variant, v, baselines, (*bundle)->catalog().size());
-    if (!s.ok()) return Fail(s.ToString());
+        fields.size() == 3
+            ? Evaluate(*bundle, baselines, cases, cold_cases, {fields[0], fields[1], fields[2]})
+            : absl::InvalidArgumentError("a request is methods<TAB>variants<TAB>settings file");
+    if (!s.ok()) std::cout << "error\t" << s.ToString() << "\n";
+    std::cout << std::endl;  // The empty line that ends an answer, flushed.
   }
   return 0;
 }

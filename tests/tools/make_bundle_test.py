@@ -6,6 +6,7 @@ given settings; a file in another layout is a clear error.
   make_bundle_test.py SOURCE_DIR BUILDER EVALUATOR
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -168,6 +169,30 @@ class MakeBundleTest(unittest.TestCase):
         self.assertEqual({(l[0], l[1]) for l in lines},
                          {(m, v) for m in ("recent_popular", "blend", "rnn")
                           for v in ("all", "new")})
+
+    def test_the_evaluator_process_answers_as_one_run_per_request(self):
+        args = argparse.Namespace(evaluator=EVALUATOR, input=SMALL, threads=2)
+        end = make_bundle.rm.parse_time("2011-12-10 00:00:00")
+        settings = os.path.join(self.root, "settings.tsv")
+        with open(settings, "w", encoding="utf-8") as f:
+            f.write("some\tcf=1,pop=0.5,cnn=0,rnn=1\t0.1\tfalse\n")
+        evaluator = make_bundle.Evaluator(args, self.bundle, end,
+                                          os.path.join(self.root, "evaluator.log"))
+        try:
+            for methods, variants, path in ((["recent_popular", "rnn"], ["all", "new"], ""),
+                                            (["some"], ["all"], settings)):
+                once = run([EVALUATOR, f"--input={SMALL}", f"--bundle={self.bundle}",
+                            "--end=2011-12-10", "--format=tsv", "--methods=" + ",".join(methods),
+                            "--variants=" + ",".join(variants), f"--settings={path}"])
+                self.assertEqual(once.returncode, 0, once.stderr)
+                self.assertEqual(evaluator.ask(methods, variants, path),
+                                 once.stdout.splitlines())
+            # A bad request is an error that names it; the process goes on answering.
+            with self.assertRaisesRegex(SystemExit, "unknown method nonesuch"):
+                evaluator.ask(["nonesuch"], ["all"], "")
+            self.assertEqual(len(evaluator.ask(["some"], ["new"], settings)), 1)
+        finally:
+            evaluator.close()
 
     def test_untuned_keeps_the_given_settings(self):
         r = run(MAKE + [f"--out_root={self.root}", "--version=untuned", "--tune=0",
