@@ -109,6 +109,7 @@ class Evaluator:
     def close(self):
         self.process.stdin.close()
         self.process.wait()
+        self.process.stdout.close()
 
 
 class Builder:
