@@ -2,7 +2,7 @@
 # Reproduces docs/scenarios.md: the long-tail knob (ranking.popularity_penalty) at a few
 # settings, and new shoppers (customers whose first purchase falls in the held-out month), on
 # the held-out bundle of tools/eval_bundle.sh (trained only on purchases before 2011-11-09;
-# built on first use, about 10 minutes), scored by the C++ ranker the server runs. About
+# built on first use, about 7 minutes), scored by the C++ ranker the server runs. About
 # 5 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."

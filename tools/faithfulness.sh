@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces docs/faithfulness.md: the deletion test of every attribution method through the
 # real server. Serves the held-out bundle of tools/eval_bundle.sh (trained only on purchases
-# before 2011-11-09; built on first use, about 8 minutes) on a free loopback port and runs
+# before 2011-11-09; built on first use, about 7 minutes) on a free loopback port and runs
 # build/tools/recsys_faithfulness over requests of customers who bought again in
 # 2011-11-09 .. 2011-12-09. About a minute for the requests on 2 cores.
 set -euo pipefail

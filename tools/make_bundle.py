@@ -12,7 +12,8 @@ the window one request, all items and items new to the shopper):
 
   1. the item-CF settings (neighbour recency decay on new items, then the repeat terms: weight,
      decay by position, half-life by age),
-  2. each model's epoch count (early stopping on validation NDCG),
+  2. each model's epoch count (early stopping on validation NDCG) and the GRU's learning rate
+     (--lr or twice it, by the same measure),
   3. the fusion weights, the default popularity penalty and exclude_history by a search on
      all items (the best of a coarse grid, then a coordinate search from it), and the weights
      and penalty for requests that exclude the history (items new to the shopper) by one on
@@ -61,6 +62,11 @@ SELF_RECENCY_DECAYS = (0.99, 1.0)
 SELF_HALF_LIVES = (0, 90, 180, 365)  # Days; 0: no decay of the repeat terms by age.
 WEIGHTS = (0, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3)
 PENALTIES = (0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+# The models whose learning rate is chosen on validation, from --lr times each factor: the
+# GRU's training takes a third of the CNN's (46 against 148 s on the full file), so only its
+# fits the 10-minute budget twice.
+LR_TUNED = ("rnn",)
+LR_FACTORS = (1, 2)
 # The coarse grid that seeds each coordinate search (cf stays at 1): one weight for the
 # popularity source, one shared by the models, and the penalty. The search then moves each
 # weight on its own; alone it stalls where two weights have to move together.
@@ -245,21 +251,28 @@ def tune_cf(b, bundle, end):
 
 
 def train_validation_models(b, corpus, args):
-    """Trains each model on the data before the window with early stopping; returns
-    ({kind: best epoch}, {kind: model})."""
+    """Trains each model on the data before the window with early stopping (the models of
+    LR_TUNED once per learning rate of --lr times LR_FACTORS, keeping the best by the early
+    stopping's measure); returns ({kind: best epoch}, {kind: model}, {kind: learning rate})."""
     b.report += ["## 2. Models: validation NDCG@10 by epoch (model alone)", "",
-                 "| model | epoch | all | new |", "|---|---:|---:|---:|"]
-    epochs, models = {}, {}
+                 "| model | learning rate | epoch | all | new |", "|---|---:|---:|---:|---:|"]
+    epochs, models, rates = {}, {}, {}
     for kind in args.models.split(","):
-        b.progress(f"training {kind} on the data before the window (early stopping)")
-        model, curve = tm.fit(corpus, kind, args, validate=True)
-        epochs[kind] = tm.best_epoch(curve)
-        models[kind] = model
-        for epoch, s in curve:
-            mark = " (kept)" if epoch == epochs[kind] else ""
-            b.report.append(f"| {kind} | {epoch}{mark} | {s['all']:.4f} | {s['new']:.4f} |")
+        tried = []
+        for rate in [args.lr * f for f in (LR_FACTORS if kind in LR_TUNED else (1,))]:
+            b.progress(f"training {kind} on the data before the window (early stopping, "
+                       f"learning rate {rate:g})")
+            model, curve = tm.fit(corpus, kind, argparse.Namespace(**dict(vars(args), lr=rate)),
+                                  validate=True)
+            best = tm.best_epoch(curve)
+            tried.append((tm.epoch_score(dict(curve)[best]), rate, best, model))
+            for epoch, s in curve:
+                mark = " (kept)" if epoch == best else ""
+                b.report.append(f"| {kind} | {rate:g} | {epoch}{mark} | {s['all']:.4f} | "
+                                f"{s['new']:.4f} |")
+        _, rates[kind], epochs[kind], models[kind] = tried[first_best([t[0] for t in tried])]
     b.report.append("")
-    return epochs, models
+    return epochs, models, rates
 
 
 def drop_losers(singles, sources):
@@ -410,7 +423,7 @@ def tune(b, args, customers, end):
     if len(corpus.validation) == 0:
         sys.exit("error: no basket in the validation window of a customer who bought before "
                  "it; use a longer --validation_days or more data")
-    epochs, models = train_validation_models(b, corpus, args)
+    epochs, models, rates = train_validation_models(b, corpus, args)
     entries = []
     for kind, model in models.items():
         args_k = argparse.Namespace(**vars(args), bundle=bundle)
@@ -420,7 +433,8 @@ def tune(b, args, customers, end):
     b.progress("tuning the fusion weights and defaults")
     state, new_items, notes, singles = tune_fusion(b, bundle, end, sources)
     rows = validation_table(b, bundle, end, {"all": state, "new": new_items}, sources, singles)
-    return {"cf": cf, "epochs": epochs, "state": state, "new_items": new_items, "corpus": corpus,
+    return {"cf": cf, "epochs": epochs, "learning_rates": rates, "state": state,
+            "new_items": new_items, "corpus": corpus,
             "models": {kind: (model, corpus.item_index) for kind, model in models.items()},
             "validation": {"start_unix": val_start, "end_unix": end, "rows": rows,
                            "notes": notes, "report_file": "validation.md"}}
@@ -428,7 +442,8 @@ def tune(b, args, customers, end):
 
 def untuned(args):
     weights = tm.parse_weights(args.weights)
-    return {"cf": {}, "epochs": {}, "validation": None, "models": {}, "new_items": None,
+    return {"cf": {}, "epochs": {}, "learning_rates": {}, "validation": None, "models": {},
+            "new_items": None,
             "corpus": None,
             "state": {"weights": weights, "penalty": args.popularity_penalty,
                       "exclude": bool(args.exclude_history)}}
@@ -440,6 +455,7 @@ def finish(b, args, bundle, corpus, choices):
     entries = []
     for kind in args.models.split(","):
         args_k = argparse.Namespace(**vars(args), bundle=bundle)
+        args_k.lr = choices["learning_rates"].get(kind, args.lr)
         previous = choices["models"].get(kind) if args.final_training == "warm" else None
         if previous:
             args_k.epochs = args.final_epochs
@@ -471,7 +487,8 @@ def write_report(b, bundle, choices):
     lines = [f"# Validation report of bundle {os.path.basename(bundle)}", "",
              f"Tuned by tools/make_bundle.py on {date(v['start_unix'])} .. {date(v['end_unix'])}"
              " (models trained before the window), then rebuilt on all training data.", "",
-             f"Chosen: CF {choices['cf']}; epochs {choices['epochs']}; defaults "
+             f"Chosen: CF {choices['cf']}; epochs {choices['epochs']}; learning rates "
+             f"{choices['learning_rates']}; defaults "
              f"{describe(choices['state'])}; with the history excluded (items new to the "
              f"shopper) {describe(choices['new_items'])}.", ""]
     lines += [f"- {n}" for n in v["notes"]] + ([""] if v["notes"] else [])

@@ -253,10 +253,10 @@ def train(model, data, item_features, options, name, validation=None):
         scores = ndcg_at_10(model, validation, item_features)
         curve.append((epoch + 1, scores))
         sys.stderr.write(f"validation NDCG@10 all {scores['all']:.4f} new {scores['new']:.4f}\n")
-        value = (scores["all"] + scores["new"]) / 2
+        value = epoch_score(scores)
         if value > best:
             best, best_state = value, {k: v.clone() for k, v in model.state_dict().items()}
-        elif epoch + 1 - max(e for e, s in curve if (s["all"] + s["new"]) / 2 == best) >= \
+        elif epoch + 1 - max(e for e, s in curve if epoch_score(s) == best) >= \
                 options.patience:
             break
     if best_state is not None:
@@ -265,8 +265,13 @@ def train(model, data, item_features, options, name, validation=None):
     return curve
 
 
+def epoch_score(scores):
+    """What early stopping maximises: the mean validation NDCG@10 of both variants."""
+    return (scores["all"] + scores["new"]) / 2
+
+
 def best_epoch(curve):
-    return max(curve, key=lambda c: (c[1]["all"] + c[1]["new"]) / 2)[0]
+    return max(curve, key=lambda c: epoch_score(c[1]))[0]
 
 
 def calibrate(model, data, item_features, sample, end):
@@ -290,7 +295,9 @@ def add_training_flags(parser):
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--max_history", type=int, default=20)
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=0.005)
+    parser.add_argument("--lr", type=float, default=0.005,
+                        help="Adam's learning rate (make_bundle.py chooses the GRU's on "
+                             "validation: this or twice this)")
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--item_features", type=int, default=1,
                         help="1: item trend, price and category features; 0: none")

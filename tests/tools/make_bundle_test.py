@@ -148,6 +148,18 @@ class MakeBundleTest(unittest.TestCase):
             report = f.read()
         self.assertIn(f"penalty {d['popularity_penalty']:g}", report)
 
+    def test_the_gru_learning_rate_is_the_better_on_validation(self):
+        with open(os.path.join(self.bundle, "validation.md"), encoding="utf-8") as f:
+            report = f.read()
+        kept = {}  # (model, learning rate): the mean NDCG@10 of its kept epoch.
+        for line in report.splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) == 5 and cells[2].endswith("(kept)"):
+                kept[(cells[0], float(cells[1]))] = (float(cells[3]) + float(cells[4])) / 2
+        self.assertEqual(set(kept), {("cnn", 0.005), ("rnn", 0.005), ("rnn", 0.01)})
+        better = 0.01 if kept[("rnn", 0.01)] > kept[("rnn", 0.005)] else 0.005
+        self.assertIn(f"learning rates {{'cnn': 0.005, 'rnn': {better}}}", report)
+
     def test_the_context_baseline_is_the_training_mean(self):
         features = self.manifest()["feature_schema"]["context_features"]
         self.assertTrue(all("baseline" in f for f in features), features)
