@@ -75,7 +75,8 @@ ABSL_FLAG(std::string, item_tables,
           "Precision of the models' item tables, as recsys_server's --item_tables");
 ABSL_FLAG(int, threads, 2, "Threads ranking cases in parallel (each runs models on one thread)");
 ABSL_FLAG(bool, requests_from_stdin, false,
-          "With --format=tsv: load the data and the bundle once, then answer requests from stdin, "
+          "With --format=tsv, without --bundles: load the data and the bundle once, then answer "
+          "requests from stdin, "
           "one a line: methods<TAB>variants<TAB>settings file (each as its flag; the file may be "
           "empty), each answered by its TSV lines and an empty line, or by 'error<TAB>message' "
           "and an empty line (for a tuner that evaluates many blends of one bundle: the models' "
@@ -610,11 +611,13 @@ absl::Status Evaluate(const std::shared_ptr<const Bundle>& bundle, const Baselin
   }
   absl::StatusOr<std::vector<std::string>> names = MethodNames(methods, request.methods);
   if (!names.ok()) return names.status();
-  for (const std::string& variant :
-       std::vector<std::string>(absl::StrSplit(request.variants, ','))) {
+  const std::vector<std::string> variants = absl::StrSplit(request.variants, ',');
+  for (const std::string& variant : variants) {  // Checked before anything is printed.
     if (variant != "all" && variant != "new" && variant != "cold") {
       return absl::InvalidArgumentError("--variants: unknown variant " + variant);
     }
+  }
+  for (const std::string& variant : variants) {
     const VariantCases v = SelectCases(variant == "cold" ? cold_cases : cases, variant == "new");
     absl::Status s =
         EvaluateVariant(methods, *names, variant, v, baselines, bundle->catalog().size());
@@ -632,6 +635,10 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_threads) < 1) return Fail("--threads must be >= 1");
   const std::string format = absl::GetFlag(FLAGS_format);
   if (format != "markdown" && format != "tsv") return Fail("--format: markdown or tsv");
+  const bool serve = absl::GetFlag(FLAGS_requests_from_stdin);
+  if (serve && (format != "tsv" || !absl::GetFlag(FLAGS_bundles).empty())) {
+    return Fail("--requests_from_stdin needs --format=tsv and no --bundles");
+  }
   absl::StatusOr<std::shared_ptr<const Bundle>> bundle = LoadBundle(absl::GetFlag(FLAGS_bundle));
   if (!bundle.ok()) return Fail(bundle.status().ToString());
   const int64_t cutoff = (*bundle)->manifest().train_cutoff_unix;
@@ -649,11 +656,10 @@ int main(int argc, char** argv) {
   const Request flags = {absl::GetFlag(FLAGS_methods), absl::GetFlag(FLAGS_variants),
                          absl::GetFlag(FLAGS_settings)};
   if (format == "markdown") std::cout << Describe(**bundle, baselines, cases.size());
-  if (!absl::GetFlag(FLAGS_requests_from_stdin)) {
+  if (!serve) {
     const absl::Status s = Evaluate(*bundle, baselines, cases, cold_cases, flags);
     return s.ok() ? 0 : Fail(s.ToString());
   }
-  if (format != "tsv") return Fail("--requests_from_stdin needs --format=tsv");
   std::string line;
   while (std::getline(std::cin, line)) {
     std::vector<std::string> fields = absl::StrSplit(line, '\t');

@@ -31,6 +31,7 @@ The version directory appears in out_root only when complete. Progress goes to s
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import shlex
@@ -41,16 +42,10 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
-# Training runs with --threads OpenMP threads, which by default wait for work by spinning; on
-# a shared 2-core machine that made the GRU's training steps 2-3x slower (55 against
-# 114-204 ms a step). Passive waiting computes the same (the thread count is the same).
-# OpenMP reads it when torch loads it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import torch  # noqa: E402
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train_models as tm  # noqa: E402  (first: it sets OpenMP's wait policy before torch)
 import recsys_models as rm  # noqa: E402
-import train_models as tm  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAY = 86400
@@ -85,15 +80,15 @@ class Evaluator:
         self.log_path = log_path
         with open(log_path, "w", encoding="utf-8") as log:
             self.process = subprocess.Popen(
-                [args.evaluator, f"--input={args.input}", f"--bundle={bundle}",
-                 f"--end={date(end_s)}", "--format=tsv", f"--threads={args.threads}",
-                 "--requests_from_stdin"],
+                evaluator_command(args, bundle, end_s) + ["--requests_from_stdin"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
 
     @staticmethod
     def key_of(bundle, end_s):
-        """What the answers depend on: the bundle as its manifest last wrote it, the end."""
-        return bundle, end_s, os.stat(os.path.join(bundle, "manifest.json")).st_mtime_ns
+        """What the answers depend on: the bundle as its manifest says (every writer of the
+        bundle rewrites it), the end."""
+        with open(os.path.join(bundle, "manifest.json"), "rb") as f:
+            return bundle, end_s, hashlib.sha256(f.read()).hexdigest()
 
     def ask(self, methods, variants, settings_path):
         """The TSV lines of one request."""
@@ -108,8 +103,9 @@ class Evaluator:
             self.process.wait()
             with open(self.log_path, encoding="utf-8") as log:
                 sys.exit(f"error: recsys_evaluate failed:\n{log.read()}")
-        if lines and lines[0].startswith("error\t"):
-            sys.exit(f"error: recsys_evaluate: {lines[0][6:]}")
+        for line in lines:
+            if line.startswith("error\t"):
+                sys.exit(f"error: recsys_evaluate: {line[6:]}")
         return lines
 
     def close(self):
@@ -156,11 +152,10 @@ class Builder:
                 f.write(f"{label}\t{text}\t{penalty}\t{str(exclude).lower()}\n")
         names = list(methods) + [s[0] for s in settings] + [label for label, _ in bundles]
         if bundles:
-            command = [self.args.evaluator, f"--input={self.args.input}", f"--bundle={bundle}",
-                       f"--end={date(end_s)}", "--format=tsv", f"--settings={path}",
-                       "--bundles=" + ",".join(f"{label}={d}" for label, d in bundles),
-                       "--methods=" + ",".join(names), "--variants=" + ",".join(variants),
-                       f"--threads={self.args.threads}"]
+            command = evaluator_command(self.args, bundle, end_s) + [
+                f"--settings={path}", "--methods=" + ",".join(names),
+                "--bundles=" + ",".join(f"{label}={d}" for label, d in bundles),
+                "--variants=" + ",".join(variants)]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 sys.exit(f"error: recsys_evaluate failed:\n{result.stderr}")
@@ -177,12 +172,17 @@ class Builder:
             out[(method, variant)] = (float(ndcg), int(cases))
         return out
 
-
     def close(self):
         """Ends the evaluator process, if any."""
         if self.evaluator is not None:
             self.evaluator.close()
             self.evaluator = None
+
+
+def evaluator_command(args, bundle, end_s):
+    """recsys_evaluate on `bundle` over [its cut-off, end_s), TSV output."""
+    return [args.evaluator, f"--input={args.input}", f"--bundle={bundle}", f"--end={date(end_s)}",
+            "--format=tsv", f"--threads={args.threads}"]
 
 
 def date(seconds):

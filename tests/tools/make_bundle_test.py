@@ -157,8 +157,11 @@ class MakeBundleTest(unittest.TestCase):
             if len(cells) == 5 and cells[2].endswith("(kept)"):
                 kept[(cells[0], float(cells[1]))] = (float(cells[3]) + float(cells[4])) / 2
         self.assertEqual(set(kept), {("cnn", 0.005), ("rnn", 0.005), ("rnn", 0.01)})
-        better = 0.01 if kept[("rnn", 0.01)] > kept[("rnn", 0.005)] else 0.005
-        self.assertIn(f"learning rates {{'cnn': 0.005, 'rnn': {better}}}", report)
+        # The table rounds to 4 decimals: within that, either rate may be the better.
+        margin = kept[("rnn", 0.01)] - kept[("rnn", 0.005)]
+        allowed = [0.01] if margin > 1e-4 else [0.005] if margin < -1e-4 else [0.005, 0.01]
+        self.assertTrue(any(f"learning rates {{'cnn': 0.005, 'rnn': {r}}}" in report
+                            for r in allowed), (kept, allowed))
 
     def test_the_context_baseline_is_the_training_mean(self):
         features = self.manifest()["feature_schema"]["context_features"]
