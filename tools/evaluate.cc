@@ -76,11 +76,10 @@ ABSL_FLAG(std::string, item_tables,
 ABSL_FLAG(int, threads, 2, "Threads ranking cases in parallel (each runs models on one thread)");
 ABSL_FLAG(bool, requests_from_stdin, false,
           "With --format=tsv, without --bundles: load the data and the bundle once, then answer "
-          "requests from stdin, "
-          "one a line: methods<TAB>variants<TAB>settings file (each as its flag; the file may be "
-          "empty), each answered by its TSV lines and an empty line, or by 'error<TAB>message' "
-          "and an empty line (for a tuner that evaluates many blends of one bundle: the models' "
-          "scores are remembered across requests)");
+          "requests from stdin, one a line: methods<TAB>variants<TAB>settings file (each as its "
+          "flag; the file may be empty), each answered by its TSV lines and an empty line, or by "
+          "'error<TAB>message' and an empty line (for a tuner that evaluates many blends of one "
+          "bundle: the models' scores are remembered across requests)");
 
 namespace {
 

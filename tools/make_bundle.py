@@ -92,14 +92,18 @@ class Evaluator:
 
     def ask(self, methods, variants, settings_path):
         """The TSV lines of one request."""
-        self.process.stdin.write(f"{','.join(methods)}\t{','.join(variants)}\t{settings_path}\n")
-        self.process.stdin.flush()
         lines = []
-        for line in self.process.stdout:
-            if line == "\n":
-                break
-            lines.append(line.rstrip("\n"))
-        else:
+        try:
+            self.process.stdin.write(
+                f"{','.join(methods)}\t{','.join(variants)}\t{settings_path}\n")
+            self.process.stdin.flush()
+            for line in self.process.stdout:
+                if line == "\n":
+                    break
+                lines.append(line.rstrip("\n"))
+            else:
+                raise BrokenPipeError
+        except BrokenPipeError:  # It exited (e.g. a bundle it could not load).
             self.process.wait()
             with open(self.log_path, encoding="utf-8") as log:
                 sys.exit(f"error: recsys_evaluate failed:\n{log.read()}")
@@ -109,7 +113,10 @@ class Evaluator:
         return lines
 
     def close(self):
-        self.process.stdin.close()
+        try:
+            self.process.stdin.close()
+        except BrokenPipeError:  # It exited with a request unsent; ask said so.
+            pass
         self.process.wait()
         self.process.stdout.close()
 
@@ -460,10 +467,11 @@ def finish(b, args, bundle, corpus, choices):
         if previous:
             args_k.epochs = args.final_epochs
             b.progress(f"training {kind} on all the data: {args.final_epochs} epochs from the "
-                       "validation model")
+                       f"validation model, learning rate {args_k.lr:g}")
         else:
             args_k.epochs = choices["epochs"].get(kind, args.epochs)
-            b.progress(f"training {kind} on all the data: {args_k.epochs} epochs")
+            b.progress(f"training {kind} on all the data: {args_k.epochs} epochs, learning rate "
+                       f"{args_k.lr:g}")
         model, _ = tm.fit(corpus, kind, args_k, validate=False, previous=previous)
         entries.append(tm.export(model, corpus, kind, args_k, state["weights"].get(kind, 0.0)))
     tm.write_models(argparse.Namespace(bundle=bundle), corpus, entries, state["weights"])

@@ -9,6 +9,7 @@ given settings; a file in another layout is a clear error.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -160,8 +161,11 @@ class MakeBundleTest(unittest.TestCase):
         # The table rounds to 4 decimals: within that, either rate may be the better.
         margin = kept[("rnn", 0.01)] - kept[("rnn", 0.005)]
         allowed = [0.01] if margin > 1e-4 else [0.005] if margin < -1e-4 else [0.005, 0.01]
-        self.assertTrue(any(f"learning rates {{'cnn': 0.005, 'rnn': {r}}}" in report
-                            for r in allowed), (kept, allowed))
+        chosen = [r for r in allowed if f"learning rates {{'cnn': 0.005, 'rnn': {r}}}" in report]
+        self.assertEqual(len(chosen), 1, (kept, allowed))
+        # The shipped GRU is trained on at the chosen rate.
+        self.assertIn(f"training rnn on all the data: 2 epochs from the validation model, "
+                      f"learning rate {chosen[0]:g}", self.result.stderr)
 
     def test_the_context_baseline_is_the_training_mean(self):
         features = self.manifest()["feature_schema"]["context_features"]
@@ -206,6 +210,40 @@ class MakeBundleTest(unittest.TestCase):
             with self.assertRaisesRegex(SystemExit, "unknown method nonesuch"):
                 evaluator.ask(["nonesuch"], ["all"], "")
             self.assertEqual(len(evaluator.ask(["some"], ["new"], settings)), 1)
+        finally:
+            evaluator.close()
+
+    def test_the_builder_starts_a_new_evaluator_when_the_bundle_changes(self):
+        bundle = os.path.join(self.root, "changing")
+        shutil.copytree(self.bundle, bundle)
+        args = argparse.Namespace(evaluator=EVALUATOR, input=SMALL, threads=2)
+        b = make_bundle.Builder(args, self.root)
+        end = make_bundle.rm.parse_time("2011-12-10 00:00:00")
+        try:
+            before = b.evaluate(bundle, end, ["blend"], variants=["all"])
+            path = os.path.join(bundle, "manifest.json")
+            with open(path, encoding="utf-8") as f:
+                m = json.load(f)
+            for source in m["sources"]:  # Popularity alone.
+                source["weight"] = 1.0 if source["name"] == "pop" else 0.0
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(m, f)
+            after = b.evaluate(bundle, end, ["blend", "pop"], variants=["all"])
+        finally:
+            b.close()
+        self.assertNotEqual(after[("blend", "all")], before[("blend", "all")])
+        self.assertEqual(after[("blend", "all")], after[("pop", "all")])
+
+    def test_an_evaluator_that_cannot_start_is_a_clear_error(self):
+        args = argparse.Namespace(evaluator=EVALUATOR, input=SMALL, threads=2)
+        broken = os.path.join(self.root, "broken")
+        os.makedirs(broken)
+        with open(os.path.join(broken, "manifest.json"), "w", encoding="utf-8") as f:
+            f.write("{}")
+        evaluator = make_bundle.Evaluator(args, broken, 0, broken + ".log")
+        try:
+            with self.assertRaisesRegex(SystemExit, "recsys_evaluate failed"):
+                evaluator.ask(["blend"], ["all"], "")
         finally:
             evaluator.close()
 
