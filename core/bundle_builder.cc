@@ -31,6 +31,7 @@ BundleManifest ManifestFor(const BundleBuildOptions& options) {
   manifest.self_half_life_days = options.self_half_life_days;
   if (options.cutoff_time != INT64_MAX) manifest.train_cutoff_unix = options.cutoff_time;
   manifest.exclude_history_default = options.exclude_history_default;
+  manifest.recent_days = options.recent_days;
   manifest.sources.push_back(SourceSpec{kCfSourceName, 1.0, 1.0, 0.0});
   manifest.sources.push_back(
       SourceSpec{kPopularitySourceName, options.popularity_weight, 1.0, 0.0});
@@ -74,8 +75,13 @@ absl::StatusOr<BundleBuildResult> BuildCfBundle(const BundleBuildOptions& option
     return absl::AlreadyExistsError(absl::StrCat(final_dir.string(), ": already exists"));
   }
 
+  if (options.recent_days < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("recent_days: ", options.recent_days, " is not >= 1"));
+  }
   RetailReadOptions read_options;
   read_options.cutoff_time = options.cutoff_time;
+  read_options.recent_days = options.recent_days;
   absl::StatusOr<RetailData> data = ReadRetailCsv(options.input, read_options, progress);
   if (!data.ok()) return data.status();
   if (data->catalog.size() == 0) {

@@ -28,6 +28,9 @@ struct BundleBuildOptions {
   double self_similarity = 64.0;
   // Fusion weight of the "pop" source (log(1 + recent purchase lines)). Default: 0 (off).
   double popularity_weight = 0.0;
+  // The recent window of the "pop" source and the new shoppers' per-country counts, in days
+  // before the cut-off (RetailReadOptions::recent_days). REQUIRES: >= 1. Default: 28.
+  int recent_days = 28;
   // Default of the request option filters.exclude_history. Default: false, because in this
   // re-buy catalogue a customer's own items are among the best predictions.
   bool exclude_history_default = false;

@@ -34,23 +34,23 @@ json FeaturesToJson(const std::vector<FeatureSpec>& features) {
   return array;
 }
 
-void ParseNewItemDefaults(const json& defaults, BundleManifest* m) {
-  if (!defaults.contains("new_items")) return;
-  const json& n = defaults["new_items"];
-  const json weights = n.value("weights", json::object());
+DefaultOverrides ParseOverrides(const json& o) {
+  DefaultOverrides out;
+  const json weights = o.value("weights", json::object());  // items() needs it to live.
   for (const auto& [name, weight] : weights.items()) {
-    m->new_items_weights.emplace_back(name, weight.get<double>());
+    out.weights.emplace_back(name, weight.get<double>());
   }
-  if (n.contains("popularity_penalty")) {
-    m->new_items_popularity_penalty = n["popularity_penalty"].get<double>();
+  if (o.contains("popularity_penalty")) {
+    out.popularity_penalty = o["popularity_penalty"].get<double>();
   }
+  return out;
 }
 
-json NewItemDefaultsToJson(const BundleManifest& m) {
-  json n = {{"weights", json::object()}};
-  for (const auto& [name, weight] : m.new_items_weights) n["weights"][name] = weight;
-  if (m.new_items_popularity_penalty) n["popularity_penalty"] = *m.new_items_popularity_penalty;
-  return n;
+json OverridesToJson(const DefaultOverrides& o) {
+  json out = {{"weights", json::object()}};
+  for (const auto& [name, weight] : o.weights) out["weights"][name] = weight;
+  if (o.popularity_penalty) out["popularity_penalty"] = *o.popularity_penalty;
+  return out;
 }
 
 ValidationReport ParseValidation(const json& j) {
@@ -109,6 +109,7 @@ absl::Status ReadManifest(const json& j, BundleManifest* out) {
   m.items_file = j.value("items_file", m.items_file);
   m.cf_index_file = j.value("cf_index_file", m.cf_index_file);
   m.country_popularity_file = j.value("country_popularity_file", "");
+  m.recent_days = j.value("recent_days", m.recent_days);
   if (j.contains("cf")) {
     m.recency_decay = j["cf"].value("recency_decay", m.recency_decay);
     m.self_similarity = j["cf"].value("self_similarity", m.self_similarity);
@@ -119,7 +120,9 @@ absl::Status ReadManifest(const json& j, BundleManifest* out) {
   if (j.contains("defaults")) {
     m.exclude_history_default = j["defaults"].value("exclude_history", false);
     m.popularity_penalty_default = j["defaults"].value("popularity_penalty", 0.0);
-    ParseNewItemDefaults(j["defaults"], &m);
+    const json& d = j["defaults"];
+    if (d.contains("new_items")) m.new_items = ParseOverrides(d["new_items"]);
+    if (d.contains("new_shoppers")) m.new_shoppers = ParseOverrides(d["new_shoppers"]);
   }
   if (j.contains("validation")) m.validation = ParseValidation(j["validation"]);
   for (const json& s : j.at("sources")) {
@@ -141,9 +144,26 @@ absl::Status ReadManifest(const json& j, BundleManifest* out) {
   return absl::OkStatus();
 }
 
+// Checks defaults.<field>: a penalty finite and >= 0, weights of the manifest's sources, >= 0.
+absl::Status CheckOverrides(const BundleManifest& m, const std::string& field,
+                            const DefaultOverrides& o) {
+  if (const double p = o.popularity_penalty.value_or(0); !std::isfinite(p) || p < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest: defaults.", field, ".popularity_penalty must be finite and >= 0"));
+  }
+  for (const auto& [name, weight] : o.weights) {
+    if (m.FindSource(name) == nullptr || !std::isfinite(weight) || weight < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("manifest: defaults.", field, ".weights[\"",
+                                                     name, "\"] needs a source and a weight >= 0"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The value checks of a read manifest: INVALID_ARGUMENT naming the field.
 absl::Status CheckManifest(const BundleManifest& m) {
   if (m.version.empty()) return absl::InvalidArgumentError("manifest: empty version");
+  if (m.recent_days < 1) return absl::InvalidArgumentError("manifest: recent_days must be >= 1");
   if (!(m.recency_decay > 0 && m.recency_decay <= 1) ||
       !(m.self_recency_decay > 0 && m.self_recency_decay <= 1)) {
     return absl::InvalidArgumentError(
@@ -159,15 +179,9 @@ absl::Status CheckManifest(const BundleManifest& m) {
     return absl::InvalidArgumentError(
         "manifest: defaults.popularity_penalty must be finite and >= 0");
   }
-  if (const double p = m.new_items_popularity_penalty.value_or(0); !std::isfinite(p) || p < 0) {
-    return absl::InvalidArgumentError(
-        "manifest: defaults.new_items.popularity_penalty must be finite and >= 0");
-  }
-  for (const auto& [name, weight] : m.new_items_weights) {
-    if (m.FindSource(name) == nullptr || !std::isfinite(weight) || weight < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("manifest: defaults.new_items.weights[\"",
-                                                     name, "\"] needs a source and a weight >= 0"));
-    }
+  for (const auto& [field, o] :
+       {std::pair{"new_items", &m.new_items}, std::pair{"new_shoppers", &m.new_shoppers}}) {
+    if (absl::Status s = CheckOverrides(m, field, *o); !s.ok()) return s;
   }
   if (m.FindSource(kCfSourceName) == nullptr) {
     return absl::InvalidArgumentError(
@@ -227,6 +241,7 @@ std::string SerializeManifest(const BundleManifest& m) {
       {"items_file", m.items_file},
       {"cf_index_file", m.cf_index_file},
       {"country_popularity_file", m.country_popularity_file},
+      {"recent_days", m.recent_days},
       {"train_cutoff_unix", m.train_cutoff_unix},
       {"cf",
        {{"recency_decay", m.recency_decay},
@@ -236,7 +251,8 @@ std::string SerializeManifest(const BundleManifest& m) {
       {"defaults",
        {{"exclude_history", m.exclude_history_default},
         {"popularity_penalty", m.popularity_penalty_default},
-        {"new_items", NewItemDefaultsToJson(m)}}},
+        {"new_items", OverridesToJson(m.new_items)},
+        {"new_shoppers", OverridesToJson(m.new_shoppers)}}},
       {"validation", ValidationToJson(m.validation)},
       {"sources", sources},
       {"feature_schema",

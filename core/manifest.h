@@ -57,6 +57,15 @@ struct ModelSpec {
 };
 
 // The parsed manifest.json of a bundle.
+// Request defaults the bundle builder chose for one kind of request: each listed source's fusion
+// weight (replacing the source's own) and the popularity penalty. Empty: the general defaults.
+struct DefaultOverrides {
+  std::vector<std::pair<std::string, double>> weights;
+  std::optional<double> popularity_penalty;
+
+  bool empty() const { return weights.empty() && !popularity_penalty; }
+};
+
 struct BundleManifest {
   int32_t format_version = 1;
   std::string version;
@@ -69,6 +78,9 @@ struct BundleManifest {
   std::string cf_index_file = "cf_index.bin";
   // Recent purchase lines per country and item (see Bundle::country_popularity); "" = none.
   std::string country_popularity_file;
+  // The window of items.tsv's recent popularity and of country_popularity_file, in days before
+  // the cut-off (or the data's end): what "recent" means for the "pop" source.
+  int32_t recent_days = 28;
   // Weight of the i-th most recent history event in CF scoring is recency_decay^i
   // (normalised to sum to 1) for its neighbours, self_recency_decay^i for the item itself:
   // interest in similar items fades fast, re-buying habits slowly.
@@ -88,10 +100,12 @@ struct BundleManifest {
   // ranking.popularity_penalty of a request that leaves it unset.
   double popularity_penalty_default = 0.0;
   // The defaults of a request that excludes the shopper's history (items new to the shopper),
-  // where other weights rank best: each listed source's fusion weight (replacing the source's
-  // own) and the popularity penalty. Empty / unset: the defaults above.
-  std::vector<std::pair<std::string, double>> new_items_weights;
-  std::optional<double> new_items_popularity_penalty;
+  // where other weights rank best ("defaults.new_items").
+  DefaultOverrides new_items;
+  // The defaults of a new shopper's request (no history event in the catalogue: only the
+  // popularity source and the models' reading of the context rank), whatever its
+  // exclude_history ("defaults.new_shoppers"). Empty: those of the request's exclude_history.
+  DefaultOverrides new_shoppers;
   ValidationReport validation;
   std::vector<SourceSpec> sources;
   std::vector<FeatureSpec> event_features;

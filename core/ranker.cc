@@ -219,7 +219,8 @@ class RankJob {
   // Category options need categories, and name categories the bundle has. Errors:
   // FAILED_PRECONDITION on a bundle without categories, INVALID_ARGUMENT for an unknown one.
   absl::Status CheckCategoryOptions() const;
-  // The request's options with the bundle's defaults, and its source table. Errors: those of
+  // The request's options with the bundle's defaults (a new shopper's where the bundle has
+  // them: call after ResolveHistory), and its source table. Errors: those of
   // WithRequestWeights.
   absl::Status ResolveSources();
   // The known events of the history and their CF recency weights; unknown ids are reported.
@@ -299,7 +300,7 @@ absl::Status RankJob::CheckCategoryOptions() const {
 }
 
 absl::Status RankJob::ResolveSources() {
-  options_ = ResolveOptions(request_, bundle_.manifest());
+  options_ = ResolveOptions(request_, bundle_.manifest(), new_shopper());
   out_.popularity_penalty = options_.popularity_penalty;
   absl::StatusOr<std::vector<Source>> sources =
       WithRequestWeights(bundle_.sources(), options_.fusion_weights);
@@ -563,9 +564,9 @@ absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request,
                           RankedList* out, int64_t now_unix, const RowsToSave& rows_to_save) {
   RankJob job(bundle, request, top_k, out);
   if (absl::Status s = job.CheckCategoryOptions(); !s.ok()) return s;
-  if (absl::Status s = job.ResolveSources(); !s.ok()) return s;
   const int64_t request_time = request.context.time.value_or(now_unix);
   job.ResolveHistory(request_time);
+  if (absl::Status s = job.ResolveSources(); !s.ok()) return s;
   job.AddCfCandidates();
   if (absl::Status s = job.RunModels(request_time, rows_to_save); !s.ok()) return s;
   job.AddPopularCandidates();

@@ -50,14 +50,23 @@ absl::StatusOr<std::vector<Source>> ResolveSources(
   return sources;
 }
 
-EffectiveOptions ResolveOptions(const RecommendRequest& request, const BundleManifest& manifest) {
+EffectiveOptions ResolveOptions(const RecommendRequest& request, const BundleManifest& manifest,
+                                bool new_shopper) {
   EffectiveOptions o;
   o.exclude_history = request.exclude_history.value_or(manifest.exclude_history_default);
-  o.popularity_penalty = request.popularity_penalty.value_or(
-      o.exclude_history
-          ? manifest.new_items_popularity_penalty.value_or(manifest.popularity_penalty_default)
-          : manifest.popularity_penalty_default);
-  if (o.exclude_history) o.fusion_weights = manifest.new_items_weights;
+  const DefaultOverrides* overrides = nullptr;
+  if (new_shopper && !manifest.new_shoppers.empty()) {
+    overrides = &manifest.new_shoppers;
+  } else if (o.exclude_history) {
+    overrides = &manifest.new_items;
+  }
+  std::optional<double> penalty;
+  if (overrides != nullptr) {
+    o.fusion_weights = overrides->weights;
+    penalty = overrides->popularity_penalty;
+  }
+  o.popularity_penalty =
+      request.popularity_penalty.value_or(penalty.value_or(manifest.popularity_penalty_default));
   o.fusion_weights.insert(o.fusion_weights.end(), request.fusion_weights.begin(),
                           request.fusion_weights.end());
   return o;

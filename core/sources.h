@@ -63,18 +63,21 @@ double BaselineRaw(const Source& source, ItemIndex item);
 // for penalty <= 0.
 double PopularityPenalty(double penalty, const ItemInfo& item);
 
-// A request's options once the bundle's defaults fill what it leaves unset. A request that
-// excludes the shopper's history (by filters.exclude_history or the bundle's default) asks for
-// items new to the shopper and gets the bundle's new-item defaults (BundleManifest::new_items_*)
-// where it sets nothing itself.
+// A request's options once the bundle's defaults fill what it leaves unset. The defaults are
+// the bundle's general ones, overridden by those the builder chose for the request's kind
+// (where it chose any): a new shopper's (`new_shopper`: no history event in the catalogue)
+// BundleManifest::new_shoppers; else, for a request that excludes the shopper's history (by
+// filters.exclude_history or the bundle's default), items new to the shopper,
+// BundleManifest::new_items. The request's own settings override both.
 struct EffectiveOptions {
   bool exclude_history = false;
-  // Applied over the sources' own weights (WithRequestWeights): the new-item weights, then the
-  // request's fusion.weights.
+  // Applied over the sources' own weights (WithRequestWeights): the overriding defaults'
+  // weights, then the request's fusion.weights.
   std::vector<std::pair<std::string, double>> fusion_weights;
   double popularity_penalty = 0.0;
 };
-EffectiveOptions ResolveOptions(const RecommendRequest& request, const BundleManifest& manifest);
+EffectiveOptions ResolveOptions(const RecommendRequest& request, const BundleManifest& manifest,
+                                bool new_shopper);
 
 // Raw score of the popularity source from a count of recent purchase lines: log(1 + lines).
 double PopularityScore(int64_t recent_lines);

@@ -45,6 +45,12 @@ core::EventType ToDomain(v1::EventType type) {
   }
 }
 
+// Sets *p from `o`.
+void OverridesToProto(const core::DefaultOverrides& o, v1::NewItemDefaults* p) {
+  for (const auto& [name, weight] : o.weights) (*p->mutable_weights())[name] = weight;
+  if (o.popularity_penalty) p->set_popularity_penalty(*o.popularity_penalty);
+}
+
 v1::FeatureKind ToProto(core::FeatureKind kind) {
   switch (kind) {
     case core::FeatureKind::kHistoryEvent:
@@ -274,12 +280,8 @@ void ToModelInfo(const core::Bundle& bundle, const pipeline::PipelineOptions& op
   pd->set_max_attributions(options.default_max_attributions);
   pd->set_exclude_history(m.exclude_history_default);
   pd->set_popularity_penalty(m.popularity_penalty_default);
-  for (const auto& [name, weight] : m.new_items_weights) {
-    (*pd->mutable_new_items()->mutable_weights())[name] = weight;
-  }
-  if (m.new_items_popularity_penalty) {
-    pd->mutable_new_items()->set_popularity_penalty(*m.new_items_popularity_penalty);
-  }
+  if (!m.new_items.empty()) OverridesToProto(m.new_items, pd->mutable_new_items());
+  if (!m.new_shoppers.empty()) OverridesToProto(m.new_shoppers, pd->mutable_new_shoppers());
   pd->set_steps(options.default_ig_steps);
   pd->set_samples(options.default_shap_samples);
   for (const std::string& category : bundle.catalog().categories()) p->add_categories(category);

@@ -44,6 +44,8 @@ ABSL_FLAG(bool, exclude_history_default, false,
 ABSL_FLAG(double, self_half_life_days, 0.0,
           "Half-life in days of a past purchase's repeat term, by its age (0: none)");
 ABSL_FLAG(int, threads, 2, "Threads for the similarity computation");
+ABSL_FLAG(int, recent_days, 28,
+          "Window of the popularity source (and per-country counts), in days before the cut-off");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Builds an item-CF bundle from Online Retail II purchase data.");
@@ -74,6 +76,7 @@ int main(int argc, char** argv) {
   options.self_recency_decay = absl::GetFlag(FLAGS_self_recency_decay);
   options.self_half_life_days = absl::GetFlag(FLAGS_self_half_life_days);
   options.exclude_history_default = absl::GetFlag(FLAGS_exclude_history_default);
+  options.recent_days = absl::GetFlag(FLAGS_recent_days);
 
   const bool tty = isatty(STDERR_FILENO);
   recsys::core::ProgressFn progress = nullptr;

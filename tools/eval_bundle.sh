@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 input=${INPUT:-data/online-retail-ii/online_retail_ii.csv.gz}
 # Bump when the bundle builder's output changes, so that the cache is rebuilt.
-format=9
+format=10
 root=build/eval-bundles
 bundle=$root/cut-2011-11-09-f$format
 if [[ ! -f $bundle/manifest.json ]]; then

@@ -496,25 +496,34 @@ absl::StatusOr<std::shared_ptr<const Bundle>> LoadBundle(const std::string& dir)
   return bundle;
 }
 
+// "weights a 1, b 2, popularity penalty p" of `o` over the general defaults, or "the same".
+std::string DescribeOverrides(const recsys::core::BundleManifest& m,
+                              const recsys::core::DefaultOverrides& o) {
+  if (o.empty()) return "the same";
+  std::string weights;
+  for (const auto& [name, weight] : o.weights) {
+    absl::StrAppend(&weights, weights.empty() ? "" : ", ", name, " ", weight);
+  }
+  return absl::StrFormat("weights %s, popularity penalty %g",
+                         weights.empty() ? "the same" : weights,
+                         o.popularity_penalty.value_or(m.popularity_penalty_default));
+}
+
 std::string Describe(const Bundle& bundle, const Baselines& b, size_t cases) {
   std::string sources;
   for (const auto& s : bundle.manifest().sources) {
     absl::StrAppend(&sources, sources.empty() ? "" : ", ", s.name, " ", s.weight);
   }
   const auto& m = bundle.manifest();
-  std::string new_items;
-  for (const auto& [name, weight] : m.new_items_weights) {
-    absl::StrAppend(&new_items, new_items.empty() ? "" : ", ", name, " ", weight);
-  }
   return absl::StrFormat(
       "Bundle %s, %d cases (baskets in the window of customers who bought before it), catalogue "
-      "%d items, head %d items (%.0f%% of the purchase lines). The bundle's defaults: weights "
-      "%s, popularity penalty %g, exclude_history %s; with the history excluded (variant new): "
-      "weights %s, popularity penalty %g.\n\n",
-      m.version, cases, bundle.catalog().size(), b.head.size(),
+      "%d items, head %d items (%.0f%% of the purchase lines). The bundle's popularity window: "
+      "%d days. Its defaults: weights %s, popularity penalty %g, exclude_history %s; with the "
+      "history excluded (variant new): %s; for a new shopper (variant cold): %s.\n\n",
+      m.version, cases, bundle.catalog().size(), b.head.size(), m.recent_days,
       100 * absl::GetFlag(FLAGS_head_share), sources, m.popularity_penalty_default,
-      m.exclude_history_default ? "true" : "false", new_items.empty() ? "the same" : new_items,
-      m.new_items_popularity_penalty.value_or(m.popularity_penalty_default));
+      m.exclude_history_default ? "true" : "false", DescribeOverrides(m, m.new_items),
+      DescribeOverrides(m, m.new_shoppers));
 }
 
 // The held-out cases of [cutoff, end): at most --max_cases (every k-th).

@@ -11,21 +11,22 @@ cut-off) and chooses there, by NDCG@10 on the protocol of tools/evaluate.sh (eve
 the window one request, all items and items new to the shopper):
 
   1. the item-CF settings (neighbour recency decay on new items, then the repeat terms: weight,
-     decay by position, half-life by age),
+     decay by position, half-life by age) and the popularity source's recent window (of
+     RECENT_DAYS, where recent popularity alone ranks best),
   2. each model's epoch count (early stopping on validation NDCG) and the GRU's learning rate
      (--lr or twice it, by the same measure),
   3. the fusion weights, the default popularity penalty and exclude_history by a search on
      all items (the best of a coarse grid, then a coordinate search from it), and the weights
      and penalty for requests that exclude the history (items new to the shopper) by one on
      new items; a model not above recent popularity on validation in either variant gets
-     weight 0,
+     weight 0; and new shoppers' weights and penalty (tune_new_shoppers),
 
 then rebuilds the bundle on all the training data with those choices: the CF index and
 catalogue from scratch, the models by training the validation models on for --final_epochs
 over all the data (items new since the window start fresh; --final_training=full retrains
 from scratch instead, about twice the time). The bundle carries the validation table in its
 manifest (GetModelInfo reports it) and as validation.md. --tune=0 skips all of this and uses
---weights, --popularity_penalty and --epochs as given.
+--weights, --popularity_penalty, --recent_days and --epochs as given.
 The version directory appears in out_root only when complete. Progress goes to stderr.
 """
 
@@ -50,6 +51,9 @@ import torch  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAY = 86400
 VARIANTS = ("all", "new")
+# The popularity source's recent window, in days before the cut-off: the first is the default
+# (--tune=0, and recsys_evaluate's recent_popular baseline).
+RECENT_DAYS = (28, 7, 14, 56)
 # The searched values (one grid for any log; the search picks within it on validation).
 RECENCY_DECAYS = (0.6, 0.8, 0.9, 0.97)
 SELF_SIMILARITIES = (0, 4, 16, 64)
@@ -68,6 +72,10 @@ LR_FACTORS = (1, 2)
 GRID_POP = (0, 0.1, 0.3, 1)
 GRID_MODELS = (0.1, 0.3, 1)
 GRID_PENALTIES = (0, 0.05, 0.1, 0.2)
+# New shoppers (no known history: only pop and the models' reading of the context rank) get
+# defaults of their own when the validation window has at least this many (fewer would choose
+# on noise); they are chosen by the coarse grid alone, with weight 0 for the models allowed.
+MIN_NEW_SHOPPERS = 50
 
 
 class Evaluator:
@@ -148,21 +156,24 @@ class Builder:
             sys.exit(f"error: recsys_build_bundle failed:\n{result.stderr}")
         return os.path.join(out_root, version)
 
-    def evaluate(self, bundle, end_s, methods, settings=(), variants=VARIANTS, bundles=()):
+    def evaluate(self, bundle, end_s, methods, settings=(), variants=VARIANTS, bundles=(),
+                 flags=()):
         """{(method, variant): (ndcg, cases)} on [bundle's cut-off, end_s); `settings`: blends
         as (label, {source: weight}, penalty, exclude_history); `bundles`: (label, directory)
-        of further bundles with the same cut-off, each evaluated as its blend."""
+        of further bundles with the same cut-off, each evaluated as its blend; `flags`: more
+        recsys_evaluate flags (with either, a run of its own)."""
         path = os.path.join(self.work, "settings.tsv")
         with open(path, "w", encoding="utf-8") as f:
             for label, weights, penalty, exclude in settings:
                 text = ",".join(f"{k}={v}" for k, v in weights.items())
                 f.write(f"{label}\t{text}\t{penalty}\t{str(exclude).lower()}\n")
         names = list(methods) + [s[0] for s in settings] + [label for label, _ in bundles]
-        if bundles:
+        if bundles or flags:
             command = evaluator_command(self.args, bundle, end_s) + [
                 f"--settings={path}", "--methods=" + ",".join(names),
-                "--bundles=" + ",".join(f"{label}={d}" for label, d in bundles),
-                "--variants=" + ",".join(variants)]
+                "--variants=" + ",".join(variants)] + list(flags)
+            if bundles:
+                command.append("--bundles=" + ",".join(f"{label}={d}" for label, d in bundles))
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 sys.exit(f"error: recsys_evaluate failed:\n{result.stderr}")
@@ -232,7 +243,6 @@ def first_best(values):
 def tune_cf(b, bundle, end):
     """Stage 1: recency_decay on new items; stage 2: the repeat terms on all items. Each
     stage is one evaluation of copies of `bundle` with other settings."""
-    b.report += ["## 1. Item-CF settings", "", "| setting | variant | NDCG@10 |", "|---|---|---:|"]
 
     def best(grid, variant):
         labels = [f"cf{len(os.listdir(b.work))}_{i}" for i in range(len(grid))]
@@ -252,9 +262,24 @@ def tune_cf(b, bundle, end):
                     "self_half_life_days": h}
                    for s in SELF_SIMILARITIES for r in SELF_RECENCY_DECAYS
                    for h in (SELF_HALF_LIVES if s > 0 else (0,))], "all")
-    b.report.append("")
     b.progress(f"CF settings: {chosen}")
     return chosen
+
+
+def choose_recent_days(b, bundle, end):
+    """The popularity source's window: of RECENT_DAYS, the one where recent popularity alone
+    (the pop source's ranking: recsys_evaluate's recent_popular over that window) ranks best
+    on validation, by the mean NDCG@10 of both variants; the first on ties."""
+    values = []
+    for days in RECENT_DAYS:
+        scores = b.evaluate(bundle, end, ["recent_popular"], flags=[f"--recent_days={days}"])
+        for v in VARIANTS:
+            b.report.append(f"| recent popularity alone, recent_days={days} | {v} | "
+                            f"{scores[('recent_popular', v)][0]:.4f} |")
+        values.append(sum(scores[("recent_popular", v)][0] for v in VARIANTS) / len(VARIANTS))
+    days = RECENT_DAYS[first_best(values)]
+    b.progress(f"popularity window: {days} days")
+    return days
 
 
 def train_validation_models(b, corpus, args):
@@ -366,10 +391,11 @@ def search(b, bundle, end, variant, start, coordinates, excluding=None):
 
 def tune_fusion(b, bundle, end, sources):
     """The fusion weights and defaults, from drop_losers' start (a dropped model stays at 0):
-    one search on all items (weights, penalty, exclude_history: the bundle's defaults) and one
-    on items new to the shopper (weights, penalty: the new-item defaults, for requests that
-    exclude the history). Returns (defaults, new-item defaults, notes, {(method, variant):
-    (ndcg, cases)} of the sources alone)."""
+    one search on all items (weights, penalty, exclude_history: the bundle's defaults), one on
+    items new to the shopper (weights, penalty: the new-item defaults, for requests that
+    exclude the history) and tune_new_shoppers. Returns (defaults, new-item defaults,
+    new-shopper defaults or None, notes, {(method, variant): (ndcg, cases)} of the sources
+    alone)."""
     singles = b.evaluate(bundle, end, ["recent_popular"] + sources)
     weights, notes, dropped = drop_losers(singles, sources)
     for note in notes:
@@ -382,13 +408,43 @@ def tune_fusion(b, bundle, end, sources):
     main = search(b, bundle, end, "all", start, free + ["penalty", "exclude"], new_items)
     if main["exclude"]:  # Default requests exclude the history: they get the new-item defaults.
         main = dict(new_items)
+    new_shoppers, note, cold = tune_new_shoppers(b, bundle, end, sources, main, dropped)
+    singles.update(cold)
+    notes += [note] if note else []
     b.report.append("")
     for s in free:
         zero = [v for v, st in (("all", main), ("new", new_items)) if st["weights"][s] == 0]
         if zero:
             notes.append(f"{s}: weight 0 on {' and '.join(zero)} items, the search found the "
                          "blend no better with it")
-    return main, new_items, notes, singles
+    return main, new_items, new_shoppers, notes, singles
+
+
+def tune_new_shoppers(b, bundle, end, sources, main, dropped):
+    """The new-shopper defaults: on validation's new shoppers (variant cold), the first best of
+    the general defaults `main` and a grid over pop's weight, one weight shared by the models
+    not `dropped` (0 included) and the penalty. Returns (the setting, or None where the general
+    defaults are best or the window has fewer than MIN_NEW_SHOPPERS new shoppers, so that they
+    get the general defaults; a note or None; the cold scores of recent_popular and pop)."""
+    singles = b.evaluate(bundle, end, ["recent_popular", "pop"], variants=["cold"])
+    cases = singles[("pop", "cold")][1]
+    if cases < MIN_NEW_SHOPPERS:
+        return None, (f"new shoppers: the general defaults, only {cases} new shoppers on "
+                      f"validation (fewer than {MIN_NEW_SHOPPERS})"), singles
+    models = [s for s in sources if s not in ("cf", "pop") and s not in dropped]
+    options = [dict(main, exclude=False)]
+    for p in GRID_POP:
+        for m in ((0,) + GRID_MODELS if models else (0,)):
+            if p or m:
+                weights = dict(main["weights"], pop=p, **{s: m for s in models})
+                options += [dict(main, weights=weights, penalty=x, exclude=False)
+                            for x in GRID_PENALTIES]
+    values = score_options(b, bundle, end, "cold", options, None, "grid")
+    i = first_best(values)
+    b.progress(f"new shoppers ({cases} on validation), grid of {len(options)}: "
+               f"{'the general defaults' if i == 0 else describe(options[i])} "
+               f"(NDCG@10 {values[i]:.4f}, the general defaults {values[0]:.4f})")
+    return (options[i] if i else None), None, singles
 
 
 def describe(state):
@@ -398,8 +454,8 @@ def describe(state):
 
 
 def validation_table(b, bundle, end, modes, sources, singles):
-    """The final validation rows: baselines, each source alone, the blend (modes: {variant:
-    its settings}), and the blend without each model."""
+    """The final validation rows: baselines, each source alone (those in `singles`), the blend
+    (modes: {variant: its settings}), and the blend without each model."""
     scores = dict(singles)
     for variant, state in modes.items():
         settings = [("chosen", state["weights"], state["penalty"], state["exclude"])]
@@ -410,7 +466,7 @@ def validation_table(b, bundle, end, modes, sources, singles):
     methods = ["recent_popular"] + sources + ["blend"] + \
         [f"blend without {s}" for s in sources if s not in ("cf", "pop")]
     rows = [{"method": m, "variant": v, "ndcg_at_10": scores[(m, v)][0],
-             "cases": scores[(m, v)][1]} for m in methods for v in VARIANTS]
+             "cases": scores[(m, v)][1]} for m in methods for v in modes if (m, v) in scores]
     b.report += ["## 4. Validation table (chosen settings)", "",
                  "| method | variant | cases | NDCG@10 |", "|---|---|---:|---:|"]
     b.report += [f"| {r['method']} | {r['variant']} | {r['cases']} | {r['ndcg_at_10']:.4f} |"
@@ -424,7 +480,14 @@ def tune(b, args, customers, end):
     val_start = end - args.validation_days * DAY
     b.progress(f"validation window {date(val_start)} .. {date(end)}")
     bundle = b.build_cf(b.work, "val", val_start, {})
+    b.report += ["## 1. Item-CF settings and the popularity window", "",
+                 "| setting | variant | NDCG@10 |", "|---|---|---:|"]
     cf = tune_cf(b, bundle, end)
+    recent_days = choose_recent_days(b, bundle, end)
+    b.report.append("")
+    if recent_days != RECENT_DAYS[0]:
+        shutil.rmtree(bundle)
+        bundle = b.build_cf(b.work, "val", val_start, {"recent_days": recent_days})
     set_cf(bundle, cf)
     corpus = tm.Corpus(args, bundle, customers, end, val_start)
     if len(corpus.validation) == 0:
@@ -438,10 +501,12 @@ def tune(b, args, customers, end):
     tm.write_models(argparse.Namespace(bundle=bundle), corpus, entries, {})
     sources = [s["name"] for s in json.load(open(os.path.join(bundle, "manifest.json")))["sources"]]
     b.progress("tuning the fusion weights and defaults")
-    state, new_items, notes, singles = tune_fusion(b, bundle, end, sources)
-    rows = validation_table(b, bundle, end, {"all": state, "new": new_items}, sources, singles)
-    return {"cf": cf, "epochs": epochs, "learning_rates": rates, "state": state,
-            "new_items": new_items, "corpus": corpus,
+    state, new_items, new_shoppers, notes, singles = tune_fusion(b, bundle, end, sources)
+    modes = {"all": state, "new": new_items, "cold": new_shoppers or dict(state, exclude=False)}
+    rows = validation_table(b, bundle, end, modes, sources, singles)
+    return {"cf": cf, "recent_days": recent_days, "epochs": epochs, "learning_rates": rates,
+            "state": state,
+            "new_items": new_items, "new_shoppers": new_shoppers, "corpus": corpus,
             "models": {kind: (model, corpus.item_index) for kind, model in models.items()},
             "validation": {"start_unix": val_start, "end_unix": end, "rows": rows,
                            "notes": notes, "report_file": "validation.md"}}
@@ -449,8 +514,9 @@ def tune(b, args, customers, end):
 
 def untuned(args):
     weights = tm.parse_weights(args.weights)
-    return {"cf": {}, "epochs": {}, "learning_rates": {}, "validation": None, "models": {},
-            "new_items": None,
+    return {"cf": {}, "recent_days": args.recent_days, "epochs": {}, "learning_rates": {},
+            "validation": None, "models": {},
+            "new_items": None, "new_shoppers": None,
             "corpus": None,
             "state": {"weights": weights, "penalty": args.popularity_penalty,
                       "exclude": bool(args.exclude_history)}}
@@ -480,9 +546,10 @@ def finish(b, args, bundle, corpus, choices):
         manifest = json.load(f)
     manifest["defaults"] = {"exclude_history": state["exclude"],
                             "popularity_penalty": state["penalty"]}
-    if choices["new_items"]:
-        manifest["defaults"]["new_items"] = {"weights": choices["new_items"]["weights"],
-                                             "popularity_penalty": choices["new_items"]["penalty"]}
+    for key in ("new_items", "new_shoppers"):
+        if choices[key]:
+            manifest["defaults"][key] = {"weights": choices[key]["weights"],
+                                         "popularity_penalty": choices[key]["penalty"]}
     if choices["validation"]:
         manifest["validation"] = choices["validation"]
     with open(path, "w", encoding="utf-8") as f:
@@ -495,10 +562,13 @@ def write_report(b, bundle, choices):
     lines = [f"# Validation report of bundle {os.path.basename(bundle)}", "",
              f"Tuned by tools/make_bundle.py on {date(v['start_unix'])} .. {date(v['end_unix'])}"
              " (models trained before the window), then rebuilt on all training data.", "",
-             f"Chosen: CF {choices['cf']}; epochs {choices['epochs']}; learning rates "
+             f"Chosen: CF {choices['cf']}; popularity window {choices['recent_days']} days; "
+             f"epochs {choices['epochs']}; learning rates "
              f"{choices['learning_rates']}; defaults "
              f"{describe(choices['state'])}; with the history excluded (items new to the "
-             f"shopper) {describe(choices['new_items'])}.", ""]
+             f"shopper) {describe(choices['new_items'])}; for a new shopper "
+             f"{describe(choices['new_shoppers']) if choices['new_shoppers'] else 'the defaults'}"
+             ".", ""]
     lines += [f"- {n}" for n in v["notes"]] + ([""] if v["notes"] else [])
     with open(os.path.join(bundle, "validation.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines + b.report) + "\n")
@@ -525,6 +595,8 @@ def main():
                         help="with --tune=0: the bundle's default popularity penalty")
     parser.add_argument("--exclude_history", type=int, default=0,
                         help="with --tune=0: the bundle's default exclude_history")
+    parser.add_argument("--recent_days", type=int, default=RECENT_DAYS[0],
+                        help="with --tune=0: the popularity source's window in days")
     parser.add_argument("--cf_flags", default="", help="extra flags for recsys_build_bundle")
     parser.add_argument("--builder", default=os.path.join(ROOT, "build/tools/recsys_build_bundle"))
     parser.add_argument("--evaluator", default=os.path.join(ROOT, "build/tools/recsys_evaluate"))
@@ -554,8 +626,9 @@ def main():
             b.close()
         b.progress("building the bundle on all training data")
         bundle = b.build_cf(work, version, cutoff,
-                            dict(choices["cf"], exclude_history_default=str(
-                                choices["state"]["exclude"]).lower()))
+                            dict(choices["cf"], recent_days=choices["recent_days"],
+                                 exclude_history_default=str(
+                                     choices["state"]["exclude"]).lower()))
         corpus = tm.Corpus(args, bundle, customers, end, like=choices["corpus"])
         finish(b, args, bundle, corpus, choices)
         if choices["validation"]:
@@ -563,7 +636,9 @@ def main():
         os.rename(bundle, final)
         b.progress(f"bundle {final} ready: {describe(choices['state'])}" +
                    (f"; new items: {describe(choices['new_items'])}" if choices["new_items"]
-                    else ""))
+                    else "") +
+                   (f"; new shoppers: {describe(choices['new_shoppers'])}"
+                    if choices["new_shoppers"] else ""))
         for note in (choices["validation"] or {}).get("notes", []):
             b.progress("note: " + note)
 

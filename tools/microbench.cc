@@ -68,9 +68,10 @@ std::string CfOnlyCopy(const std::string& dir) {
     }
   }
   manifest["sources"] = sources;
-  // The new-item defaults may weigh the models that are gone.
-  if (manifest.contains("defaults") && manifest["defaults"].contains("new_items")) {
+  // The new-item and new-shopper defaults may weigh the models that are gone.
+  if (manifest.contains("defaults")) {
     manifest["defaults"].erase("new_items");
+    manifest["defaults"].erase("new_shoppers");
   }
   std::ofstream(out / "manifest.json") << manifest.dump(2);
   for (const auto& entry : fs::directory_iterator(dir)) {

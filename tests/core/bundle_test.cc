@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "core/bundle_builder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -23,8 +24,10 @@ TEST(ManifestTest, RoundTripsThroughJson) {
   m.self_half_life_days = 180;
   m.exclude_history_default = true;
   m.popularity_penalty_default = 0.05;
-  m.new_items_weights = {{"rnn", 2.0}};
-  m.new_items_popularity_penalty = 0.2;
+  m.new_items.weights = {{"rnn", 2.0}};
+  m.new_items.popularity_penalty = 0.2;
+  m.new_shoppers.weights = {{"cf", 0.0}};
+  m.recent_days = 14;
   m.validation.start_unix = 100;
   m.validation.end_unix = 200;
   m.validation.rows = {{"blend", "new", 0.25, 17}, {"rnn", "all", 0.125, 20}};
@@ -42,10 +45,14 @@ TEST(ManifestTest, RoundTripsThroughJson) {
   EXPECT_DOUBLE_EQ(parsed->self_half_life_days, 180);
   EXPECT_TRUE(parsed->exclude_history_default);
   EXPECT_DOUBLE_EQ(parsed->popularity_penalty_default, 0.05);
-  ASSERT_EQ(parsed->new_items_weights.size(), 1u);
-  EXPECT_EQ(parsed->new_items_weights[0].first, "rnn");
-  EXPECT_DOUBLE_EQ(parsed->new_items_weights[0].second, 2.0);
-  EXPECT_THAT(parsed->new_items_popularity_penalty, ::testing::Optional(0.2));
+  ASSERT_EQ(parsed->new_items.weights.size(), 1u);
+  EXPECT_EQ(parsed->new_items.weights[0].first, "rnn");
+  EXPECT_DOUBLE_EQ(parsed->new_items.weights[0].second, 2.0);
+  EXPECT_THAT(parsed->new_items.popularity_penalty, ::testing::Optional(0.2));
+  EXPECT_EQ(parsed->recent_days, 14);
+  ASSERT_EQ(parsed->new_shoppers.weights.size(), 1u);
+  EXPECT_EQ(parsed->new_shoppers.weights[0].first, "cf");
+  EXPECT_EQ(parsed->new_shoppers.popularity_penalty, std::nullopt);
   EXPECT_EQ(parsed->validation.start_unix, 100);
   EXPECT_EQ(parsed->validation.end_unix, 200);
   ASSERT_EQ(parsed->validation.rows.size(), 2u);
@@ -99,6 +106,12 @@ TEST(ManifestTest, RejectsBadManifestsWithAReason) {
                   .status()
                   .message(),
               HasSubstr("defaults.new_items.weights[\"gnn\"]"));
+  EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x",
+                                "defaults": {"new_shoppers": {"weights": {"cf": -1}}},
+                                "sources": [{"name": "cf"}]})")
+                  .status()
+                  .message(),
+              HasSubstr("defaults.new_shoppers.weights[\"cf\"]"));
   // JSON has no infinity: a baseline beyond double's range is a malformed manifest.
   EXPECT_THAT(ParseManifest(R"({"format_version": 1, "version": "x", "sources": [{"name": "cf"}],
                                 "feature_schema": {"context_features":
@@ -118,6 +131,35 @@ TEST(BundleTest, BuildsAndLoadsAVersionDirectory) {
   EXPECT_EQ(bundle->catalog().item(0).description, "ITEM A");
   EXPECT_EQ(bundle->cf_index().num_items(), 4);
   EXPECT_THAT(bundle->manifest().data_source, HasSubstr("cutoff_unix"));
+}
+
+TEST(BundleTest, TheRecentWindowIsTheBuildersChoice) {
+  const std::string root = testing::MakeTempDir("bundle_recent");
+  testing::WriteFile(root + "/tiny.csv", testing::TinyRetailCsv());
+  BundleBuildOptions options;
+  options.input = root + "/tiny.csv";
+  options.out_root = root;
+  options.cutoff_time = *ParseDateTime("2010-01-07");
+  auto recent = [&](int days) {
+    options.version = absl::StrCat("d", days);
+    options.recent_days = days;
+    absl::StatusOr<BundleBuildResult> built = BuildCfBundle(options);
+    EXPECT_TRUE(built.ok()) << built.status();
+    absl::StatusOr<std::shared_ptr<const Bundle>> bundle = Bundle::Load(built->dir);
+    EXPECT_TRUE(bundle.ok()) << bundle.status();
+    EXPECT_EQ((*bundle)->manifest().recent_days, days);
+    std::vector<int64_t> lines;
+    for (ItemIndex i = 0; i < (*bundle)->catalog().size(); ++i) {
+      lines.push_back((*bundle)->catalog().item(i).recent_popularity);
+    }
+    return lines;
+  };
+  // 21A, 21B, 21C, 21D: every line of 2010-01-01 .. 06, or those of 01-05 and 01-06 only.
+  EXPECT_THAT(recent(28), ::testing::ElementsAre(4, 3, 2, 1));
+  EXPECT_THAT(recent(2), ::testing::ElementsAre(1, 0, 0, 1));
+  options.version = "zero";
+  options.recent_days = 0;
+  EXPECT_THAT(BuildCfBundle(options).status().message(), HasSubstr("recent_days: 0 is not >= 1"));
 }
 
 TEST(BundleTest, RefusesToOverwriteAVersion) {

@@ -275,8 +275,8 @@ TEST(RankerScoresTest, TheBundlesDefaultPenaltyAppliesWhenTheRequestLeavesItUnse
 
 TEST(RankerScoresTest, ARequestExcludingTheHistoryGetsTheNewItemDefaults) {
   std::shared_ptr<const Bundle> bundle = TinyBundleWith([](BundleManifest* m) {
-    m->new_items_weights = {{"cf", 3.0}};
-    m->new_items_popularity_penalty = 1.0;
+    m->new_items.weights = {{"cf", 3.0}};
+    m->new_items.popularity_penalty = 1.0;
   });
   ASSERT_NE(bundle, nullptr);
   RecommendRequest r = testing::RequestWithHistory({"21A"});
@@ -303,6 +303,42 @@ TEST(RankerScoresTest, ARequestExcludingTheHistoryGetsTheNewItemDefaults) {
   ASSERT_TRUE(Ranker::Rank(*bundle, r, 2, &out).ok());
   EXPECT_EQ(out.items[0].item_id, "21B");
   EXPECT_NEAR(out.items[0].score, kSimAB, 1e-6);
+}
+
+TEST(RankerScoresTest, ANewShopperGetsTheNewShopperDefaults) {
+  std::shared_ptr<const Bundle> bundle = TinyBundleWith([](BundleManifest* m) {
+    m->new_shoppers.weights = {{"pop", 2.0}};
+    m->new_shoppers.popularity_penalty = 0.5;
+    m->new_items.weights = {{"pop", 5.0}};
+  });
+  ASSERT_NE(bundle, nullptr);
+  auto pop_weight = [&](const RecommendRequest& r, double* penalty) {
+    RankedList out;
+    EXPECT_TRUE(Ranker::Rank(*bundle, r, 2, &out).ok());
+    *penalty = out.popularity_penalty;
+    EXPECT_EQ(out.sources.at(1).source.spec.name, "pop");
+    return out.sources.at(1).source.spec.weight;
+  };
+  double penalty = -1;
+  // An empty history, or one the catalogue knows nothing of: the new-shopper defaults, also
+  // when the request excludes its history (new shoppers come first).
+  EXPECT_DOUBLE_EQ(pop_weight(testing::RequestWithHistory({}), &penalty), 2.0);
+  EXPECT_DOUBLE_EQ(penalty, 0.5);
+  RecommendRequest unknown = testing::RequestWithHistory({"nope"});
+  unknown.exclude_history = true;
+  EXPECT_DOUBLE_EQ(pop_weight(unknown, &penalty), 2.0);
+  // A known history: the bundle's own weight (pop 0), or the new-item one when excluding it.
+  RecommendRequest known = testing::RequestWithHistory({"21A"});
+  EXPECT_DOUBLE_EQ(pop_weight(known, &penalty), 0.0);
+  EXPECT_DOUBLE_EQ(penalty, 0.0);
+  known.exclude_history = true;
+  EXPECT_DOUBLE_EQ(pop_weight(known, &penalty), 5.0);
+  // The request's own settings still win.
+  RecommendRequest own = testing::RequestWithHistory({});
+  own.fusion_weights = {{"pop", 1.0}};
+  own.popularity_penalty = 0.0;
+  EXPECT_DOUBLE_EQ(pop_weight(own, &penalty), 1.0);
+  EXPECT_DOUBLE_EQ(penalty, 0.0);
 }
 
 TEST(RankerScoresTest, CategoryOptionsOnABundleWithoutCategoriesFailClearly) {

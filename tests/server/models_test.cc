@@ -224,8 +224,9 @@ TEST(ServerModelsTest, GetModelInfoReportsTheValidationAndRequestsGetTheTunedPen
   ASSERT_FALSE(dir.empty());
   testing::EditManifest(dir, [](core::BundleManifest* m) {
     m->popularity_penalty_default = 0.25;
-    m->new_items_weights = {{"fake_rnn", 0.75}};
-    m->new_items_popularity_penalty = 0.5;
+    m->new_items.weights = {{"fake_rnn", 0.75}};
+    m->new_items.popularity_penalty = 0.5;
+    m->new_shoppers.weights = {{"fake_rnn", 0.125}};
     m->validation = {1000,
                      2000,
                      {{"blend", "new", 0.0625, 31}, {"fake_rnn", "all", 0.5, 40}},
@@ -243,6 +244,9 @@ TEST(ServerModelsTest, GetModelInfoReportsTheValidationAndRequestsGetTheTunedPen
   EXPECT_THAT(info.defaults().new_items().weights(),
               ::testing::UnorderedElementsAre(::testing::Pair("fake_rnn", 0.75)));
   EXPECT_DOUBLE_EQ(info.defaults().new_items().popularity_penalty(), 0.5);
+  EXPECT_THAT(info.defaults().new_shoppers().weights(),
+              ::testing::UnorderedElementsAre(::testing::Pair("fake_rnn", 0.125)));
+  EXPECT_FALSE(info.defaults().new_shoppers().has_popularity_penalty());
   const v1::ValidationReport& v = info.validation();
   EXPECT_EQ(v.window_start().seconds(), 1000);
   EXPECT_EQ(v.window_end().seconds(), 2000);
@@ -271,6 +275,17 @@ TEST(ServerModelsTest, GetModelInfoReportsTheValidationAndRequestsGetTheTunedPen
   EXPECT_TRUE(has_penalty(request));
   request.mutable_ranking()->set_popularity_penalty(0.0);
   EXPECT_FALSE(has_penalty(request));
+
+  // A new shopper's request is ranked with the new-shopper weights.
+  v1::RecommendRequest new_shopper;
+  v1::RecommendResponse response;
+  ASSERT_TRUE((*server)->Recommend(new_shopper, &response).ok());
+  ASSERT_GT(response.items_size(), 0);
+  std::vector<std::pair<std::string, double>> weights;
+  for (const v1::SourceScore& s : response.items(0).sources()) {
+    weights.emplace_back(s.source(), s.weight());
+  }
+  EXPECT_THAT(weights, ::testing::Contains(::testing::Pair("fake_rnn", 0.125)));
 }
 
 // A model that throws (a bug, or a library that throws where it should return a status) costs

@@ -45,17 +45,24 @@ class DropRuleTest(unittest.TestCase):
 
 
 class FakeBuilder:
-    """Scores each setting by `objective(weights, penalty)`; counts the settings scored."""
+    """Scores each setting by `objective(weights, penalty)` and each method alone by
+    `alone(method, variant, flags)` (default 0), over `cases` cases; counts the settings
+    scored."""
 
-    def __init__(self, objective):
-        self.objective, self.report, self.scored = objective, [], 0
+    def __init__(self, objective, cases=1, alone=lambda m, v, flags: 0.0):
+        self.objective, self.cases, self.alone = objective, cases, alone
+        self.report, self.scored = [], 0
 
     def progress(self, message):
         pass
 
-    def evaluate(self, bundle, end, methods, settings, variants):
+    def evaluate(self, bundle, end, methods, settings=(), variants=make_bundle.VARIANTS,
+                 flags=()):
         self.scored += len(settings)
-        return {(label, variants[0]): (self.objective(w, p), 1) for label, w, p, _ in settings}
+        out = {(m, v): (self.alone(m, v, flags), self.cases) for m in methods for v in variants}
+        out.update({(label, variants[0]): (self.objective(w, p), self.cases)
+                    for label, w, p, _ in settings})
+        return out
 
 
 class SearchTest(unittest.TestCase):
@@ -91,6 +98,51 @@ class SearchTest(unittest.TestCase):
         self.assertEqual(b.scored, grid + 5 * weights + penalties)
 
 
+class RecentDaysTest(unittest.TestCase):
+    def test_the_window_where_recent_popularity_ranks_best_on_both_variants(self):
+        # 7 days is best on new items, 14 on the mean of both; ties go to the first listed.
+        table = {(7, "all"): 0.08, (7, "new"): 0.07, (14, "all"): 0.10, (14, "new"): 0.06,
+                 (28, "all"): 0.10, (28, "new"): 0.05, (56, "all"): 0.09, (56, "new"): 0.04}
+
+        def alone(method, variant, flags):
+            self.assertEqual(method, "recent_popular")
+            (flag,) = flags
+            return table[(int(flag.removeprefix("--recent_days=")), variant)]
+        b = FakeBuilder(None, alone=alone)
+        self.assertEqual(make_bundle.choose_recent_days(b, "bundle", 0), 14)
+        self.assertEqual(len(b.report), 2 * len(make_bundle.RECENT_DAYS))
+
+
+class NewShoppersTest(unittest.TestCase):
+    SOURCES = ["cf", "pop", "cnn", "rnn"]
+    MAIN = {"weights": {"cf": 1.0, "pop": 0.2, "cnn": 0.0, "rnn": 0.3}, "penalty": 0.05,
+            "exclude": True}
+
+    def tune(self, objective, cases):
+        b = FakeBuilder(objective, cases)
+        return make_bundle.tune_new_shoppers(b, "bundle", 0, self.SOURCES, self.MAIN, {"cnn"})
+
+    def test_the_grid_may_weigh_the_models_zero_and_a_dropped_model_stays_zero(self):
+        # Popularity alone, the penalty at 0.1, ranks best.
+        state, note, _ = self.tune(
+            lambda w, p: w["pop"] - w["rnn"] - w["cnn"] - abs(p - 0.1),
+            make_bundle.MIN_NEW_SHOPPERS)
+        self.assertIsNone(note)
+        self.assertEqual(state["weights"], {"cf": 1.0, "pop": 1, "cnn": 0.0, "rnn": 0})
+        self.assertEqual((state["penalty"], state["exclude"]), (0.1, False))
+
+    def test_the_general_defaults_stay_when_nothing_in_the_grid_beats_them(self):
+        state, note, _ = self.tune(lambda w, p: -abs(w["pop"] - 0.2) - abs(p - 0.05), 100)
+        self.assertEqual((state, note), (None, None))
+
+    def test_too_few_new_shoppers_keep_the_general_defaults_with_a_note(self):
+        cases = make_bundle.MIN_NEW_SHOPPERS - 1
+        state, note, singles = self.tune(lambda w, p: w["pop"], cases)
+        self.assertIsNone(state)
+        self.assertIn(f"only {cases} new shoppers on validation", note)
+        self.assertEqual(singles[("pop", "cold")], (0.0, cases))
+
+
 class MakeBundleTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -122,6 +174,35 @@ class MakeBundleTest(unittest.TestCase):
         for model in ("cnn", "rnn"):
             for variant in ("all", "new"):
                 self.assertIn((f"blend without {model}", variant), rows)
+        for method in ("recent_popular", "pop", "blend"):  # New shoppers.
+            self.assertIn((method, "cold"), rows)
+
+    def test_the_popularity_window_is_the_best_of_the_reports_rows(self):
+        with open(os.path.join(self.bundle, "validation.md"), encoding="utf-8") as f:
+            report = f.read()
+        mean = {}  # days: the mean NDCG@10 of recent popularity alone over both variants.
+        for line in report.splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if cells[0].startswith("recent popularity alone, recent_days="):
+                days = int(cells[0].split("=")[1])
+                mean[days] = mean.get(days, 0.0) + float(cells[2]) / 2
+        self.assertEqual(set(mean), set(make_bundle.RECENT_DAYS))
+        best = max(mean.values())
+        chosen = self.manifest()["recent_days"]
+        self.assertGreaterEqual(mean[chosen], best - 1e-4)  # The table rounds to 4 decimals.
+        self.assertIn(f"popularity window {chosen} days", report)
+
+    def test_new_shoppers_get_their_own_defaults_or_a_note_says_why_not(self):
+        m = self.manifest()
+        rows = {(r["method"], r["variant"]): r for r in m["validation"]["rows"]}
+        cases = rows[("pop", "cold")]["cases"]
+        notes = [n for n in m["validation"]["notes"] if n.startswith("new shoppers:")]
+        if cases < make_bundle.MIN_NEW_SHOPPERS:
+            self.assertNotIn("new_shoppers", m["defaults"])
+            self.assertEqual(len(notes), 1, m["validation"]["notes"])
+        else:
+            self.assertEqual(notes, [])
+            self.assertIn("new shoppers (", self.result.stderr)
 
     def test_the_weights_follow_the_drop_rule_on_its_own_table(self):
         m = self.manifest()
@@ -250,13 +331,14 @@ class MakeBundleTest(unittest.TestCase):
     def test_untuned_keeps_the_given_settings(self):
         r = run(MAKE + [f"--out_root={self.root}", "--version=untuned", "--tune=0",
                         "--weights=pop=0.2,cnn=0,rnn=0.7", "--popularity_penalty=0.1",
-                        "--models=rnn"])
+                        "--recent_days=7", "--models=rnn"])
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         with open(os.path.join(self.root, "untuned", "manifest.json"), encoding="utf-8") as f:
             m = json.load(f)
         weights = {s["name"]: s["weight"] for s in m["sources"]}
         self.assertEqual(weights, {"cf": 1.0, "pop": 0.2, "rnn": 0.7})
         self.assertEqual(m["defaults"]["popularity_penalty"], 0.1)
+        self.assertEqual(m["recent_days"], 7)
         self.assertEqual(m["validation"]["rows"], [])
 
     def test_another_layout_is_a_clear_error(self):
