@@ -56,7 +56,6 @@ struct ModelSpec {
   int32_t max_history = 0;
 };
 
-// The parsed manifest.json of a bundle.
 // Request defaults the bundle builder chose for one kind of request: each listed source's fusion
 // weight (replacing the source's own) and the popularity penalty. Empty: the general defaults.
 struct DefaultOverrides {
@@ -66,6 +65,7 @@ struct DefaultOverrides {
   bool empty() const { return weights.empty() && !popularity_penalty; }
 };
 
+// The parsed manifest.json of a bundle.
 struct BundleManifest {
   int32_t format_version = 1;
   std::string version;

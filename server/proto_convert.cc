@@ -46,7 +46,7 @@ core::EventType ToDomain(v1::EventType type) {
 }
 
 // Sets *p from `o`.
-void OverridesToProto(const core::DefaultOverrides& o, v1::NewItemDefaults* p) {
+void OverridesToProto(const core::DefaultOverrides& o, v1::DefaultOverrides* p) {
   for (const auto& [name, weight] : o.weights) (*p->mutable_weights())[name] = weight;
   if (o.popularity_penalty) p->set_popularity_penalty(*o.popularity_penalty);
 }

@@ -423,9 +423,10 @@ def tune_fusion(b, bundle, end, sources):
 def tune_new_shoppers(b, bundle, end, sources, main, dropped):
     """The new-shopper defaults: on validation's new shoppers (variant cold), the first best of
     the general defaults `main` and a grid over pop's weight, one weight shared by the models
-    not `dropped` (0 included) and the penalty. Returns (the setting, or None where the general
-    defaults are best or the window has fewer than MIN_NEW_SHOPPERS new shoppers, so that they
-    get the general defaults; a note or None; the cold scores of recent_popular and pop)."""
+    not `dropped` (0 included) and the penalty. Returns (the setting, written out even where it
+    is the general defaults so that a new shopper excluding the history gets it too, or None
+    where the window has fewer than MIN_NEW_SHOPPERS new shoppers; a note or None; the cold
+    scores of recent_popular and pop)."""
     singles = b.evaluate(bundle, end, ["recent_popular", "pop"], variants=["cold"])
     cases = singles[("pop", "cold")][1]
     if cases < MIN_NEW_SHOPPERS:
@@ -444,7 +445,7 @@ def tune_new_shoppers(b, bundle, end, sources, main, dropped):
     b.progress(f"new shoppers ({cases} on validation), grid of {len(options)}: "
                f"{'the general defaults' if i == 0 else describe(options[i])} "
                f"(NDCG@10 {values[i]:.4f}, the general defaults {values[0]:.4f})")
-    return (options[i] if i else None), None, singles
+    return options[i], None, singles
 
 
 def describe(state):
@@ -503,6 +504,8 @@ def tune(b, args, customers, end):
     b.progress("tuning the fusion weights and defaults")
     state, new_items, new_shoppers, notes, singles = tune_fusion(b, bundle, end, sources)
     modes = {"all": state, "new": new_items, "cold": new_shoppers or dict(state, exclude=False)}
+    if singles[("pop", "cold")][1] == 0:  # No new shopper on validation: no cold rows.
+        del modes["cold"]
     rows = validation_table(b, bundle, end, modes, sources, singles)
     return {"cf": cf, "recent_days": recent_days, "epochs": epochs, "learning_rates": rates,
             "state": state,

@@ -327,6 +327,7 @@ TEST(RankerScoresTest, ANewShopperGetsTheNewShopperDefaults) {
   RecommendRequest unknown = testing::RequestWithHistory({"nope"});
   unknown.exclude_history = true;
   EXPECT_DOUBLE_EQ(pop_weight(unknown, &penalty), 2.0);
+  EXPECT_DOUBLE_EQ(penalty, 0.5);
   // A known history: the bundle's own weight (pop 0), or the new-item one when excluding it.
   RecommendRequest known = testing::RequestWithHistory({"21A"});
   EXPECT_DOUBLE_EQ(pop_weight(known, &penalty), 0.0);
@@ -339,6 +340,22 @@ TEST(RankerScoresTest, ANewShopperGetsTheNewShopperDefaults) {
   own.popularity_penalty = 0.0;
   EXPECT_DOUBLE_EQ(pop_weight(own, &penalty), 1.0);
   EXPECT_DOUBLE_EQ(penalty, 0.0);
+}
+
+TEST(RankerScoresTest, WithoutNewShopperDefaultsANewShopperGetsThoseOfTheRequestsKind) {
+  std::shared_ptr<const Bundle> bundle = TinyBundleWith([](BundleManifest* m) {
+    m->new_items.weights = {{"pop", 5.0}};
+  });
+  ASSERT_NE(bundle, nullptr);
+  RecommendRequest r = testing::RequestWithHistory({});
+  RankedList out;
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 2, &out).ok());
+  EXPECT_DOUBLE_EQ(out.sources.at(1).source.spec.weight, 0.0);  // The bundle's own.
+  r.exclude_history = true;
+  out = {};
+  ASSERT_TRUE(Ranker::Rank(*bundle, r, 2, &out).ok());
+  EXPECT_EQ(out.sources.at(1).source.spec.name, "pop");
+  EXPECT_DOUBLE_EQ(out.sources.at(1).source.spec.weight, 5.0);  // The new-item one.
 }
 
 TEST(RankerScoresTest, CategoryOptionsOnABundleWithoutCategoriesFailClearly) {

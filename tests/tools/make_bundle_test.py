@@ -111,6 +111,8 @@ class RecentDaysTest(unittest.TestCase):
         b = FakeBuilder(None, alone=alone)
         self.assertEqual(make_bundle.choose_recent_days(b, "bundle", 0), 14)
         self.assertEqual(len(b.report), 2 * len(make_bundle.RECENT_DAYS))
+        table[(28, "new")] = 0.06  # A tie with 14 days: the first listed (28) wins.
+        self.assertEqual(make_bundle.choose_recent_days(b, "bundle", 0), 28)
 
 
 class NewShoppersTest(unittest.TestCase):
@@ -122,7 +124,7 @@ class NewShoppersTest(unittest.TestCase):
         b = FakeBuilder(objective, cases)
         return make_bundle.tune_new_shoppers(b, "bundle", 0, self.SOURCES, self.MAIN, {"cnn"})
 
-    def test_the_grid_may_weigh_the_models_zero_and_a_dropped_model_stays_zero(self):
+    def test_the_grid_may_weigh_the_models_zero(self):
         # Popularity alone, the penalty at 0.1, ranks best.
         state, note, _ = self.tune(
             lambda w, p: w["pop"] - w["rnn"] - w["cnn"] - abs(p - 0.1),
@@ -131,9 +133,16 @@ class NewShoppersTest(unittest.TestCase):
         self.assertEqual(state["weights"], {"cf": 1.0, "pop": 1, "cnn": 0.0, "rnn": 0})
         self.assertEqual((state["penalty"], state["exclude"]), (0.1, False))
 
-    def test_the_general_defaults_stay_when_nothing_in_the_grid_beats_them(self):
+    def test_a_dropped_model_stays_at_zero(self):
+        # The more model weight the better: the kept model rises, the dropped one does not.
+        state, _, _ = self.tune(lambda w, p: w["cnn"] + w["rnn"] - abs(w["pop"] - 0.3) - p, 100)
+        self.assertEqual(state["weights"], {"cf": 1.0, "pop": 0.3, "cnn": 0.0, "rnn": 1})
+
+    def test_the_general_defaults_are_written_out_when_nothing_in_the_grid_beats_them(self):
+        # Written out, so that a new shopper whose request excludes the history gets them too
+        # rather than the new-item defaults.
         state, note, _ = self.tune(lambda w, p: -abs(w["pop"] - 0.2) - abs(p - 0.05), 100)
-        self.assertEqual((state, note), (None, None))
+        self.assertEqual((state, note), (dict(self.MAIN, exclude=False), None))
 
     def test_too_few_new_shoppers_keep_the_general_defaults_with_a_note(self):
         cases = make_bundle.MIN_NEW_SHOPPERS - 1
@@ -197,12 +206,11 @@ class MakeBundleTest(unittest.TestCase):
         rows = {(r["method"], r["variant"]): r for r in m["validation"]["rows"]}
         cases = rows[("pop", "cold")]["cases"]
         notes = [n for n in m["validation"]["notes"] if n.startswith("new shoppers:")]
-        if cases < make_bundle.MIN_NEW_SHOPPERS:
-            self.assertNotIn("new_shoppers", m["defaults"])
-            self.assertEqual(len(notes), 1, m["validation"]["notes"])
-        else:
-            self.assertEqual(notes, [])
-            self.assertIn("new shoppers (", self.result.stderr)
+        enough = cases >= make_bundle.MIN_NEW_SHOPPERS
+        self.assertEqual("new_shoppers" in m["defaults"], enough)
+        self.assertEqual(notes, [] if enough else [
+            f"new shoppers: the general defaults, only {cases} new shoppers on validation "
+            f"(fewer than {make_bundle.MIN_NEW_SHOPPERS})"])
 
     def test_the_weights_follow_the_drop_rule_on_its_own_table(self):
         m = self.manifest()
