@@ -59,7 +59,8 @@ for n in notes or ["(none: every model kept a weight)"]:
 w = ", ".join(f"{s['name']} {s['weight']:g}" for s in m["sources"])
 d = m["defaults"]
 print(f"- weights chosen on validation: {w}; popularity penalty {d['popularity_penalty']:g}; "
-      f"exclude_history {str(d['exclude_history']).lower()}; CF {m['cf']}")
+      f"exclude_history {str(d['exclude_history']).lower()}; popularity window "
+      f"{m.get('recent_days', 28)} days; CF {m['cf']}")
 EOF
   echo
   ./build/tools/recsys_evaluate --input="$data" --bundle="$work/$name" --end="$end" "$@"
@@ -95,9 +96,10 @@ bundle ratings "$work/ratings_like.csv.gz" 2011-11-09
   echo
   echo "- \`popular\`, \`recent_popular\`: most purchase lines before the cut-off, overall and in"
   echo "  its last 28 days; \`repeat\`: the customer's own items, most bought first."
-  echo "- \`cf\`, \`pop\` (the recent-popularity source), \`cnn\`, \`rnn\`: one source of the bundle"
-  echo "  alone; \`blend\`: the bundle with its own weights and defaults (popularity penalty,"
-  echo "  exclude_history), all chosen by \`make_bundle.py\` on its validation window."
+  echo "- \`cf\`, \`pop\` (recent popularity over the bundle's window, 7 to 56 days), \`cnn\`,"
+  echo "  \`rnn\`: one source of the bundle alone; \`blend\`: the bundle with its own weights and"
+  echo "  defaults (popularity penalty, exclude_history), all chosen (the window too) by"
+  echo "  \`make_bundle.py\` on its validation window."
   echo "- \`previous\`: the builder before self-tuning (fixed weights cf 1, pop 0.3, cnn 0,"
   echo "  rnn 0.1, models without item features or dropout, 10 epochs) with the long-tail knob"
   echo "  \`ranking.popularity_penalty\` 0.1 as its default."

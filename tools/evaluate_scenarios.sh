@@ -51,8 +51,10 @@ done
   echo "before the cut-off, all customers; \`recent_popular_country\`: the same among customers of"
   echo "the shopper's country (where it has at least 100 recent lines, else all); \`pop\`: the"
   echo "bundle's popularity source alone, which for an empty history reads the country's recent"
-  echo "purchases the same way; \`blend\`: what the server answers (pop and the models' reading"
-  echo "of the context, flagged \`fallback_used\`)."
+  echo "purchases the same way, over the bundle's window (its manifest's \`recent_days\`, chosen"
+  echo "on validation); \`blend\`: what the server answers (pop and the models' reading of the"
+  echo "context with the bundle's new-shopper defaults, chosen on its validation window's new"
+  echo "shoppers; flagged \`fallback_used\`)."
   echo
   evaluate --variants=cold --methods=popular,recent_popular,recent_popular_country,pop,blend |
     sed -n '/^| method/,$p'
