@@ -338,19 +338,25 @@ def score_options(b, bundle, end, variant, options, excluding, round_):
     return values
 
 
-def grid_start(b, bundle, end, variant, start, free, excluding=None):
-    """The best of the coarse grid from `start`: every GRID_POP weight for pop, every
-    GRID_MODELS weight shared by the free models, every GRID_PENALTIES penalty (a source
-    that is not free keeps its weight). Returns (the state, its NDCG@10)."""
+def grid_options(start, free, model_weights=GRID_MODELS):
+    """The coarse grid from `start`: every GRID_POP weight for pop, every `model_weights`
+    weight shared by the free models, every GRID_PENALTIES penalty (a source that is not free
+    keeps its weight)."""
     models = [s for s in free if s != "pop"]
     options = []
     for p in (GRID_POP if "pop" in free else (None,)):
-        for m in (GRID_MODELS if models else (None,)):
+        for m in (model_weights if models else (None,)):
             weights = dict(start["weights"])
             if p is not None:
                 weights["pop"] = p
             weights.update({s: m for s in models})
             options += [dict(start, weights=weights, penalty=x) for x in GRID_PENALTIES]
+    return options
+
+
+def grid_start(b, bundle, end, variant, start, free, excluding=None):
+    """The best of grid_options from `start`. Returns (the state, its NDCG@10)."""
+    options = grid_options(start, free)
     values = score_options(b, bundle, end, variant, options, excluding, "grid")
     i = first_best(values)
     b.progress(f"{variant} items, grid of {len(options)}: {describe(options[i])} "
@@ -432,14 +438,10 @@ def tune_new_shoppers(b, bundle, end, sources, main, dropped):
     if cases < MIN_NEW_SHOPPERS:
         return None, (f"new shoppers: the general defaults, only {cases} new shoppers on "
                       f"validation (fewer than {MIN_NEW_SHOPPERS})"), singles
-    models = [s for s in sources if s not in ("cf", "pop") and s not in dropped]
-    options = [dict(main, exclude=False)]
-    for p in GRID_POP:
-        for m in ((0,) + GRID_MODELS if models else (0,)):
-            if p or m:
-                weights = dict(main["weights"], pop=p, **{s: m for s in models})
-                options += [dict(main, weights=weights, penalty=x, exclude=False)
-                            for x in GRID_PENALTIES]
+    free = ["pop"] + [s for s in sources if s not in ("cf", "pop") and s not in dropped]
+    general = dict(main, exclude=False)
+    options = [general] + [o for o in grid_options(general, free, (0,) + GRID_MODELS)
+                           if any(o["weights"][s] > 0 for s in free)]  # Else nothing ranks.
     values = score_options(b, bundle, end, "cold", options, None, "grid")
     i = first_best(values)
     b.progress(f"new shoppers ({cases} on validation), grid of {len(options)}: "

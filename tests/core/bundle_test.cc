@@ -133,12 +133,18 @@ TEST(BundleTest, BuildsAndLoadsAVersionDirectory) {
   EXPECT_THAT(bundle->manifest().data_source, HasSubstr("cutoff_unix"));
 }
 
-TEST(BundleTest, TheRecentWindowIsTheBuildersChoice) {
-  const std::string root = testing::MakeTempDir("bundle_recent");
+// Options that build from the tiny retail CSV into a fresh temporary directory `name`.
+BundleBuildOptions TinyBuildOptions(const std::string& name) {
+  const std::string root = testing::MakeTempDir(name);
   testing::WriteFile(root + "/tiny.csv", testing::TinyRetailCsv());
   BundleBuildOptions options;
   options.input = root + "/tiny.csv";
   options.out_root = root;
+  return options;
+}
+
+TEST(BundleTest, TheRecentWindowIsTheBuildersChoice) {
+  BundleBuildOptions options = TinyBuildOptions("bundle_recent");
   options.cutoff_time = *ParseDateTime("2010-01-07");
   auto recent = [&](int days) {
     options.version = absl::StrCat("d", days);
@@ -165,22 +171,14 @@ TEST(BundleTest, TheRecentWindowIsTheBuildersChoice) {
 }
 
 TEST(BundleTest, RefusesToOverwriteAVersion) {
-  const std::string root = testing::MakeTempDir("bundle_twice");
-  testing::WriteFile(root + "/tiny.csv", testing::TinyRetailCsv());
-  BundleBuildOptions options;
-  options.input = root + "/tiny.csv";
-  options.out_root = root;
+  BundleBuildOptions options = TinyBuildOptions("bundle_twice");
   options.version = "v1";
   ASSERT_TRUE(BuildCfBundle(options).ok());
   EXPECT_EQ(BuildCfBundle(options).status().code(), absl::StatusCode::kAlreadyExists);
 }
 
 TEST(BundleTest, LoadNamesTheBrokenFile) {
-  const std::string root = testing::MakeTempDir("bundle_broken");
-  testing::WriteFile(root + "/tiny.csv", testing::TinyRetailCsv());
-  BundleBuildOptions options;
-  options.input = root + "/tiny.csv";
-  options.out_root = root;
+  BundleBuildOptions options = TinyBuildOptions("bundle_broken");
   options.version = "v1";
   absl::StatusOr<BundleBuildResult> built = BuildCfBundle(options);
   ASSERT_TRUE(built.ok());

@@ -135,8 +135,15 @@ class NewShoppersTest(unittest.TestCase):
 
     def test_a_dropped_model_stays_at_zero(self):
         # The more model weight the better: the kept model rises, the dropped one does not.
-        state, _, _ = self.tune(lambda w, p: w["cnn"] + w["rnn"] - abs(w["pop"] - 0.3) - p, 100)
+        b = FakeBuilder(lambda w, p: w["cnn"] + w["rnn"] - abs(w["pop"] - 0.3) - p, 100)
+        state, _, _ = make_bundle.tune_new_shoppers(b, "bundle", 0, self.SOURCES, self.MAIN,
+                                                    {"cnn"})
         self.assertEqual(state["weights"], {"cf": 1.0, "pop": 0.3, "cnn": 0.0, "rnn": 1})
+        # The general defaults, then the grid without its settings where nothing ranks (pop
+        # and the models at 0).
+        penalties = len(make_bundle.GRID_PENALTIES)
+        self.assertEqual(b.scored, 1 + len(make_bundle.GRID_POP) * (
+            1 + len(make_bundle.GRID_MODELS)) * penalties - penalties)
 
     def test_the_general_defaults_are_written_out_when_nothing_in_the_grid_beats_them(self):
         # Written out, so that a new shopper whose request excludes the history gets them too
