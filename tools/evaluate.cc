@@ -10,7 +10,9 @@
 // item is a target; variant "new": only items the customer never bought before, and their past
 // items are not recommended. Prints a Markdown table with, per method, the paired 95% bootstrap
 // interval over customers of NDCG@10 against --compare_to; or, with --format=tsv, one line per
-// method and variant (for the bundle builder's tuning).
+// method and variant (for the bundle builder's tuning): method, variant, cases, NDCG@10,
+// Recall@10, Recall@20, MRR@20, and where --compare_to is among the methods evaluated (not on
+// its own line), that interval of --compare_to minus the method: mean, low, high.
 #include <unistd.h>
 
 #include <algorithm>
@@ -460,19 +462,24 @@ absl::Status EvaluateVariant(const Methods& methods, const std::vector<std::stri
   }
   for (const std::string& name : names) {
     const recsys::core::RankingMetrics& m = results[name].metrics;
+    std::optional<recsys::core::Interval> d;
+    if (results.contains(compare_to) && name != compare_to) {
+      d = recsys::core::PairedBootstrap(results[compare_to].ndcg, results[name].ndcg, v.group,
+                                        v.groups);
+    }
     if (tsv) {
-      std::cout << absl::StrFormat("%s\t%s\t%d\t%.5f\t%.5f\t%.5f\t%.5f\n", name, variant, m.cases,
+      std::cout << absl::StrFormat("%s\t%s\t%d\t%.5f\t%.5f\t%.5f\t%.5f", name, variant, m.cases,
                                    m.ndcg_at_10, m.recall_at_10, m.recall_at_20, m.mrr_at_20);
+      if (d) std::cout << absl::StrFormat("\t%.5f\t%.5f\t%.5f", d->mean, d->low, d->high);
+      std::cout << "\n";
       continue;
     }
     std::string delta = "";
-    if (results.contains(compare_to) && name != compare_to) {
-      const recsys::core::Interval d = recsys::core::PairedBootstrap(
-          results[compare_to].ndcg, results[name].ndcg, v.group, v.groups);
-      delta = absl::StrFormat("%+.4f [%+.4f, %+.4f]%s", d.mean, d.low, d.high,
-                              d.low > 0    ? " above 0"
-                              : d.high < 0 ? " below 0"
-                                           : "");
+    if (d) {
+      delta = absl::StrFormat("%+.4f [%+.4f, %+.4f]%s", d->mean, d->low, d->high,
+                              d->low > 0    ? " above 0"
+                              : d->high < 0 ? " below 0"
+                                            : "");
     }
     std::cout << absl::StrFormat("| %s | %d | %.4f | %.4f | %.4f | %s | %.4f | %.3f | %.3f |\n",
                                  name, m.cases, m.recall_at_10, m.recall_at_20, m.ndcg_at_10, delta,

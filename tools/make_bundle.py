@@ -18,8 +18,9 @@ the window one request, all items and items new to the shopper):
   3. the fusion weights, the default popularity penalty and exclude_history by a search on
      all items (the best of a coarse grid, then a coordinate search from it), and the weights
      and penalty for requests that exclude the history (items new to the shopper) by one on
-     new items; a model not above recent popularity on validation in either variant gets
-     weight 0; and new shoppers' weights and penalty (tune_new_shoppers),
+     new items; a model that does not beat recent popularity on validation in a variant (the
+     paired 95% interval of the difference above 0) gets weight 0 in that variant's defaults;
+     and new shoppers' weights and penalty (tune_new_shoppers),
 
 then rebuilds the bundle on all the training data with those choices: the CF index and
 catalogue from scratch, the models by training the validation models on for --final_epochs
@@ -158,7 +159,10 @@ class Builder:
 
     def evaluate(self, bundle, end_s, methods, settings=(), variants=VARIANTS, bundles=(),
                  flags=()):
-        """{(method, variant): (ndcg, cases)} on [bundle's cut-off, end_s); `settings`: blends
+        """{(method, variant): (ndcg, cases, interval)} on [bundle's cut-off, end_s), where
+        interval is the paired 95% bootstrap interval (low, high) over customers of the
+        method's NDCG@10 minus recent_popular's, when recent_popular is among `methods` (else
+        None); `settings`: blends
         as (label, {source: weight}, penalty, exclude_history); `bundles`: (label, directory)
         of further bundles with the same cut-off, each evaluated as its blend; `flags`: more
         recsys_evaluate flags (with either, a run of its own)."""
@@ -186,8 +190,11 @@ class Builder:
             lines = self.evaluator.ask(names, variants, path)
         out = {}
         for line in lines:
-            method, variant, cases, ndcg = line.split("\t")[:4]
-            out[(method, variant)] = (float(ndcg), int(cases))
+            fields = line.split("\t")
+            method, variant, cases, ndcg = fields[:4]
+            # recsys_evaluate's interval is of recent_popular (--compare_to) minus the method.
+            interval = (-float(fields[9]), -float(fields[8])) if len(fields) >= 10 else None
+            out[(method, variant)] = (float(ndcg), int(cases), interval)
         return out
 
     def close(self):
@@ -200,7 +207,7 @@ class Builder:
 def evaluator_command(args, bundle, end_s):
     """recsys_evaluate on `bundle` over [its cut-off, end_s), TSV output."""
     return [args.evaluator, f"--input={args.input}", f"--bundle={bundle}", f"--end={date(end_s)}",
-            "--format=tsv", f"--threads={args.threads}"]
+            "--format=tsv", "--compare_to=recent_popular", f"--threads={args.threads}"]
 
 
 def date(seconds):
@@ -308,19 +315,26 @@ def train_validation_models(b, corpus, args):
 
 
 def drop_losers(singles, sources):
-    """The starting weights (cf 1, the others 0.3) and a weight of 0 with a note for each model
-    whose NDCG@10 alone is not above recent_popular's in either variant. `singles`:
-    {(method, variant): (ndcg, cases)}. Returns (weights, notes, the dropped models)."""
-    notes, weights = [], {s: (1.0 if s == "cf" else 0.3) for s in sources}
+    """The models each variant drops, with a note for each: a model whose NDCG@10 alone does
+    not beat recent_popular's on validation in that variant, with the paired 95% interval of
+    the difference above 0 (a point estimate above it is not enough: it may not hold on the
+    next month). `singles`: {(method, variant): (ndcg, cases, interval)} as Builder.evaluate.
+    Returns ({variant: the models it drops}, notes)."""
+    dropped, notes = {v: set() for v in VARIANTS}, []
     for s in sources:
-        losing = [v for v in VARIANTS if s not in ("cf", "pop") and
-                  singles[(s, v)][0] <= singles[("recent_popular", v)][0]]
+        if s in ("cf", "pop"):
+            continue
+        losing = [v for v in VARIANTS if singles[(s, v)][2][0] <= 0]
+        for v in losing:
+            dropped[v].add(s)
+        detail = ", ".join(
+            f"{v} items {singles[(s, v)][0]:.4f} vs {singles[('recent_popular', v)][0]:.4f}, "
+            f"difference 95% CI [{singles[(s, v)][2][0]:+.4f}, {singles[(s, v)][2][1]:+.4f}]"
+            for v in losing)
         if losing:
-            weights[s] = 0.0
-            detail = ", ".join(f"{v} items {singles[(s, v)][0]:.4f} vs "
-                               f"{singles[('recent_popular', v)][0]:.4f}" for v in losing)
-            notes.append(f"{s}: weight 0, not above recent_popular on validation ({detail})")
-    return weights, notes, {s for s in sources if weights[s] == 0}
+            notes.append(f"{s}: weight 0 on {' and '.join(losing)} items, not above "
+                         f"recent_popular on validation ({detail})")
+    return dropped, notes
 
 
 def score_options(b, bundle, end, variant, options, excluding, round_):
@@ -396,30 +410,36 @@ def search(b, bundle, end, variant, start, coordinates, excluding=None):
 
 
 def tune_fusion(b, bundle, end, sources):
-    """The fusion weights and defaults, from drop_losers' start (a dropped model stays at 0):
-    one search on all items (weights, penalty, exclude_history: the bundle's defaults), one on
-    items new to the shopper (weights, penalty: the new-item defaults, for requests that
-    exclude the history) and tune_new_shoppers. Returns (defaults, new-item defaults,
+    """The fusion weights and defaults, from cf 1 and the others 0.3, a model that drop_losers
+    drops in a variant at 0 in that variant's search: one search on all items (weights,
+    penalty, exclude_history: the bundle's defaults), one on items new to the shopper (weights,
+    penalty: the new-item defaults, for requests that exclude the history) and
+    tune_new_shoppers (without the models dropped in either variant). Returns (defaults, new-item defaults,
     new-shopper defaults or None, notes, {(method, variant): (ndcg, cases)} of the sources
     alone)."""
     singles = b.evaluate(bundle, end, ["recent_popular"] + sources)
-    weights, notes, dropped = drop_losers(singles, sources)
+    dropped, notes = drop_losers(singles, sources)
     for note in notes:
         b.progress("dropped " + note)
-    free = [s for s in sources if s != "cf" and s not in dropped]
-    start = {"weights": weights, "penalty": 0.0, "exclude": False}
+    free = {v: [s for s in sources if s != "cf" and s not in dropped[v]] for v in VARIANTS}
+    start = {v: {"weights": {s: 1.0 if s == "cf" else 0.0 if s in dropped[v] else 0.3
+                             for s in sources}, "penalty": 0.0, "exclude": v == "new"}
+             for v in VARIANTS}
     b.report += ["## 3. Fusion weights and defaults (a coarse grid, then coordinate searches)", "",
                  "| variant | round | setting | NDCG@10 |", "|---|---:|---|---:|"]
-    new_items = search(b, bundle, end, "new", dict(start, exclude=True), free + ["penalty"])
-    main = search(b, bundle, end, "all", start, free + ["penalty", "exclude"], new_items)
+    new_items = search(b, bundle, end, "new", start["new"], free["new"] + ["penalty"])
+    main = search(b, bundle, end, "all", start["all"], free["all"] + ["penalty", "exclude"],
+                  new_items)
     if main["exclude"]:  # Default requests exclude the history: they get the new-item defaults.
         main = dict(new_items)
-    new_shoppers, note, cold = tune_new_shoppers(b, bundle, end, sources, main, dropped)
+    new_shoppers, note, cold = tune_new_shoppers(b, bundle, end, sources, main,
+                                                 dropped["all"] | dropped["new"])
     singles.update(cold)
     notes += [note] if note else []
     b.report.append("")
-    for s in free:
-        zero = [v for v, st in (("all", main), ("new", new_items)) if st["weights"][s] == 0]
+    for s in [s for s in sources if s in free["all"] or s in free["new"]]:
+        zero = [v for v, st in (("all", main), ("new", new_items))
+                if s in free[v] and st["weights"][s] == 0]
         if zero:
             notes.append(f"{s}: weight 0 on {' and '.join(zero)} items, the search found the "
                          "blend no better with it")

@@ -31,26 +31,55 @@ import make_bundle  # noqa: E402
 
 
 class DropRuleTest(unittest.TestCase):
-    def test_a_model_not_above_recent_popularity_in_either_variant_gets_weight_zero(self):
-        singles = {("recent_popular", "all"): (0.10, 9), ("recent_popular", "new"): (0.05, 8),
-                   ("cf", "all"): (0.05, 9), ("cf", "new"): (0.01, 8),  # CF is never dropped.
-                   ("pop", "all"): (0.10, 9), ("pop", "new"): (0.05, 8),
-                   ("cnn", "all"): (0.20, 9), ("cnn", "new"): (0.05, 8),  # A tie on new.
-                   ("rnn", "all"): (0.20, 9), ("rnn", "new"): (0.06, 8)}
-        weights, notes, dropped = make_bundle.drop_losers(singles, ["cf", "pop", "cnn", "rnn"])
-        self.assertEqual(weights, {"cf": 1.0, "pop": 0.3, "cnn": 0.0, "rnn": 0.3})
-        self.assertEqual(dropped, {"cnn"})
-        self.assertEqual(notes, ["cnn: weight 0, not above recent_popular on validation "
-                                 "(new items 0.0500 vs 0.0500)"])
+    def test_a_model_that_does_not_beat_recent_popularity_is_dropped_in_that_variant(self):
+        # (ndcg, cases, interval of the method minus recent_popular).
+        singles = {("recent_popular", "all"): (0.10, 9, None),
+                   ("recent_popular", "new"): (0.05, 8, None),
+                   ("cf", "all"): (0.05, 9, (-0.1, -0.01)),  # CF and pop are never dropped.
+                   ("cf", "new"): (0.01, 8, (-0.1, -0.01)),
+                   ("pop", "all"): (0.10, 9, (-0.01, 0.01)),
+                   ("pop", "new"): (0.05, 8, (-0.01, 0.01)),
+                   # Above on average on new items, the interval across 0.
+                   ("cnn", "all"): (0.20, 9, (0.05, 0.15)), ("cnn", "new"): (0.06, 8, (-0.01, 0.03)),
+                   ("rnn", "all"): (0.20, 9, (0.0001, 0.2)), ("rnn", "new"): (0.07, 8, (0.01, 0.03))}
+        dropped, notes = make_bundle.drop_losers(singles, ["cf", "pop", "cnn", "rnn"])
+        self.assertEqual(dropped, {"all": set(), "new": {"cnn"}})
+        self.assertEqual(notes, ["cnn: weight 0 on new items, not above recent_popular on "
+                                 "validation (new items 0.0600 vs 0.0500, difference 95% CI "
+                                 "[-0.0100, +0.0300])"])
+        singles[("rnn", "all")] = (0.20, 9, (0.0, 0.2))  # Touching 0 is not above it.
+        singles[("rnn", "new")] = (0.04, 8, (-0.03, -0.01))
+        dropped, notes = make_bundle.drop_losers(singles, ["cf", "pop", "cnn", "rnn"])
+        self.assertEqual(dropped, {"all": {"rnn"}, "new": {"cnn", "rnn"}})
+        self.assertTrue(notes[1].startswith("rnn: weight 0 on all and new items"), notes)
+
+    def test_tune_fusion_keeps_a_model_dropped_in_a_variant_at_zero_there_only(self):
+        # The more weight the models have the better, in both variants: the model the new items
+        # drop rises on all items only.
+        intervals = {("cnn", "new"): (-0.01, 0.02)}
+
+        def alone(method, variant, flags):
+            return 0.1
+
+        def objective(w, p):
+            return w["cnn"] + w["rnn"] - p
+        b = FakeBuilder(objective, cases=100, alone=alone, intervals=intervals)
+        main, new_items, _, notes, _ = make_bundle.tune_fusion(
+            b, "bundle", 0, ["cf", "pop", "cnn", "rnn"])
+        self.assertEqual((main["weights"]["cnn"], main["weights"]["rnn"]), (3, 3))
+        self.assertEqual((new_items["weights"]["cnn"], new_items["weights"]["rnn"]), (0.0, 3))
+        self.assertTrue(notes[0].startswith("cnn: weight 0 on new items"), notes)
 
 
 class FakeBuilder:
     """Scores each setting by `objective(weights, penalty)` and each method alone by
-    `alone(method, variant, flags)` (default 0), over `cases` cases; counts the settings
-    scored."""
+    `alone(method, variant, flags)` (default 0), over `cases` cases, with the interval against
+    recent_popular from `intervals` {(method, variant): (low, high)} (default (0.01, 0.02)) when
+    recent_popular is among the methods; counts the settings scored."""
 
-    def __init__(self, objective, cases=1, alone=lambda m, v, flags: 0.0):
+    def __init__(self, objective, cases=1, alone=lambda m, v, flags: 0.0, intervals=None):
         self.objective, self.cases, self.alone = objective, cases, alone
+        self.intervals = intervals or {}
         self.report, self.scored = [], 0
 
     def progress(self, message):
@@ -59,8 +88,15 @@ class FakeBuilder:
     def evaluate(self, bundle, end, methods, settings=(), variants=make_bundle.VARIANTS,
                  flags=()):
         self.scored += len(settings)
-        out = {(m, v): (self.alone(m, v, flags), self.cases) for m in methods for v in variants}
-        out.update({(label, variants[0]): (self.objective(w, p), self.cases)
+        compared = "recent_popular" in methods
+
+        def interval(m, v):
+            if not compared or m == "recent_popular":
+                return None
+            return self.intervals.get((m, v), (0.01, 0.02))
+        out = {(m, v): (self.alone(m, v, flags), self.cases, interval(m, v))
+               for m in methods for v in variants}
+        out.update({(label, variants[0]): (self.objective(w, p), self.cases, None)
                     for label, w, p, _ in settings})
         return out
 
@@ -156,7 +192,7 @@ class NewShoppersTest(unittest.TestCase):
         state, note, singles = self.tune(lambda w, p: w["pop"], cases)
         self.assertIsNone(state)
         self.assertIn(f"only {cases} new shoppers on validation", note)
-        self.assertEqual(singles[("pop", "cold")], (0.0, cases))
+        self.assertEqual(singles[("pop", "cold")][:2], (0.0, cases))
 
 
 class MakeBundleTest(unittest.TestCase):
@@ -225,10 +261,11 @@ class MakeBundleTest(unittest.TestCase):
         weights = {s["name"]: s["weight"] for s in m["sources"]}
         new_weights = m["defaults"]["new_items"]["weights"]
         for model in ("cnn", "rnn"):
-            losing = any(rows[(model, v)] <= rows[("recent_popular", v)] for v in ("all", "new"))
+            # Not above on average: its interval against recent_popular is not above 0 either.
+            for variant, weight in (("all", weights[model]), ("new", new_weights[model])):
+                if rows[(model, variant)] <= rows[("recent_popular", variant)]:
+                    self.assertEqual(weight, 0.0, (model, variant))
             noted = any(n.startswith(model + ":") for n in m["validation"]["notes"])
-            if losing:
-                self.assertEqual((weights[model], new_weights[model]), (0.0, 0.0), model)
             if weights[model] == 0 or new_weights[model] == 0:
                 self.assertTrue(noted, f"{model} has weight 0 without a note")
 
@@ -284,6 +321,15 @@ class MakeBundleTest(unittest.TestCase):
         self.assertEqual({(l[0], l[1]) for l in lines},
                          {(m, v) for m in ("recent_popular", "blend", "rnn")
                           for v in ("all", "new")})
+        # Each line but --compare_to's (blend by default) ends with the paired interval of
+        # blend minus the method: mean, low, high.
+        ndcg = {(l[0], l[1]): float(l[3]) for l in lines}
+        for l in lines:
+            self.assertEqual(len(l), 7 if l[0] == "blend" else 10, l)
+            if l[0] != "blend":
+                mean, low, high = map(float, l[7:10])
+                self.assertAlmostEqual(mean, ndcg[("blend", l[1])] - ndcg[(l[0], l[1])], places=4)
+                self.assertTrue(low <= mean <= high and low < high, l)
 
     def test_the_evaluator_process_answers_as_one_run_per_request(self):
         args = argparse.Namespace(evaluator=EVALUATOR, input=SMALL, threads=2)
@@ -297,7 +343,8 @@ class MakeBundleTest(unittest.TestCase):
             for methods, variants, path in ((["recent_popular", "rnn"], ["all", "new"], ""),
                                             (["some"], ["all"], settings)):
                 once = run([EVALUATOR, f"--input={SMALL}", f"--bundle={self.bundle}",
-                            "--end=2011-12-10", "--format=tsv", "--methods=" + ",".join(methods),
+                            "--end=2011-12-10", "--format=tsv", "--compare_to=recent_popular",
+                            "--methods=" + ",".join(methods),
                             "--variants=" + ",".join(variants), f"--settings={path}"])
                 self.assertEqual(once.returncode, 0, once.stderr)
                 self.assertEqual(evaluator.ask(methods, variants, path),
