@@ -334,23 +334,16 @@ absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t see
 
 namespace {
 
-// LIME's coalitions (see Lime) and their kernel weights.
+// LIME's coalitions: KernelSHAP's (ShapleyDesign), each weighing LIME's exponential kernel of
+// its cosine distance from all players, sqrt(exp(-d^2 / 25^2)) with d = 100 x (1 - sqrt(|S| / M))
+// (the cosine distance of a presence vector with |S| ones from all-ones; 100 for none).
 Design LimeDesign(int M, int samples, uint64_t seed) {
-  Design d{{std::vector<bool>(M, true)}, {1.0}};
-  std::mt19937_64 rng(seed);
-  std::vector<int> order(M);
-  for (int r = 1; r < samples; ++r) {
-    const int removed = 1 + static_cast<int>(Uniform(rng) * M);  // 1..M
-    std::iota(order.begin(), order.end(), 0);
-    std::vector<bool> z(M, true);
-    for (int i = 0; i < removed; ++i) {  // Partial Fisher-Yates.
-      const int j = i + static_cast<int>(Uniform(rng) * (M - i));
-      std::swap(order[i], order[j]);
-      z[order[i]] = false;
-    }
-    const double distance = 100.0 * (1.0 - std::sqrt(static_cast<double>(M - removed) / M));
-    d.coalitions.push_back(std::move(z));
-    d.weights.push_back(std::sqrt(std::exp(-distance * distance / (25.0 * 25.0))));
+  Design d = ShapleyDesign(M, samples, seed);
+  for (size_t r = 0; r < d.coalitions.size(); ++r) {
+    const int present =
+        static_cast<int>(std::count(d.coalitions[r].begin(), d.coalitions[r].end(), true));
+    const double distance = 100.0 * (1.0 - std::sqrt(static_cast<double>(present) / M));
+    d.weights[r] = std::sqrt(std::exp(-distance * distance / (25.0 * 25.0)));
   }
   return d;
 }

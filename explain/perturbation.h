@@ -85,15 +85,16 @@ absl::Status Occlusion(const CoalitionScorer& scorer, PlayerAttributions* phi);
 absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t seed,
                         PlayerAttributions* phi, int* evaluated);
 
-// LIME (Ribeiro et al. 2016), as its text explainer samples and weighs, fitting every player
-// (lime's feature_selection "none"): the first coalition is every
-// player, then `samples` - 1 coalitions each without a number of players drawn uniformly from
-// 1..M, those players drawn uniformly (a generator seeded with `seed`); each coalition weighs
-// sqrt(exp(-d^2 / 25^2)) with d = 100 x the cosine distance of its presence vector from all-ones;
-// a ridge regression (alpha 1, with intercept) of the values on the presence flags, weighted,
-// gives each player's coefficient as its attribution. Not constrained to add up:
-// completeness is what the fit gives. `r_squared` receives each item's weighted R^2 of the fit
-// (1 for a perfect fit, 0 for no better than the weighted mean). REQUIRES: samples >= 2.
+// LIME (Ribeiro et al. 2016): a local weighted linear surrogate over KernelSHAP's coalitions
+// (the same `samples` and `seed` give the same coalitions), fitting every player (lime's
+// feature_selection "none"). Each coalition weighs lime's text kernel, sqrt(exp(-d^2 / 25^2))
+// with d = 100 x the cosine distance of its presence vector from all-ones, so the coalitions
+// near the request (one player out: sizes M - 1 are enumerated first) weigh most and those far
+// from it (one player in) next to nothing. A ridge regression (alpha 1, with intercept) of the
+// values on the presence flags, weighted, gives each player's coefficient as its attribution.
+// Not constrained to add up: completeness is what the fit gives. `r_squared` receives each
+// item's weighted R^2 of the fit (1 for a perfect fit, 0 for no better than the weighted
+// mean). REQUIRES: samples >= 2.
 absl::Status Lime(const CoalitionScorer& scorer, int samples, uint64_t seed,
                   PlayerAttributions* phi, std::vector<double>* r_squared);
 

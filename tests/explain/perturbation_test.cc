@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/ranker.h"
 #include "explain/explainer.h"
@@ -412,7 +413,7 @@ std::map<std::string, double> ByFeature(const core::RecommendedItem& item) {
 // A game that is additive in its players (the linear fake model with equal position weights,
 // events without timestamps, CF weighed 0): each player's effect is its occlusion value, and a
 // linear surrogate fits every coalition. LIME must find those effects (up to its ridge
-// shrinkage) with R^2 near 1.
+// shrinkage) with R^2 near 1. Its coalitions are KernelSHAP's: with 7 players, all 126 of them.
 TEST(LimeTest, OnAnAdditiveGameTheSurrogateFitsAndFindsTheEffects) {
   testing::FakeModelBundleOptions options;
   options.model.equal_positions = true;
@@ -424,9 +425,9 @@ TEST(LimeTest, OnAnAdditiveGameTheSurrogateFitsAndFindsTheEffects) {
   request.fusion_weights = {{"cf", 0.0}};
   const core::RankedList occlusion =
       Explain(*bundle, request, core::AttributionMethod::kOcclusion, 256);
-  // Enough samples that the ridge penalty (alpha 1) shrinks the fit by well under 1%: it
-  // shrinks the large event effects and hands what they lose to the small context ones.
-  const core::RankedList lime = Explain(*bundle, request, core::AttributionMethod::kLime, 2048);
+  // The ridge penalty (alpha 1, against kernel weights of at most 1 per coalition) shrinks the
+  // large event effects by up to about 10% and hands what they lose to the small context ones.
+  const core::RankedList lime = Explain(*bundle, request, core::AttributionMethod::kLime, 256);
   ASSERT_EQ(lime.items.size(), occlusion.items.size());
   for (size_t k = 0; k < lime.items.size(); ++k) {
     SCOPED_TRACE(lime.items[k].item_id);
@@ -438,20 +439,21 @@ TEST(LimeTest, OnAnAdditiveGameTheSurrogateFitsAndFindsTheEffects) {
     ASSERT_GE(effects.size(), 6u);  // Four events, the hour, weekday and country groups.
     for (const auto& [name, effect] : effects) {
       if (name == "recent_popularity" || name == "popularity") continue;
-      EXPECT_NEAR(fitted[name], effect, 0.05 * std::fabs(effect) + 1e-3) << name;
+      EXPECT_NEAR(fitted[name], effect, 0.1 * std::fabs(effect) + 2e-3) << name;
     }
   }
   EXPECT_FALSE(occlusion.items[0].surrogate_r_squared.has_value());
 }
 
 // CF's recency weights are normalised over the history, so leaving events out is not additive:
-// the fit says so with an R^2 below 1, and the same seed gives the same explanation.
+// the fit says so with an R^2 below 1, and the same seed gives the same explanation (8 samples:
+// fewer than the 14 coalitions of 4 players, so the seed draws them).
 TEST(LimeTest, ANonAdditiveGameFitsWorseAndTheSeedFixesTheExplanation) {
   std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0);
   const core::RecommendRequest request = RepeatingHistory();
-  const core::RankedList a = Explain(*bundle, request, core::AttributionMethod::kLime, 256, 7);
-  const core::RankedList b = Explain(*bundle, request, core::AttributionMethod::kLime, 256, 7);
-  const core::RankedList c = Explain(*bundle, request, core::AttributionMethod::kLime, 256, 8);
+  const core::RankedList a = Explain(*bundle, request, core::AttributionMethod::kLime, 8, 7);
+  const core::RankedList b = Explain(*bundle, request, core::AttributionMethod::kLime, 8, 7);
+  const core::RankedList c = Explain(*bundle, request, core::AttributionMethod::kLime, 8, 8);
   ASSERT_FALSE(a.items.empty());
   bool imperfect = false, seed_matters = false;
   for (size_t k = 0; k < a.items.size(); ++k) {
@@ -462,6 +464,34 @@ TEST(LimeTest, ANonAdditiveGameFitsWorseAndTheSeedFixesTheExplanation) {
   }
   EXPECT_TRUE(imperfect);
   EXPECT_TRUE(seed_matters);
+}
+
+// LIME is local: its coalitions near the request (one event out) weigh most, so where CF's
+// recency weights make an event help the score in a short history but hurt it in this one (an
+// old event gains weight once recent ones are out), LIME's sign is the one of leaving the event
+// out of this history (occlusion's), where the Shapley value's, an average over every shorter
+// history, may not be.
+TEST(LimeTest, AnEventsSignIsTheOneOfLeavingItOut) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0);
+  core::RecommendRequest request =
+      testing::RequestWithHistory({"21A", "21B", "21C", "21D", "21B", "21C"});
+  request.exclude_history = false;
+  const core::RankedList occlusion = Explain(*bundle, request, core::AttributionMethod::kOcclusion);
+  const core::RankedList shap = Explain(*bundle, request, core::AttributionMethod::kKernelShap);
+  const core::RankedList lime = Explain(*bundle, request, core::AttributionMethod::kLime);
+  ASSERT_EQ(lime.items.size(), occlusion.items.size());
+  int shap_disagrees = 0;
+  for (size_t k = 0; k < lime.items.size(); ++k) {
+    SCOPED_TRACE(lime.items[k].item_id);
+    std::map<std::string, double> fitted = ByFeature(lime.items[k]);
+    std::map<std::string, double> shapley = ByFeature(shap.items[k]);
+    for (const auto& [name, effect] : ByFeature(occlusion.items[k])) {
+      if (!absl::StartsWith(name, "event ") || std::fabs(effect) < 1e-3) continue;
+      EXPECT_EQ(fitted[name] > 0, effect > 0) << name;
+      shap_disagrees += (shapley[name] > 0) != (effect > 0);
+    }
+  }
+  EXPECT_GT(shap_disagrees, 0);  // The game is one where locality matters.
 }
 
 }  // namespace
