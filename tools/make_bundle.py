@@ -18,9 +18,9 @@ the window one request, all items and items new to the shopper):
   3. the fusion weights, the default popularity penalty and exclude_history by a search on
      all items (the best of a coarse grid, then a coordinate search from it), and the weights
      and penalty for requests that exclude the history (items new to the shopper) by one on
-     new items; a model that does not beat recent popularity on validation in a variant (the
-     paired 95% interval of the difference above 0) gets weight 0 in that variant's defaults;
-     and new shoppers' weights and penalty (tune_new_shoppers),
+     new items; a model that does not beat recent popularity on validation in either variant
+     (the paired 95% interval of the difference above 0) gets weight 0; and new shoppers'
+     weights and penalty (tune_new_shoppers),
 
 then rebuilds the bundle on all the training data with those choices: the CF index and
 catalogue from scratch, the models by training the validation models on for --final_epochs
@@ -315,25 +315,23 @@ def train_validation_models(b, corpus, args):
 
 
 def drop_losers(singles, sources):
-    """The models each variant drops, with a note for each: a model whose NDCG@10 alone does
-    not beat recent_popular's on validation in that variant, with the paired 95% interval of
-    the difference above 0 (a point estimate above it is not enough: it may not hold on the
-    next month). `singles`: {(method, variant): (ndcg, cases, interval)} as Builder.evaluate.
-    Returns ({variant: the models it drops}, notes)."""
-    dropped, notes = {v: set() for v in VARIANTS}, []
+    """The models dropped (weight 0 everywhere), with a note for each: a model whose NDCG@10
+    alone does not beat recent_popular's on validation in either variant, with the paired 95%
+    interval of the difference above 0 (a point estimate above it is not enough: it may not
+    hold the next month). `singles`: {(method, variant): (ndcg, cases, interval)} as
+    Builder.evaluate. Returns (the dropped models, notes)."""
+    dropped, notes = set(), []
     for s in sources:
         if s in ("cf", "pop"):
             continue
         losing = [v for v in VARIANTS if singles[(s, v)][2][0] <= 0]
-        for v in losing:
-            dropped[v].add(s)
-        detail = ", ".join(
-            f"{v} items {singles[(s, v)][0]:.4f} vs {singles[('recent_popular', v)][0]:.4f}, "
-            f"difference 95% CI [{singles[(s, v)][2][0]:+.4f}, {singles[(s, v)][2][1]:+.4f}]"
-            for v in losing)
         if losing:
-            notes.append(f"{s}: weight 0 on {' and '.join(losing)} items, not above "
-                         f"recent_popular on validation ({detail})")
+            dropped.add(s)
+            detail = ", ".join(
+                f"{v} items {singles[(s, v)][0]:.4f} vs {singles[('recent_popular', v)][0]:.4f}, "
+                f"difference 95% CI [{singles[(s, v)][2][0]:+.4f}, {singles[(s, v)][2][1]:+.4f}]"
+                for v in losing)
+            notes.append(f"{s}: weight 0, not above recent_popular on validation ({detail})")
     return dropped, notes
 
 
@@ -410,36 +408,31 @@ def search(b, bundle, end, variant, start, coordinates, excluding=None):
 
 
 def tune_fusion(b, bundle, end, sources):
-    """The fusion weights and defaults, from cf 1 and the others 0.3, a model that drop_losers
-    drops in a variant at 0 in that variant's search: one search on all items (weights,
-    penalty, exclude_history: the bundle's defaults), one on items new to the shopper (weights,
-    penalty: the new-item defaults, for requests that exclude the history) and
-    tune_new_shoppers (without the models dropped in either variant). Returns (defaults, new-item defaults,
-    new-shopper defaults or None, notes, {(method, variant): (ndcg, cases)} of the sources
-    alone)."""
+    """The fusion weights and defaults, from cf 1 and the others 0.3 (a model drop_losers drops
+    at 0 throughout): one search on all items (weights, penalty, exclude_history: the bundle's
+    defaults), one on items new to the shopper (weights, penalty: the new-item defaults, for
+    requests that exclude the history) and tune_new_shoppers. Returns (defaults, new-item
+    defaults, new-shopper defaults or None, notes, {(method, variant): (ndcg, cases, interval)}
+    of the sources alone)."""
     singles = b.evaluate(bundle, end, ["recent_popular"] + sources)
     dropped, notes = drop_losers(singles, sources)
     for note in notes:
         b.progress("dropped " + note)
-    free = {v: [s for s in sources if s != "cf" and s not in dropped[v]] for v in VARIANTS}
-    start = {v: {"weights": {s: 1.0 if s == "cf" else 0.0 if s in dropped[v] else 0.3
-                             for s in sources}, "penalty": 0.0, "exclude": v == "new"}
-             for v in VARIANTS}
+    free = [s for s in sources if s != "cf" and s not in dropped]
+    start = {"weights": {s: 1.0 if s == "cf" else 0.0 if s in dropped else 0.3 for s in sources},
+             "penalty": 0.0, "exclude": False}
     b.report += ["## 3. Fusion weights and defaults (a coarse grid, then coordinate searches)", "",
                  "| variant | round | setting | NDCG@10 |", "|---|---:|---|---:|"]
-    new_items = search(b, bundle, end, "new", start["new"], free["new"] + ["penalty"])
-    main = search(b, bundle, end, "all", start["all"], free["all"] + ["penalty", "exclude"],
-                  new_items)
+    new_items = search(b, bundle, end, "new", dict(start, exclude=True), free + ["penalty"])
+    main = search(b, bundle, end, "all", start, free + ["penalty", "exclude"], new_items)
     if main["exclude"]:  # Default requests exclude the history: they get the new-item defaults.
         main = dict(new_items)
-    new_shoppers, note, cold = tune_new_shoppers(b, bundle, end, sources, main,
-                                                 dropped["all"] | dropped["new"])
+    new_shoppers, note, cold = tune_new_shoppers(b, bundle, end, sources, main, dropped)
     singles.update(cold)
     notes += [note] if note else []
     b.report.append("")
-    for s in [s for s in sources if s in free["all"] or s in free["new"]]:
-        zero = [v for v, st in (("all", main), ("new", new_items))
-                if s in free[v] and st["weights"][s] == 0]
+    for s in free:
+        zero = [v for v, st in (("all", main), ("new", new_items)) if st["weights"][s] == 0]
         if zero:
             notes.append(f"{s}: weight 0 on {' and '.join(zero)} items, the search found the "
                          "blend no better with it")
