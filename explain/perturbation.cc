@@ -185,8 +185,9 @@ absl::Status Occlusion(const CoalitionScorer& scorer, PlayerAttributions* phi) {
 
 namespace {
 
-// Coalitions and their weights in the fit: rows 0 and 1 are all players and none (weight 0),
-// then the others (see ShapleyDesign). `exact`: every coalition is there.
+// Coalitions and their weights in the fit: rows 0 and 1 are all players and none (KernelSHAP's
+// weight 0: efficiency fixes them), then the others (see ShapleyDesign). `exact`: every
+// coalition is there.
 struct Design {
   std::vector<std::vector<bool>> coalitions;
   std::vector<double> weights;
@@ -337,14 +338,19 @@ namespace {
 // LIME's coalitions: KernelSHAP's (ShapleyDesign), each weighing LIME's exponential kernel of
 // its cosine distance from all players, sqrt(exp(-d^2 / 25^2)) with d = 100 x (1 - sqrt(|S| / M))
 // (the cosine distance of a presence vector with |S| ones from all-ones; 100 for none).
+// The weights are then scaled to sum to `samples`: lime fits `samples` rows against its ridge
+// penalty, and an exact design (few players) has fewer rows, which would let the penalty
+// shrink the fit (at 3 players, an additive game's effects to a third).
 Design LimeDesign(int M, int samples, uint64_t seed) {
   Design d = ShapleyDesign(M, samples, seed);
+  double total = 0.0;
   for (size_t r = 0; r < d.coalitions.size(); ++r) {
     const int present =
         static_cast<int>(std::count(d.coalitions[r].begin(), d.coalitions[r].end(), true));
     const double distance = 100.0 * (1.0 - std::sqrt(static_cast<double>(present) / M));
-    d.weights[r] = std::sqrt(std::exp(-distance * distance / (25.0 * 25.0)));
+    total += d.weights[r] = std::sqrt(std::exp(-distance * distance / (25.0 * 25.0)));
   }
+  for (double& w : d.weights) w *= samples / total;
   return d;
 }
 
@@ -401,6 +407,10 @@ absl::Status Lime(const CoalitionScorer& scorer, int samples, uint64_t seed,
   const Design design = LimeDesign(M, samples, seed);
   std::vector<double> v;
   if (absl::Status s = scorer.Score(design.coalitions, &v); !s.ok()) return s;
+  if (M == 1) {  // Two coalitions: the line through them fits exactly (a ridge would shrink it).
+    for (size_t k = 0; k < K; ++k) (*phi)[k][0] = v[k] - v[K + k];
+    return absl::OkStatus();
+  }
   FitLime(design, v, K, M, phi, r_squared);
   return absl::OkStatus();
 }

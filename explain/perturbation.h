@@ -86,15 +86,16 @@ absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t see
                         PlayerAttributions* phi, int* evaluated);
 
 // LIME (Ribeiro et al. 2016): a local weighted linear surrogate over KernelSHAP's coalitions
-// (the same `samples` and `seed` give the same coalitions), fitting every player (lime's
+// (the same `samples` and `seed` give the same ones), fitting every player (lime's
 // feature_selection "none"). Each coalition weighs lime's text kernel, sqrt(exp(-d^2 / 25^2))
-// with d = 100 x the cosine distance of its presence vector from all-ones, so the coalitions
+// with d = 100 x the cosine distance of its presence vector from all-ones, scaled so that the
+// weights sum to `samples` (as many rows as lime would fit). With many players the coalitions
 // near the request (one player out: sizes M - 1 are enumerated first) weigh most and those far
 // from it (one player in) next to nothing. A ridge regression (alpha 1, with intercept) of the
-// values on the presence flags, weighted, gives each player's coefficient as its attribution.
-// Not constrained to add up: completeness is what the fit gives. `r_squared` receives each
-// item's weighted R^2 of the fit (1 for a perfect fit, 0 for no better than the weighted
-// mean). REQUIRES: samples >= 2.
+// values on the presence flags, weighted, gives each player's coefficient as its attribution;
+// one player gets v(all) - v(none). Not constrained to add up: completeness is what the fit
+// gives. `r_squared` receives each item's weighted R^2 of the fit (1 for a perfect fit, 0 for
+// no better than the weighted mean). REQUIRES: samples >= 2.
 absl::Status Lime(const CoalitionScorer& scorer, int samples, uint64_t seed,
                   PlayerAttributions* phi, std::vector<double>* r_squared);
 

@@ -18,9 +18,9 @@ the window one request, all items and items new to the shopper):
   3. the fusion weights, the default popularity penalty and exclude_history by a search on
      all items (the best of a coarse grid, then a coordinate search from it), and the weights
      and penalty for requests that exclude the history (items new to the shopper) by one on
-     new items; a model that does not beat recent popularity on validation in either variant
-     (the paired 95% interval of the difference above 0) gets weight 0; and new shoppers'
-     weights and penalty (tune_new_shoppers),
+     new items; a model gets weight 0 unless it beats recent popularity on validation in both
+     variants (the paired 95% interval of the difference above 0); and new shoppers' weights
+     and penalty (tune_new_shoppers),
 
 then rebuilds the bundle on all the training data with those choices: the CF index and
 catalogue from scratch, the models by training the validation models on for --final_epochs
@@ -193,7 +193,8 @@ class Builder:
             fields = line.split("\t")
             method, variant, cases, ndcg = fields[:4]
             # recsys_evaluate's interval is of recent_popular (--compare_to) minus the method.
-            interval = (-float(fields[9]), -float(fields[8])) if len(fields) >= 10 else None
+            interval = (0.0 - float(fields[9]), 0.0 - float(fields[8])) \
+                if len(fields) >= 10 else None
             out[(method, variant)] = (float(ndcg), int(cases), interval)
         return out
 
@@ -315,23 +316,27 @@ def train_validation_models(b, corpus, args):
 
 
 def drop_losers(singles, sources):
-    """The models dropped (weight 0 everywhere), with a note for each: a model whose NDCG@10
-    alone does not beat recent_popular's on validation in either variant, with the paired 95%
-    interval of the difference above 0 (a point estimate above it is not enough: it may not
+    """The models dropped (weight 0 everywhere), with a note for each: a model is kept only if
+    its NDCG@10 alone beats recent_popular's on validation in both variants, with the paired
+    95% interval of the difference above 0 (a point estimate above it is not enough: it may not
     hold the next month). `singles`: {(method, variant): (ndcg, cases, interval)} as
     Builder.evaluate. Returns (the dropped models, notes)."""
     dropped, notes = set(), []
     for s in sources:
         if s in ("cf", "pop"):
             continue
-        losing = [v for v in VARIANTS if singles[(s, v)][2][0] <= 0]
+        losing = []
+        for v in VARIANTS:
+            ndcg, _, interval = singles[(s, v)]
+            if interval is None:
+                sys.exit(f"error: recsys_evaluate gave no interval of {s} against recent_popular")
+            if interval[0] <= 0:
+                losing.append(f"{v} items {ndcg:.4f} vs {singles[('recent_popular', v)][0]:.4f}, "
+                              f"difference 95% CI [{interval[0]:+.4f}, {interval[1]:+.4f}]")
         if losing:
             dropped.add(s)
-            detail = ", ".join(
-                f"{v} items {singles[(s, v)][0]:.4f} vs {singles[('recent_popular', v)][0]:.4f}, "
-                f"difference 95% CI [{singles[(s, v)][2][0]:+.4f}, {singles[(s, v)][2][1]:+.4f}]"
-                for v in losing)
-            notes.append(f"{s}: weight 0, not above recent_popular on validation ({detail})")
+            notes.append(f"{s}: weight 0, not significantly above recent_popular on validation "
+                         f"({', '.join(losing)})")
     return dropped, notes
 
 

@@ -2,6 +2,7 @@
 // oracle: the ranker's score of the same request with some history events left out.
 #include "explain/perturbation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <string>
@@ -413,36 +414,66 @@ std::map<std::string, double> ByFeature(const core::RecommendedItem& item) {
 // A game that is additive in its players (the linear fake model with equal position weights,
 // events without timestamps, CF weighed 0): each player's effect is its occlusion value, and a
 // linear surrogate fits every coalition. LIME must find those effects (up to its ridge
-// shrinkage) with R^2 near 1. Its coalitions are KernelSHAP's: with 7 players, all 126 of them.
+// shrinkage) with R^2 near 1, with many players or few. Its coalitions are KernelSHAP's: with
+// 7 players (4 events and the hour, weekday and country groups) all 126 of them, with 4 all 14.
 TEST(LimeTest, OnAnAdditiveGameTheSurrogateFitsAndFindsTheEffects) {
   testing::FakeModelBundleOptions options;
   options.model.equal_positions = true;
   options.max_history = 8;
   std::shared_ptr<const core::Bundle> bundle = testing::FakeModelBundle(options);
   ASSERT_NE(bundle, nullptr);
-  core::RecommendRequest request = testing::TimedRequest({"21A", "21C", "21B", "21D"});
-  for (core::HistoryEvent& e : request.history) e.timestamp.reset();
-  request.fusion_weights = {{"cf", 0.0}};
-  const core::RankedList occlusion =
-      Explain(*bundle, request, core::AttributionMethod::kOcclusion, 256);
-  // The ridge penalty (alpha 1, against kernel weights of at most 1 per coalition) shrinks the
-  // large event effects by up to about 10% and hands what they lose to the small context ones.
-  const core::RankedList lime = Explain(*bundle, request, core::AttributionMethod::kLime, 256);
+  for (const std::vector<std::string>& history :
+       std::vector<std::vector<std::string>>{{"21A", "21C", "21B", "21D"}, {"21C"}}) {
+    SCOPED_TRACE(history.size());
+    core::RecommendRequest request = testing::TimedRequest(history);
+    for (core::HistoryEvent& e : request.history) e.timestamp.reset();
+    request.fusion_weights = {{"cf", 0.0}};
+    const core::RankedList occlusion =
+        Explain(*bundle, request, core::AttributionMethod::kOcclusion);
+    // 1,024 samples: the same coalitions as 128, weighing 8 times as much against the penalty.
+    const core::RankedList lime = Explain(*bundle, request, core::AttributionMethod::kLime, 1024);
+    ASSERT_EQ(lime.items.size(), occlusion.items.size());
+    for (size_t k = 0; k < lime.items.size(); ++k) {
+      SCOPED_TRACE(lime.items[k].item_id);
+      EXPECT_NEAR(occlusion.items[k].completeness_error, 0.0, 1e-5);  // Additive indeed.
+      ASSERT_TRUE(lime.items[k].surrogate_r_squared.has_value());
+      EXPECT_GT(*lime.items[k].surrogate_r_squared, 0.99);
+      const std::map<std::string, double> effects = ByFeature(occlusion.items[k]);
+      const std::map<std::string, double> fitted = ByFeature(lime.items[k]);
+      ASSERT_EQ(effects.size(), history.size() + 3 + 1);  // The players, recent popularity.
+      for (const auto& [name, effect] : effects) {
+        if (name == "recent_popularity") continue;
+        // The ridge penalty (alpha 1 against a total weight of 1,024) shrinks the effects a
+        // little.
+        EXPECT_NEAR(fitted.at(name), effect, 0.05 * std::fabs(effect) + 2e-3) << name;
+      }
+    }
+    EXPECT_FALSE(occlusion.items[0].surrogate_r_squared.has_value());
+  }
+}
+
+// One player (one event; a bundle without models has no context players): two coalitions, and
+// LIME's line through them is the event's whole effect, where a ridge fit would shrink it.
+TEST(LimeTest, OnePlayerGetsItsWholeEffect) {
+  std::shared_ptr<const core::Bundle> bundle = testing::TinyBundle(0.5, 100, 2.0);
+  ASSERT_NE(bundle, nullptr);
+  core::RecommendRequest request = testing::RequestWithHistory({"21C"});
+  request.exclude_history = false;
+  const core::RankedList occlusion = Explain(*bundle, request, core::AttributionMethod::kOcclusion);
+  const core::RankedList lime = Explain(*bundle, request, core::AttributionMethod::kLime);
   ASSERT_EQ(lime.items.size(), occlusion.items.size());
+  double largest = 0.0;
   for (size_t k = 0; k < lime.items.size(); ++k) {
     SCOPED_TRACE(lime.items[k].item_id);
-    EXPECT_NEAR(occlusion.items[k].completeness_error, 0.0, 1e-5);  // Additive indeed.
-    ASSERT_TRUE(lime.items[k].surrogate_r_squared.has_value());
-    EXPECT_GT(*lime.items[k].surrogate_r_squared, 0.99);
-    const std::map<std::string, double> effects = ByFeature(occlusion.items[k]);
+    // An entry of 0 is left out of the response.
+    std::map<std::string, double> effects = ByFeature(occlusion.items[k]);
     std::map<std::string, double> fitted = ByFeature(lime.items[k]);
-    ASSERT_GE(effects.size(), 6u);  // Four events, the hour, weekday and country groups.
-    for (const auto& [name, effect] : effects) {
-      if (name == "recent_popularity" || name == "popularity") continue;
-      EXPECT_NEAR(fitted[name], effect, 0.1 * std::fabs(effect) + 2e-3) << name;
-    }
+    ASSERT_LE(effects.size(), 1u);
+    EXPECT_NEAR(fitted["event 0"], effects["event 0"], 1e-9);
+    EXPECT_EQ(lime.items[k].surrogate_r_squared, 1.0);
+    largest = std::max(largest, std::fabs(effects["event 0"]));
   }
-  EXPECT_FALSE(occlusion.items[0].surrogate_r_squared.has_value());
+  EXPECT_GT(largest, 0.1);
 }
 
 // CF's recency weights are normalised over the history, so leaving events out is not additive:
@@ -483,12 +514,12 @@ TEST(LimeTest, AnEventsSignIsTheOneOfLeavingItOut) {
   int shap_disagrees = 0;
   for (size_t k = 0; k < lime.items.size(); ++k) {
     SCOPED_TRACE(lime.items[k].item_id);
-    std::map<std::string, double> fitted = ByFeature(lime.items[k]);
-    std::map<std::string, double> shapley = ByFeature(shap.items[k]);
+    const std::map<std::string, double> fitted = ByFeature(lime.items[k]);
+    const std::map<std::string, double> shapley = ByFeature(shap.items[k]);
     for (const auto& [name, effect] : ByFeature(occlusion.items[k])) {
       if (!absl::StartsWith(name, "event ") || std::fabs(effect) < 1e-3) continue;
-      EXPECT_EQ(fitted[name] > 0, effect > 0) << name;
-      shap_disagrees += (shapley[name] > 0) != (effect > 0);
+      EXPECT_EQ(fitted.at(name) > 0, effect > 0) << name;
+      shap_disagrees += (shapley.at(name) > 0) != (effect > 0);
     }
   }
   EXPECT_GT(shap_disagrees, 0);  // The game is one where locality matters.
