@@ -118,6 +118,8 @@ struct RecommendedItem {
   ItemInfo info;
   int32_t profile_entry = -1;  // Index into RecommendResponse::profile.entries, or -1.
   std::optional<double> surrogate_r_squared;  // LIME only: the weighted R^2 of its fit.
+  // KernelSHAP only: the estimated error of its attributions (explain::KernelShap).
+  std::optional<double> attribution_standard_error;
 };
 
 struct StageTiming {

@@ -408,11 +408,13 @@ class ExplainJob {
         s = Lime(*scorer_, settings_.samples, settings_.seed, &players_phi_, &r_squared_);
         break;
       default:
-        s = KernelShap(*scorer_, settings_.samples, settings_.seed, &players_phi_, &evaluated);
+        s = KernelShap(*scorer_, settings_.samples, settings_.seed, &players_phi_, &evaluated,
+                       &standard_error_);
     }
     if (!s.ok()) {
       players_phi_.clear();
       r_squared_.clear();
+      standard_error_.clear();
       AddNote(absl::StrCat("the perturbation method failed, exact sources only: ", s.message()));
     }
   }
@@ -498,6 +500,7 @@ class ExplainJob {
     std::vector<Attribution> fused = std::move(merged).Take();
     if (by_players) AddPlayerEntries(k, &fused);
     if (k < r_squared_.size()) item.surrogate_r_squared = r_squared_[k];
+    if (k < standard_error_.size()) item.attribution_standard_error = standard_error_[k];
     if (const double penalty = ranked_.popularity_penalty; penalty > 0) {
       Attribution prior;
       prior.feature = "popularity";
@@ -524,6 +527,7 @@ class ExplainJob {
   std::optional<CoalitionScorer> scorer_;
   PlayerAttributions players_phi_;  // Per item, perturbation methods.
   std::vector<double> r_squared_;   // Per item, LIME.
+  std::vector<double> standard_error_;  // Per item, KernelSHAP.
 };
 
 }  // namespace

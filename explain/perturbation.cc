@@ -187,11 +187,13 @@ namespace {
 
 // Coalitions and their weights in the fit: rows 0 and 1 are all players and none (KernelSHAP's
 // weight 0: efficiency fixes them), then the others (see ShapleyDesign). `exact`: every
-// coalition is there.
+// coalition is there. Rows from `first_draw` on are drawn, each pair a coalition and its
+// complement.
 struct Design {
   std::vector<std::vector<bool>> coalitions;
   std::vector<double> weights;
   bool exact = false;
+  size_t first_draw = 0;
 };
 
 // C(n, k) as a double (it may be far beyond any integer type).
@@ -272,6 +274,7 @@ Design ShapleyDesign(int M, int samples, uint64_t seed) {
     mass[s] = mass[M - s] = 0.0;
   }
   d.exact = 2 * s > M;
+  d.first_draw = d.coalitions.size();
   if (!d.exact) AddDraws(M, mass, static_cast<int>(budget) / 2, seed, &d);
   return d;
 }
@@ -314,10 +317,33 @@ void FitShapley(const Design& d, const std::vector<double>& v, size_t K, int M, 
   }
 }
 
+// Per item, the split-half estimate of the sampled fit's standard error (see KernelShap), or
+// nothing with fewer than two pairs of draws. REQUIRES: M >= 2, !d.exact.
+std::vector<double> SplitHalfError(const Design& d, const std::vector<double>& v, size_t K, int M) {
+  if (d.coalitions.size() - d.first_draw < 4) return {};
+  PlayerAttributions half[2];
+  for (int h = 0; h < 2; ++h) {
+    Design part = d;
+    for (size_t r = d.first_draw; r < d.coalitions.size(); ++r) {
+      part.weights[r] *= (r - d.first_draw) / 2 % 2 == static_cast<size_t>(h) ? 2.0 : 0.0;
+    }
+    half[h].assign(K, std::vector<double>(M, 0.0));
+    FitShapley(part, v, K, M, /*ridge=*/true, &half[h]);
+  }
+  std::vector<double> error(K, 0.0);
+  for (size_t k = 0; k < K; ++k) {
+    double sum = 0.0;
+    for (int p = 0; p < M; ++p) sum += std::pow((half[0][k][p] - half[1][k][p]) / 2.0, 2);
+    error[k] = std::sqrt(sum / M);
+  }
+  return error;
+}
+
 }  // namespace
 
 absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t seed,
-                        PlayerAttributions* phi, int* evaluated) {
+                        PlayerAttributions* phi, int* evaluated,
+                        std::vector<double>* standard_error) {
   const int M = static_cast<int>(scorer.players().size());
   const size_t K = scorer.num_items();
   Design design = ShapleyDesign(M, samples, seed);
@@ -325,10 +351,12 @@ absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t see
   if (absl::Status s = scorer.Score(design.coalitions, &v); !s.ok()) return s;
   *evaluated = static_cast<int>(design.coalitions.size());
   phi->assign(K, std::vector<double>(M, 0.0));
+  standard_error->assign(K, 0.0);
   if (M == 1) {
     for (size_t k = 0; k < K; ++k) (*phi)[k][0] = v[k] - v[K + k];
   } else if (M >= 2) {
     FitShapley(design, v, K, M, /*ridge=*/!design.exact, phi);
+    if (!design.exact) *standard_error = SplitHalfError(design, v, K, M);
   }
   return absl::OkStatus();
 }

@@ -81,9 +81,15 @@ absl::Status Occlusion(const CoalitionScorer& scorer, PlayerAttributions* phi);
 // while they fit and leave room for draws, the rest drawn from the other sizes (each draw with
 // its complement) by a generator seeded with `seed`, so equal requests get equal explanations.
 // Efficiency holds exactly in both cases: the attributions of an item sum to v(all) - v(none).
-// `*evaluated` receives the number of coalitions scored. REQUIRES: samples >= 2.
+// `*evaluated` receives the number of coalitions scored. `standard_error` receives, per item,
+// an estimate of the sampled values' error: the root mean square over players of
+// |phi_A - phi_B| / 2, phi_A and phi_B fitted on the enumerated coalitions and each on every
+// other pair of draws (weights doubled); 0 for exact values, empty with fewer than two pairs
+// of draws. Rough (one split), but it says when the samples are too few for the players.
+// REQUIRES: samples >= 2.
 absl::Status KernelShap(const CoalitionScorer& scorer, int samples, uint64_t seed,
-                        PlayerAttributions* phi, int* evaluated);
+                        PlayerAttributions* phi, int* evaluated,
+                        std::vector<double>* standard_error);
 
 // LIME (Ribeiro et al. 2016): a local weighted linear surrogate over KernelSHAP's coalitions
 // (the same `samples` and `seed` give the same ones), fitting every player (lime's

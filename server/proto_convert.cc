@@ -185,6 +185,9 @@ void ToProto(const core::RecommendResponse& r, v1::RecommendResponse* p) {
     for (const core::Attribution& a : item.attributions) ToProto(a, pi->add_attributions());
     pi->set_baseline_score(item.baseline_score);
     if (item.surrogate_r_squared) pi->set_surrogate_r_squared(*item.surrogate_r_squared);
+    if (item.attribution_standard_error) {
+      pi->set_attribution_standard_error(*item.attribution_standard_error);
+    }
     pi->set_completeness_error(item.completeness_error);
     pi->set_reason(item.reason);
     v1::ItemInfo* info = pi->mutable_info();

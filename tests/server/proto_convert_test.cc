@@ -111,6 +111,7 @@ TEST(ProtoConvertTest, ResponseFieldsReachTheWire) {
   EXPECT_EQ(p.metadata().ignored_history_item_ids(0), "zzz");
   EXPECT_EQ(p.metadata().stage_timings(0).stage(), "rank");
   EXPECT_FALSE(p.items(0).has_surrogate_r_squared());  // Only LIME sets it.
+  EXPECT_FALSE(p.items(0).has_attribution_standard_error());  // Only KernelSHAP sets it.
 
   item.surrogate_r_squared = 0.0;  // A fit that explains nothing is still reported.
   r.metadata.attribution_method = core::AttributionMethod::kLime;
@@ -119,6 +120,13 @@ TEST(ProtoConvertTest, ResponseFieldsReachTheWire) {
   ASSERT_TRUE(lime.items(0).has_surrogate_r_squared());
   EXPECT_EQ(lime.items(0).surrogate_r_squared(), 0.0);
   EXPECT_EQ(lime.metadata().attribution_method(), v1::ATTRIBUTION_METHOD_LIME);
+
+  item.surrogate_r_squared.reset();
+  item.attribution_standard_error = 0.0;  // Exact Shapley values: reported as 0, not left out.
+  v1::RecommendResponse shap;
+  ToProto(r, &shap);
+  ASSERT_TRUE(shap.items(0).has_attribution_standard_error());
+  EXPECT_EQ(shap.items(0).attribution_standard_error(), 0.0);
 }
 
 TEST(ProtoConvertTest, TheProfileAndEachItemsLinkToItReachTheWire) {
