@@ -10,9 +10,9 @@ validation window from the end of the training data (the last --validation_days 
 cut-off) and chooses there, by NDCG@10 on the protocol of tools/evaluate.sh (every basket in
 the window one request, all items and items new to the shopper):
 
-  1. the item-CF settings (neighbour recency decay on new items, then the repeat terms: weight,
-     decay by position, half-life by age) and the popularity source's recent window (of
-     RECENT_DAYS, where recent popularity alone ranks best),
+  1. the popularity source's recent window (of RECENT_DAYS, where recent popularity alone
+     ranks best), then the item-CF settings (neighbour recency decay on new items, then the
+     repeat terms: weight, decay by position, half-life by age),
   2. each model's epoch count (early stopping on validation NDCG) and the GRU's learning rate
      (--lr or twice it, by the same measure),
   3. the fusion weights, the default popularity penalty and exclude_history by a search on
@@ -501,14 +501,16 @@ def tune(b, args, customers, end):
     val_start = end - args.validation_days * DAY
     b.progress(f"validation window {date(val_start)} .. {date(end)}")
     bundle = b.build_cf(b.work, "val", val_start, {})
-    b.report += ["## 1. Item-CF settings and the popularity window", "",
+    b.report += ["## 1. The popularity window and item-CF settings", "",
                  "| setting | variant | NDCG@10 |", "|---|---|---:|"]
-    cf = tune_cf(b, bundle, end)
+    # The window first: CF alone is ranked with popularity back-filling what it does not
+    # score, as the bundle will serve it.
     recent_days = choose_recent_days(b, bundle, end)
-    b.report.append("")
     if recent_days != RECENT_DAYS[0]:
         shutil.rmtree(bundle)
         bundle = b.build_cf(b.work, "val", val_start, {"recent_days": recent_days})
+    cf = tune_cf(b, bundle, end)
+    b.report.append("")
     set_cf(bundle, cf)
     corpus = tm.Corpus(args, bundle, customers, end, val_start)
     if len(corpus.validation) == 0:
