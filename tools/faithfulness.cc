@@ -52,6 +52,7 @@ struct MethodResult {
   int cases = 0;
   double top_drop = 0, random_drop = 0;  // Sums of score drops.
   int top_wins = 0;                      // Cases where the top event's drop >= the random one's.
+  int top_raises = 0;                    // Cases where deleting the top event raises the score.
   double abs_completeness = 0;           // Sum of |completeness_error| of the explained item.
   double max_relative_completeness = 0;  // Of |completeness_error| / |score - baseline_score|.
   double r_squared = 0;                  // Sum of surrogate_r_squared (LIME).
@@ -124,6 +125,7 @@ void Accumulate(const v1::RecommendResponse& response, double top_drop, double r
   r->top_drop += top_drop;
   r->random_drop += random_drop;
   r->top_wins += top_drop >= random_drop;
+  r->top_raises += top_drop < 0;
   r->abs_completeness += std::fabs(item.completeness_error());
   if (const double explained = std::fabs(item.score() - item.baseline_score()); explained > 0) {
     r->max_relative_completeness =
@@ -145,18 +147,19 @@ void PrintTable(const std::vector<MethodResult>& results, int used) {
       "the cut-off as history%s), top-1 item of each, top_k 10.\n\n",
       used, absl::GetFlag(FLAGS_cutoff), absl::GetFlag(FLAGS_end), absl::GetFlag(FLAGS_max_history),
       absl::GetFlag(FLAGS_exclude_history) ? ", only items new to the shopper" : "");
-  std::cout << "| method | mean score drop, top-attributed event deleted | mean score drop, random "
-               "event deleted | top >= random | mean abs completeness error | max completeness "
-               "error / (score - baseline) | mean surrogate R^2 | median explain ms | median "
-               "rank ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  std::cout
+      << "| method | mean score drop, top-attributed event deleted | mean score drop, random "
+         "event deleted | top >= random | top's deletion raises the score | mean abs completeness "
+         "error | max completeness error / (score - baseline) | mean surrogate R^2 | median "
+         "explain ms | median rank ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const MethodResult& r : results) {
     const std::string r_squared =
         r.r_squared_cases > 0 ? absl::StrFormat("%.3f", r.r_squared / r.r_squared_cases) : "-";
-    std::cout << absl::StrFormat("| %s | %.4f | %.4f | %.0f%% | %.2g | %.2g | %s | %.2f | %.2f |\n",
-                                 r.name, r.top_drop / r.cases, r.random_drop / r.cases,
-                                 100.0 * r.top_wins / r.cases, r.abs_completeness / r.cases,
-                                 r.max_relative_completeness, r_squared, Median(r.explain_ms),
-                                 Median(r.rank_ms));
+    std::cout << absl::StrFormat(
+        "| %s | %.4f | %.4f | %.0f%% | %.0f%% | %.2g | %.2g | %s | %.2f | %.2f |\n", r.name,
+        r.top_drop / r.cases, r.random_drop / r.cases, 100.0 * r.top_wins / r.cases,
+        100.0 * r.top_raises / r.cases, r.abs_completeness / r.cases, r.max_relative_completeness,
+        r_squared, Median(r.explain_ms), Median(r.rank_ms));
   }
 }
 
