@@ -44,7 +44,7 @@ new=$(faithfulness --exclude_history)
   echo "alone, so it is the ceiling of this test; the question is how close the others come."
   echo "\"top's deletion raises the score\": the share of requests where deleting the method's top"
   echo "event raised the item's score, so that the event it credited most has a negative effect"
-  echo "on this request (such a pick loses unless deleting the random event raises the score more)."
+  echo "on this request (such a pick loses unless deleting the random event raises it at least as much)."
   echo "The gradient methods attribute in place (each event moves from the baseline at its own"
   echo "position); a deletion also moves the older events up one position and brings an older one"
   echo "into the models' 20-event window, which the CNN's vertical convolution (a weight per"
