@@ -358,6 +358,10 @@ void RankJob::AddCfCandidates() {
   if (request_.candidates_only) return;
   const ResolvedHistory& history = out_.history;
   const double self = bundle_.manifest().self_similarity;
+  size_t terms = candidates_.size() + history.items.size();
+  for (ItemIndex item : history.items) terms += bundle_.cf_index().neighbors(item).size();
+  // Rehashing as it grew took a fifth of this step; no more items than the catalogue's.
+  candidates_.reserve(std::min(terms, static_cast<size_t>(bundle_.catalog().size())));
   for (size_t t = 0; t < history.items.size(); ++t) {
     // Neighbour lists never hold the item itself, so each (event, item) pair adds one term,
     // the same product CfContribution computes.

@@ -216,10 +216,12 @@ def ndcg_at_10(model, data, item_features, batch_size=512):
     return {v: sums[v] / max(counts[v], 1) for v in sums}
 
 
-def train(model, data, item_features, options, name, validation=None):
+def train(model, data, item_features, options, name, validation=None, step_progress=True):
     """Trains for options.epochs, or with `validation` until its NDCG@10 (mean of both
     variants) has not improved for options.patience epochs, restoring the best epoch. Returns
-    [(epoch, {"all": .., "new": ..})] of the validation scores (empty without validation)."""
+    [(epoch, {"all": .., "new": ..})] of the validation scores (empty without validation).
+    Progress goes to stderr: a line per epoch, and without `step_progress` nothing between
+    (for fits that share the terminal)."""
     m = len(data)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -241,18 +243,21 @@ def train(model, data, item_features, options, name, validation=None):
             loss.backward()
             optimizer.step()
             total += loss.item()
-            if step % 50 == 0 or step == steps - 1:
+            if step_progress and step % 50 == 0:
                 sys.stderr.write(f"\r{name} epoch {epoch + 1}/{options.epochs} "
                                  f"{100.0 * (step + 1) / steps:5.1f}% "
                                  f"loss {total / (step + 1):.3f} "
                                  f"{time.time() - started:4.0f}s ")
                 sys.stderr.flush()
+        line = (f"\r{name} epoch {epoch + 1}/{options.epochs} 100.0% loss {total / steps:.3f} "
+                f"{time.time() - started:4.0f}s")
         if validation is None or len(validation) == 0:
-            sys.stderr.write("\n")
+            sys.stderr.write(line + "\n")  # One write: a line of its own beside other fits.
             continue
         scores = ndcg_at_10(model, validation, item_features)
         curve.append((epoch + 1, scores))
-        sys.stderr.write(f"validation NDCG@10 all {scores['all']:.4f} new {scores['new']:.4f}\n")
+        sys.stderr.write(f"{line} validation NDCG@10 all {scores['all']:.4f} "
+                         f"new {scores['new']:.4f}\n")
         value = epoch_score(scores)
         if value > best:
             best, best_state = value, {k: v.clone() for k, v in model.state_dict().items()}
@@ -397,16 +402,17 @@ def warm_start(model, previous, previous_index, index):
                 state[name].copy_(value)
 
 
-def fit(corpus, kind, args, validate, previous=None):
+def fit(corpus, kind, args, validate, previous=None, name=None, step_progress=True):
     """A trained model of `kind`, and its validation curve (empty unless `validate`).
-    `previous`: (model, item index) to start from instead of a random initialisation."""
+    `previous`: (model, item index) to start from instead of a random initialisation; `name`
+    (default `kind`) and `step_progress`: train's progress."""
     seed_everything(args.seed)
     vocabulary = getattr(previous[0], "vocabulary", None) if previous else None
     model = corpus.make_model(kind, args, vocabulary)
     if previous:
         warm_start(model, previous[0], previous[1], corpus.item_index)
-    curve = train(model, corpus.train, corpus.item_features, args, kind,
-                  corpus.validation if validate else None)
+    curve = train(model, corpus.train, corpus.item_features, args, name or kind,
+                  corpus.validation if validate else None, step_progress)
     return model, curve
 
 

@@ -10,6 +10,7 @@
 #include "core/bundle_builder.h"
 #include "core/categorizer.h"
 #include "core/retail_data.h"
+#include "core/sources.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/fake_model.h"
@@ -227,6 +228,17 @@ TEST(RankerScoresTest, FusionWeightScalesAndUnknownSourceIsRejected) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(),
               HasSubstr("fusion.weights[\"gnn\"]: unknown source; this bundle has cf"));
+}
+
+TEST(PopularityScoreTest, IsLogOnePlusTheCountOnBothSidesOfItsTable) {
+  // Small counts come from a table, the rest from log1p: the same values either way.
+  for (int64_t count : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{4095}, int64_t{4096},
+                        int64_t{123456}, int64_t{1} << 40}) {
+    EXPECT_EQ(PopularityScore(count), std::log1p(static_cast<double>(count))) << count;
+    ItemInfo item;
+    item.popularity = count;
+    EXPECT_EQ(PopularityPenalty(0.5, item), 0.5 * std::log1p(static_cast<double>(count))) << count;
+  }
 }
 
 TEST(RankerScoresTest, PopularityPenaltyDemotesPopularItems) {

@@ -71,12 +71,13 @@ class FakeBuilder:
     """Scores each setting by `objective(weights, penalty)` and each method alone by
     `alone(method, variant, flags)` (default 0), over `cases` cases, with the interval against
     recent_popular from `intervals` {(method, variant): (low, high)} (default (0.01, 0.02)) when
-    recent_popular is among the methods; counts the settings scored."""
+    recent_popular is among the methods; counts the settings scored (score_options' cache,
+    ndcg_of, spares those scored before)."""
 
     def __init__(self, objective, cases=1, alone=lambda m, v, flags: 0.0, intervals=None):
         self.objective, self.cases, self.alone = objective, cases, alone
         self.intervals = intervals or {}
-        self.report, self.scored = [], 0
+        self.report, self.scored, self.ndcg_of = [], 0, {}
 
     def progress(self, message):
         pass
@@ -127,7 +128,11 @@ class SearchTest(unittest.TestCase):
             len(make_bundle.GRID_PENALTIES)
         weights, penalties = len(make_bundle.WEIGHTS), len(make_bundle.PENALTIES)
         # pop, cnn, rnn (moves), penalty, then pop and cnn again.
-        self.assertEqual(b.scored, grid + 5 * weights + penalties)
+        rows = [r for r in b.report if r.startswith("| new |")]
+        self.assertEqual(len(rows), grid + 5 * weights + penalties)
+        # Each setting is scored once, however often the searches try it.
+        self.assertEqual(b.scored, len({r.split(" | ")[2] for r in rows}))
+        self.assertLess(b.scored, len(rows))
 
 
 class RecentDaysTest(unittest.TestCase):
@@ -279,6 +284,33 @@ class MakeBundleTest(unittest.TestCase):
         with open(os.path.join(self.bundle, "validation.md"), encoding="utf-8") as f:
             report = f.read()
         self.assertIn(f"penalty {d['popularity_penalty']:g}", report)
+
+    def test_learning_rates_trained_side_by_side_are_each_the_fit_at_that_rate(self):
+        # fit_side_by_side trains each rate in a process of its own, on one thread each: its
+        # results, in the order of the rates, are what the same fit gives here.
+        parser = argparse.ArgumentParser()
+        make_bundle.tm.add_training_flags(parser)
+        args = parser.parse_args(["--epochs=2", "--dim=16", "--threads=2"])
+        end = make_bundle.rm.parse_time("2011-11-09 00:00:00")
+        customers = make_bundle.rm.read_purchases(SMALL, end)
+        corpus = make_bundle.tm.Corpus(args, self.bundle, customers, end,
+                                       end - 28 * make_bundle.DAY)
+        side = make_bundle.fit_side_by_side(corpus, "rnn", args, [0.005, 0.01])
+        self.assertEqual(len(side), 2)
+        threads = make_bundle.torch.get_num_threads()
+        make_bundle.torch.set_num_threads(1)
+        try:
+            for rate, (model, curve) in zip([0.005, 0.01], side):
+                alone, alone_curve = make_bundle.tm.fit(
+                    corpus, "rnn", argparse.Namespace(**dict(vars(args), lr=rate, threads=1)),
+                    validate=True)
+                self.assertEqual(curve, alone_curve, rate)
+                for name, value in alone.state_dict().items():
+                    self.assertTrue(make_bundle.torch.equal(model.state_dict()[name], value),
+                                    (rate, name))
+        finally:
+            make_bundle.torch.set_num_threads(threads)
+        self.assertNotEqual(side[0][1], side[1][1])  # The rates train differently.
 
     def test_the_gru_learning_rate_is_the_better_on_validation(self):
         with open(os.path.join(self.bundle, "validation.md"), encoding="utf-8") as f:
