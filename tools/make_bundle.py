@@ -14,7 +14,7 @@ the window one request, all items and items new to the shopper):
      ranks best), then the item-CF settings (neighbour recency decay on new items, then the
      repeat terms: weight, decay by position, half-life by age),
   2. each model's epoch count (early stopping on validation NDCG) and the GRU's learning rate
-     (--lr or twice it, by the same measure; the two fits run side by side, a thread each),
+     (--lr or twice it, by the same measure; all these fits run side by side),
   3. the fusion weights, the default popularity penalty and exclude_history by a search on
      all items (the best of a coarse grid, then a coordinate search from it), and the weights
      and penalty for requests that exclude the history (items new to the shopper) by one on
@@ -66,7 +66,7 @@ WEIGHTS = (0, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3)
 PENALTIES = (0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 # The models whose learning rate is chosen on validation, from --lr times each factor: the
 # GRU's training takes a third of the CNN's (46 against 148 s on the full file), so only its
-# fits the 10-minute budget twice (side by side, fit_side_by_side).
+# fits the 10-minute budget twice (beside the CNN, fit_side_by_side).
 LR_TUNED = ("rnn",)
 LR_FACTORS = (1, 2)
 # The coarse grid that seeds each coordinate search (cf stays at 1): one weight for the
@@ -299,17 +299,23 @@ def choose_recent_days(b, bundle, end):
 def train_validation_models(b, corpus, args):
     """Trains each model on the data before the window with early stopping (the models of
     LR_TUNED once per learning rate of --lr times LR_FACTORS, keeping the best by the early
-    stopping's measure); returns ({kind: best epoch}, {kind: model}, {kind: learning rate})."""
+    stopping's measure), all side by side (fit_side_by_side); returns ({kind: best epoch},
+    {kind: model}, {kind: learning rate})."""
     b.report += ["## 2. Models: validation NDCG@10 by epoch (model alone)", "",
                  "| model | learning rate | epoch | all | new |", "|---|---:|---:|---:|---:|"]
+    kinds = args.models.split(",")
+    fits = [(kind, args.lr * f) for kind in kinds
+            for f in (LR_FACTORS if kind in LR_TUNED else (1,))]
+    b.progress("training " + ", ".join(f"{kind} at learning rate {rate:g}" for kind, rate in fits)
+               + " on the data before the window (early stopping" +
+               (", side by side)" if len(fits) > 1 else ")"))
+    results = fit_side_by_side(corpus, args, fits)
     epochs, models, rates = {}, {}, {}
-    for kind in args.models.split(","):
+    for kind in kinds:
         tried = []
-        lrs = [args.lr * f for f in (LR_FACTORS if kind in LR_TUNED else (1,))]
-        b.progress(f"training {kind} on the data before the window (early stopping, learning "
-                   f"rate {' and '.join(f'{r:g}' for r in lrs)}" +
-                   (", side by side)" if len(lrs) > 1 else ")"))
-        for rate, (model, curve) in zip(lrs, fit_side_by_side(corpus, kind, args, lrs)):
+        for (k, rate), (model, curve) in zip(fits, results):
+            if k != kind:
+                continue
             best = tm.best_epoch(curve)
             tried.append((tm.epoch_score(dict(curve)[best]), rate, best, model))
             for epoch, s in curve:
@@ -321,22 +327,26 @@ def train_validation_models(b, corpus, args):
     return epochs, models, rates
 
 
-def fit_side_by_side(corpus, kind, args, lrs):
-    """[tm.fit(validate=True) at each learning rate of `lrs`]. Several rates train at once, each
-    in a process of its own with an equal share of --threads: the GRU's steps are small
-    sequential operations that one thread runs as fast as two (on 2 cores 93 against 108 ms a
-    step), so two fits side by side take the time of one."""
-    def options(rate, threads):
+def fit_side_by_side(corpus, args, fits):
+    """[tm.fit(validate=True) of each (kind, learning rate) of `fits`], all at once, each in a
+    process of its own. A model of LR_TUNED trains on --threads / len(LR_FACTORS) threads (at
+    least one), the others on --threads: the GRU's steps are small sequential operations that
+    one thread runs as fast as two (on 2 cores 93 against 108 ms a step), so its rates side by
+    side take the time of one, and beside the CNN they fill the time the CNN's second thread
+    leaves (it runs 1.2x faster on two). A model's results depend on its thread count, not on
+    what runs beside it."""
+    def options(kind, rate):
+        threads = max(1, args.threads // len(LR_FACTORS)) if kind in LR_TUNED else args.threads
         return argparse.Namespace(**dict(vars(args), lr=rate, threads=threads))
-    if len(lrs) == 1:
-        return [tm.fit(corpus, kind, options(lrs[0], args.threads), validate=True)]
-    threads = max(1, args.threads // len(lrs))
+    if len(fits) == 1:
+        (kind, rate), = fits
+        return [tm.fit(corpus, kind, options(kind, rate), validate=True)]
     # spawn: a forked child of a process that has run OpenMP threads may hang in them.
     with concurrent.futures.ProcessPoolExecutor(
-            len(lrs), mp_context=multiprocessing.get_context("spawn")) as pool:
-        fits = [pool.submit(fit_alone, corpus, kind, options(rate, threads), f"{kind} lr {rate:g}")
-                for rate in lrs]
-        return [f.result() for f in fits]
+            len(fits), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(fit_alone, corpus, kind, options(kind, rate),
+                               f"{kind} lr {rate:g}") for kind, rate in fits]
+        return [f.result() for f in futures]
 
 
 def fit_alone(corpus, kind, args, name):

@@ -98,6 +98,7 @@ def read_purchases(path, cutoff_s=None):
     {customer: [(time_s, invoice, stock_code, quantity, price, country), ...]} in file order."""
     opener = gzip.open if path.endswith(".gz") else open
     customers = {}
+    times = {}  # parse_time per date text, which an invoice's lines share: 13.5 -> 4.6 s here.
     with opener(path, "rt", encoding="utf-8", newline="") as f:
         reader = csv.reader(f)
         header = next(reader)
@@ -115,7 +116,9 @@ def read_purchases(path, cutoff_s=None):
                 continue
             if not code or code in NON_PRODUCT or code.startswith("gift_0001_"):
                 continue
-            t = parse_time(date)
+            t = times.get(date)
+            if t is None:
+                t = times[date] = parse_time(date)
             if cutoff_s is not None and t >= cutoff_s:
                 continue
             customers.setdefault(customer, []).append(

@@ -83,11 +83,14 @@ class ItemFeatures:
         self.first_day = first_day
         days = (end - 1) // DAY - first_day + 2
         counts = np.zeros((days, n), dtype=np.float32)
+        rows, columns = [], []  # One np.add.at: a NumPy += per purchase took seconds.
         for events in customers.values():
             for e in events:
                 i = item_index.get(e[2])
                 if i is not None and e[0] < end:
-                    counts[e[0] // DAY - first_day + 1, i] += 1
+                    rows.append(e[0] // DAY - first_day + 1)
+                    columns.append(i)
+        np.add.at(counts, (np.array(rows, dtype=np.int64), np.array(columns, dtype=np.int64)), 1)
         cumulative = np.cumsum(counts, axis=0)  # Row d: lines on days before first_day + d.
 
         def window(w):

@@ -285,9 +285,10 @@ class MakeBundleTest(unittest.TestCase):
             report = f.read()
         self.assertIn(f"penalty {d['popularity_penalty']:g}", report)
 
-    def test_learning_rates_trained_side_by_side_are_each_the_fit_at_that_rate(self):
-        # fit_side_by_side trains each rate in a process of its own, on one thread each: its
-        # results, in the order of the rates, are what the same fit gives here.
+    def test_the_fits_side_by_side_are_each_the_fit_alone(self):
+        # fit_side_by_side trains every (model, rate) at once, each in a process of its own:
+        # its results, in the order asked, are what the same fit on the same threads gives here
+        # (the GRU's on one thread, the CNN's on --threads).
         parser = argparse.ArgumentParser()
         make_bundle.tm.add_training_flags(parser)
         args = parser.parse_args(["--epochs=2", "--dim=16", "--threads=2"])
@@ -295,22 +296,23 @@ class MakeBundleTest(unittest.TestCase):
         customers = make_bundle.rm.read_purchases(SMALL, end)
         corpus = make_bundle.tm.Corpus(args, self.bundle, customers, end,
                                        end - 28 * make_bundle.DAY)
-        side = make_bundle.fit_side_by_side(corpus, "rnn", args, [0.005, 0.01])
-        self.assertEqual(len(side), 2)
+        fits = [("cnn", 0.005), ("rnn", 0.005), ("rnn", 0.01)]
+        side = make_bundle.fit_side_by_side(corpus, args, fits)
+        self.assertEqual(len(side), len(fits))
         threads = make_bundle.torch.get_num_threads()
-        make_bundle.torch.set_num_threads(1)
         try:
-            for rate, (model, curve) in zip([0.005, 0.01], side):
+            for (kind, rate), (model, curve), t in zip(fits, side, (2, 1, 1)):
+                make_bundle.torch.set_num_threads(t)
                 alone, alone_curve = make_bundle.tm.fit(
-                    corpus, "rnn", argparse.Namespace(**dict(vars(args), lr=rate, threads=1)),
+                    corpus, kind, argparse.Namespace(**dict(vars(args), lr=rate, threads=t)),
                     validate=True)
-                self.assertEqual(curve, alone_curve, rate)
+                self.assertEqual(curve, alone_curve, (kind, rate))
                 for name, value in alone.state_dict().items():
                     self.assertTrue(make_bundle.torch.equal(model.state_dict()[name], value),
-                                    (rate, name))
+                                    (kind, rate, name))
         finally:
             make_bundle.torch.set_num_threads(threads)
-        self.assertNotEqual(side[0][1], side[1][1])  # The rates train differently.
+        self.assertNotEqual(side[1][1], side[2][1])  # The rates train differently.
 
     def test_the_gru_learning_rate_is_the_better_on_validation(self):
         with open(os.path.join(self.bundle, "validation.md"), encoding="utf-8") as f:
