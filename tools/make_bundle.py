@@ -38,6 +38,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import pickle
 import shlex
 import shutil
 import subprocess
@@ -341,19 +342,23 @@ def fit_side_by_side(corpus, args, fits):
     if len(fits) == 1:
         (kind, rate), = fits
         return [tm.fit(corpus, kind, options(kind, rate), validate=True)]
-    # spawn: a forked child of a process that has run OpenMP threads may hang in them.
+    # spawn: a forked child of a process that has run OpenMP threads may hang in them. The
+    # corpus and the results travel as plain pickles: multiprocessing's own would put their
+    # tensors in /dev/shm, which a container may hold to 64 MB (the full file's corpus is ~60).
+    data = pickle.dumps(corpus)
     with concurrent.futures.ProcessPoolExecutor(
             len(fits), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(fit_alone, corpus, kind, options(kind, rate),
-                               f"{kind} lr {rate:g}") for kind, rate in fits]
-        return [f.result() for f in futures]
+        futures = [pool.submit(fit_alone, data, kind, options(kind, rate), f"{kind} lr {rate:g}")
+                   for kind, rate in fits]
+        return [pickle.loads(f.result()) for f in futures]
 
 
 def fit_alone(corpus, kind, args, name):
-    """tm.fit with validation on args.threads threads, its progress a line per epoch (in a
-    process of fit_side_by_side's)."""
+    """The pickled (model, curve) of tm.fit with validation on the pickled `corpus`, on
+    args.threads threads, its progress a line per epoch (in a process of fit_side_by_side's)."""
     torch.set_num_threads(args.threads)
-    return tm.fit(corpus, kind, args, validate=True, name=name, step_progress=False)
+    return pickle.dumps(tm.fit(pickle.loads(corpus), kind, args, validate=True, name=name,
+                               step_progress=False))
 
 
 def drop_losers(singles, sources):
