@@ -392,7 +392,7 @@ def score_options(b, bundle, end, variant, options, excluding, round_):
     and penalty, as the server would serve it."""
     served = [dict(excluding, exclude=True) if excluding and o["exclude"] else o
               for o in options]
-    keys = [(bundle, end, variant, json.dumps(o, sort_keys=True)) for o in served]
+    keys = [(bundle, end, variant, describe(o)) for o in served]  # 0 and 0.0 alike.
     todo = {k: o for k, o in zip(keys, served) if k not in b.ndcg_of}  # Each setting once.
     settings = [(f"c{i}", o["weights"], o["penalty"], o["exclude"])
                 for i, o in enumerate(todo.values())]

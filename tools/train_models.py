@@ -252,8 +252,10 @@ def train(model, data, item_features, options, name, validation=None, step_progr
                                  f"loss {total / (step + 1):.3f} "
                                  f"{time.time() - started:4.0f}s ")
                 sys.stderr.flush()
-        line = (f"\r{name} epoch {epoch + 1}/{options.epochs} 100.0% loss {total / steps:.3f} "
+        line = (f"{name} epoch {epoch + 1}/{options.epochs} 100.0% loss {total / steps:.3f} "
                 f"{time.time() - started:4.0f}s")
+        if step_progress:
+            line = "\r" + line  # Over the step's progress line.
         if validation is None or len(validation) == 0:
             sys.stderr.write(line + "\n")  # One write: a line of its own beside other fits.
             continue
