@@ -212,6 +212,12 @@ class MakeBundleTest(unittest.TestCase):
         self.assertIn("[make_bundle", self.result.stderr)
         self.assertIn("validation window 2011-10-12 00:00:00 .. 2011-11-09 00:00:00",
                       self.result.stderr)
+        # The fits side by side each report every epoch on a line of its own, named.
+        for fit in ("cnn lr 0.005", "rnn lr 0.005", "rnn lr 0.01"):
+            for epoch in (1, 2, 3):
+                self.assertRegex(self.result.stderr,
+                                 rf"(?m)^{fit} epoch {epoch}/3 100\.0% loss .* validation NDCG@10 "
+                                 r"all \d\.\d{4} new \d\.\d{4}$")
         for name in ("cnn.pt", "rnn.pt", "cf_index.bin", "items.tsv", "validation.md"):
             self.assertTrue(os.path.exists(os.path.join(self.bundle, name)), name)
         self.assertEqual([e for e in os.listdir(self.root) if e.startswith(".staging")], [])
