@@ -23,11 +23,12 @@ the window one request, all items and items new to the shopper):
      and penalty (tune_new_shoppers),
 
 then rebuilds the bundle on all the training data with those choices: the CF index and
-catalogue from scratch, the models by training the validation models on for --final_epochs
-over all the data (items new since the window start fresh; --final_training=full retrains
-from scratch instead, about twice the time). The bundle carries the validation table in its
-manifest (GetModelInfo reports it) and as validation.md. --tune=0 skips all of this and uses
---weights, --popularity_penalty, --recent_days and --epochs as given.
+catalogue from scratch (right after stage 1), the models by training the validation models on
+for --final_epochs over all the data (items new since the window start fresh;
+--final_training=full retrains from scratch instead, about twice the time), each as soon as its
+stage 2 is done, beside the rest of stages 2 and 3 (FinalTraining). The bundle carries the
+validation table in its manifest (GetModelInfo reports it) and as validation.md. --tune=0 skips
+all of this and uses --weights, --popularity_penalty, --recent_days and --epochs as given.
 The version directory appears in out_root only when complete. Progress goes to stderr.
 """
 
@@ -297,68 +298,127 @@ def choose_recent_days(b, bundle, end):
     return days
 
 
-def train_validation_models(b, corpus, args):
-    """Trains each model on the data before the window with early stopping (the models of
-    LR_TUNED once per learning rate of --lr times LR_FACTORS, keeping the best by the early
-    stopping's measure), all side by side (fit_side_by_side); returns ({kind: best epoch},
-    {kind: model}, {kind: learning rate})."""
+def validation_fits(args):
+    """The (kind, learning rate) of each early-stopping fit: the models of LR_TUNED once per
+    learning rate of --lr times LR_FACTORS, the others at --lr."""
+    return [(kind, args.lr * f) for kind in args.models.split(",")
+            for f in (LR_FACTORS if kind in LR_TUNED else (1,))]
+
+
+def train_validation_models(b, corpus, args, pool, chosen):
+    """Trains each model of validation_fits on the data before the window with early stopping,
+    all side by side on `pool` (fit_side_by_side), keeping each kind's best by the early
+    stopping's measure; calls chosen(kind, learning rate, best epoch, (model, item index)) as
+    soon as a kind's fits have all finished. Returns ({kind: best epoch}, {kind: model},
+    {kind: learning rate})."""
     b.report += ["## 2. Models: validation NDCG@10 by epoch (model alone)", "",
                  "| model | learning rate | epoch | all | new |", "|---|---:|---:|---:|---:|"]
-    kinds = args.models.split(",")
-    fits = [(kind, args.lr * f) for kind in kinds
-            for f in (LR_FACTORS if kind in LR_TUNED else (1,))]
+    fits = validation_fits(args)
     b.progress("training " + ", ".join(f"{kind} at learning rate {rate:g}" for kind, rate in fits)
                + " on the data before the window (early stopping" +
                (", side by side)" if len(fits) > 1 else ")"))
-    results = fit_side_by_side(corpus, args, fits)
-    epochs, models, rates = {}, {}, {}
-    for kind in kinds:
-        tried = []
-        for (k, rate), (model, curve) in zip(fits, results):
-            if k != kind:
-                continue
-            best = tm.best_epoch(curve)
-            tried.append((tm.epoch_score(dict(curve)[best]), rate, best, model))
-            for epoch, s in curve:
-                mark = " (kept)" if epoch == best else ""
-                b.report.append(f"| {kind} | {rate:g} | {epoch}{mark} | {s['all']:.4f} | "
-                                f"{s['new']:.4f} |")
-        _, rates[kind], epochs[kind], models[kind] = tried[first_best([t[0] for t in tried])]
+    best = {}  # kind: (learning rate, epoch, model)
+
+    def choose(kind, tried):
+        epochs = [tm.best_epoch(curve) for _, (_, curve) in tried]
+        i = first_best([tm.epoch_score(dict(curve)[e])
+                        for e, (_, (_, curve)) in zip(epochs, tried)])
+        best[kind] = (tried[i][0], epochs[i], tried[i][1][0])
+        chosen(kind, *best[kind][:2], (best[kind][2], corpus.item_index))
+
+    results = fit_side_by_side(pool, corpus, args, fits, choose)
+    for (kind, rate), (_, curve) in zip(fits, results):
+        for epoch, s in curve:
+            mark = " (kept)" if epoch == tm.best_epoch(curve) else ""
+            b.report.append(f"| {kind} | {rate:g} | {epoch}{mark} | {s['all']:.4f} | "
+                            f"{s['new']:.4f} |")
     b.report.append("")
-    return epochs, models, rates
+    kinds = args.models.split(",")  # In this order, whichever finished first.
+    return ({k: best[k][1] for k in kinds}, {k: best[k][2] for k in kinds},
+            {k: best[k][0] for k in kinds})
 
 
-def fit_side_by_side(corpus, args, fits):
-    """[tm.fit(validate=True) of each (kind, learning rate) of `fits`], all at once, each in a
-    process of its own. A model of LR_TUNED trains on --threads / len(LR_FACTORS) threads (at
-    least one), the others on --threads: the GRU's steps are small sequential operations that
-    one thread runs as fast as two (on 2 cores 93 against 108 ms a step), so its rates side by
-    side take the time of one, and beside the CNN they fill the time the CNN's second thread
-    leaves (it runs 1.2x faster on two). A model's results depend on its thread count, not on
-    what runs beside it."""
-    def options(kind, rate):
-        threads = max(1, args.threads // len(LR_FACTORS)) if kind in LR_TUNED else args.threads
-        return argparse.Namespace(**dict(vars(args), lr=rate, threads=threads))
-    if len(fits) == 1:
-        (kind, rate), = fits
-        return [tm.fit(corpus, kind, options(kind, rate), validate=True)]
-    # spawn: a forked child of a process that has run OpenMP threads may hang in them. The
-    # corpus and the results travel as plain pickles: multiprocessing's own would put their
-    # tensors in /dev/shm, which a container may hold to 64 MB (the full file's corpus is ~60).
+def fit_threads(kind, args):
+    """The threads a fit of `kind` trains on beside the others (fit_side_by_side): a model of
+    LR_TUNED --threads / len(LR_FACTORS) (at least one), the others --threads. The GRU's steps
+    are small sequential operations that one thread runs as fast as two (on 2 cores 93 against
+    108 ms a step), so its rates side by side take the time of one, and beside the CNN they
+    fill the time the CNN's second thread leaves (it runs 1.2x faster on two)."""
+    return max(1, args.threads // len(LR_FACTORS)) if kind in LR_TUNED else args.threads
+
+
+def spawn_pool(workers):
+    """A pool of `workers` processes for fit_alone. spawn: a forked child of a process that has
+    run OpenMP threads may hang in them."""
+    return concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def submit_fit(pool, data, kind, args, name, validate, previous=None):
+    """A future of fit_alone's pickled (model, curve) on `pool`, on fit_threads; `data`: the
+    pickled corpus. The corpus, `previous` and the results travel as plain pickles:
+    multiprocessing's own would put their tensors in /dev/shm, which a container may hold to
+    64 MB (the full file's corpus is ~60)."""
+    args = argparse.Namespace(**dict(vars(args), threads=fit_threads(kind, args)))
+    return pool.submit(fit_alone, data, kind, args, name, validate, pickle.dumps(previous))
+
+
+def fit_side_by_side(pool, corpus, args, fits, finished=None):
+    """[tm.fit(validate=True) of each (kind, learning rate) of `fits`], in that order, all at
+    once on `pool` (submit_fit). A model's results depend on its thread count, not on what runs
+    beside it. finished(kind, [(learning rate, (model, curve))]) runs as soon as every fit of
+    a kind has finished."""
     data = pickle.dumps(corpus)
-    with concurrent.futures.ProcessPoolExecutor(
-            len(fits), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(fit_alone, data, kind, options(kind, rate), f"{kind} lr {rate:g}")
-                   for kind, rate in fits]
-        return [pickle.loads(f.result()) for f in futures]
+    futures = {submit_fit(pool, data, kind, argparse.Namespace(**dict(vars(args), lr=rate)),
+                          f"{kind} lr {rate:g}", True): i for i, (kind, rate) in enumerate(fits)}
+    results = [None] * len(fits)
+    for future in concurrent.futures.as_completed(futures):
+        results[futures[future]] = pickle.loads(future.result())
+        kind = fits[futures[future]][0]
+        mine = [i for i, (k, _) in enumerate(fits) if k == kind]
+        if finished and all(results[i] is not None for i in mine):
+            finished(kind, [(fits[i][1], results[i]) for i in mine])
+    return results
 
 
-def fit_alone(corpus, kind, args, name):
-    """The pickled (model, curve) of tm.fit with validation on the pickled `corpus`, on
-    args.threads threads, its progress a line per epoch (in a process of fit_side_by_side's)."""
+def fit_alone(corpus, kind, args, name, validate, previous):
+    """The pickled (model, curve) of tm.fit on the pickled `corpus` from the pickled `previous`,
+    on args.threads threads, its progress a line per epoch (in a process of spawn_pool's)."""
     torch.set_num_threads(args.threads)
-    return pickle.dumps(tm.fit(pickle.loads(corpus), kind, args, validate=True, name=name,
-                               step_progress=False))
+    return pickle.dumps(tm.fit(pickle.loads(corpus), kind, args, validate=validate,
+                               previous=pickle.loads(previous), name=name, step_progress=False))
+
+
+class FinalTraining:
+    """The shipped models' training on all the data, each started on a pool (submit_fit) as soon
+    as its validation choices are made, beside whatever still runs: the other models' early
+    stopping, the fusion searches (it needs no fusion choice)."""
+
+    def __init__(self, b, args, pool, corpus):
+        self.b, self.args, self.pool = b, args, pool
+        self.data = pickle.dumps(corpus)
+        self.fits = {}  # kind: (its options, the future of fit_alone)
+
+    def start(self, kind, rate, epochs=None, previous=None):
+        """Starts `kind` at learning rate `rate`: the validation model `previous` ((model, item
+        index)) trained on for --final_epochs, or with --final_training=full or none, trained
+        afresh for `epochs` (None: --epochs)."""
+        args = argparse.Namespace(**dict(vars(self.args), lr=rate))
+        if previous is not None and args.final_training == "warm":
+            args.epochs = args.final_epochs
+            self.b.progress(f"training {kind} on all the data: {args.epochs} epochs from the "
+                            f"validation model, learning rate {rate:g}")
+        else:
+            previous, args.epochs = None, epochs or args.epochs
+            self.b.progress(f"training {kind} on all the data: {args.epochs} epochs, learning "
+                            f"rate {rate:g}")
+        self.fits[kind] = (args, submit_fit(self.pool, self.data, kind, args, kind, False,
+                                            previous))
+
+    def models(self):
+        """[(kind, its options, its model)] in --models order, once trained."""
+        return [(kind, self.fits[kind][0], pickle.loads(self.fits[kind][1].result())[0])
+                for kind in self.args.models.split(",")]
 
 
 def drop_losers(singles, sources):
@@ -547,8 +607,9 @@ def validation_table(b, bundle, end, modes, sources, singles):
     return rows
 
 
-def tune(b, args, customers, end):
-    """Runs the validation stages; returns the choices and the validation report."""
+def tune_window(b, args, customers, end):
+    """Stage 1 on the validation window, and the validation corpus. Returns the choices so
+    far."""
     val_start = end - args.validation_days * DAY
     b.progress(f"validation window {date(val_start)} .. {date(end)}")
     bundle = b.build_cf(b.work, "val", val_start, {})
@@ -567,54 +628,58 @@ def tune(b, args, customers, end):
     if len(corpus.validation) == 0:
         sys.exit("error: no basket in the validation window of a customer who bought before "
                  "it; use a longer --validation_days or more data")
-    epochs, models, rates = train_validation_models(b, corpus, args)
+    return {"cf": cf, "recent_days": recent_days, "corpus": corpus, "validation_bundle": bundle,
+            "validation": {"start_unix": val_start, "end_unix": end,
+                           "report_file": "validation.md"}}
+
+
+def tune_models(b, args, choices, pool, final):
+    """Stage 2 (train_validation_models on `pool`), starting each kind's final training
+    (`final`, a FinalTraining) once chosen; the validation models go into the validation
+    bundle. Adds the epochs and learning rates to `choices`."""
+    corpus, bundle = choices["corpus"], choices["validation_bundle"]
+    epochs, models, rates = train_validation_models(b, corpus, args, pool, final.start)
     entries = []
     for kind, model in models.items():
         args_k = argparse.Namespace(**vars(args), bundle=bundle)
         entries.append(tm.export(copy.deepcopy(model), corpus, kind, args_k, 0.0))
     tm.write_models(argparse.Namespace(bundle=bundle), corpus, entries, {})
-    sources = [s["name"] for s in json.load(open(os.path.join(bundle, "manifest.json")))["sources"]]
+    choices.update(epochs=epochs, learning_rates=rates)
+
+
+def tune_defaults(b, choices, end):
+    """Stage 3 on the validation bundle of tune_models; adds its choices and the validation
+    table to `choices`."""
+    bundle = choices["validation_bundle"]
+    with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as f:
+        sources = [s["name"] for s in json.load(f)["sources"]]
     b.progress("tuning the fusion weights and defaults")
     state, new_items, new_shoppers, notes, singles = tune_fusion(b, bundle, end, sources)
     modes = {"all": state, "new": new_items, "cold": new_shoppers or dict(state, exclude=False)}
     if singles[("pop", "cold")][1] == 0:  # No new shopper on validation: no cold rows.
         del modes["cold"]
-    rows = validation_table(b, bundle, end, modes, sources, singles)
-    return {"cf": cf, "recent_days": recent_days, "epochs": epochs, "learning_rates": rates,
-            "state": state,
-            "new_items": new_items, "new_shoppers": new_shoppers, "corpus": corpus,
-            "models": {kind: (model, corpus.item_index) for kind, model in models.items()},
-            "validation": {"start_unix": val_start, "end_unix": end, "rows": rows,
-                           "notes": notes, "report_file": "validation.md"}}
+    choices["validation"].update(rows=validation_table(b, bundle, end, modes, sources, singles),
+                                 notes=notes)
+    choices.update(state=state, new_items=new_items, new_shoppers=new_shoppers)
 
 
 def untuned(args):
     weights = tm.parse_weights(args.weights)
     return {"cf": {}, "recent_days": args.recent_days, "epochs": {}, "learning_rates": {},
-            "validation": None, "models": {},
+            "validation": None,
             "new_items": None, "new_shoppers": None,
             "corpus": None,
             "state": {"weights": weights, "penalty": args.popularity_penalty,
                       "exclude": bool(args.exclude_history)}}
 
 
-def finish(b, args, bundle, corpus, choices):
-    """Trains the final models and writes the weights, defaults and validation report."""
+def finish(b, args, bundle, corpus, choices, models):
+    """Writes the final `models` (FinalTraining.models), the weights, defaults and validation
+    report."""
     state = choices["state"]
     entries = []
-    for kind in args.models.split(","):
-        args_k = argparse.Namespace(**vars(args), bundle=bundle)
-        args_k.lr = choices["learning_rates"].get(kind, args.lr)
-        previous = choices["models"].get(kind) if args.final_training == "warm" else None
-        if previous:
-            args_k.epochs = args.final_epochs
-            b.progress(f"training {kind} on all the data: {args.final_epochs} epochs from the "
-                       f"validation model, learning rate {args_k.lr:g}")
-        else:
-            args_k.epochs = choices["epochs"].get(kind, args.epochs)
-            b.progress(f"training {kind} on all the data: {args_k.epochs} epochs, learning rate "
-                       f"{args_k.lr:g}")
-        model, _ = tm.fit(corpus, kind, args_k, validate=False, previous=previous)
+    for kind, args_k, model in models:
+        args_k = argparse.Namespace(**dict(vars(args_k), bundle=bundle))
         entries.append(tm.export(model, corpus, kind, args_k, state["weights"].get(kind, 0.0)))
     tm.write_models(argparse.Namespace(bundle=bundle), corpus, entries, state["weights"])
     path = os.path.join(bundle, "manifest.json")
@@ -697,16 +762,23 @@ def main():
             sys.exit(f"error: {args.input}: no purchase passes the filter before the cut-off")
         end = cutoff or tm.data_end(customers)
         try:
-            choices = tune(b, args, customers, end) if args.tune else untuned(args)
+            choices = tune_window(b, args, customers, end) if args.tune else untuned(args)
+            b.progress("building the bundle on all training data")
+            bundle = b.build_cf(work, version, cutoff,
+                                dict(choices["cf"], recent_days=choices["recent_days"]))
+            corpus = tm.Corpus(args, bundle, customers, end, like=choices["corpus"])
+            kinds = args.models.split(",")
+            with spawn_pool(len(validation_fits(args) if args.tune else kinds)) as pool:
+                shipped = FinalTraining(b, args, pool, corpus)
+                if args.tune:
+                    tune_models(b, args, choices, pool, shipped)
+                    tune_defaults(b, choices, end)
+                else:
+                    for kind in kinds:
+                        shipped.start(kind, args.lr)
+                finish(b, args, bundle, corpus, choices, shipped.models())
         finally:
             b.close()
-        b.progress("building the bundle on all training data")
-        bundle = b.build_cf(work, version, cutoff,
-                            dict(choices["cf"], recent_days=choices["recent_days"],
-                                 exclude_history_default=str(
-                                     choices["state"]["exclude"]).lower()))
-        corpus = tm.Corpus(args, bundle, customers, end, like=choices["corpus"])
-        finish(b, args, bundle, corpus, choices)
         if choices["validation"]:
             write_report(b, bundle, choices)
         os.rename(bundle, final)

@@ -291,19 +291,59 @@ class MakeBundleTest(unittest.TestCase):
             report = f.read()
         self.assertIn(f"penalty {d['popularity_penalty']:g}", report)
 
-    def test_the_fits_side_by_side_are_each_the_fit_alone(self):
-        # fit_side_by_side trains every (model, rate) at once, each in a process of its own:
-        # its results, in the order asked, are what the same fit on the same threads gives here
-        # (the GRU's on one thread, the CNN's on --threads).
+    def small_corpus(self):
+        """Training options (2 epochs, 2 threads) and the small file's validation corpus."""
         parser = argparse.ArgumentParser()
         make_bundle.tm.add_training_flags(parser)
         args = parser.parse_args(["--epochs=2", "--dim=16", "--threads=2"])
         end = make_bundle.rm.parse_time("2011-11-09 00:00:00")
         customers = make_bundle.rm.read_purchases(SMALL, end)
-        corpus = make_bundle.tm.Corpus(args, self.bundle, customers, end,
-                                       end - 28 * make_bundle.DAY)
+        return args, make_bundle.tm.Corpus(args, self.bundle, customers, end,
+                                           end - 28 * make_bundle.DAY)
+
+    def assertSameModel(self, a, b, what):
+        for name, value in b.state_dict().items():
+            self.assertTrue(make_bundle.torch.equal(a.state_dict()[name], value), (what, name))
+
+    def test_the_final_fits_are_each_the_fit_alone_from_the_validation_model(self):
+        # FinalTraining trains the shipped models in processes of their own while the fusion
+        # is tuned: each is what tm.fit from the same validation model, at the chosen rate, on
+        # the same threads gives here (the GRU's on one thread, the CNN's on two).
+        args, corpus = self.small_corpus()
+        args.models, args.final_training, args.final_epochs = "cnn,rnn", "warm", 1
+        tm = make_bundle.tm
+        previous = {kind: (tm.fit(corpus, kind, args, validate=False)[0], corpus.item_index)
+                    for kind in ("cnn", "rnn")}
+        with make_bundle.spawn_pool(2) as pool:
+            final = make_bundle.FinalTraining(make_bundle.Builder(args, self.root), args, pool,
+                                              corpus)
+            final.start("rnn", 0.01, 5, previous["rnn"])  # Started in the order chosen.
+            final.start("cnn", 0.005, 5, previous["cnn"])
+            shipped = final.models()
+        self.assertEqual([kind for kind, _, _ in shipped], ["cnn", "rnn"])  # --models order.
+        threads = make_bundle.torch.get_num_threads()
+        try:
+            for (kind, options, model), t, rate in zip(shipped, (2, 1), (0.005, 0.01)):
+                self.assertEqual((options.lr, options.epochs), (rate, 1))
+                make_bundle.torch.set_num_threads(t)
+                options = argparse.Namespace(**dict(vars(args), lr=rate, epochs=1, threads=t))
+                alone, _ = tm.fit(corpus, kind, options, validate=False, previous=previous[kind])
+                self.assertSameModel(model, alone, kind)
+        finally:
+            make_bundle.torch.set_num_threads(threads)
+
+    def test_the_fits_side_by_side_are_each_the_fit_alone(self):
+        # fit_side_by_side trains every (model, rate) at once, each in a process of its own:
+        # its results, in the order asked, are what the same fit on the same threads gives here
+        # (the GRU's on one thread, the CNN's on --threads).
+        args, corpus = self.small_corpus()
         fits = [("cnn", 0.005), ("rnn", 0.005), ("rnn", 0.01)]
-        side = make_bundle.fit_side_by_side(corpus, args, fits)
+        finished = []  # Each kind once, when all its fits are done.
+        with make_bundle.spawn_pool(len(fits)) as pool:
+            side = make_bundle.fit_side_by_side(
+                pool, corpus, args, fits,
+                lambda kind, tried: finished.append((kind, [rate for rate, _ in tried])))
+        self.assertCountEqual(finished, [("cnn", [0.005]), ("rnn", [0.005, 0.01])])
         self.assertEqual(len(side), len(fits))
         threads = make_bundle.torch.get_num_threads()
         try:
@@ -313,9 +353,7 @@ class MakeBundleTest(unittest.TestCase):
                     corpus, kind, argparse.Namespace(**dict(vars(args), lr=rate, threads=t)),
                     validate=True)
                 self.assertEqual(curve, alone_curve, (kind, rate))
-                for name, value in alone.state_dict().items():
-                    self.assertTrue(make_bundle.torch.equal(model.state_dict()[name], value),
-                                    (kind, rate, name))
+                self.assertSameModel(model, alone, (kind, rate))
         finally:
             make_bundle.torch.set_num_threads(threads)
         self.assertNotEqual(side[1][1], side[2][1])  # The rates train differently.
