@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "core/bundle.h"
 #include "core/model_runner.h"
@@ -73,6 +74,17 @@ std::vector<double> SelfWeights(const BundleManifest& manifest,
 // the event is the item itself, else weights[t] * sim(item_t, item).
 double CfContribution(const Bundle& bundle, const ResolvedHistory& history, size_t t,
                       ItemIndex item);
+
+// Catalogues of at most this many items sum CF scores in an array (AddCfScores).
+inline constexpr size_t kDenseCfLimit = size_t{1} << 16;
+
+// Adds to `out` the CF raw score of every item a known event of `history` links to (its
+// neighbours and, with self_similarity, the event's item): the sum over events t of
+// CfContribution(t, item), added in history order. Into an empty `out` on a catalogue of at
+// most `dense_limit` items, the sums are kept in an array first (one insertion per item);
+// otherwise each term goes into `out` directly. Either way the same sums to the bit.
+void AddCfScores(const Bundle& bundle, const ResolvedHistory& history,
+                 absl::flat_hash_map<ItemIndex, double>* out, size_t dense_limit = kDenseCfLimit);
 
 // The popularity source's raw score of `item` in `ranked`: PopularityScore of its recent lines
 // in ranked.popularity_country when set, else in the whole catalogue.

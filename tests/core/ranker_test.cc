@@ -633,6 +633,37 @@ const RealData& Real() {
   return *real;
 }
 
+// AddCfScores sums in an array on small catalogues and in the map beyond: both give, for
+// every item and only for items some event links to, the sum of CfContribution over the
+// events in history order, to the bit (a 30-event real history; a tiny one with repeat terms).
+TEST(AddCfScoresTest, TheArrayAndTheMapBothGiveTheSumOfCfContributionsToTheBit) {
+  const std::vector<std::pair<std::shared_ptr<const Bundle>, RecommendRequest>> cases = {
+      {Real().bundle, Real().request},
+      {testing::TinyBundle(0.5, 100, /*self_similarity=*/2.0),
+       testing::RequestWithHistory({"21A", "21B", "21A"})}};
+  for (const auto& [bundle, request] : cases) {
+    RankedList ranked;
+    ASSERT_TRUE(Ranker::Rank(*bundle, request, 10, &ranked).ok());
+    absl::flat_hash_map<ItemIndex, double> in_array, in_map;
+    AddCfScores(*bundle, ranked.history, &in_array);
+    AddCfScores(*bundle, ranked.history, &in_map, /*dense_limit=*/0);
+    EXPECT_EQ(in_array, in_map);
+    size_t linked = 0;
+    for (ItemIndex item = 0; item < bundle->catalog().size(); ++item) {
+      double sum = 0.0;
+      for (size_t t = 0; t < ranked.history.items.size(); ++t) {
+        sum += CfContribution(*bundle, ranked.history, t, item);
+      }
+      if (sum == 0.0) continue;
+      ++linked;
+      ASSERT_TRUE(in_array.contains(item)) << item;
+      EXPECT_EQ(in_array.at(item), sum) << item;
+    }
+    EXPECT_GT(linked, 0u);
+    EXPECT_LE(in_array.size() - linked, 1u);  // Only exact-zero sums are not counted above.
+  }
+}
+
 std::map<std::string, int> CategoryCounts(const RankedList& out) {
   std::map<std::string, int> counts;
   for (const RecommendedItem& item : out.items) ++counts[item.info.category];
