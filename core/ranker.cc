@@ -248,12 +248,14 @@ namespace {
 // candidates found so far. Candidates map to their CF raw score, accumulated in history order.
 class RankJob {
  public:
-  RankJob(const Bundle& bundle, const RecommendRequest& request, int32_t top_k, RankedList* out)
+  RankJob(const Bundle& bundle, const RecommendRequest& request, int32_t top_k, RankedList* out,
+          RankMemo* memo)
       : bundle_(bundle),
         request_(request),
         top_k_(static_cast<size_t>(top_k)),
         out_(*out),
-        meta_(out->metadata) {}
+        meta_(out->metadata),
+        memo_(memo) {}
 
   // Category options need categories, and name categories the bundle has. Errors:
   // FAILED_PRECONDITION on a bundle without categories, INVALID_ARGUMENT for an unknown one.
@@ -269,6 +271,8 @@ class RankJob {
   absl::Status RunModels(int64_t request_time, const RowsToSave& rows_to_save);
   // CF neighbours of the history (and, with self_similarity, the history items).
   void AddCfCandidates();
+  // The best kModelCandidates items of model source s, by its catalogue scores.
+  const std::vector<ItemIndex>& ModelBest(const RankedSource& s);
   // The most recently popular items (in the shopper's country for a new shopper) when the
   // popularity source weighs > 0; says so in the metadata for a new shopper.
   void AddPopularCandidates();
@@ -300,10 +304,12 @@ class RankJob {
   const size_t top_k_;
   RankedList& out_;
   ResponseMetadata& meta_;
+  RankMemo* const memo_;  // Or nullptr.
   absl::flat_hash_map<ItemIndex, double> candidates_;
   absl::flat_hash_set<ItemIndex> excluded_, history_set_;
   absl::flat_hash_set<std::string> allow_, deny_;
   EffectiveOptions options_;  // Set by ResolveSources.
+  std::vector<ItemIndex> best_items_;  // ModelBest's without a memo.
   std::vector<Scored> scored_;
   std::vector<size_t> chosen_;                     // Indices into scored_, in selection order.
   std::vector<std::vector<float>> chosen_scores_;  // Per source: unrun models' scores of chosen_.
@@ -386,16 +392,32 @@ absl::Status RankJob::RunModels(int64_t request_time, const RowsToSave& rows_to_
     if (!status.ok()) return status;
     if (request_.candidates_only) continue;
     // An item that no history event links to has a CF raw score of exactly 0.
-    for (ItemIndex i : BestItems(s.scores, Ranker::kModelCandidates)) {
-      candidates_.try_emplace(i, 0.0);
-    }
+    for (ItemIndex i : ModelBest(s)) candidates_.try_emplace(i, 0.0);
   }
   return absl::OkStatus();
 }
 
+const std::vector<ItemIndex>& RankJob::ModelBest(const RankedSource& s) {
+  if (memo_ == nullptr) {
+    best_items_ = BestItems(s.scores, Ranker::kModelCandidates);
+    return best_items_;
+  }
+  auto [it, added] = memo_->best_items.try_emplace(s.source.spec.name);
+  if (added) it->second = BestItems(s.scores, Ranker::kModelCandidates);
+  return it->second;
+}
+
 void RankJob::AddCfCandidates() {
   if (request_.candidates_only) return;
+  if (memo_ != nullptr && memo_->cf_scores) {
+    // Room for the models' and popularity's candidates too: rehashing is what the memo saves.
+    candidates_.reserve(memo_->cf_scores->size() +
+                        (bundle_.models().size() + 1) * Ranker::kModelCandidates);
+    candidates_.insert(memo_->cf_scores->begin(), memo_->cf_scores->end());
+    return;
+  }
   AddCfScores(bundle_, out_.history, &candidates_);
+  if (memo_ != nullptr) memo_->cf_scores.emplace(candidates_.begin(), candidates_.end());
 }
 
 const Source* RankJob::FirstOfKind(SourceKind kind) const {
@@ -591,8 +613,9 @@ void RankJob::Emit() {
 }  // namespace
 
 absl::Status Ranker::Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
-                          RankedList* out, int64_t now_unix, const RowsToSave& rows_to_save) {
-  RankJob job(bundle, request, top_k, out);
+                          RankedList* out, int64_t now_unix, const RowsToSave& rows_to_save,
+                          RankMemo* memo) {
+  RankJob job(bundle, request, top_k, out, memo);
   if (absl::Status s = job.CheckCategoryOptions(); !s.ok()) return s;
   const int64_t request_time = request.context.time.value_or(now_unix);
   job.ResolveHistory(request_time);

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,16 @@ double PopularityRaw(const Bundle& bundle, const RankedList& ranked, ItemIndex i
 // at 1M items, 2x slower (5 us) at the default bundle's 4,620.
 std::vector<ItemIndex> BestItems(const std::vector<float>& scores, size_t m);
 
+// What ranking a request computes that no fusion weight, popularity penalty or filter changes:
+// the CF scores of the items its history links to (AddCfScores) and each model's best
+// kModelCandidates items, kept by Ranker::Rank for its next call with the same memo. For
+// searches over those options (tools/evaluate.cc ranks each held-out request under many).
+// Not thread-safe: one Rank at a time per memo.
+struct RankMemo {
+  std::optional<std::vector<std::pair<ItemIndex, double>>> cf_scores;
+  absl::flat_hash_map<std::string, std::vector<ItemIndex>> best_items;  // By model source name.
+};
+
 // Candidate generation, scoring, fusion, filters and top-k selection over one bundle.
 //
 // Candidates: CF neighbours (and, with self_similarity, the items) of the history, each model's
@@ -127,10 +138,13 @@ class Ranker {
   // Errors: INVALID_ARGUMENT for fusion weights naming an unknown source, or a candidates_only
   // request none of whose candidates is known, or a category the bundle does not have;
   // FAILED_PRECONDITION for category options on a bundle without categories.
-  // With `rows_to_save`, each active model's rows are saved in its RankedSource.
+  // With `rows_to_save`, each active model's rows are saved in its RankedSource. With `memo`,
+  // what it holds is reused and what it lacks is added. REQUIRES: every Rank with one memo is
+  // on the same bundle and the same request but for its fusion_weights, popularity_penalty,
+  // exclude_history, exclude_item_ids and category and price filters.
   static absl::Status Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
                            RankedList* out, int64_t now_unix = 0,
-                           const RowsToSave& rows_to_save = nullptr);
+                           const RowsToSave& rows_to_save = nullptr, RankMemo* memo = nullptr);
 };
 
 }  // namespace recsys::core

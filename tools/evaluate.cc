@@ -264,7 +264,8 @@ std::vector<std::string> Repeat(const EvalCase& c) {
 }
 
 absl::StatusOr<std::vector<std::string>> RankWithBundle(const Blend& blend, const EvalCase& c,
-                                                        bool exclude_bought) {
+                                                        bool exclude_bought,
+                                                        recsys::core::RankMemo* memo) {
   recsys::core::RecommendRequest request;
   request.fusion_weights = blend.weights;
   request.history = c.history;
@@ -274,7 +275,8 @@ absl::StatusOr<std::vector<std::string>> RankWithBundle(const Blend& blend, cons
   request.popularity_penalty = blend.penalty;
   if (exclude_bought) request.exclude_item_ids.assign(c.bought.begin(), c.bought.end());
   recsys::core::RankedList ranked;
-  absl::Status s = recsys::core::Ranker::Rank(*blend.bundle, request, kListLength, &ranked);
+  absl::Status s = recsys::core::Ranker::Rank(*blend.bundle, request, kListLength, &ranked,
+                                              /*now_unix=*/0, /*rows_to_save=*/nullptr, memo);
   if (!s.ok())
     return absl::Status(s.code(), absl::StrCat("customer ", c.customer_id, ": ", s.message()));
   std::vector<std::string> ids;
@@ -331,10 +333,24 @@ absl::StatusOr<std::vector<std::pair<std::string, Blend>>> ReadSettings(const st
   return out;
 }
 
-// How each method ranks a case.
+// Per case, what ranking it on the bundle under evaluation computes under any blend.
+using Memos = absl::flat_hash_map<const EvalCase*, recsys::core::RankMemo>;
+
+// Memos for every case of `lists`, to be filled by Methods::Rank.
+Memos MemosFor(std::initializer_list<const std::vector<EvalCase>*> lists) {
+  Memos memos;
+  for (const std::vector<EvalCase>* list : lists) {
+    for (const EvalCase& c : *list) memos[&c];
+  }
+  return memos;
+}
+
+// How each method ranks a case. Rank is thread-safe for distinct cases.
 class Methods {
  public:
-  Methods(const Bundle& bundle, const Baselines& baselines) : bundle_(bundle), b_(baselines) {}
+  // `memos`: one for each case to rank, kept across calls (blends of `bundle` share them).
+  Methods(const Bundle& bundle, const Baselines& baselines, Memos* memos)
+      : bundle_(bundle), b_(baselines), memos_(*memos) {}
 
   void AddBlend(const std::string& name, Blend blend) { blends_[name] = std::move(blend); }
 
@@ -354,12 +370,14 @@ class Methods {
                         only_new);
     }
     if (name == "repeat") return only_new ? std::vector<std::string>() : Repeat(c);
-    return RankWithBundle(blends_.at(name), c, only_new);
+    const Blend& blend = blends_.at(name);
+    return RankWithBundle(blend, c, only_new, blend.bundle == &bundle_ ? &memos_.at(&c) : nullptr);
   }
 
  private:
   const Bundle& bundle_;
   const Baselines& b_;
+  Memos& memos_;
   absl::flat_hash_map<std::string, Blend> blends_;
 };
 
@@ -617,8 +635,8 @@ struct Request {
 // Evaluates `request` on the cases and prints its tables (or TSV lines).
 absl::Status Evaluate(const std::shared_ptr<const Bundle>& bundle, const Baselines& baselines,
                       const std::vector<EvalCase>& cases, const std::vector<EvalCase>& cold_cases,
-                      const Request& request) {
-  Methods methods(*bundle, baselines);
+                      const Request& request, Memos* memos) {
+  Methods methods(*bundle, baselines, memos);
   std::vector<std::shared_ptr<const Bundle>> others;
   if (absl::Status s = AddBundleMethods(bundle, request.settings_file, &methods, &others);
       !s.ok()) {
@@ -671,8 +689,10 @@ int main(int argc, char** argv) {
   const Request flags = {absl::GetFlag(FLAGS_methods), absl::GetFlag(FLAGS_variants),
                          absl::GetFlag(FLAGS_settings)};
   if (format == "markdown") std::cout << Describe(**bundle, baselines, cases.size());
+  // Every request ranks the same cases on the same bundle: the memos serve them all.
+  Memos memos = MemosFor({&cases, &cold_cases});
   if (!serve) {
-    const absl::Status s = Evaluate(*bundle, baselines, cases, cold_cases, flags);
+    const absl::Status s = Evaluate(*bundle, baselines, cases, cold_cases, flags, &memos);
     return s.ok() ? 0 : Fail(s.ToString());
   }
   std::string line;
@@ -680,7 +700,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> fields = absl::StrSplit(line, '\t');
     absl::Status s =
         fields.size() == 3
-            ? Evaluate(*bundle, baselines, cases, cold_cases, {fields[0], fields[1], fields[2]})
+            ? Evaluate(*bundle, baselines, cases, cold_cases, {fields[0], fields[1], fields[2]},
+                       &memos)
             : absl::InvalidArgumentError("a request is methods<TAB>variants<TAB>settings file");
     if (!s.ok()) std::cout << "error\t" << s.ToString() << "\n";
     std::cout << std::endl;  // The empty line that ends an answer, flushed.

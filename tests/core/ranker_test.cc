@@ -577,6 +577,49 @@ TEST_F(RankerModelsTest, AnItemsScoreDoesNotDependOnTheOtherCandidates) {
   EXPECT_EQ(d->score, a.items[0].score);
 }
 
+TEST_F(RankerModelsTest, RankingWithAMemoIsRankingWithoutUnderEveryBlendAndFilter) {
+  // One memo across blends that switch models and pop off and on, penalties and filters, as
+  // the evaluator's searches use it: every list is the one Rank gives without it, to the bit.
+  std::vector<RecommendRequest> requests(6, testing::TinyModelRequest());
+  requests[1].fusion_weights = {{"cnn", 0.0}};
+  requests[2].fusion_weights = {{"pop", 0.5}, {"rnn", 2.0}};
+  requests[3].popularity_penalty = 0.2;
+  requests[4].exclude_history = true;
+  requests[5].fusion_weights = {{"cnn", 0.0}, {"rnn", 0.0}};
+  RankMemo memo;
+  for (const RecommendRequest& request : requests) {
+    RankedList plain, memoised;
+    ASSERT_TRUE(Ranker::Rank(*bundle_, request, 3, &plain).ok());
+    ASSERT_TRUE(Ranker::Rank(*bundle_, request, 3, &memoised, 0, nullptr, &memo).ok());
+    ASSERT_EQ(Ids(memoised), Ids(plain));
+    for (size_t r = 0; r < plain.items.size(); ++r) {
+      EXPECT_EQ(memoised.items[r].score, plain.items[r].score);
+      for (size_t s = 0; s < plain.items[r].sources.size(); ++s) {
+        EXPECT_EQ(memoised.items[r].sources[s].raw_score, plain.items[r].sources[s].raw_score);
+      }
+    }
+    EXPECT_EQ(memoised.metadata.candidates_scored, plain.metadata.candidates_scored);
+    EXPECT_EQ(memoised.metadata.filtered_counts, plain.metadata.filtered_counts);
+  }
+  ASSERT_TRUE(memo.cf_scores.has_value());
+  EXPECT_EQ(memo.cf_scores->size(), 3u);  // 21A..21C; 21D shares no customer.
+  EXPECT_EQ(memo.best_items.size(), 2u);  // cnn and rnn.
+}
+
+TEST_F(RankerModelsTest, AMemoIsReadNotRecomputed) {
+  // What the memo holds is what Rank uses: a CF score it claims for 21D (which no history
+  // event links to) is 21D's CF raw score.
+  RankMemo memo;
+  memo.cf_scores = std::vector<std::pair<ItemIndex, double>>{{3, 0.75}};
+  RankedList ranked;
+  ASSERT_TRUE(
+      Ranker::Rank(*bundle_, testing::TinyModelRequest(), 10, &ranked, 0, nullptr, &memo).ok());
+  auto d = std::find_if(ranked.items.begin(), ranked.items.end(),
+                        [](const RecommendedItem& item) { return item.item_id == "21D"; });
+  ASSERT_NE(d, ranked.items.end());
+  EXPECT_EQ(d->sources[0].raw_score, 0.75);
+}
+
 TEST_F(RankerModelsTest, FusionWeightsNamingAnUnknownSourceAreRejected) {
   RecommendRequest request = testing::TinyModelRequest();
   request.fusion_weights = {{"rnn", 1.0}, {"x", 1.0}};
