@@ -222,7 +222,7 @@ void AddCfScores(const Bundle& bundle, const ResolvedHistory& history,
       }
     }
   };
-  if (catalog_size > dense_limit || !out->empty()) {
+  if (catalog_size > dense_limit || terms * 16 < catalog_size || !out->empty()) {
     add_terms([&](ItemIndex item, double term) { (*out)[item] += term; });
     return;
   }

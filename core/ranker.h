@@ -82,7 +82,8 @@ inline constexpr size_t kDenseCfLimit = size_t{1} << 16;
 // Adds to `out` the CF raw score of every item a known event of `history` links to (its
 // neighbours and, with self_similarity, the event's item): the sum over events t of
 // CfContribution(t, item), added in history order. Into an empty `out` on a catalogue of at
-// most `dense_limit` items, the sums are kept in an array first (one insertion per item);
+// most `dense_limit` items, with at least one term per 16 items (else clearing the array would
+// cost more than it saves), the sums are kept in an array first (one insertion per item);
 // otherwise each term goes into `out` directly. Either way the same sums to the bit.
 void AddCfScores(const Bundle& bundle, const ResolvedHistory& history,
                  absl::flat_hash_map<ItemIndex, double>* out, size_t dense_limit = kDenseCfLimit);
@@ -128,7 +129,8 @@ struct RankMemo {
 // The result is in selection order; scores stay the items' own. Back-fill: when fewer than
 // top_k survive (and the request is not candidates_only), the most recently popular items that
 // pass the filters join as candidates and metadata.backfilled says so. Ties break by catalogue
-// index, so results are deterministic. Stateless and thread-safe.
+// index, so results are deterministic. Stateless and thread-safe (a RankMemo is the caller's
+// state: one Rank at a time per memo).
 class Ranker {
  public:
   static constexpr int kModelCandidates = 100;
@@ -140,8 +142,9 @@ class Ranker {
   // FAILED_PRECONDITION for category options on a bundle without categories.
   // With `rows_to_save`, each active model's rows are saved in its RankedSource. With `memo`,
   // what it holds is reused and what it lacks is added. REQUIRES: every Rank with one memo is
-  // on the same bundle and the same request but for its fusion_weights, popularity_penalty,
-  // exclude_history, exclude_item_ids and category and price filters.
+  // on the same bundle and the same request at the same time (context.time, else now_unix)
+  // but for its fusion_weights, popularity_penalty, exclude_history, exclude_item_ids,
+  // category and price filters, diversity options and top_k.
   static absl::Status Rank(const Bundle& bundle, const RecommendRequest& request, int32_t top_k,
                            RankedList* out, int64_t now_unix = 0,
                            const RowsToSave& rows_to_save = nullptr, RankMemo* memo = nullptr);

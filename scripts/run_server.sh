@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, prepares the default bundle from the vendored Online
-# Retail II data (once: tools/make_bundle.py tunes on its last 4 weeks and rebuilds, about 8
+# Retail II data (once: tools/make_bundle.py tunes on its last 4 weeks and rebuilds, about 9
 # minutes on 2 cores),
 # and serves it in the foreground: gRPC on 127.0.0.1:50051, Prometheus metrics on
 # 127.0.0.1:9464/metrics. Extra arguments go to recsys_server (see --help), e.g.

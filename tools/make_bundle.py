@@ -26,7 +26,7 @@ then rebuilds the bundle on all the training data with those choices: the CF ind
 catalogue from scratch (right after stage 1), the models by training the validation models on
 for --final_epochs over all the data (items new since the window start fresh;
 --final_training=full retrains from scratch instead, about twice the time), each as soon as its
-stage 2 is done, beside the rest of stages 2 and 3 (FinalTraining). The bundle carries the
+early stopping is chosen, beside the rest of stages 2 and 3 (FinalTraining). The bundle carries the
 validation table in its manifest (GetModelInfo reports it) and as validation.md. --tune=0 skips
 all of this and uses --weights, --popularity_penalty, --recent_days and --epochs as given.
 The version directory appears in out_root only when complete. Progress goes to stderr.
@@ -34,6 +34,7 @@ The version directory appears in out_root only when complete. Progress goes to s
 
 import argparse
 import concurrent.futures
+import contextlib
 import copy
 import hashlib
 import json
@@ -339,19 +340,30 @@ def train_validation_models(b, corpus, args, pool, chosen):
 
 
 def fit_threads(kind, args):
-    """The threads a fit of `kind` trains on beside the others (fit_side_by_side): a model of
-    LR_TUNED --threads / len(LR_FACTORS) (at least one), the others --threads. The GRU's steps
+    """The threads a fit of `kind` trains on beside the others (fit_side_by_side, and the final
+    fits of FinalTraining): a model of LR_TUNED --threads / len(LR_FACTORS) (at least one), the
+    others --threads. The GRU's steps
     are small sequential operations that one thread runs as fast as two (on 2 cores 93 against
     108 ms a step), so its rates side by side take the time of one, and beside the CNN they
     fill the time the CNN's second thread leaves (it runs 1.2x faster on two)."""
     return max(1, args.threads // len(LR_FACTORS)) if kind in LR_TUNED else args.threads
 
 
+@contextlib.contextmanager
 def spawn_pool(workers):
     """A pool of `workers` processes for fit_alone. spawn: a forked child of a process that has
-    run OpenMP threads may hang in them."""
-    return concurrent.futures.ProcessPoolExecutor(
+    run OpenMP threads may hang in them. On an error (or sys.exit) inside, the fits still
+    running are stopped, so that it shows at once."""
+    pool = concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    except BaseException:
+        for process in list(pool._processes.values()):  # No public way to stop a running fit.
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def submit_fit(pool, data, kind, args, name, validate, previous=None):
@@ -401,8 +413,8 @@ class FinalTraining:
 
     def start(self, kind, rate, epochs=None, previous=None):
         """Starts `kind` at learning rate `rate`: the validation model `previous` ((model, item
-        index)) trained on for --final_epochs, or with --final_training=full or none, trained
-        afresh for `epochs` (None: --epochs)."""
+        index)) trained on for --final_epochs, or (with --final_training=full, or without
+        `previous`) a model trained afresh for `epochs` (None: --epochs)."""
         args = argparse.Namespace(**dict(vars(self.args), lr=rate))
         if previous is not None and args.final_training == "warm":
             args.epochs = args.final_epochs
@@ -412,8 +424,8 @@ class FinalTraining:
             previous, args.epochs = None, epochs or args.epochs
             self.b.progress(f"training {kind} on all the data: {args.epochs} epochs, learning "
                             f"rate {rate:g}")
-        self.fits[kind] = (args, submit_fit(self.pool, self.data, kind, args, kind, False,
-                                            previous))
+        self.fits[kind] = (args, submit_fit(self.pool, self.data, kind, args, f"{kind} final",
+                                            False, previous))
 
     def models(self):
         """[(kind, its options, its model)] in --models order, once trained."""
@@ -773,6 +785,7 @@ def main():
                 if args.tune:
                     tune_models(b, args, choices, pool, shipped)
                     tune_defaults(b, choices, end)
+                    b.close()  # Its memory is the final fits' now.
                 else:
                     for kind in kinds:
                         shipped.start(kind, args.lr)

@@ -578,32 +578,39 @@ TEST_F(RankerModelsTest, AnItemsScoreDoesNotDependOnTheOtherCandidates) {
 }
 
 TEST_F(RankerModelsTest, RankingWithAMemoIsRankingWithoutUnderEveryBlendAndFilter) {
-  // One memo across blends that switch models and pop off and on, penalties and filters, as
-  // the evaluator's searches use it: every list is the one Rank gives without it, to the bit.
-  std::vector<RecommendRequest> requests(6, testing::TinyModelRequest());
-  requests[1].fusion_weights = {{"cnn", 0.0}};
-  requests[2].fusion_weights = {{"pop", 0.5}, {"rnn", 2.0}};
-  requests[3].popularity_penalty = 0.2;
-  requests[4].exclude_history = true;
-  requests[5].fusion_weights = {{"cnn", 0.0}, {"rnn", 0.0}};
-  RankMemo memo;
-  for (const RecommendRequest& request : requests) {
-    RankedList plain, memoised;
-    ASSERT_TRUE(Ranker::Rank(*bundle_, request, 3, &plain).ok());
-    ASSERT_TRUE(Ranker::Rank(*bundle_, request, 3, &memoised, 0, nullptr, &memo).ok());
-    ASSERT_EQ(Ids(memoised), Ids(plain));
-    for (size_t r = 0; r < plain.items.size(); ++r) {
-      EXPECT_EQ(memoised.items[r].score, plain.items[r].score);
-      for (size_t s = 0; s < plain.items[r].sources.size(); ++s) {
-        EXPECT_EQ(memoised.items[r].sources[s].raw_score, plain.items[r].sources[s].raw_score);
+  // One memo per request across blends that switch models and pop off and on, penalties,
+  // filters and diversity, as the evaluator's searches use it: every list is the one Rank
+  // gives without it, to the bit. For a shopper with a history and for a new shopper.
+  for (const RecommendRequest& base :
+       {testing::TinyModelRequest(), testing::RequestWithHistory({})}) {
+    std::vector<RecommendRequest> requests(7, base);
+    requests[1].fusion_weights = {{"cnn", 0.0}};
+    requests[2].fusion_weights = {{"pop", 0.5}, {"rnn", 2.0}};
+    requests[3].popularity_penalty = 0.2;
+    requests[4].exclude_history = true;
+    requests[5].fusion_weights = {{"cnn", 0.0}, {"rnn", 0.0}};
+    requests[6].mmr_lambda = 0.5;
+    RankMemo memo;
+    for (const RecommendRequest& request : requests) {
+      RankedList plain, memoised;
+      ASSERT_TRUE(Ranker::Rank(*bundle_, request, 3, &plain).ok());
+      ASSERT_TRUE(Ranker::Rank(*bundle_, request, 3, &memoised, 0, nullptr, &memo).ok());
+      ASSERT_EQ(Ids(memoised), Ids(plain));
+      for (size_t r = 0; r < plain.items.size(); ++r) {
+        EXPECT_EQ(memoised.items[r].score, plain.items[r].score);
+        for (size_t s = 0; s < plain.items[r].sources.size(); ++s) {
+          EXPECT_EQ(memoised.items[r].sources[s].raw_score, plain.items[r].sources[s].raw_score);
+        }
       }
+      EXPECT_EQ(memoised.metadata.candidates_scored, plain.metadata.candidates_scored);
+      EXPECT_EQ(memoised.metadata.filtered_counts, plain.metadata.filtered_counts);
+      EXPECT_EQ(memoised.metadata.backfilled, plain.metadata.backfilled);
     }
-    EXPECT_EQ(memoised.metadata.candidates_scored, plain.metadata.candidates_scored);
-    EXPECT_EQ(memoised.metadata.filtered_counts, plain.metadata.filtered_counts);
+    ASSERT_TRUE(memo.cf_scores.has_value());
+    // 21A..21C for the history (21D shares no customer with it); none for a new shopper.
+    EXPECT_EQ(memo.cf_scores->size(), base.history.empty() ? 0u : 3u);
+    EXPECT_EQ(memo.best_items.size(), 2u);  // cnn and rnn.
   }
-  ASSERT_TRUE(memo.cf_scores.has_value());
-  EXPECT_EQ(memo.cf_scores->size(), 3u);  // 21A..21C; 21D shares no customer.
-  EXPECT_EQ(memo.best_items.size(), 2u);  // cnn and rnn.
 }
 
 TEST_F(RankerModelsTest, AMemoIsReadNotRecomputed) {
