@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 SOURCE, BUILDER, EVALUATOR = sys.argv[1:4]
@@ -194,6 +195,22 @@ class NewShoppersTest(unittest.TestCase):
         self.assertIsNone(state)
         self.assertIn(f"only {cases} new shoppers on validation", note)
         self.assertEqual(singles[("pop", "cold")][:2], (0.0, cases))
+
+
+class SpawnPoolTest(unittest.TestCase):
+    def test_an_error_stops_the_fits_still_running(self):
+        # A failed stage must not wait for the final fits beside it (minutes) to show.
+        with self.assertRaisesRegex(SystemExit, "boom"):
+            with make_bundle.spawn_pool(1) as pool:
+                future = pool.submit(time.sleep, 600)
+                while not future.running():
+                    time.sleep(0.05)
+                workers = list(pool._processes.values())
+                sys.exit("boom")
+        self.assertTrue(workers)
+        for worker in workers:
+            worker.join(timeout=60)
+            self.assertFalse(worker.is_alive())
 
 
 class MakeBundleTest(unittest.TestCase):
@@ -384,9 +401,9 @@ class MakeBundleTest(unittest.TestCase):
         self.assertAlmostEqual(sum(countries), 1.0, places=4)  # Shares of the examples.
         self.assertTrue(all(0 <= v <= 1 for v in countries))
         # The mean of points on the unit circle lies inside it, and not at its centre by chance.
-        for time in ("hour", "dow"):
-            radius = (baseline[time + "_sin"] ** 2 + baseline[time + "_cos"] ** 2) ** 0.5
-            self.assertTrue(0 < radius < 1, (time, radius))
+        for cycle in ("hour", "dow"):
+            radius = (baseline[cycle + "_sin"] ** 2 + baseline[cycle + "_cos"] ** 2) ** 0.5
+            self.assertTrue(0 < radius < 1, (cycle, radius))
         self.assertGreater(baseline["log_recency_days"], 0)
 
     def test_the_bundle_evaluates_on_the_month_after(self):
