@@ -258,8 +258,8 @@ def first_best(values):
 
 
 def tune_cf(b, bundle, end):
-    """Stage 1: recency_decay on new items; stage 2: the repeat terms on all items. Each
-    stage is one evaluation of copies of `bundle` with other settings."""
+    """Step 1: recency_decay on new items; step 2: the repeat terms on all items. Each step is
+    one evaluation of copies of `bundle` with other settings."""
 
     def best(grid, variant):
         labels = [f"cf{len(os.listdir(b.work))}_{i}" for i in range(len(grid))]
@@ -342,10 +342,10 @@ def train_validation_models(b, corpus, args, pool, chosen):
 def fit_threads(kind, args):
     """The threads a fit of `kind` trains on beside the others (fit_side_by_side, and the final
     fits of FinalTraining): a model of LR_TUNED --threads / len(LR_FACTORS) (at least one), the
-    others --threads. The GRU's steps
-    are small sequential operations that one thread runs as fast as two (on 2 cores 93 against
-    108 ms a step), so its rates side by side take the time of one, and beside the CNN they
-    fill the time the CNN's second thread leaves (it runs 1.2x faster on two)."""
+    others --threads. The GRU's steps are small sequential operations that one thread runs as
+    fast as two (on 2 cores 93 against 108 ms a step), so its rates side by side take the time
+    of one, and beside the CNN they fill the time the CNN's second thread leaves (it runs 1.2x
+    faster on two)."""
     return max(1, args.threads // len(LR_FACTORS)) if kind in LR_TUNED else args.threads
 
 
