@@ -272,7 +272,7 @@ class RankJob {
   // CF neighbours of the history (and, with self_similarity, the history items).
   void AddCfCandidates();
   // The best kModelCandidates items of model source s, by its catalogue scores.
-  const std::vector<ItemIndex>& ModelBest(const RankedSource& s);
+  std::vector<ItemIndex> ModelBest(const RankedSource& s);
   // The most recently popular items (in the shopper's country for a new shopper) when the
   // popularity source weighs > 0; says so in the metadata for a new shopper.
   void AddPopularCandidates();
@@ -309,7 +309,6 @@ class RankJob {
   absl::flat_hash_set<ItemIndex> excluded_, history_set_;
   absl::flat_hash_set<std::string> allow_, deny_;
   EffectiveOptions options_;  // Set by ResolveSources.
-  std::vector<ItemIndex> best_items_;  // ModelBest's without a memo.
   std::vector<Scored> scored_;
   std::vector<size_t> chosen_;                     // Indices into scored_, in selection order.
   std::vector<std::vector<float>> chosen_scores_;  // Per source: unrun models' scores of chosen_.
@@ -397,11 +396,8 @@ absl::Status RankJob::RunModels(int64_t request_time, const RowsToSave& rows_to_
   return absl::OkStatus();
 }
 
-const std::vector<ItemIndex>& RankJob::ModelBest(const RankedSource& s) {
-  if (memo_ == nullptr) {
-    best_items_ = BestItems(s.scores, Ranker::kModelCandidates);
-    return best_items_;
-  }
+std::vector<ItemIndex> RankJob::ModelBest(const RankedSource& s) {
+  if (memo_ == nullptr) return BestItems(s.scores, Ranker::kModelCandidates);
   auto [it, added] = memo_->best_items.try_emplace(s.source.spec.name);
   if (added) it->second = BestItems(s.scores, Ranker::kModelCandidates);
   return it->second;

@@ -329,8 +329,9 @@ def train_validation_models(b, corpus, args, pool, chosen):
 
     results = fit_side_by_side(pool, corpus, args, fits, choose)
     for (kind, rate), (_, curve) in zip(fits, results):
+        kept = tm.best_epoch(curve)
         for epoch, s in curve:
-            mark = " (kept)" if epoch == tm.best_epoch(curve) else ""
+            mark = " (kept)" if epoch == kept else ""
             b.report.append(f"| {kind} | {rate:g} | {epoch}{mark} | {s['all']:.4f} | "
                             f"{s['new']:.4f} |")
     b.report.append("")

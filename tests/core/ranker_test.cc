@@ -625,6 +625,18 @@ TEST_F(RankerModelsTest, AMemoIsReadNotRecomputed) {
                         [](const RecommendedItem& item) { return item.item_id == "21D"; });
   ASSERT_NE(d, ranked.items.end());
   EXPECT_EQ(d->sources[0].raw_score, 0.75);
+
+  // And each model's best items, by its name: with no CF candidate and pop at weight 0, the
+  // only candidate is the one cnn's entry names (rnn's names none), so nothing is back-filled.
+  RankMemo models_only;
+  models_only.cf_scores.emplace();
+  models_only.best_items = {{"cnn", {3}}, {"rnn", {}}};
+  RankedList one;
+  ASSERT_TRUE(
+      Ranker::Rank(*bundle_, testing::TinyModelRequest(), 1, &one, 0, nullptr, &models_only).ok());
+  EXPECT_THAT(Ids(one), ElementsAre("21D"));
+  EXPECT_EQ(one.metadata.candidates_scored, 1);
+  EXPECT_FALSE(one.metadata.backfilled);
 }
 
 TEST_F(RankerModelsTest, FusionWeightsNamingAnUnknownSourceAreRejected) {
