@@ -60,6 +60,8 @@ ABSL_FLAG(std::string, explain_method, "replay",
           "choices; the proto's AttributionMethod, lower case, without ATTRIBUTION_METHOD_)");
 ABSL_FLAG(int, ig_steps, 16, "Integrated Gradients steps when a request leaves them 0");
 ABSL_FLAG(int, shap_samples, 128, "KernelSHAP coalitions when a request leaves them 0");
+ABSL_FLAG(int, max_samples, 1024,
+          "Most KernelSHAP / LIME coalitions a request may ask for (explain.samples)");
 ABSL_FLAG(double, explain_degrade_load, 0.5,
           "Request-queue fill (0..1) from which only the exact sources are explained");
 ABSL_FLAG(int, max_receive_message_bytes, 4 << 20, "Largest request message, in bytes");
@@ -126,6 +128,7 @@ absl::StatusOr<recsys::server::ServerOptions> OptionsFromFlags(int cpus) {
   pipeline.limits.max_candidates = absl::GetFlag(FLAGS_max_candidates);
   pipeline.limits.max_exclude = absl::GetFlag(FLAGS_max_exclude);
   pipeline.limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
+  pipeline.limits.max_samples = absl::GetFlag(FLAGS_max_samples);
   pipeline.default_top_k = absl::GetFlag(FLAGS_default_top_k);
   pipeline.default_max_attributions = absl::GetFlag(FLAGS_default_max_attributions);
   absl::StatusOr<recsys::core::AttributionMethod> method =

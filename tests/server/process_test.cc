@@ -1,5 +1,6 @@
 // The real recsys_server binary as a process: SIGTERM drains the calls in flight and exits 0;
-// a second server on an address already served exits non-zero saying why.
+// a second server on an address already served exits non-zero saying why; request limits are
+// set by their flags.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -146,6 +147,48 @@ TEST(ServerProcessTest, AWrongItemTablePrecisionExitsNonZeroNamingTheFlag) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "status " << status;
   EXPECT_THAT(ReadFile(log), HasSubstr("--item_tables: item table precision 'int4': expected "
                                        "half, int8 or float"));
+}
+
+TEST(ServerProcessTest, MaxSamplesSetsTheMostCoalitionsARequestMayAskFor) {
+  ASSERT_TRUE(Retail().status.ok()) << Retail().status;
+  const std::string log = testing::MakeTempDir("max_samples") + "/stderr.log";
+  const pid_t pid = SpawnServer({"--bundle=" + Retail().root, "--address=127.0.0.1:0",
+                                 "--plaintext", "--metrics_port=-1", "--max_samples=2048"},
+                                log);
+  ASSERT_GT(pid, 0);
+  const int port = NumberAfter(log, " on port ");
+  if (port == 0) kill(pid, SIGKILL);
+  ASSERT_GT(port, 0) << "the server did not start; see " << log;
+  std::unique_ptr<v1::Recommender::Stub> stub = v1::Recommender::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  auto call = [&](int samples, v1::RecommendResponse* response) {
+    v1::RecommendRequest request = testing::RealCustomerRequest(5);
+    request.mutable_explain()->set_method(v1::ATTRIBUTION_METHOD_KERNEL_SHAP);
+    request.mutable_explain()->set_samples(samples);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return stub->Recommend(&context, request, response);
+  };
+  grpc::ClientContext info_context;
+  v1::GetModelInfoResponse info;
+  const grpc::Status info_status =
+      stub->GetModelInfo(&info_context, v1::GetModelInfoRequest(), &info);
+  v1::RecommendResponse at_limit, beyond;
+  const grpc::Status at_limit_status = call(2048, &at_limit);
+  const grpc::Status beyond_status = call(2049, &beyond);
+  kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_TRUE(ExitsWithinAMinute(pid, &status));
+
+  ASSERT_TRUE(info_status.ok()) << info_status.error_message();
+  EXPECT_EQ(info.limits().max_samples(), 2048);
+  // Above the default limit of 1024, and answered with the method asked for.
+  ASSERT_TRUE(at_limit_status.ok()) << at_limit_status.error_message();
+  ASSERT_GT(at_limit.items_size(), 0);
+  EXPECT_EQ(at_limit.metadata().attribution_method(), v1::ATTRIBUTION_METHOD_KERNEL_SHAP);
+  EXPECT_EQ(beyond_status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(beyond_status.error_message(),
+              HasSubstr("explain.samples: 2049 exceeds the limit of 2048"));
 }
 
 }  // namespace
