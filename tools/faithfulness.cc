@@ -14,11 +14,13 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -37,7 +39,8 @@ ABSL_FLAG(int, cases, 300, "Held-out requests (the first ones by customer id)");
 ABSL_FLAG(int, max_history, 50, "Most recent purchases sent as the history");
 ABSL_FLAG(std::string, methods,
           "replay,cf_exact,gradient_x_input,integrated_gradients,occlusion,kernel_shap,lime",
-          "Attribution methods to compare");
+          "Attribution methods to compare; NAME@N asks for N coalitions (explain.samples) of a "
+          "sampling method, e.g. kernel_shap@2048");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the random-event baseline");
 ABSL_FLAG(bool, exclude_history, false,
           "Recommend only items new to the shopper (filters.exclude_history)");
@@ -47,8 +50,9 @@ namespace {
 namespace v1 = recsys::v1;
 
 struct MethodResult {
-  std::string name;
+  std::string name;  // As in --methods, e.g. "kernel_shap@2048".
   v1::AttributionMethod method;
+  int samples = 0;  // explain.samples; 0: the server's default.
   int cases = 0;
   double top_drop = 0, random_drop = 0;  // Sums of score drops.
   int top_wins = 0;                      // Cases where the top event's drop >= the random one's.
@@ -107,7 +111,14 @@ absl::StatusOr<std::vector<MethodResult>> ParseMethods() {
   for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_methods), ',')) {
     MethodResult r;
     r.name = std::string(name);
-    absl::StatusOr<v1::AttributionMethod> method = recsys::tools::ProtoMethodNamed(r.name);
+    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(name, '@');
+    if (name.find('@') != absl::string_view::npos &&
+        (!absl::SimpleAtoi(parts.second, &r.samples) || r.samples < 2)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--methods: \"", name, "\": the count after @ must be an integer >= 2"));
+    }
+    absl::StatusOr<v1::AttributionMethod> method =
+        recsys::tools::ProtoMethodNamed(std::string(parts.first));
     if (!method.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--methods: ", method.status().message()));
     }
@@ -168,6 +179,7 @@ void PrintTable(const std::vector<MethodResult>& results, int used) {
 // method was degraded or nothing in the history explains the item.
 bool DeletionCase(Client* client, v1::RecommendRequest request, int random_event, MethodResult* r) {
   request.mutable_explain()->set_method(r->method);
+  request.mutable_explain()->set_samples(r->samples);
   v1::RecommendResponse response;
   if (!client->Recommend(request, &response) || response.items_size() == 0) {
     return false;
