@@ -17,6 +17,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "core/torch_model_runner.h"
 #include "pipeline/attribution_methods.h"
@@ -88,6 +89,20 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
 namespace {
 
 // The server's options from the flags, checked. Errors name the flag.
+// ValidateServerOptions's `message`, which starts with the option at fault, with each option
+// named by the flag that sets it.
+std::string FlagsNamed(absl::string_view message) {
+  const std::string pair = absl::StrReplaceAll(
+      message, {{"tls_cert_file, tls_key_file", "tls_cert_file, --tls_key_file"}});
+  return absl::StrCat("--", absl::StrReplaceAll(pair, {{"bundle_path", "bundle"},
+                                                       {"default_method", "explain_method"},
+                                                       {"default_ig_steps", "ig_steps"},
+                                                       {"default_shap_samples", "shap_samples"},
+                                                       {"tls_cert_file", "tls_cert"},
+                                                       {"tls_key_file", "tls_key"},
+                                                       {"tls_client_ca_file", "tls_client_ca"}}));
+}
+
 absl::StatusOr<recsys::server::ServerOptions> OptionsFromFlags(int cpus) {
   recsys::server::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
@@ -147,8 +162,7 @@ absl::StatusOr<recsys::server::ServerOptions> OptionsFromFlags(int cpus) {
   options.feedback_log_dedup_files = absl::GetFlag(FLAGS_feedback_log_dedup_files);
   options.served_log_sample = absl::GetFlag(FLAGS_served_log_sample);
   if (absl::Status valid = recsys::server::ValidateServerOptions(options); !valid.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(valid.message(), " (each option is set by the flag of the same name)"));
+    return absl::InvalidArgumentError(FlagsNamed(valid.message()));
   }
   return options;
 }

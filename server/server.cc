@@ -107,9 +107,13 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
     return bad(absl::StrCat("default_ig_steps: ", p.default_ig_steps, " is not in [1, ",
                             limits.max_steps, "]"));
   }
+  if (limits.max_samples < 2) {
+    return bad(absl::StrCat("max_samples: ", limits.max_samples,
+                            " < 2 (KernelSHAP and LIME fit at least two coalitions)"));
+  }
   if (p.default_shap_samples < 2 || p.default_shap_samples > limits.max_samples) {
-    return bad(absl::StrCat("default_shap_samples: ", p.default_shap_samples, " is not in [2, ",
-                            limits.max_samples, "]"));
+    return bad(absl::StrCat("default_shap_samples: ", p.default_shap_samples,
+                            " is not in [2, max_samples = ", limits.max_samples, "]"));
   }
   if (!(p.reason_min_share >= 0.0 && p.reason_min_share <= 1.0)) {
     return bad(absl::StrCat("reason_min_share: ", p.reason_min_share, " is not in [0, 1]"));

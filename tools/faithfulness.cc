@@ -14,7 +14,6 @@
 #include <iostream>
 #include <random>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -39,8 +38,8 @@ ABSL_FLAG(int, cases, 300, "Held-out requests (the first ones by customer id)");
 ABSL_FLAG(int, max_history, 50, "Most recent purchases sent as the history");
 ABSL_FLAG(std::string, methods,
           "replay,cf_exact,gradient_x_input,integrated_gradients,occlusion,kernel_shap,lime",
-          "Attribution methods to compare; NAME@N asks for N coalitions (explain.samples) of a "
-          "sampling method, e.g. kernel_shap@2048");
+          "Attribution methods to compare; kernel_shap@N or lime@N asks for N coalitions "
+          "(explain.samples)");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the random-event baseline");
 ABSL_FLAG(bool, exclude_history, false,
           "Recommend only items new to the shopper (filters.exclude_history)");
@@ -111,16 +110,20 @@ absl::StatusOr<std::vector<MethodResult>> ParseMethods() {
   for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_methods), ',')) {
     MethodResult r;
     r.name = std::string(name);
-    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(name, '@');
-    if (name.find('@') != absl::string_view::npos &&
-        (!absl::SimpleAtoi(parts.second, &r.samples) || r.samples < 2)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--methods: \"", name, "\": the count after @ must be an integer >= 2"));
-    }
-    absl::StatusOr<v1::AttributionMethod> method =
-        recsys::tools::ProtoMethodNamed(std::string(parts.first));
+    const std::vector<std::string> parts = absl::StrSplit(name, absl::MaxSplits('@', 1));
+    absl::StatusOr<v1::AttributionMethod> method = recsys::tools::ProtoMethodNamed(parts[0]);
     if (!method.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--methods: ", method.status().message()));
+    }
+    if (parts.size() == 2) {
+      if (*method != v1::ATTRIBUTION_METHOD_KERNEL_SHAP && *method != v1::ATTRIBUTION_METHOD_LIME) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--methods: \"", name, "\": @N (explain.samples) applies to kernel_shap and lime"));
+      }
+      if (!absl::SimpleAtoi(parts[1], &r.samples) || r.samples < 2) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--methods: \"", name, "\": the count after @ must be an integer >= 2"));
+      }
     }
     r.method = *method;
     results.push_back(r);

@@ -71,9 +71,8 @@ shap_samples=$(faithfulness --exclude_history \
   echo "server's default is 128, the request limit 1024 unless \`--max_samples\` raises it, as here),"
   echo 'occlusion beside it; its own run, so its requests are those where these methods (not all'
   echo 'of the tables above) had a positive history attribution. Where more coalitions no longer'
-  echo 'move the rate, the estimate has about reached the Shapley values of the game: the last'
-  echo 'row is close to what exact Shapley values score. Why they fall short of occlusion:'
-  echo '[explanations.md](explanations.md).'
+  echo 'move the rate, the estimate is near the Shapley values of the game; what they credit that'
+  echo 'a deletion does not: [explanations.md](explanations.md).'
   echo
   echo "$shap_samples"
 } > "$out"

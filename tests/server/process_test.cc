@@ -1,6 +1,6 @@
 // The real recsys_server binary as a process: SIGTERM drains the calls in flight and exits 0;
 // a second server on an address already served exits non-zero saying why; request limits are
-// set by their flags.
+// set by their flags, and a bad flag value exits non-zero naming the flag.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -179,6 +179,7 @@ TEST(ServerProcessTest, MaxSamplesSetsTheMostCoalitionsARequestMayAskFor) {
   kill(pid, SIGTERM);
   int status = 0;
   ASSERT_TRUE(ExitsWithinAMinute(pid, &status));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
 
   ASSERT_TRUE(info_status.ok()) << info_status.error_message();
   EXPECT_EQ(info.limits().max_samples(), 2048);
@@ -189,6 +190,19 @@ TEST(ServerProcessTest, MaxSamplesSetsTheMostCoalitionsARequestMayAskFor) {
   EXPECT_EQ(beyond_status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(beyond_status.error_message(),
               HasSubstr("explain.samples: 2049 exceeds the limit of 2048"));
+}
+
+TEST(ServerProcessTest, ADefaultAboveItsLimitExitsNonZeroNamingBothFlags) {
+  const std::string log = testing::MakeTempDir("shap_limit") + "/stderr.log";
+  const pid_t pid = SpawnServer({"--bundle=" + Retail().root, "--address=127.0.0.1:0",
+                                 "--plaintext", "--metrics_port=-1", "--max_samples=64"},
+                                log);
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  const bool exited = ExitsWithinAMinute(pid, &status);
+  ASSERT_TRUE(exited) << "the server started with --shap_samples=128 above --max_samples=64";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "status " << status;
+  EXPECT_THAT(ReadFile(log), HasSubstr("--shap_samples: 128 is not in [2, max_samples = 64]"));
 }
 
 }  // namespace

@@ -62,6 +62,8 @@ std::vector<BadOption> BadOptions() {
          o->pipeline.default_shap_samples = o->pipeline.limits.max_samples + 1;
        },
        "default_shap_samples"},
+      {"one coalition allowed", [](ServerOptions* o) { o->pipeline.limits.max_samples = 1; },
+       "max_samples"},
       {"no method",
        [](ServerOptions* o) { o->pipeline.default_method = core::AttributionMethod::kDefault; },
        "default_method"},
