@@ -82,9 +82,9 @@ struct ServerOptions {
 // bad field (workers >= 1, queue_capacity >= 0, 1 <= default_top_k <= limits.max_top_k,
 // default_max_attributions >= 1, 1 <= default_ig_steps <= limits.max_steps, 2 <=
 // default_shap_samples <= limits.max_samples (which is >= 2), reason_min_share in [0, 1], a
-// concrete default method, a bundle path, max_receive_message_bytes > 0, a TLS key pair that is complete, feedback_log_max_bytes > 0,
-// feedback_log_dedup_files >= 0, 0 <= served_log_sample <= 1 and, when it is > 0, a
-// feedback_log_dir).
+// concrete default method, a bundle path, max_receive_message_bytes > 0, a TLS key pair that is
+// complete, feedback_log_max_bytes > 0, feedback_log_dedup_files >= 0, 0 <= served_log_sample <= 1
+// and, when it is > 0, a feedback_log_dir).
 absl::Status ValidateServerOptions(const ServerOptions& options);
 
 // The whole service in one process: gRPC server (Recommender, grpc.health.v1, reflection),
