@@ -88,10 +88,10 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
 
 namespace {
 
-// The server's options from the flags, checked. Errors name the flag.
 // ValidateServerOptions's `message`, which starts with the option at fault, with each option
-// named by the flag that sets it.
+// named by the flag that sets it ("--shap_samples: ..." for "default_shap_samples: ...").
 std::string FlagsNamed(absl::string_view message) {
+  // The one message that starts with two options.
   const std::string pair = absl::StrReplaceAll(
       message, {{"tls_cert_file, tls_key_file", "tls_cert_file, --tls_key_file"}});
   return absl::StrCat("--", absl::StrReplaceAll(pair, {{"bundle_path", "bundle"},
@@ -103,6 +103,7 @@ std::string FlagsNamed(absl::string_view message) {
                                                        {"tls_client_ca_file", "tls_client_ca"}}));
 }
 
+// The server's options from the flags, checked. Errors name the flag.
 absl::StatusOr<recsys::server::ServerOptions> OptionsFromFlags(int cpus) {
   recsys::server::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
